@@ -1,0 +1,3 @@
+export * from './jsonrpc';
+export * from './mcp';
+export * from './event-id';

@@ -1,0 +1,29 @@
+// Runs every compiled test file with Node's built-in test runner.
+// `npm test` compiles first (pretest); unit specs sit beside the code, server suites in test/.
+import { readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const roots = ['dist/src', 'dist/libs', 'dist/test'];
+const only = process.argv.slice(2);
+const files = [];
+for (const root of roots) {
+  if (!existsSync(root)) continue;
+  for (const entry of readdirSync(root, { recursive: true })) {
+    const path = join(root, String(entry));
+    if (!/\.(spec|test)\.js$/.test(path)) continue;
+    if (only.length > 0 && !only.some((o) => path.includes(o))) continue;
+    files.push(path);
+  }
+}
+files.sort();
+if (files.length === 0) {
+  console.error('no test files found under dist/ — did the build run?');
+  process.exit(1);
+}
+const result = spawnSync(
+  process.execPath,
+  ['--test', '--test-concurrency=2', '--test-timeout=180000', '--test-force-exit', ...files],
+  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
+);
+process.exit(result.status ?? 1);

@@ -1,0 +1,39 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { LoggerModule } from 'nestjs-pino';
+import { ConfigModule } from './config/config.module';
+import type { GatewayConfig } from './config/gateway-config';
+import { ObservabilityModule } from './observability/observability.module';
+import { PoolModule } from './pool/pool.module';
+import { RoutingModule } from './routing/routing.module';
+import { SessionModule } from './session/session.module';
+import { TRANSPORT_MODULES } from './transports';
+import { VsmModule } from './vsm/vsm.module';
+
+/** Imports the feature modules; nothing else. */
+@Module({})
+export class AppModule {
+  static forRoot(config: GatewayConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggerModule.forRoot({
+          pinoHttp: {
+            level: config.logLevel,
+            // Per-request access logs would cost more than the forwarding itself; errors are logged where they happen.
+            autoLogging: false,
+            quietReqLogger: true,
+          },
+        }),
+        EventEmitterModule.forRoot({ wildcard: false, maxListeners: 50 }),
+        VsmModule,
+        ObservabilityModule,
+        RoutingModule,
+        PoolModule,
+        SessionModule,
+        ...TRANSPORT_MODULES,
+      ],
+    };
+  }
+}

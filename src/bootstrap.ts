@@ -1,0 +1,55 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module';
+import type { GatewayConfig, GatewayConfigOverrides } from './config/gateway-config';
+import { loadConfig } from './config/load-config';
+import { registerRawBodyParser } from './transports/http/raw-body';
+
+export interface BootstrapOptions {
+  /** Environment to read (defaults to process.env). */
+  env?: Record<string, string | undefined>;
+  /** Values that win over the environment (tests use these). */
+  config?: GatewayConfigOverrides;
+}
+
+export interface Gateway {
+  app: NestFastifyApplication;
+  config: GatewayConfig;
+}
+
+/**
+ * Builds the gateway application without listening. main.ts and the tests both start the
+ * gateway through here, so what is tested is what runs.
+ */
+export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway> {
+  const config = loadConfig(options.env ?? process.env, options.config);
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.maxBodyBytes,
+    // Client-supplied request ids are not trusted; correlation ids are generated per request.
+    requestIdHeader: false,
+    // Idle keep-alive sockets should not hold shutdown.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    bodyParser: false,
+    bufferLogs: true,
+    abortOnError: false,
+  });
+  app.useLogger(app.get(Logger));
+  registerRawBodyParser(app.getHttpAdapter().getInstance());
+  app.enableShutdownHooks();
+  await app.init();
+  return { app, config };
+}
+
+/** Listens on the configured host/port; returns the base URL. */
+export async function listen(gateway: Gateway, port = gateway.config.port): Promise<string> {
+  await gateway.app.listen(port, gateway.config.host);
+  const address = gateway.app.getHttpServer().address();
+  const actualPort = typeof address === 'object' && address ? address.port : port;
+  const host = gateway.config.host.includes(':') ? `[${gateway.config.host}]` : gateway.config.host;
+  return `http://${host}:${actualPort}`;
+}

@@ -1,0 +1,160 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration schema: environment variables plus an optional gateway.yaml
+ * (services and their replicas). Everything else in the gateway reads the parsed result;
+ * nothing else reads process.env.
+ */
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const csv = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
+  .or(z.array(z.string()));
+const bool = z.union([
+  z.boolean(),
+  z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
+]);
+
+const urlString = z
+  .string()
+  .url()
+  .refine((u) => /^(https?):\/\//.test(u), 'must be an http:// or https:// URL');
+
+/** One upstream replica: a URL for network transports, a command for stdio. */
+export const ReplicaSchema = z.discriminatedUnion('transport', [
+  z
+    .object({
+      transport: z.literal('streamable-http'),
+      url: urlString,
+      /** Extra HTTP headers sent to the upstream (e.g. its API key). */
+      headers: z.record(z.string()).default({}),
+      weight: int(1, 1000).default(1),
+    })
+    .strict(),
+  z
+    .object({
+      transport: z.literal('sse'),
+      url: urlString,
+      headers: z.record(z.string()).default({}),
+      weight: int(1, 1000).default(1),
+    })
+    .strict(),
+  z
+    .object({
+      transport: z.literal('stdio'),
+      command: z.string().min(1),
+      args: z.array(z.string()).default([]),
+      env: z.record(z.string()).default({}),
+      cwd: z.string().optional(),
+      weight: int(1, 1000).default(1),
+    })
+    .strict(),
+  z
+    .object({
+      transport: z.literal('embedded'),
+      /** Which in-process server: the demo, or the conformance fixture server used by tests. */
+      server: z.enum(['demo']).default('demo'),
+      weight: int(1, 1000).default(1),
+    })
+    .strict(),
+]);
+export type ReplicaConfig = z.infer<typeof ReplicaSchema> & { id?: string };
+
+export const ServiceSchema = z
+  .object({
+    /** dedicated: one upstream session per client session. pooled arrives with the pooling work. */
+    mode: z.enum(['dedicated']).default('dedicated'),
+    replicas: z.array(ReplicaSchema).min(1, 'a service needs at least one replica'),
+  })
+  .strict();
+export type ServiceConfig = z.infer<typeof ServiceSchema>;
+
+export const FileSchema = z
+  .object({
+    defaultService: z.string().optional(),
+    services: z.record(ServiceSchema).default({}),
+  })
+  .strict();
+
+export const EnvSchema = z.object({
+  /** Interface to listen on. Loopback by default: exposing the gateway is a deliberate choice. */
+  HOST: z.string().default('127.0.0.1'),
+  /** TCP port (0 picks a free one). */
+  PORT: int(0, 65535).default(3000),
+  /** pino level: fatal, error, warn, info, debug, trace, silent. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Path of gateway.yaml; when unset, ./gateway.yaml is used if it exists. */
+  GATEWAY_CONFIG: z.string().optional(),
+  /** Largest accepted HTTP request body in bytes (larger → 413). */
+  MAX_BODY_BYTES: int(1024).default(4 * 1024 * 1024),
+  /** Origins allowed to call the gateway from a browser, besides localhost ones while bound to loopback. */
+  ALLOWED_ORIGINS: csv.default([]),
+  /** Host header values accepted (DNS-rebinding protection); empty = loopback names while bound to loopback. */
+  ALLOWED_HOSTS: csv.default([]),
+  /** A session with no live connection and no message for this long is ended. */
+  SESSION_IDLE_TIMEOUT_MS: int(1000).default(10 * 60 * 1000),
+  /** How often the one shared timer looks for idle sessions. */
+  SESSION_SWEEP_INTERVAL_MS: int(100).default(5000),
+  /** Server→client messages a session keeps for resume. */
+  OUTBOX_MAX_MESSAGES: int(1).default(1000),
+  /** Bytes of server→client messages a session keeps for resume. */
+  OUTBOX_MAX_BYTES: int(1024).default(4 * 1024 * 1024),
+  /** Client requests a session may have waiting for the upstream. */
+  MAX_IN_FLIGHT_PER_SESSION: int(1).default(256),
+  /** Completed request ids remembered per session for de-duplication of re-sent requests. */
+  DEDUPE_WINDOW: int(1).default(1024),
+  /** `retry:` value (ms) sent on SSE streams so clients reconnect by themselves. */
+  SSE_RETRY_MS: int(0).default(1000),
+  /** Comment line sent on idle SSE streams so proxies keep them open (0 = off). */
+  SSE_KEEPALIVE_MS: int(0).default(25_000),
+  /** How long shutdown waits for streams to drain before closing them. */
+  SHUTDOWN_GRACE_MS: int(0).default(5000),
+  /** Timeout for an upstream HTTP request to answer its headers. */
+  UPSTREAM_CONNECT_TIMEOUT_MS: int(100).default(10_000),
+  /** First and largest delay between restarts of a stdio upstream / reconnects of a network one. */
+  UPSTREAM_RETRY_MIN_MS: int(10).default(200),
+  UPSTREAM_RETRY_MAX_MS: int(10).default(10_000),
+  /** Restarts of a stdio upstream before the session is told it is gone. */
+  UPSTREAM_MAX_RESTARTS: int(0).default(5),
+  /** Serve the sessionless 2026-07-28 revision of Streamable HTTP. */
+  ENABLE_2026_07_28: bool.default(true),
+});
+export type EnvConfig = z.infer<typeof EnvSchema>;
+
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  logLevel: EnvConfig['LOG_LEVEL'];
+  maxBodyBytes: number;
+  allowedOrigins: string[];
+  allowedHosts: string[];
+  session: {
+    idleTimeoutMs: number;
+    sweepIntervalMs: number;
+    outboxMaxMessages: number;
+    outboxMaxBytes: number;
+    maxInFlight: number;
+    dedupeWindow: number;
+  };
+  sse: { retryMs: number; keepAliveMs: number };
+  shutdownGraceMs: number;
+  upstream: { connectTimeoutMs: number; retryMinMs: number; retryMaxMs: number; maxRestarts: number };
+  enableSessionless: boolean;
+  defaultService: string;
+  services: Record<string, ServiceConfig>;
+}
+
+/** Overrides as tests and embedders pass them to bootstrap(): nested objects merge, services replace. */
+export type GatewayConfigOverrides = {
+  [K in Exclude<keyof GatewayConfig, 'services'>]?: GatewayConfig[K] extends unknown[]
+    ? GatewayConfig[K]
+    : GatewayConfig[K] extends object
+      ? Partial<GatewayConfig[K]>
+      : GatewayConfig[K];
+} & { services?: Record<string, z.input<typeof ServiceSchema>> };

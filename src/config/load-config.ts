@@ -1,0 +1,116 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { ZodError } from 'zod';
+import {
+  EnvSchema,
+  FileSchema,
+  type GatewayConfig,
+  type GatewayConfigOverrides,
+  type ServiceConfig,
+} from './gateway-config';
+
+/** Thrown with every problem found, one per line, so an operator fixes them all at once. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid gateway configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEMO_SERVICE = 'demo';
+
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  overrides: GatewayConfigOverrides = {},
+): GatewayConfig {
+  const problems: string[] = [];
+  const envResult = EnvSchema.safeParse(stripEmpty(env));
+  if (!envResult.success) problems.push(...describe(envResult.error, 'env '));
+
+  let file: { defaultService?: string; services: Record<string, ServiceConfig> } = { services: {} };
+  const path = env.GATEWAY_CONFIG ?? (existsSync('gateway.yaml') ? 'gateway.yaml' : undefined);
+  if (path && !overrides.services) {
+    try {
+      const parsed = FileSchema.safeParse(parseYaml(readFileSync(resolve(path), 'utf8')) ?? {});
+      if (parsed.success) file = parsed.data;
+      else problems.push(...describe(parsed.error, `${path}: `));
+    } catch (err) {
+      problems.push(`${path}: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const e = envResult.data!;
+
+  let services = file.services;
+  if (overrides.services) {
+    const parsed = FileSchema.shape.services.safeParse(overrides.services);
+    if (!parsed.success) throw new ConfigError(describe(parsed.error, 'services.'));
+    services = parsed.data;
+  }
+  const hasServices = Object.keys(services).length > 0;
+  const finalServices: Record<string, ServiceConfig> = hasServices
+    ? services
+    : {
+        [DEMO_SERVICE]: {
+          mode: 'dedicated',
+          replicas: [{ transport: 'embedded', server: 'demo', weight: 1 }],
+        },
+      };
+  const defaultService = overrides.defaultService ?? file.defaultService ?? Object.keys(finalServices)[0];
+  if (!finalServices[defaultService]) {
+    throw new ConfigError([`defaultService "${defaultService}" is not one of the declared services`]);
+  }
+
+  const config: GatewayConfig = {
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    allowedOrigins: e.ALLOWED_ORIGINS,
+    allowedHosts: e.ALLOWED_HOSTS,
+    session: {
+      idleTimeoutMs: e.SESSION_IDLE_TIMEOUT_MS,
+      sweepIntervalMs: e.SESSION_SWEEP_INTERVAL_MS,
+      outboxMaxMessages: e.OUTBOX_MAX_MESSAGES,
+      outboxMaxBytes: e.OUTBOX_MAX_BYTES,
+      maxInFlight: e.MAX_IN_FLIGHT_PER_SESSION,
+      dedupeWindow: e.DEDUPE_WINDOW,
+    },
+    sse: { retryMs: e.SSE_RETRY_MS, keepAliveMs: e.SSE_KEEPALIVE_MS },
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    upstream: {
+      connectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
+      retryMinMs: e.UPSTREAM_RETRY_MIN_MS,
+      retryMaxMs: e.UPSTREAM_RETRY_MAX_MS,
+      maxRestarts: e.UPSTREAM_MAX_RESTARTS,
+    },
+    enableSessionless: e.ENABLE_2026_07_28,
+    defaultService,
+    services: finalServices,
+  };
+  return applyOverrides(config, overrides);
+}
+
+function applyOverrides(config: GatewayConfig, overrides: GatewayConfigOverrides): GatewayConfig {
+  const out: Record<string, unknown> = { ...config };
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === undefined || k === 'services' || k === 'defaultService') continue;
+    const base = (config as unknown as Record<string, unknown>)[k];
+    out[k] =
+      base && typeof base === 'object' && !Array.isArray(base) && typeof v === 'object' && !Array.isArray(v)
+        ? { ...base, ...v }
+        : v;
+  }
+  return out as unknown as GatewayConfig;
+}
+
+function stripEmpty(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') out[k] = v;
+  return out;
+}
+
+function describe(error: ZodError, prefix: string): string[] {
+  return error.issues.map((i) => `${prefix}${i.path.join('.') || '(root)'}: ${i.message}`);
+}

@@ -1,0 +1,33 @@
+import { Injectable } from '@nestjs/common';
+import type { ChannelKind } from '../session/client-channel';
+
+/**
+ * Counters the hot path bumps. Plain numbers (no label lookups per message); the
+ * Prometheus collectors read them at scrape time.
+ */
+@Injectable()
+export class GatewayMetrics {
+  readonly messagesIn: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  readonly messagesOut: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  readonly bytesOut: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  readonly sessionsClosed: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  readonly errors = new Map<string, number>();
+
+  messageIn(kind: ChannelKind): void {
+    this.messagesIn[kind]++;
+  }
+
+  messageOut(kind: ChannelKind, bytes: number): void {
+    this.messagesOut[kind]++;
+    this.bytesOut[kind] += bytes;
+  }
+
+  sessionClosed(kind: ChannelKind): void {
+    this.sessionsClosed[kind]++;
+  }
+
+  /** Counts a refused or failed client interaction by kind (parse_error, session_not_found, …). */
+  error(kind: string): void {
+    this.errors.set(kind, (this.errors.get(kind) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * One live client connection or stream, as a session sees it. Transports implement it;
+ * sessions only call these methods and receive the two events through ChannelListener
+ * (a back-link instead of per-connection closures).
+ */
+export type ChannelKind = 'streamable' | 'sse' | 'ws';
+
+export interface ChannelListener {
+  channelDrained(channel: ClientChannel): void;
+  channelClosed(channel: ClientChannel): void;
+}
+
+export interface ClientChannel {
+  readonly kind: ChannelKind;
+  /** Set by the session on attach; the channel reports drain/close to it. */
+  listener: ChannelListener | undefined;
+  /**
+   * Writes one server→client message. `stream` and `seq` make up its event id.
+   * Returns false when the channel is above its high-water mark: the caller should stop
+   * feeding it until `channelDrained`.
+   */
+  send(seq: number, stream: number, raw: string): boolean;
+  /** Normal end: everything this channel was opened for has been sent. */
+  end(): void;
+  /** Abnormal end with a reason the client can read (HTTP status / close code mapping is the transport's). */
+  close(code: number, reason: string): void;
+  readonly closed: boolean;
+}

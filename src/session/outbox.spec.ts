@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Outbox, ResumeUnavailableError } from './outbox';
+
+describe('Outbox', () => {
+  test('numbers messages and replays what came after a position, per stream', () => {
+    const o = new Outbox({ maxMessages: 10, maxBytes: 1e6 });
+    o.append(1, 'a');
+    o.append(0, 'b');
+    o.append(1, 'c');
+    assert.deepEqual(
+      o.since(0).map((e) => e.raw),
+      ['a', 'b', 'c'],
+    );
+    assert.deepEqual(
+      o.since(1, 1).map((e) => [e.seq, e.raw]),
+      [[3, 'c']],
+    );
+  });
+
+  test('holds nothing until the first message (idle sessions stay small)', () => {
+    const o = new Outbox({ maxMessages: 10, maxBytes: 1e6 });
+    assert.equal(o.size, 0);
+    assert.equal((o as unknown as { entries: unknown }).entries, undefined);
+  });
+
+  test('drops the oldest at the count bound and refuses a resume that would lose messages', () => {
+    const o = new Outbox({ maxMessages: 3, maxBytes: 1e6 });
+    for (let i = 0; i < 5; i++) o.append(0, `m${i}`);
+    assert.equal(o.size, 3);
+    assert.throws(() => o.since(1), ResumeUnavailableError);
+    assert.deepEqual(
+      o.since(2).map((e) => e.raw),
+      ['m2', 'm3', 'm4'],
+    );
+  });
+
+  test('enforces the byte bound', () => {
+    const o = new Outbox({ maxMessages: 100, maxBytes: 10 });
+    o.append(0, '12345');
+    o.append(0, '12345');
+    o.append(0, '12345');
+    assert.ok(o.byteSize <= 10);
+    assert.equal(o.size, 2);
+  });
+
+  test('acknowledged entries are dropped without making resume fail', () => {
+    const o = new Outbox({ maxMessages: 2, maxBytes: 1e6 });
+    o.append(0, 'a');
+    o.append(0, 'b');
+    o.ack(2);
+    o.append(0, 'c');
+    o.append(0, 'd');
+    assert.deepEqual(
+      o.since(2).map((e) => e.raw),
+      ['c', 'd'],
+    );
+  });
+});

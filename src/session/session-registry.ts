@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import type { ChannelKind } from './client-channel';
+import { Session, type SessionHooks } from './session';
+import type { SessionStore } from './session-store';
+import type { UpstreamLease } from '../upstream/upstream-connection';
+
+export interface SessionRegistryOptions {
+  idleTimeoutMs: number;
+  sweepIntervalMs: number;
+  outboxMaxMessages: number;
+  outboxMaxBytes: number;
+  maxInFlight: number;
+  dedupeWindow: number;
+}
+
+/** Opens the upstream for a new session (the Router + PoolManager seam). */
+export type UpstreamOpener = (service: string, routingKey: string) => Promise<UpstreamLease>;
+
+/**
+ * Creates, finds and expires sessions. One shared sweep timer ends sessions that have
+ * been idle (no live channel, no message) for longer than the idle timeout.
+ */
+export class SessionRegistry {
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: SessionStore,
+    private readonly options: SessionRegistryOptions,
+    private readonly openUpstream: UpstreamOpener,
+    private readonly hooks: SessionHooks,
+  ) {}
+
+  start(): void {
+    if (this.sweepTimer) return;
+    this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  stop(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+
+  /** Creates a session and starts acquiring its upstream; messages sent meanwhile wait for it. */
+  create(clientId: string, service: string, transport: ChannelKind): Session {
+    const session = new Session({
+      id: newSessionId(),
+      clientId,
+      service,
+      transport,
+      outbox: { maxMessages: this.options.outboxMaxMessages, maxBytes: this.options.outboxMaxBytes },
+      maxInFlight: this.options.maxInFlight,
+      dedupeWindow: this.options.dedupeWindow,
+      hooks: this.hooks,
+    });
+    this.store.set(session);
+    this.openUpstream(service, clientId === 'anonymous' ? session.id : clientId).then(
+      (lease) => session.useUpstream(lease),
+      (err: Error) => session.upstreamFailed(err.message),
+    );
+    return session;
+  }
+
+  get(id: string | undefined): Session | undefined {
+    if (!id) return undefined;
+    const session = this.store.get(id);
+    return session && !session.closed ? session : undefined;
+  }
+
+  /** Ends a session (DELETE, expiry, shutdown). */
+  end(session: Session, reason: string): void {
+    this.store.delete(session.id);
+    session.close(reason);
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  all(): IterableIterator<Session> {
+    return this.store.values();
+  }
+
+  /** Ends every idle session; returns how many. Public so tests can drive it without waiting. */
+  sweep(now = Date.now()): number {
+    let ended = 0;
+    for (const session of this.store.values()) {
+      if (session.closed) {
+        this.store.delete(session.id);
+        continue;
+      }
+      if (now - session.lastActivity >= this.options.idleTimeoutMs && !session.hasLiveChannel()) {
+        this.end(session, 'session expired after idle timeout');
+        ended++;
+      }
+    }
+    return ended;
+  }
+
+  closeAll(reason: string): void {
+    for (const session of [...this.store.values()]) this.end(session, reason);
+  }
+}
+
+/** 128 bits from the CSPRNG, base64url: visible ASCII as the spec requires. */
+export function newSessionId(): string {
+  return randomBytes(16).toString('base64url');
+}

@@ -1,0 +1,80 @@
+import {
+  Global,
+  Inject,
+  Injectable,
+  Logger,
+  Module,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
+import type { JsonRpcMessage } from '../../libs/protocol/src';
+import { GATEWAY_CONFIG } from '../config/config.module';
+import type { GatewayConfig } from '../config/gateway-config';
+import { PoolManager } from '../pool/pool-manager.service';
+import { VsmChannel } from '../vsm/vsm.channels';
+import { VsmBus } from '../vsm/vsm-bus.service';
+import { GatewayMetrics } from '../observability/gateway-metrics.service';
+import type { Session, SessionHooks } from './session';
+import { SessionRegistry } from './session-registry';
+import { InMemorySessionStore } from './session-store';
+
+/** What sessions report to the rest of the gateway: S1 events, metrics, logs. */
+@Injectable()
+export class GatewaySessionHooks implements SessionHooks {
+  private readonly log = new Logger('Session');
+
+  constructor(
+    private readonly vsm: VsmBus,
+    private readonly metrics: GatewayMetrics,
+  ) {}
+
+  clientMessage(session: Session, message: JsonRpcMessage): void {
+    this.metrics.messageIn(session.transport);
+    if (this.vsm.hasListeners(VsmChannel.S1Operations)) {
+      this.vsm.publishS1({
+        type: 'external_message',
+        clientId: session.clientId,
+        payload: message,
+        metadata: {
+          sessionId: session.id,
+          transport: session.transport,
+          service: session.service,
+          receivedAt: Date.now(),
+        },
+      });
+    }
+  }
+
+  upstreamMessage(session: Session, _message: JsonRpcMessage, bytes: number): void {
+    this.metrics.messageOut(session.transport, bytes);
+  }
+
+  sessionClosed(session: Session, reason: string): void {
+    this.metrics.sessionClosed(session.transport);
+    this.log.debug({ sessionId: session.id, clientId: session.clientId, reason }, 'session closed');
+  }
+}
+
+/** Owns the session registry and its sweep timer. */
+@Injectable()
+export class SessionService extends SessionRegistry implements OnModuleInit, OnApplicationShutdown {
+  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, pool: PoolManager, hooks: GatewaySessionHooks) {
+    super(new InMemorySessionStore(), config.session, (service, key) => pool.acquire(service, key), hooks);
+  }
+
+  onModuleInit(): void {
+    this.start();
+  }
+
+  onApplicationShutdown(): void {
+    this.stop();
+    this.closeAll('gateway shutting down');
+  }
+}
+
+@Global()
+@Module({
+  providers: [GatewaySessionHooks, SessionService],
+  exports: [SessionService],
+})
+export class SessionModule {}

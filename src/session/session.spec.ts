@@ -1,0 +1,231 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ErrorCode, type JsonRpcMessage } from '../../libs/protocol/src';
+import type { ReplicaConfig } from '../config/gateway-config';
+import type { UpstreamConnection, UpstreamSink } from '../upstream/upstream-connection';
+import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
+import { Session, STANDALONE_STREAM } from './session';
+
+class FakeUpstream implements UpstreamConnection {
+  readonly kind = 'embedded' as const;
+  readonly replica = { transport: 'embedded', server: 'demo', weight: 1 } as ReplicaConfig;
+  sink: UpstreamSink | undefined;
+  sent: JsonRpcMessage[] = [];
+  paused = 0;
+  resumed = 0;
+  async start(): Promise<void> {}
+  send(message: JsonRpcMessage): void {
+    this.sent.push(message);
+  }
+  pause(): void {
+    this.paused++;
+  }
+  resume(): void {
+    this.resumed++;
+  }
+  healthy(): boolean {
+    return true;
+  }
+  async close(): Promise<void> {}
+  reply(message: JsonRpcMessage, related?: string | number): void {
+    this.sink!.upstreamMessage(message, undefined, related);
+  }
+}
+
+class FakeChannel implements ClientChannel {
+  listener: ChannelListener | undefined;
+  closed = false;
+  ended = false;
+  got: Array<{ seq: number; stream: number; message: any }> = [];
+  accept = true;
+  constructor(readonly kind: ChannelKind = 'streamable') {}
+  send(seq: number, stream: number, raw: string): boolean {
+    this.got.push({ seq, stream, message: JSON.parse(raw) });
+    return this.accept;
+  }
+  end(): void {
+    this.ended = true;
+    this.closed = true;
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+function newSession(maxInFlight = 10) {
+  const session = new Session({
+    id: 's1',
+    clientId: 'c1',
+    service: 'demo',
+    transport: 'streamable',
+    outbox: { maxMessages: 100, maxBytes: 1e6 },
+    maxInFlight,
+    dedupeWindow: 100,
+    hooks: { clientMessage() {}, upstreamMessage() {}, sessionClosed() {} },
+  });
+  const upstream = new FakeUpstream();
+  return { session, upstream };
+}
+
+const req = (
+  id: number | string,
+  method = 'tools/call',
+  params: Record<string, unknown> = {},
+): JsonRpcMessage => ({
+  jsonrpc: '2.0',
+  id,
+  method,
+  params,
+});
+
+describe('Session', () => {
+  test('messages that arrive before the upstream is ready are forwarded once it is', () => {
+    const { session, upstream } = newSession();
+    session.receive(req(1), undefined, STANDALONE_STREAM);
+    assert.equal(upstream.sent.length, 0);
+    session.useUpstream({ connection: upstream, release() {} });
+    assert.deepEqual(
+      upstream.sent.map((m) => (m as { id: number }).id),
+      [1],
+    );
+  });
+
+  test('a response goes to the stream of its request, which then ends', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const post = new FakeChannel();
+    const stream = session.openStream(post);
+    session.receive(req(7), undefined, stream);
+    session.sealStream(stream);
+    upstream.reply({ jsonrpc: '2.0', id: 7, result: { ok: true } });
+    assert.equal(post.got.length, 1);
+    assert.equal(post.got[0].message.id, 7);
+    assert.equal(post.ended, true);
+  });
+
+  test('progress follows its token to the request stream; unrelated notifications wait for the GET stream', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const postA = new FakeChannel();
+    const postB = new FakeChannel();
+    const a = session.openStream(postA);
+    const b = session.openStream(postB);
+    session.receive(req(1, 'tools/call', { _meta: { progressToken: 'tok' } }), undefined, a);
+    session.receive(req(2), undefined, b);
+    upstream.reply({
+      jsonrpc: '2.0',
+      method: 'notifications/progress',
+      params: { progressToken: 'tok', progress: 1 },
+    });
+    upstream.reply({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+    assert.equal(postA.got.length, 1);
+    assert.equal(postB.got.length, 0);
+    const get = new FakeChannel();
+    session.attachStandalone(get);
+    assert.equal(get.got[0].message.method, 'notifications/tools/list_changed');
+  });
+
+  test('a re-sent request in flight is not forwarded again and its answer arrives once, on the new stream', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const first = new FakeChannel();
+    const s1 = session.openStream(first);
+    session.receive(req('x'), undefined, s1);
+    session.sealStream(s1);
+    const second = new FakeChannel();
+    const s2 = session.openStream(second);
+    session.receive(req('x'), undefined, s2);
+    session.sealStream(s2);
+    assert.equal(upstream.sent.length, 1);
+    upstream.reply({ jsonrpc: '2.0', id: 'x', result: {} });
+    assert.equal(first.got.length, 0);
+    assert.equal(second.got.length, 1);
+  });
+
+  test('a re-sent request that was already answered gets the retained answer, not a second upstream call', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    session.receive(req(5), undefined, STANDALONE_STREAM);
+    upstream.reply({ jsonrpc: '2.0', id: 5, result: { n: 1 } });
+    const channel = new FakeChannel();
+    const s = session.openStream(channel);
+    session.receive(req(5), undefined, s);
+    assert.equal(upstream.sent.length, 1);
+    assert.deepEqual(channel.got[0].message.result, { n: 1 });
+  });
+
+  test('the answer to a server request goes back to the upstream that asked', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const ws = new FakeChannel('ws');
+    session.attachPrimary(ws, undefined);
+    upstream.reply({ jsonrpc: '2.0', id: 'srv-1', method: 'sampling/createMessage', params: {} });
+    assert.equal(ws.got[0].message.method, 'sampling/createMessage');
+    session.receive(
+      { jsonrpc: '2.0', id: 'srv-1', result: { role: 'assistant' } },
+      undefined,
+      STANDALONE_STREAM,
+    );
+    assert.deepEqual(upstream.sent.at(-1), { jsonrpc: '2.0', id: 'srv-1', result: { role: 'assistant' } });
+  });
+
+  test('when the upstream goes away every waiting request gets an error that says so', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const ws = new FakeChannel('ws');
+    session.attachPrimary(ws, undefined);
+    session.receive(req(1), undefined, STANDALONE_STREAM);
+    session.receive(req(2), undefined, STANDALONE_STREAM);
+    upstream.sink!.upstreamClosed(new Error('child exited'));
+    assert.deepEqual(
+      ws.got.map((g) => [g.message.id, g.message.error.code]),
+      [
+        [1, ErrorCode.UpstreamUnavailable],
+        [2, ErrorCode.UpstreamUnavailable],
+      ],
+    );
+    assert.match(ws.got[0].message.error.message, /child exited/);
+  });
+
+  test('past the in-flight bound a request is refused with retryAfterMs', () => {
+    const { session, upstream } = newSession(1);
+    session.useUpstream({ connection: upstream, release() {} });
+    const ws = new FakeChannel('ws');
+    session.attachPrimary(ws, undefined);
+    assert.equal(session.receive(req(1), undefined, STANDALONE_STREAM), true);
+    assert.equal(session.receive(req(2), undefined, STANDALONE_STREAM), false);
+    assert.equal(ws.got[0].message.error.code, ErrorCode.Overloaded);
+    assert.equal(typeof ws.got[0].message.error.data.retryAfterMs, 'number');
+    assert.equal(upstream.sent.length, 1);
+  });
+
+  test('a slow channel pauses the upstream until it drains', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const ws = new FakeChannel('ws');
+    ws.accept = false;
+    session.attachPrimary(ws, undefined);
+    upstream.reply({ jsonrpc: '2.0', method: 'notifications/message', params: {} });
+    upstream.reply({ jsonrpc: '2.0', method: 'notifications/message', params: {} });
+    assert.equal(upstream.paused, 1);
+    session.channelDrained(ws);
+    assert.equal(upstream.resumed, 1);
+  });
+
+  test('a new connection resumes after the last sequence it saw, and gets everything after it in order', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const first = new FakeChannel('sse');
+    session.attachPrimary(first, undefined);
+    for (let i = 0; i < 5; i++) upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i } });
+    session.channelClosed(first);
+    for (let i = 5; i < 8; i++) upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i } });
+    const second = new FakeChannel('ws');
+    session.attachPrimary(second, 3);
+    assert.deepEqual(
+      second.got.map((g) => g.message.params.i),
+      [3, 4, 5, 6, 7],
+    );
+    assert.equal(session.transport, 'ws');
+  });
+});

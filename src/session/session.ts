@@ -1,0 +1,520 @@
+import {
+  ErrorCode,
+  errorResponse,
+  idKey,
+  isRequest,
+  isResponse,
+  Method,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+} from '../../libs/protocol/src';
+import type { UpstreamConnection, UpstreamLease, UpstreamSink } from '../upstream/upstream-connection';
+import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
+import { Outbox, type OutboxLimits } from './outbox';
+
+/** Stream 0 is the standalone stream (Streamable HTTP GET, or the only stream of SSE/WebSocket). */
+export const STANDALONE_STREAM = 0;
+
+export interface SessionOptions {
+  id: string;
+  clientId: string;
+  service: string;
+  transport: ChannelKind;
+  outbox: OutboxLimits;
+  /** Bound on client requests waiting for an upstream answer. */
+  maxInFlight: number;
+  /** How many completed request ids are remembered for de-duplication. */
+  dedupeWindow: number;
+  /** Hooks to the rest of the gateway; kept as one object so a session holds one reference. */
+  hooks: SessionHooks;
+}
+
+export interface SessionHooks {
+  /** Called for every client message before it is forwarded (S1 publish, metrics). */
+  clientMessage(session: Session, message: JsonRpcMessage): void;
+  /** Called for every upstream message delivered to the client (metrics). */
+  upstreamMessage(session: Session, message: JsonRpcMessage, bytes: number): void;
+  /** The session ended (expired, deleted, upstream gone for good). */
+  sessionClosed(session: Session, reason: string): void;
+}
+
+interface InFlight {
+  stream: number;
+  progressToken: string | number | undefined;
+}
+
+interface StreamState {
+  channel: ClientChannel | undefined;
+  /** Requests whose responses belong to this stream and have not arrived yet. */
+  pending: number;
+  /** No more requests will be added (the POST that opened it has been read completely). */
+  sealed: boolean;
+}
+
+/**
+ * A client session, independent of the transport it arrived on. Receives client messages,
+ * forwards them to its upstream lease, and delivers upstream messages to the right channel
+ * through the outbox (sequence numbers, replay, de-duplication).
+ */
+export class Session implements ChannelListener, UpstreamSink {
+  readonly id: string;
+  readonly clientId: string;
+  readonly service: string;
+  readonly createdAt = Date.now();
+  /** Transport the session was created on, then the one it last moved to. */
+  transport: ChannelKind;
+  protocolVersion: string | undefined = undefined;
+  lastActivity = Date.now();
+  closed = false;
+  readonly outbox: Outbox;
+
+  /** WebSocket or legacy SSE connection: receives every message of every stream. */
+  private primary: ClientChannel | undefined = undefined;
+  private readonly streams = new Map<number, StreamState>();
+  private nextStream = 1;
+  /** Highest seq of the standalone stream handed to a channel, so a fresh GET gets what waited. */
+  private standaloneSentThrough = 0;
+
+  private readonly inFlight = new Map<string, InFlight>();
+  private readonly progressTokens = new Map<string, string>();
+  private readonly completed = new Map<string, number>();
+  /** Server→client requests awaiting the client's answer, by id, with the connection that asked. */
+  private readonly serverRequests = new Map<string, UpstreamConnection>();
+
+  private lease: UpstreamLease | undefined = undefined;
+  private upstreamError: string | undefined = undefined;
+  /** Client messages that arrived before the upstream lease was ready. */
+  private waiting: Array<{ message: JsonRpcMessage; raw: string | undefined }> | undefined = [];
+  private pausedUpstream = false;
+
+  constructor(private readonly options: SessionOptions) {
+    this.id = options.id;
+    this.clientId = options.clientId;
+    this.service = options.service;
+    this.transport = options.transport;
+    this.outbox = new Outbox(options.outbox);
+  }
+
+  // ---------------------------------------------------------------- upstream lease
+
+  /** Hands the session its upstream; messages that waited for it are sent now. */
+  useUpstream(lease: UpstreamLease): void {
+    if (this.closed) {
+      lease.release();
+      return;
+    }
+    this.lease = lease;
+    lease.connection.sink = this;
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (waiting) for (const w of waiting) lease.connection.send(w.message, w.raw);
+  }
+
+  /** No upstream could be had: every waiting and future request is answered with this error. */
+  upstreamFailed(reason: string): void {
+    this.upstreamError = reason;
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (waiting) for (const w of waiting) this.failRequest(w.message, reason);
+  }
+
+  get upstream(): UpstreamConnection | undefined {
+    return this.lease?.connection;
+  }
+
+  // ---------------------------------------------------------------- channels
+
+  /** Opens a response stream for one POST (Streamable HTTP); returns its stream number. */
+  openStream(channel: ClientChannel): number {
+    const stream = this.nextStream++;
+    channel.listener = this;
+    this.streams.set(stream, { channel, pending: 0, sealed: false });
+    return stream;
+  }
+
+  /** The POST that opened `stream` has been read: end the stream once its responses are out. */
+  sealStream(stream: number): void {
+    const state = this.streams.get(stream);
+    if (!state) return;
+    state.sealed = true;
+    this.finishStreamIfDone(stream, state);
+  }
+
+  /**
+   * Attaches the standalone stream (Streamable HTTP GET). Without a resume position it
+   * first receives what waited for a standalone stream; a previous standalone channel is
+   * replaced (it is most likely a half-open connection the client gave up on).
+   */
+  attachStandalone(channel: ClientChannel): void {
+    const state = this.streams.get(STANDALONE_STREAM);
+    const previous = state?.channel;
+    channel.listener = this;
+    this.streams.set(STANDALONE_STREAM, { channel, pending: 0, sealed: false });
+    if (previous && previous !== channel && !previous.closed) {
+      previous.listener = undefined;
+      previous.close(409, 'replaced by a newer GET stream');
+    }
+    this.replay(channel, this.standaloneSentThrough, STANDALONE_STREAM);
+    this.touch();
+  }
+
+  /**
+   * Resumes one Streamable HTTP stream after `afterSeq` (GET with Last-Event-ID).
+   * Throws ResumeUnavailableError when the missed messages are gone.
+   */
+  resumeStream(channel: ClientChannel, stream: number, afterSeq: number): void {
+    const entries = this.outbox.since(afterSeq, stream);
+    this.outbox.ack(afterSeq, stream);
+    channel.listener = this;
+    let state = this.streams.get(stream);
+    if (stream === STANDALONE_STREAM) {
+      const previous = state?.channel;
+      if (previous && previous !== channel && !previous.closed) {
+        previous.listener = undefined;
+        previous.close(409, 'replaced by a resumed stream');
+      }
+      state = { channel, pending: 0, sealed: false };
+      this.streams.set(stream, state);
+    } else if (state) {
+      state.channel = channel;
+    }
+    for (const e of entries) this.sendTo(channel, e.seq, e.stream, e.raw);
+    if (stream !== STANDALONE_STREAM && (!state || (state.sealed && state.pending === 0))) {
+      if (state) this.streams.delete(stream);
+      channel.end();
+    }
+    this.touch();
+  }
+
+  /**
+   * Attaches a connection that carries every stream (WebSocket, legacy SSE), replaying what
+   * came after `afterSeq` (undefined: what no channel has received yet).
+   */
+  attachPrimary(channel: ClientChannel, afterSeq: number | undefined): void {
+    const from = afterSeq ?? this.standaloneSentThrough;
+    const entries = this.outbox.since(from);
+    if (afterSeq !== undefined) this.outbox.ack(afterSeq);
+    const previous = this.primary;
+    this.primary = channel;
+    channel.listener = this;
+    this.transport = channel.kind;
+    if (previous && previous !== channel && !previous.closed) {
+      previous.listener = undefined;
+      previous.close(4002, 'session moved to another connection');
+    }
+    for (const e of entries) this.sendTo(channel, e.seq, e.stream, e.raw);
+    this.touch();
+  }
+
+  hasLiveChannel(): boolean {
+    if (this.primary) return true;
+    for (const s of this.streams.values()) if (s.channel) return true;
+    return false;
+  }
+
+  channelDrained(_channel: ClientChannel): void {
+    if (this.pausedUpstream) {
+      this.pausedUpstream = false;
+      this.lease?.connection.resume();
+    }
+  }
+
+  channelClosed(channel: ClientChannel): void {
+    if (this.primary === channel) this.primary = undefined;
+    for (const [n, s] of this.streams) {
+      if (s.channel !== channel) continue;
+      s.channel = undefined;
+      if (n === STANDALONE_STREAM) this.streams.delete(n);
+    }
+    if (this.pausedUpstream) this.channelDrained(channel);
+    this.touch();
+  }
+
+  // ---------------------------------------------------------------- client → upstream
+
+  /**
+   * One message from the client. Requests are registered on `stream` (the POST's
+   * response stream, or 0) so their responses and related messages find their way back.
+   * Returns false when the request was refused (in-flight bound) and answered with an error.
+   */
+  receive(message: JsonRpcMessage, raw: string | undefined, stream: number): boolean {
+    this.touch();
+    this.options.hooks.clientMessage(this, message);
+    if (isRequest(message)) {
+      const key = idKey(message.id);
+      const existing = this.inFlight.get(key);
+      if (existing) {
+        // A re-sent request (failover, lost POST stream): follow it to the new stream, never re-forward.
+        this.moveRequest(existing, stream);
+        return true;
+      }
+      const doneSeq = this.completed.get(key);
+      if (doneSeq !== undefined) {
+        this.replayResponse(message, doneSeq, stream);
+        return true;
+      }
+      if (this.inFlight.size >= this.options.maxInFlight) {
+        this.answer(
+          errorResponse(message.id, ErrorCode.Overloaded, 'Too many requests in flight for this session', {
+            retryAfterMs: 100,
+          }),
+          stream,
+        );
+        return false;
+      }
+      const token = progressTokenOf(message);
+      this.inFlight.set(key, { stream, progressToken: token });
+      if (token !== undefined) this.progressTokens.set(tokenKey(token), key);
+      const state = this.streams.get(stream);
+      if (state) state.pending++;
+      if (message.method === Method.Initialize) this.noteInitialize(message);
+    } else if (isResponse(message) && message.id !== null) {
+      const key = idKey(message.id);
+      const asker = this.serverRequests.get(key);
+      if (asker) {
+        this.serverRequests.delete(key);
+        asker.send(message, raw);
+        return true;
+      }
+    }
+    this.forward(message, raw);
+    return true;
+  }
+
+  private forward(message: JsonRpcMessage, raw: string | undefined): void {
+    if (this.lease) {
+      this.lease.connection.send(message, raw);
+    } else if (this.upstreamError !== undefined) {
+      this.failRequest(message, this.upstreamError);
+    } else {
+      this.waiting!.push({ message, raw });
+    }
+  }
+
+  private failRequest(message: JsonRpcMessage, reason: string): void {
+    if (!isRequest(message)) return;
+    this.upstreamMessage(
+      errorResponse(message.id, ErrorCode.UpstreamUnavailable, `Upstream unavailable: ${reason}`),
+      undefined,
+      undefined,
+    );
+  }
+
+  private noteInitialize(message: JsonRpcRequest): void {
+    const params = message.params as { protocolVersion?: unknown } | undefined;
+    if (typeof params?.protocolVersion === 'string' && this.protocolVersion === undefined) {
+      this.protocolVersion = params.protocolVersion;
+    }
+  }
+
+  // ---------------------------------------------------------------- upstream → client
+
+  /**
+   * One message from the upstream. `related` is the client request it belongs to when the
+   * upstream transport knows (e.g. it arrived on that request's HTTP response stream).
+   */
+  upstreamMessage(message: JsonRpcMessage, raw: string | undefined, related: JsonRpcId | undefined): void {
+    if (this.closed) return;
+    const text = raw ?? JSON.stringify(message);
+    this.options.hooks.upstreamMessage(this, message, text.length);
+    let stream = STANDALONE_STREAM;
+    if (isResponse(message)) {
+      if (message.id === null) return;
+      const key = idKey(message.id);
+      const req = this.inFlight.get(key);
+      if (!req) return; // an answer to nothing the client asked (late, duplicate, or internal)
+      this.inFlight.delete(key);
+      if (req.progressToken !== undefined) this.progressTokens.delete(tokenKey(req.progressToken));
+      stream = req.stream;
+      this.noteInitializeResult(message);
+      const entry = this.deliverTo(stream, text);
+      this.rememberCompleted(key, entry);
+      const state = this.streams.get(stream);
+      if (state) {
+        state.pending--;
+        this.finishStreamIfDone(stream, state);
+      }
+      return;
+    }
+    stream = this.streamFor(message, related);
+    if (isRequest(message)) this.serverRequests.set(idKey(message.id), this.lease!.connection);
+    this.deliverTo(stream, text);
+  }
+
+  upstreamClosed(error: Error | undefined): void {
+    if (this.closed) return;
+    const reason = error ? error.message : 'upstream connection closed';
+    // Everything still waiting gets an answer: a request is never left hanging.
+    for (const key of [...this.inFlight.keys()]) {
+      this.upstreamMessage(
+        errorResponse(unKey(key), ErrorCode.UpstreamUnavailable, `Upstream unavailable: ${reason}`),
+        undefined,
+        undefined,
+      );
+    }
+    this.serverRequests.clear();
+  }
+
+  private noteInitializeResult(message: JsonRpcMessage): void {
+    const result = (message as { result?: { protocolVersion?: unknown } }).result;
+    if (result && typeof result.protocolVersion === 'string' && result.protocolVersion !== '') {
+      // The upstream's answer is what both sides speak from now on.
+      this.protocolVersion = result.protocolVersion;
+    }
+  }
+
+  private streamFor(message: JsonRpcMessage, related: JsonRpcId | undefined): number {
+    const m = message as JsonRpcRequest;
+    if (m.method === Method.Progress) {
+      const token = (m.params as { progressToken?: string | number } | undefined)?.progressToken;
+      const key = token === undefined ? undefined : this.progressTokens.get(tokenKey(token));
+      const req = key === undefined ? undefined : this.inFlight.get(key);
+      if (req) return req.stream;
+    }
+    if (related !== undefined) {
+      const req = this.inFlight.get(idKey(related));
+      if (req) return req.stream;
+    }
+    // The upstream did not say (stdio): with exactly one request outstanding it can only be that one's.
+    if (this.inFlight.size === 1) {
+      for (const req of this.inFlight.values()) return req.stream;
+    }
+    return STANDALONE_STREAM;
+  }
+
+  /** Appends to the outbox and sends on the channel that owns the stream, if one is attached. */
+  private deliverTo(stream: number, raw: string) {
+    const entry = this.outbox.append(stream, raw);
+    const channel = this.channelFor(stream);
+    if (channel) {
+      if (stream === STANDALONE_STREAM || this.primary) this.standaloneSentThrough = entry.seq;
+      this.sendTo(channel, entry.seq, stream, raw);
+    }
+    return entry;
+  }
+
+  private channelFor(stream: number): ClientChannel | undefined {
+    if (this.primary) return this.primary;
+    return this.streams.get(stream)?.channel;
+  }
+
+  private sendTo(channel: ClientChannel, seq: number, stream: number, raw: string): void {
+    if (channel.closed) return;
+    if (!channel.send(seq, stream, raw) && !this.pausedUpstream && this.lease) {
+      // Slow reader: stop reading from the upstream instead of buffering without bound.
+      this.pausedUpstream = true;
+      this.lease.connection.pause();
+    }
+  }
+
+  private replay(channel: ClientChannel, afterSeq: number, stream: number): void {
+    const entries = this.outbox.since(afterSeq, stream);
+    for (const e of entries) {
+      this.sendTo(channel, e.seq, e.stream, e.raw);
+      this.standaloneSentThrough = e.seq;
+    }
+  }
+
+  private finishStreamIfDone(stream: number, state: StreamState): void {
+    if (stream === STANDALONE_STREAM || !state.sealed || state.pending > 0) return;
+    this.streams.delete(stream);
+    if (state.channel && !this.primary) {
+      state.channel.listener = undefined;
+      state.channel.end();
+    }
+  }
+
+  /** Answers a request locally (gateway-generated response) on its stream. */
+  answer(response: JsonRpcMessage, stream: number): void {
+    this.deliverTo(stream, JSON.stringify(response));
+  }
+
+  private moveRequest(req: InFlight, stream: number): void {
+    if (req.stream === stream) return;
+    const old = this.streams.get(req.stream);
+    if (old) {
+      old.pending--;
+      this.finishStreamIfDone(req.stream, old);
+    }
+    req.stream = stream;
+    const state = this.streams.get(stream);
+    if (state) state.pending++;
+  }
+
+  private replayResponse(message: JsonRpcRequest, seq: number, stream: number): void {
+    const entry = this.outbox.find(seq);
+    if (entry) {
+      const channel = this.channelFor(stream);
+      if (channel) this.sendTo(channel, entry.seq, stream, entry.raw);
+      return;
+    }
+    this.answer(
+      errorResponse(
+        message.id,
+        ErrorCode.InvalidRequest,
+        'Duplicate request id: this request was already answered and the answer is no longer retained',
+      ),
+      stream,
+    );
+  }
+
+  private rememberCompleted(key: string, entry: { seq: number }): void {
+    this.completed.set(key, entry.seq);
+    if (this.completed.size > this.options.dedupeWindow) {
+      const oldest = this.completed.keys().next().value as string;
+      this.completed.delete(oldest);
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  touch(): void {
+    this.lastActivity = Date.now();
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Ends the session: closes every channel, releases the upstream lease. Idempotent. */
+  close(reason: string, code = 4001): void {
+    if (this.closed) return;
+    this.closed = true;
+    const channels = new Set<ClientChannel>();
+    if (this.primary) channels.add(this.primary);
+    for (const s of this.streams.values()) if (s.channel) channels.add(s.channel);
+    this.primary = undefined;
+    this.streams.clear();
+    for (const c of channels) {
+      c.listener = undefined;
+      if (!c.closed) c.close(code, reason);
+    }
+    if (this.lease) {
+      this.lease.connection.sink = undefined;
+      this.lease.release();
+      this.lease = undefined;
+    }
+    this.waiting = undefined;
+    this.inFlight.clear();
+    this.progressTokens.clear();
+    this.completed.clear();
+    this.serverRequests.clear();
+    this.outbox.clear();
+    this.options.hooks.sessionClosed(this, reason);
+  }
+}
+
+function progressTokenOf(message: JsonRpcRequest): string | number | undefined {
+  const params = message.params as { _meta?: { progressToken?: unknown } } | undefined;
+  const token = params?._meta?.progressToken;
+  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
+}
+
+function tokenKey(token: string | number): string {
+  return typeof token === 'number' ? `n${token}` : `s${token}`;
+}
+
+function unKey(key: string): JsonRpcId {
+  return key[0] === 'n' ? Number(key.slice(1)) : key.slice(1);
+}

@@ -1,0 +1,58 @@
+import type { ServerResponse } from 'node:http';
+import { errorResponse, type JsonRpcFailure, type JsonRpcId } from '../../../libs/protocol/src';
+
+/** Writes a JSON-RPC error as a complete HTTP response on a raw Node response. */
+export function sendJsonRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  options: { id?: JsonRpcId | null; data?: unknown; headers?: Record<string, string> } = {},
+): void {
+  sendJson(res, status, errorResponse(options.id ?? null, code, message, options.data), options.headers);
+}
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: JsonRpcFailure | unknown,
+  headers?: Record<string, string>,
+): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Empty response with a status (202 Accepted, 405 with Allow, …). */
+export function sendStatus(res: ServerResponse, status: number, headers?: Record<string, string>): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(status, headers);
+  res.end();
+}
+
+/** True when the Accept header lists `type` (or a wildcard covering it). */
+export function accepts(accept: string | undefined, type: string): boolean {
+  if (!accept) return false;
+  const [major] = type.split('/');
+  for (const part of accept.split(',')) {
+    const media = part.split(';')[0].trim().toLowerCase();
+    if (media === type || media === '*/*' || media === `${major}/*`) return true;
+  }
+  return false;
+}
+
+/** The media type of a Content-Type header, lower-cased, without parameters. */
+export function mediaType(contentType: string | undefined): string | undefined {
+  return contentType?.split(';')[0].trim().toLowerCase();
+}

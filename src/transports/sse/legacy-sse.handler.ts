@@ -1,0 +1,186 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ErrorCode, parseJsonRpc, type JsonRpcMessage } from '../../../libs/protocol/src';
+import type { GatewayConfig } from '../../config/gateway-config';
+import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import type { Router } from '../../routing/router.service';
+import { ResumeUnavailableError } from '../../session/outbox';
+import { STANDALONE_STREAM, type Session } from '../../session/session';
+import type { SessionRegistry } from '../../session/session-registry';
+import { clientIdFrom } from '../http/client-identity';
+import { accepts, mediaType, sendJsonRpcError, sendStatus } from '../http/http-reply';
+import type { KeepAliveTicker } from '../http/keep-alive-ticker';
+import type { RequestGuard } from '../http/request-guard';
+import { SseChannel } from '../http/sse-channel';
+
+/** Path clients POST their messages to; the endpoint event names it with the session id. */
+export const MESSAGES_PATH = '/messages';
+
+/**
+ * Legacy HTTP+SSE transport (protocol 2024-11-05).
+ *
+ * GET /sse opens the stream and announces the POST endpoint; every event carries
+ * `id: <sessionId>.<seq>` so that a plain EventSource reconnect (same URL, Last-Event-ID)
+ * finds its session again and receives exactly what it missed.
+ */
+export class LegacySseHandler {
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly sessions: SessionRegistry,
+    private readonly router: Router,
+    private readonly guard: RequestGuard,
+    private readonly keepAlive: KeepAliveTicker,
+    private readonly metrics: GatewayMetrics,
+  ) {}
+
+  /** GET /sse[/:service] — new session, or resume of an existing one. */
+  openStream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    service: string | undefined,
+    query: QueryParams,
+  ): void {
+    if (!this.admit(req, res)) return;
+    if (req.headers.accept && !accepts(req.headers.accept, 'text/event-stream')) {
+      this.refuse(res, 406, 'not_acceptable', 'Not Acceptable: the client must accept text/event-stream');
+      return;
+    }
+    const resume = resumePosition(req.headers['last-event-id'], query);
+    if (resume) {
+      this.resumeStream(req, res, resume);
+      return;
+    }
+    const target = service ?? this.router.defaultService;
+    if (!this.router.hasService(target)) {
+      this.refuse(res, 404, 'unknown_service', `Unknown service "${target}"`);
+      return;
+    }
+    const session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse');
+    const channel = this.channelFor(session, res);
+    channel.event('endpoint', `${MESSAGES_PATH}?sessionId=${session.id}`);
+    session.attachPrimary(channel, undefined);
+  }
+
+  private resumeStream(req: IncomingMessage, res: ServerResponse, resume: ResumePosition): void {
+    const session = this.sessions.get(resume.sessionId);
+    if (!session || session.clientId !== clientIdFrom(req.headers, {})) {
+      this.refuse(res, 404, 'session_not_found', 'Session not found: it expired or never existed', true);
+      return;
+    }
+    const channel = this.channelFor(session, res);
+    // Announce the endpoint again: clients that reconnected from scratch need it, the rest ignore it.
+    channel.event('endpoint', `${MESSAGES_PATH}?sessionId=${session.id}`);
+    try {
+      session.attachPrimary(channel, resume.seq);
+    } catch (err) {
+      if (!(err instanceof ResumeUnavailableError)) throw err;
+      this.metrics.error('resume_unavailable');
+      channel.event(
+        'error',
+        JSON.stringify({ code: ErrorCode.ResumeUnavailable, message: err.message, sessionId: session.id }),
+      );
+      channel.end();
+    }
+  }
+
+  /** POST /messages?sessionId=… — accepts one message (or a batch) for the session; answers 202 at once. */
+  postMessage(req: IncomingMessage, res: ServerResponse, body: unknown, query: QueryParams): void {
+    if (!this.admit(req, res)) return;
+    const sessionId = typeof query.sessionId === 'string' ? query.sessionId : undefined;
+    if (!sessionId) {
+      this.refuse(res, 400, 'missing_session', 'Bad Request: the sessionId query parameter is required');
+      return;
+    }
+    const session = this.sessions.get(sessionId);
+    if (!session) {
+      this.refuse(res, 404, 'session_not_found', 'Session not found: it expired or never existed');
+      return;
+    }
+    if (mediaType(req.headers['content-type']) !== 'application/json') {
+      this.refuse(
+        res,
+        415,
+        'unsupported_media_type',
+        'Unsupported Media Type: Content-Type must be application/json',
+      );
+      return;
+    }
+    const text = Buffer.isBuffer(body) ? body.toString('utf8') : '';
+    const parsed = parseJsonRpc(text);
+    if (!parsed.ok) {
+      this.metrics.error(
+        parsed.error.error.code === ErrorCode.ParseError ? 'parse_error' : 'invalid_request',
+      );
+      sendJsonRpcError(res, 400, parsed.error.error.code, parsed.error.error.message, {
+        id: parsed.error.id,
+      });
+      return;
+    }
+    sendStatus(res, 202);
+    deliver(session, parsed.messages, parsed.batch ? undefined : text);
+  }
+
+  private channelFor(session: Session, res: ServerResponse): SseChannel {
+    const sessionId = session.id;
+    const channel = new SseChannel(res, {
+      kind: 'sse',
+      retryMs: this.config.sse.retryMs,
+      eventId: (_stream, seq) => `${sessionId}.${seq}`,
+      keepAlive: this.keepAlive,
+    });
+    channel.open();
+    return channel;
+  }
+
+  private admit(req: IncomingMessage, res: ServerResponse): boolean {
+    const refusal = this.guard.check(req.headers);
+    if (!refusal) return true;
+    this.refuse(res, refusal.status, 'forbidden', refusal.message);
+    return false;
+  }
+
+  private refuse(
+    res: ServerResponse,
+    status: number,
+    kind: string,
+    message: string,
+    sessionGone = false,
+  ): void {
+    this.metrics.error(kind);
+    sendJsonRpcError(
+      res,
+      status,
+      sessionGone ? ErrorCode.SessionNotFound : ErrorCode.InvalidRequest,
+      message,
+    );
+  }
+}
+
+export type QueryParams = Record<string, string | string[] | undefined>;
+
+interface ResumePosition {
+  sessionId: string;
+  seq: number;
+}
+
+/** Last-Event-ID `<session>.<seq>`, or `?sessionId=…` with a numeric Last-Event-ID (header or `lastEventId` query). */
+function resumePosition(
+  header: string | string[] | undefined,
+  query: QueryParams,
+): ResumePosition | undefined {
+  const raw =
+    typeof header === 'string'
+      ? header
+      : typeof query.lastEventId === 'string'
+        ? query.lastEventId
+        : undefined;
+  if (!raw) return undefined;
+  const dot = raw.lastIndexOf('.');
+  const seqText = dot === -1 ? raw : raw.slice(dot + 1);
+  const sessionId = dot === -1 ? query.sessionId : raw.slice(0, dot);
+  if (typeof sessionId !== 'string' || !/^\d{1,15}$/.test(seqText)) return undefined;
+  return { sessionId, seq: Number(seqText) };
+}
+
+function deliver(session: Session, messages: JsonRpcMessage[], raw: string | undefined): void {
+  for (const message of messages) session.receive(message, raw, STANDALONE_STREAM);
+}

@@ -1,0 +1,46 @@
+import type { JsonRpcId, JsonRpcMessage } from '../../libs/protocol/src';
+import type { ReplicaConfig } from '../config/gateway-config';
+
+export type UpstreamTransportKind = 'streamable-http' | 'sse' | 'stdio' | 'embedded';
+
+/** Where an upstream connection delivers what it reads. A Session implements it. */
+export interface UpstreamSink {
+  /**
+   * One message from the upstream, untouched. `raw` is its original text when the
+   * transport had it (forwarded as is); `related` names the client request it belongs
+   * to when the transport can tell (it arrived on that request's HTTP response stream).
+   */
+  upstreamMessage(message: JsonRpcMessage, raw: string | undefined, related: JsonRpcId | undefined): void;
+  /** The connection is gone for good (restarts exhausted, closed by the upstream). */
+  upstreamClosed(error: Error | undefined): void;
+}
+
+/**
+ * One connection to one upstream replica, whatever its transport. Messages are forwarded
+ * as raw JSON-RPC both ways; nothing is re-issued through an SDK Client.
+ *
+ * Contract for implementations:
+ * - `send` never throws and may be called before `start` resolves (messages queue until connected).
+ *   When a request cannot be delivered, the implementation answers it through the sink with a
+ *   JSON-RPC error (code ErrorCode.UpstreamUnavailable) that says why.
+ * - When the upstream loses its state (a stdio child restarted, an HTTP upstream answered 404 for its
+ *   session), the implementation re-runs the client's recorded initialize handshake before sending more.
+ * - `pause`/`resume` stop and restart reading from the upstream (backpressure from a slow client).
+ */
+export interface UpstreamConnection {
+  readonly kind: UpstreamTransportKind;
+  readonly replica: ReplicaConfig;
+  sink: UpstreamSink | undefined;
+  start(): Promise<void>;
+  send(message: JsonRpcMessage, raw: string | undefined): void;
+  pause(): void;
+  resume(): void;
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+/** A session's hold on an upstream connection (dedicated now; pooled later). */
+export interface UpstreamLease {
+  readonly connection: UpstreamConnection;
+  release(): void;
+}

@@ -1,0 +1,47 @@
+import { Injectable } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { VsmChannel, type S1Event, type VsmChannelName, type VsmEventMap } from './vsm.channels';
+
+/**
+ * Publishes on the VSM channels. S1 sees every client message, so its publish must cost
+ * nothing when nobody listens and must never delay forwarding when someone does: events
+ * are queued and handed to listeners in one batch on the next turn of the event loop.
+ */
+@Injectable()
+export class VsmBus {
+  private s1Queue: S1Event[] = [];
+  private s1Scheduled = false;
+  private readonly flushS1 = () => this.drainS1();
+
+  constructor(private readonly emitter: EventEmitter2) {}
+
+  /** True when some listener is on the channel; callers skip building payloads otherwise. */
+  hasListeners(channel: VsmChannelName): boolean {
+    return this.emitter.hasListeners(channel) === true;
+  }
+
+  publishS1(event: S1Event): void {
+    this.s1Queue.push(event);
+    if (!this.s1Scheduled) {
+      this.s1Scheduled = true;
+      setImmediate(this.flushS1);
+    }
+  }
+
+  publish<C extends VsmChannelName>(channel: C, event: VsmEventMap[C]): void {
+    this.emitter.emit(channel, event);
+  }
+
+  private drainS1(): void {
+    this.s1Scheduled = false;
+    const batch = this.s1Queue;
+    this.s1Queue = [];
+    for (const event of batch) {
+      try {
+        this.emitter.emit(VsmChannel.S1Operations, event);
+      } catch {
+        // A failing listener is its own problem; the gateway keeps forwarding.
+      }
+    }
+  }
+}

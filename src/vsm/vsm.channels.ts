@@ -1,0 +1,75 @@
+/**
+ * The VSM channels (DESIGN §8): names and payloads exactly as the seed defines them,
+ * as discriminated unions so a listener's switch is checked for exhaustiveness.
+ */
+export const VsmChannel = {
+  S1Operations: 's1_operations',
+  S2Coordination: 's2_coordination',
+  S3Control: 's3_control',
+  S4Intelligence: 's4_intelligence',
+  S5Policy: 's5_policy',
+  Algedonic: 'algedonic',
+} as const;
+export type VsmChannelName = (typeof VsmChannel)[keyof typeof VsmChannel];
+
+export type TransportName = 'streamable' | 'sse' | 'ws';
+
+/** S1: every incoming client message. */
+export interface ExternalMessageEvent {
+  type: 'external_message';
+  clientId: string;
+  payload: unknown;
+  metadata: {
+    sessionId: string;
+    transport: TransportName;
+    service: string;
+    receivedAt: number;
+  };
+}
+export type S1Event = ExternalMessageEvent;
+
+/** S2: asked before a session switches transport; the answer allows or refuses the switch. */
+export interface CheckOscillationEvent {
+  type: 'check_oscillation';
+  clientId: string;
+  from: TransportName;
+  to: TransportName;
+}
+export type S2Event = CheckOscillationEvent;
+export interface OscillationVerdict {
+  allowed: boolean;
+  reason?: string;
+  switchesInWindow: number;
+}
+
+/** S3: commands the gateway obeys. */
+export type S3Event =
+  | { type: 'allocate_connections'; transport: string; count: number }
+  | { type: 'adjust_rate_limit'; clientId: string; newLimit: number }
+  | { type: 'force_circuit_state'; transport: string; state: 'open' | 'closed' | 'half_open' };
+
+/** S4: what the gateway reports upward. */
+export type S4Event =
+  | { type: 'gateway_metrics'; stats: Record<string, number> }
+  | { type: 'usage_pattern'; clientId: string; patternType: string }
+  | { type: 'anomaly_detected'; details: Record<string, unknown> };
+
+/** S5: policy the gateway subscribes to or asks about. */
+export type S5Event =
+  | { type: 'policy_update'; scope: 'gateway'; constraints: Record<string, unknown> }
+  | { type: 'check_compliance'; action: string; context: Record<string, unknown> }
+  | { type: 'verify_identity'; operation: string };
+
+/** Algedonic: bypasses the hierarchy when something hurts (or stops hurting). */
+export type AlgedonicEvent =
+  | { type: 'pain'; severity: 'critical'; source: string; message: string; context: Record<string, unknown> }
+  | { type: 'pleasure'; severity: 'moderate'; source: string; recoveryMetrics: Record<string, unknown> };
+
+export interface VsmEventMap {
+  [VsmChannel.S1Operations]: S1Event;
+  [VsmChannel.S2Coordination]: S2Event;
+  [VsmChannel.S3Control]: S3Event;
+  [VsmChannel.S4Intelligence]: S4Event;
+  [VsmChannel.S5Policy]: S5Event;
+  [VsmChannel.Algedonic]: AlgedonicEvent;
+}

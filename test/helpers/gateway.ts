@@ -1,0 +1,23 @@
+import { bootstrap, listen, type Gateway } from '../../src/bootstrap';
+import type { GatewayConfigOverrides } from '../../src/config/gateway-config';
+
+export interface RunningGateway {
+  gateway: Gateway;
+  /** Base URL, e.g. http://127.0.0.1:41234 */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Boots the real gateway through bootstrap() on a free loopback port. */
+export async function startGateway(config: GatewayConfigOverrides = {}): Promise<RunningGateway> {
+  const gateway = await bootstrap({
+    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' },
+    config: { host: '127.0.0.1', port: 0, ...config },
+  });
+  const url = await listen(gateway, 0);
+  return {
+    gateway,
+    url,
+    close: () => gateway.app.close(),
+  };
+}
