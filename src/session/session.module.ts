@@ -4,6 +4,7 @@ import {
   Injectable,
   Logger,
   Module,
+  type BeforeApplicationShutdown,
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
@@ -55,15 +56,36 @@ export class GatewaySessionHooks implements SessionHooks {
   }
 }
 
-/** Owns the session registry and its sweep timer. */
+/** Owns the session registry and its sweep timer; drains sessions on shutdown. */
 @Injectable()
-export class SessionService extends SessionRegistry implements OnModuleInit, OnApplicationShutdown {
-  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, pool: PoolManager, hooks: GatewaySessionHooks) {
+export class SessionService
+  extends SessionRegistry
+  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+{
+  constructor(
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    pool: PoolManager,
+    hooks: GatewaySessionHooks,
+  ) {
     super(new InMemorySessionStore(), config.session, (service, key) => pool.acquire(service, key), hooks);
   }
 
   onModuleInit(): void {
     this.start();
+  }
+
+  /** SIGTERM: give requests in flight up to shutdownGraceMs to be answered before streams close. */
+  async beforeApplicationShutdown(): Promise<void> {
+    const deadline = Date.now() + this.config.shutdownGraceMs;
+    while (Date.now() < deadline && this.inFlightTotal() > 0) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  inFlightTotal(): number {
+    let n = 0;
+    for (const s of this.all()) n += s.inFlightCount;
+    return n;
   }
 
   onApplicationShutdown(): void {

@@ -229,3 +229,22 @@ describe('Session', () => {
     assert.equal(session.transport, 'ws');
   });
 });
+
+describe('Session cancellation', () => {
+  test('a cancelled request stops being waited for, its stream ends, and the cancel reaches the upstream', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const post = new FakeChannel();
+    const stream = session.openStream(post);
+    session.receive(req(9), undefined, stream);
+    session.sealStream(stream);
+    session.receive(
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 9, reason: 'user' } },
+      undefined,
+      STANDALONE_STREAM,
+    );
+    assert.equal(session.inFlightCount, 0);
+    assert.equal(post.ended, true);
+    assert.equal((upstream.sent.at(-1) as { method: string }).method, 'notifications/cancelled');
+  });
+});

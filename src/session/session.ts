@@ -269,6 +269,8 @@ export class Session implements ChannelListener, UpstreamSink {
       const state = this.streams.get(stream);
       if (state) state.pending++;
       if (message.method === Method.Initialize) this.noteInitialize(message);
+    } else if ((message as JsonRpcRequest).method === Method.Cancelled) {
+      this.cancelled(message as JsonRpcRequest);
     } else if (isResponse(message) && message.id !== null) {
       const key = idKey(message.id);
       const asker = this.serverRequests.get(key);
@@ -280,6 +282,25 @@ export class Session implements ChannelListener, UpstreamSink {
     }
     this.forward(message, raw);
     return true;
+  }
+
+  /**
+   * The client gave up on a request: the upstream will not answer it (spec: a receiver of a
+   * cancellation does not respond), so stop waiting and let its stream end.
+   */
+  private cancelled(message: JsonRpcRequest): void {
+    const requestId = (message.params as { requestId?: unknown } | undefined)?.requestId;
+    if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+    const key = idKey(requestId);
+    const req = this.inFlight.get(key);
+    if (!req) return;
+    this.inFlight.delete(key);
+    if (req.progressToken !== undefined) this.progressTokens.delete(tokenKey(req.progressToken));
+    const state = this.streams.get(req.stream);
+    if (state) {
+      state.pending--;
+      this.finishStreamIfDone(req.stream, state);
+    }
   }
 
   private forward(message: JsonRpcMessage, raw: string | undefined): void {

@@ -1,0 +1,197 @@
+/**
+ * One end-to-end suite, run with the official SDK Client over every client transport
+ * against every kind of upstream: the embedded demo, server-everything over stdio, and
+ * server-everything over Streamable HTTP.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { SessionService } from '../src/session/session.module';
+import { CLIENT_TRANSPORTS, connectClient, SAMPLED_TEXT, type ClientTransportName } from './helpers/clients';
+import { everythingStdioReplica, startEverythingHttp, type RunningEverything } from './helpers/everything';
+import { startGateway, type RunningGateway } from './helpers/gateway';
+
+interface UpstreamProfile {
+  name: string;
+  /** Named service the client connects to (undefined: the default service). */
+  service?: string;
+  start(): Promise<{ services?: Record<string, any>; stop(): Promise<void> }>;
+  echoTool: string;
+  longTool: { name: string; args: Record<string, unknown> };
+  samplingTool: { name: string; args: Record<string, unknown> };
+  resourceUri: (client: Client) => Promise<string>;
+  prompt: { name: string; args?: Record<string, string> };
+  /** Makes the upstream send a logging notification. */
+  triggerLog(client: Client): Promise<void>;
+}
+
+const demo: UpstreamProfile = {
+  name: 'embedded demo',
+  start: async () => ({ stop: async () => undefined }),
+  echoTool: 'echo',
+  longTool: { name: 'long_task', args: { durationMs: 400, steps: 4 } },
+  samplingTool: { name: 'ask_llm', args: { question: 'What is a gateway?' } },
+  resourceUri: async () => 'demo://readme',
+  prompt: { name: 'summarize', args: { text: 'The gateway forwards MCP messages.' } },
+  triggerLog: async (client) => {
+    await client.callTool({ name: 'long_task', arguments: { durationMs: 50, steps: 1 } });
+  },
+};
+
+const everythingCommon = {
+  echoTool: 'echo',
+  longTool: { name: 'trigger-long-running-operation', args: { duration: 1, steps: 4 } },
+  samplingTool: { name: 'trigger-sampling-request', args: { prompt: 'What is a gateway?', maxTokens: 20 } },
+  resourceUri: async (client: Client) => {
+    const list = await client.listResources();
+    assert.ok(list.resources.length > 0, 'server-everything lists resources');
+    return list.resources[0].uri;
+  },
+  prompt: { name: 'simple-prompt' },
+  triggerLog: async (client: Client) => {
+    await client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
+  },
+};
+
+const everythingStdio: UpstreamProfile = {
+  name: 'server-everything over stdio',
+  service: 'everything',
+  start: async () => ({
+    services: { everything: { replicas: [everythingStdioReplica()] } },
+    stop: async () => undefined,
+  }),
+  ...everythingCommon,
+};
+
+const everythingHttp: UpstreamProfile = {
+  name: 'server-everything over Streamable HTTP',
+  service: 'everything-http',
+  start: async () => {
+    const server: RunningEverything = await startEverythingHttp('streamableHttp');
+    return {
+      services: { 'everything-http': { replicas: [{ transport: 'streamable-http', url: server.url }] } },
+      stop: () => server.stop(),
+    };
+  },
+  ...everythingCommon,
+};
+
+for (const upstream of [demo, everythingStdio, everythingHttp]) {
+  describe(`through the gateway to the ${upstream.name}`, () => {
+    let gw: RunningGateway;
+    let stopUpstream: () => Promise<void>;
+
+    before(async () => {
+      const started = await upstream.start();
+      stopUpstream = started.stop;
+      gw = await startGateway(started.services ? { services: started.services } : {});
+    });
+
+    after(async () => {
+      await gw.close();
+      await stopUpstream();
+    });
+
+    for (const transport of CLIENT_TRANSPORTS) {
+      describe(`over ${transport}`, () => {
+        let client: Client;
+
+        before(async () => {
+          ({ client } = await connectClient(gw.url, transport as ClientTransportName, upstream.service));
+        });
+
+        after(async () => {
+          await client.close();
+        });
+
+        test('tools/list lists the upstream tools', async () => {
+          const { tools } = await client.listTools();
+          const names = tools.map((t) => t.name);
+          assert.ok(names.includes(upstream.echoTool), `tools: ${names.join(', ')}`);
+          assert.ok(names.includes(upstream.longTool.name));
+        });
+
+        test('tools/call returns the upstream result', async () => {
+          const result = await client.callTool({ name: upstream.echoTool, arguments: { message: 'hello gateway' } });
+          const text = (result.content as Array<{ type: string; text?: string }>)[0].text ?? '';
+          assert.match(text, /hello gateway/);
+        });
+
+        test('resources/read returns the resource contents', async () => {
+          const uri = await upstream.resourceUri(client);
+          const result = await client.readResource({ uri });
+          assert.equal(result.contents[0].uri, uri);
+          const c = result.contents[0] as { text?: string; blob?: string };
+          assert.ok((c.text ?? c.blob ?? '').length > 0);
+        });
+
+        test('prompts/get returns the prompt messages', async () => {
+          const result = await client.getPrompt({ name: upstream.prompt.name, arguments: upstream.prompt.args });
+          assert.ok(result.messages.length > 0);
+        });
+
+        test('progress notifications of a long-running tool arrive before its result', async () => {
+          const progress: number[] = [];
+          const result = await client.callTool(
+            { name: upstream.longTool.name, arguments: upstream.longTool.args },
+            undefined,
+            { onprogress: (p) => progress.push(p.progress), timeout: 20_000 },
+          );
+          assert.ok(progress.length >= 3, `progress events: ${progress.join(',')}`);
+          assert.deepEqual(
+            progress,
+            [...progress].sort((a, b) => a - b),
+          );
+          assert.ok((result.content as unknown[]).length > 0);
+        });
+
+        test('a sampling request from the upstream is answered by the client', async () => {
+          const result = await client.callTool(
+            { name: upstream.samplingTool.name, arguments: upstream.samplingTool.args },
+            undefined,
+            { timeout: 20_000 },
+          );
+          assert.match(JSON.stringify(result.content), new RegExp(SAMPLED_TEXT));
+        });
+
+        test('logging notifications reach the client at the level it set', async () => {
+          const logs: unknown[] = [];
+          client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+            logs.push(n.params);
+          });
+          await client.setLoggingLevel('debug');
+          await upstream.triggerLog(client);
+          const deadline = Date.now() + 10_000;
+          while (logs.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+          assert.ok(logs.length > 0, 'a logging notification arrived');
+          if (upstream !== demo) await upstream.triggerLog(client); // server-everything: toggle it off again
+        });
+
+        test('cancelling a request stops it and the session keeps working', async () => {
+          const controller = new AbortController();
+          const started = Date.now();
+          await assert.rejects(
+            client.callTool({ name: upstream.longTool.name, arguments: upstream.longTool.args }, undefined, {
+              signal: controller.signal,
+              onprogress: () => controller.abort('test cancels'),
+              timeout: 20_000,
+            }),
+          );
+          assert.ok(Date.now() - started < 5_000, 'the cancelled call returned promptly');
+          const sessions = gw.gateway.app.get(SessionService);
+          const deadline = Date.now() + 3_000;
+          let waiting = Infinity;
+          while (Date.now() < deadline) {
+            waiting = [...sessions.all()].reduce((n, s) => n + s.inFlightCount, 0);
+            if (waiting === 0) break;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          assert.equal(waiting, 0, 'the gateway no longer waits for the cancelled request');
+          const again = await client.callTool({ name: upstream.echoTool, arguments: { message: 'still here' } });
+          assert.match(JSON.stringify(again.content), /still here/);
+        });
+      });
+    }
+  });
+}
