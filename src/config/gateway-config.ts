@@ -124,6 +124,30 @@ export const EnvSchema = z.object({
   UPSTREAM_MAX_RESTARTS: int(0).default(5),
   /** Serve the sessionless 2026-07-28 revision of Streamable HTTP. */
   ENABLE_2026_07_28: bool.default(true),
+  /** One shared ping interval for all WebSocket connections; a peer that missed the last pong is dropped. */
+  WS_HEARTBEAT_INTERVAL_MS: int(100).default(30_000),
+  /** Largest WebSocket frame accepted (larger → close 1009); defaults to MAX_BODY_BYTES. */
+  WS_MAX_FRAME_BYTES: int(1024).optional(),
+  /** permessage-deflate on WebSocket connections: off by default, it costs memory per connection. */
+  WS_COMPRESSION: bool.default(false),
+  /** Frames smaller than this are sent uncompressed even when compression is on. */
+  WS_COMPRESSION_THRESHOLD_BYTES: int(0).default(1024),
+  /** Bytes a client connection may have buffered before the session pauses its upstream. */
+  CHANNEL_HIGH_WATER_MARK_BYTES: int(1024).default(1024 * 1024),
+  /** PEM certificate (chain) file: when set with TLS_KEY_FILE, the one port speaks HTTPS and WSS. */
+  TLS_CERT_FILE: z.string().optional(),
+  /** PEM private key file. */
+  TLS_KEY_FILE: z.string().optional(),
+  /** PEM CA bundle used to verify client certificates. */
+  TLS_CA_FILE: z.string().optional(),
+  /** Client certificates: none, request (verify when sent) or require. */
+  TLS_CLIENT_CERT: z.enum(['none', 'request', 'require']).default('none'),
+  /** How often the certificate files are checked for a renewal (ms); a change is loaded without restart. */
+  TLS_RELOAD_INTERVAL_MS: int(0).default(60_000),
+  /** S2 anti-oscillation: transport switches allowed per client within the window. */
+  S2_MAX_SWITCHES: int(0).default(3),
+  /** S2 anti-oscillation window (ms). */
+  S2_WINDOW_MS: int(1000).default(60_000),
 });
 export type EnvConfig = z.infer<typeof EnvSchema>;
 
@@ -146,6 +170,25 @@ export interface GatewayConfig {
   shutdownGraceMs: number;
   upstream: { connectTimeoutMs: number; retryMinMs: number; retryMaxMs: number; maxRestarts: number };
   enableSessionless: boolean;
+  ws: {
+    heartbeatIntervalMs: number;
+    maxFrameBytes: number;
+    compression: boolean;
+    compressionThresholdBytes: number;
+  };
+  /** Buffered bytes per client channel before backpressure pauses the upstream. */
+  channelHighWaterMarkBytes: number;
+  /** Present when the gateway serves TLS. */
+  tls:
+    | {
+        certFile: string;
+        keyFile: string;
+        caFile?: string;
+        clientCert: 'none' | 'request' | 'require';
+        reloadIntervalMs: number;
+      }
+    | undefined;
+  s2: { maxSwitches: number; windowMs: number };
   defaultService: string;
   services: Record<string, ServiceConfig>;
 }

@@ -39,8 +39,16 @@ export function loadConfig(
       problems.push(`${path}: ${(err as Error).message}`);
     }
   }
-  if (problems.length > 0) throw new ConfigError(problems);
-  const e = envResult.data!;
+  const e = envResult.data;
+  // Checked on the raw values so file problems are listed even when other variables are invalid.
+  if (Boolean(env.TLS_CERT_FILE) !== Boolean(env.TLS_KEY_FILE)) {
+    problems.push('env TLS_CERT_FILE and TLS_KEY_FILE: set both or neither');
+  }
+  for (const key of ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE'] as const) {
+    const file = env[key];
+    if (file && !existsSync(file)) problems.push(`env ${key}: file "${file}" does not exist`);
+  }
+  if (problems.length > 0 || !e) throw new ConfigError(problems);
 
   let services = file.services;
   if (overrides.services) {
@@ -86,6 +94,24 @@ export function loadConfig(
       maxRestarts: e.UPSTREAM_MAX_RESTARTS,
     },
     enableSessionless: e.ENABLE_2026_07_28,
+    ws: {
+      heartbeatIntervalMs: e.WS_HEARTBEAT_INTERVAL_MS,
+      maxFrameBytes: e.WS_MAX_FRAME_BYTES ?? e.MAX_BODY_BYTES,
+      compression: e.WS_COMPRESSION,
+      compressionThresholdBytes: e.WS_COMPRESSION_THRESHOLD_BYTES,
+    },
+    channelHighWaterMarkBytes: e.CHANNEL_HIGH_WATER_MARK_BYTES,
+    tls:
+      e.TLS_CERT_FILE && e.TLS_KEY_FILE
+        ? {
+            certFile: e.TLS_CERT_FILE,
+            keyFile: e.TLS_KEY_FILE,
+            caFile: e.TLS_CA_FILE,
+            clientCert: e.TLS_CLIENT_CERT,
+            reloadIntervalMs: e.TLS_RELOAD_INTERVAL_MS,
+          }
+        : undefined,
+    s2: { maxSwitches: e.S2_MAX_SWITCHES, windowMs: e.S2_WINDOW_MS },
     defaultService,
     services: finalServices,
   };

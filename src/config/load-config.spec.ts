@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, test } from 'node:test';
+import { ConfigError, DEMO_SERVICE, loadConfig } from './load-config';
+
+describe('loadConfig', () => {
+  test('defaults: loopback, port 3000, the embedded demo as the only service', () => {
+    const config = loadConfig({});
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.port, 3000);
+    assert.equal(config.defaultService, DEMO_SERVICE);
+    assert.equal(config.services[DEMO_SERVICE].replicas[0].transport, 'embedded');
+    assert.equal(config.tls, undefined);
+  });
+
+  test('lists every bad value in one error', () => {
+    let error: unknown;
+    try {
+      loadConfig({ PORT: 'seventy', LOG_LEVEL: 'loud', SESSION_IDLE_TIMEOUT_MS: '-5', TLS_CERT_FILE: '/nope.pem' });
+    } catch (err) {
+      error = err;
+    }
+    assert.ok(error instanceof ConfigError);
+    const text = (error as ConfigError).message;
+    for (const key of ['PORT', 'LOG_LEVEL', 'SESSION_IDLE_TIMEOUT_MS', 'TLS_CERT_FILE']) {
+      assert.match(text, new RegExp(key), `mentions ${key}`);
+    }
+  });
+
+  test('reads services from gateway.yaml and rejects bad replicas with their path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-config-'));
+    const good = join(dir, 'good.yaml');
+    writeFileSync(
+      good,
+      'defaultService: a\nservices:\n  a:\n    replicas:\n      - transport: streamable-http\n        url: http://127.0.0.1:9/mcp\n',
+    );
+    const config = loadConfig({ GATEWAY_CONFIG: good });
+    assert.equal(config.defaultService, 'a');
+    assert.equal(config.services.a.replicas[0].transport, 'streamable-http');
+
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'services:\n  a:\n    replicas:\n      - transport: carrier-pigeon\n  b:\n    replicas: []\n');
+    assert.throws(
+      () => loadConfig({ GATEWAY_CONFIG: bad }),
+      (err: Error) => /services\.a\.replicas\.0\.transport/.test(err.message) && /services\.b\.replicas/.test(err.message),
+    );
+  });
+
+  test('a bad configuration stops the start with the list of problems and no stack trace', () => {
+    const main = resolve(__dirname, '../main.js');
+    const result = spawnSync(process.execPath, [main], {
+      env: { PATH: process.env.PATH, PORT: 'x', MAX_BODY_BYTES: '1' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /Invalid gateway configuration/);
+    assert.match(result.stderr, /PORT/);
+    assert.match(result.stderr, /MAX_BODY_BYTES/);
+    assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+  });
+});
