@@ -1,6 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { VsmChannel, type S1Event, type VsmChannelName, type VsmEventMap } from './vsm.channels';
+import {
+  VsmChannel,
+  type CheckOscillationEvent,
+  type OscillationVerdict,
+  type S1Event,
+  type VsmChannelName,
+  type VsmEventMap,
+} from './vsm.channels';
 
 /**
  * Publishes on the VSM channels. S1 sees every client message, so its publish must cost
@@ -30,6 +37,23 @@ export class VsmBus {
 
   publish<C extends VsmChannelName>(channel: C, event: VsmEventMap[C]): void {
     this.emitter.emit(channel, event);
+  }
+
+  /**
+   * Asks S2 whether a session may switch transport. Every listener answers; one refusal
+   * refuses. With no listener at all the switch is allowed.
+   */
+  async checkOscillation(event: CheckOscillationEvent): Promise<OscillationVerdict> {
+    const answers = (await this.emitter.emitAsync(VsmChannel.S2Coordination, event)) as Array<
+      OscillationVerdict | undefined
+    >;
+    let verdict: OscillationVerdict = { allowed: true, switchesInWindow: 0 };
+    for (const answer of answers) {
+      if (!answer) continue;
+      if (!answer.allowed) return answer;
+      verdict = answer;
+    }
+    return verdict;
   }
 
   private drainS1(): void {
