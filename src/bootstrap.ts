@@ -6,6 +6,7 @@ import { AppModule } from './app.module';
 import type { GatewayConfig, GatewayConfigOverrides } from './config/gateway-config';
 import { loadConfig } from './config/load-config';
 import { registerRawBodyParser } from './transports/http/raw-body';
+import { readTlsFiles } from './transports/http/tls';
 
 export interface BootstrapOptions {
   /** Environment to read (defaults to process.env). */
@@ -26,6 +27,8 @@ export interface Gateway {
 export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway> {
   const config = loadConfig(options.env ?? process.env, options.config);
   const adapter = new FastifyAdapter({
+    // One port for every transport: with a certificate it speaks HTTPS and WSS.
+    ...(config.tls ? { https: readTlsFiles(config.tls) } : {}),
     bodyLimit: config.maxBodyBytes,
     // Client-supplied request ids are not trusted; correlation ids are generated per request.
     requestIdHeader: false,
@@ -51,5 +54,5 @@ export async function listen(gateway: Gateway, port = gateway.config.port): Prom
   const address = gateway.app.getHttpServer().address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const host = gateway.config.host.includes(':') ? `[${gateway.config.host}]` : gateway.config.host;
-  return `http://${host}:${actualPort}`;
+  return `${gateway.config.tls ? 'https' : 'http'}://${host}:${actualPort}`;
 }

@@ -9,9 +9,12 @@ export interface RunningGateway {
 }
 
 /** Boots the real gateway through bootstrap() on a free loopback port. */
-export async function startGateway(config: GatewayConfigOverrides = {}): Promise<RunningGateway> {
+export async function startGateway(
+  config: GatewayConfigOverrides = {},
+  env: Record<string, string> = {},
+): Promise<RunningGateway> {
   const gateway = await bootstrap({
-    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' },
+    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env },
     config: { host: '127.0.0.1', port: 0, ...config },
   });
   const url = await listen(gateway, 0);

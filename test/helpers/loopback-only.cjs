@@ -1,14 +1,32 @@
-// Preload for third-party servers started by tests: whatever host they ask for, they
-// listen on 127.0.0.1 only (tests never open a port beyond loopback).
+'use strict';
+/**
+ * Preload (`node --require test/helpers/loopback-only.cjs …`) that forces every TCP server the
+ * process starts onto 127.0.0.1, for test peers such as server-everything that listen on all
+ * interfaces. Unix sockets and inherited handles are left alone.
+ */
 const net = require('node:net');
-const original = net.Server.prototype.listen;
+
+const originalListen = net.Server.prototype.listen;
+
 net.Server.prototype.listen = function listenOnLoopback(...args) {
-  if (typeof args[0] === 'object' && args[0] !== null) {
-    args[0] = { ...args[0], host: '127.0.0.1' };
-  } else if (typeof args[0] === 'number' || typeof args[0] === 'string') {
-    const port = args[0];
-    const callback = args.find((a) => typeof a === 'function');
-    return original.call(this, { port: Number(port), host: '127.0.0.1' }, callback);
+  const first = args[0];
+  if (first !== null && typeof first === 'object' && !Array.isArray(first)) {
+    if (first.path === undefined && first.fd === undefined && first.handle === undefined && !first._handle) {
+      args[0] = { ...first, host: '127.0.0.1' };
+    }
+    return originalListen.apply(this, args);
   }
-  return original.apply(this, args);
+  if (
+    typeof first === 'number' ||
+    (typeof first === 'string' && /^\d+$/.test(first)) ||
+    first === undefined
+  ) {
+    // listen(port?, host?, backlog?, cb?): keep the port, backlog and callback; replace the host.
+    const callback = typeof args[args.length - 1] === 'function' ? args[args.length - 1] : undefined;
+    const backlog = args.find((a, i) => i > 0 && typeof a === 'number');
+    const options = { port: first === undefined ? 0 : Number(first), host: '127.0.0.1' };
+    if (backlog !== undefined) options.backlog = backlog;
+    return callback ? originalListen.call(this, options, callback) : originalListen.call(this, options);
+  }
+  return originalListen.apply(this, args);
 };

@@ -1,0 +1,35 @@
+import { readFileSync, statSync } from 'node:fs';
+import type { SecureContextOptions } from 'node:tls';
+import type { GatewayConfig } from '../../config/gateway-config';
+
+export type TlsConfig = NonNullable<GatewayConfig['tls']>;
+
+/** Reads the certificate, key and CA files into the options Node's TLS server takes. */
+export function readTlsFiles(tls: TlsConfig): SecureContextOptions & {
+  requestCert: boolean;
+  rejectUnauthorized: boolean;
+} {
+  return {
+    cert: readFileSync(tls.certFile),
+    key: readFileSync(tls.keyFile),
+    ca: tls.caFile ? readFileSync(tls.caFile) : undefined,
+    requestCert: tls.clientCert !== 'none',
+    // 'request' verifies a certificate when one is sent but lets clients without one in.
+    rejectUnauthorized: tls.clientCert === 'require',
+  };
+}
+
+/** A fingerprint of the files' identity (mtime + size) so a renewal is noticed without reading them. */
+export function tlsFilesStamp(tls: TlsConfig): string {
+  return [tls.certFile, tls.keyFile, tls.caFile]
+    .filter((f): f is string => Boolean(f))
+    .map((f) => {
+      try {
+        const st = statSync(f);
+        return `${st.mtimeMs}:${st.size}`;
+      } catch {
+        return 'missing';
+      }
+    })
+    .join('|');
+}

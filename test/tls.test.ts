@@ -1,0 +1,95 @@
+/**
+ * TLS: with a certificate configured the one port speaks HTTPS for every HTTP transport,
+ * and a renewed certificate is picked up without a restart.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { after, before, describe, test } from 'node:test';
+import { TlsReloadService } from '../src/transports/http/tls-reload.service';
+import { makeSelfSignedCert, type TestCert } from './helpers/certs';
+import { startGateway, type RunningGateway } from './helpers/gateway';
+
+function httpsGet(url: string, ca: Buffer, headers: Record<string, string> = {}) {
+  return new Promise<{ status: number; headers: Record<string, unknown>; firstChunk: string }>((ok, fail) => {
+    const req = httpsRequest(url, { ca, headers }, (res) => {
+      res.once('data', (chunk: Buffer) => {
+        ok({ status: res.statusCode ?? 0, headers: res.headers, firstChunk: chunk.toString() });
+        req.destroy();
+      });
+      res.once('end', () => ok({ status: res.statusCode ?? 0, headers: res.headers, firstChunk: '' }));
+    });
+    req.once('error', fail);
+    req.end();
+  });
+}
+
+function peerCertificate(port: number, ca: Buffer): Promise<PeerCertificate> {
+  return new Promise((ok, fail) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+      const cert = socket.getPeerCertificate();
+      socket.end();
+      ok(cert);
+    });
+    socket.once('error', fail);
+  });
+}
+
+describe('TLS', () => {
+  let cert: TestCert;
+  let gw: RunningGateway;
+  let port: number;
+
+  before(async () => {
+    cert = makeSelfSignedCert('gateway-one');
+    gw = await startGateway(
+      {},
+      { TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile, TLS_RELOAD_INTERVAL_MS: '0' },
+    );
+    port = Number(new URL(gw.url).port);
+  });
+
+  after(() => gw.close());
+
+  test('the gateway URL is https and /health answers over TLS', async () => {
+    assert.match(gw.url, /^https:\/\//);
+    const res = await httpsGet(`${gw.url}/health`, readFileSync(cert.certFile));
+    assert.equal(res.status, 200);
+    assert.match(res.firstChunk, /"status":"ok"/);
+  });
+
+  test('legacy SSE streams over HTTPS', async () => {
+    const res = await httpsGet(`${gw.url}/sse`, readFileSync(cert.certFile), { accept: 'text/event-stream' });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-type'], 'text/event-stream');
+  });
+
+  test('plain HTTP on the TLS port is refused', async () => {
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(3000) }));
+  });
+
+  test('a renewed certificate is served to new connections without a restart', async () => {
+    const before = await peerCertificate(port, readFileSync(cert.certFile));
+    assert.equal(before.subject.CN, 'gateway-one');
+    makeSelfSignedCert('gateway-two', cert.dir);
+    const reloaded = gw.gateway.app.get(TlsReloadService).reloadIfChanged();
+    assert.equal(reloaded, true);
+    const afterRenewal = await peerCertificate(port, readFileSync(cert.certFile));
+    assert.equal(afterRenewal.subject.CN, 'gateway-two');
+    const res = await httpsGet(`${gw.url}/health`, readFileSync(cert.certFile));
+    assert.equal(res.status, 200);
+  });
+
+  test('a broken renewal keeps the current certificate', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const current = readFileSync(cert.certFile);
+    writeFileSync(
+      cert.certFile,
+      '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n',
+    );
+    assert.equal(gw.gateway.app.get(TlsReloadService).reloadIfChanged(), false);
+    const still = await peerCertificate(port, current);
+    assert.equal(still.subject.CN, 'gateway-two');
+  });
+});
