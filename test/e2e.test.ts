@@ -30,12 +30,12 @@ const demo: UpstreamProfile = {
   name: 'embedded demo',
   start: async () => ({ stop: async () => undefined }),
   echoTool: 'echo',
-  longTool: { name: 'long_task', args: { durationMs: 400, steps: 4 } },
+  longTool: { name: 'long_task', args: { duration: 0.4, steps: 4 } },
   samplingTool: { name: 'ask_llm', args: { question: 'What is a gateway?' } },
   resourceUri: async () => 'demo://readme',
   prompt: { name: 'summarize', args: { text: 'The gateway forwards MCP messages.' } },
   triggerLog: async (client) => {
-    await client.callTool({ name: 'long_task', arguments: { durationMs: 50, steps: 1 } });
+    await client.callTool({ name: 'long_task', arguments: { duration: 0.05, steps: 1 } });
   },
 };
 

@@ -4,6 +4,7 @@
  * process starts onto 127.0.0.1, for test peers such as server-everything that listen on all
  * interfaces. Unix sockets and inherited handles are left alone.
  */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a --require preload must be CommonJS
 const net = require('node:net');
 
 const originalListen = net.Server.prototype.listen;

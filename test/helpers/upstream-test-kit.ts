@@ -144,8 +144,9 @@ export function freePort(): Promise<number> {
 /** Starts server-everything in HTTP mode on a loopback port; resolves when it answers. */
 export async function startEverythingHttp(
   mode: 'streamableHttp' | 'sse',
+  fixedPort?: number,
 ): Promise<{ child: ChildProcess; port: number; stop: () => Promise<void> }> {
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const child = spawn(process.execPath, ['--require', LOOPBACK_ONLY, EVERYTHING, mode], {
     env: { PATH: process.env.PATH ?? '', PORT: String(port) },
     stdio: ['ignore', 'ignore', 'ignore'],

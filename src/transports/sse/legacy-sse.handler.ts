@@ -92,7 +92,7 @@ export class LegacySseHandler {
     }
     const session = this.sessions.get(sessionId);
     if (!session) {
-      this.refuse(res, 404, 'session_not_found', 'Session not found: it expired or never existed');
+      this.refuse(res, 404, 'session_not_found', 'Session not found: it expired or never existed', true);
       return;
     }
     if (mediaType(req.headers['content-type']) !== 'application/json') {
