@@ -1,0 +1,165 @@
+import { Logger } from '@nestjs/common';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ErrorCode,
+  errorResponse,
+  isRequest,
+  type JsonRpcId,
+  type JsonRpcMessage,
+} from '../../libs/protocol/src';
+import type { ReplicaConfig } from '../config/gateway-config';
+import { createDemoServer } from './demo-server';
+import type { UpstreamOptions } from './upstream.factory';
+import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
+
+/** Server messages held while paused (the in-process server cannot be made to stop writing). */
+const MAX_HELD = 10_000;
+
+interface HeldMessage {
+  message: JsonRpcMessage;
+  related: JsonRpcId | undefined;
+}
+
+/**
+ * An MCP server inside the gateway process (the demo), reached through the SDK's linked in-memory
+ * transports. Messages cross as objects, so `raw` is undefined both ways and the session serialises
+ * once. A fresh server instance serves each connection.
+ */
+export class EmbeddedUpstream implements UpstreamConnection {
+  readonly kind = 'embedded' as const;
+  sink: UpstreamSink | undefined = undefined;
+
+  private readonly logger: Logger;
+  private server: McpServer | undefined = undefined;
+  private clientSide: InMemoryTransport | undefined = undefined;
+  private closed = false;
+  private paused = false;
+  /** Client messages sent before start() finished. */
+  private pending: JsonRpcMessage[] = [];
+  private held: HeldMessage[] = [];
+  /**
+   * The relatedRequestId the server gave for the message being delivered right now. The in-memory
+   * transport delivers synchronously inside send(), so it is exact, and it lets the session put
+   * progress and sampling requests on the stream of the request they belong to.
+   */
+  private related: RequestId | undefined = undefined;
+
+  constructor(
+    readonly replica: ReplicaConfig,
+    _options: UpstreamOptions,
+  ) {
+    this.logger = new Logger(`EmbeddedUpstream ${replica.id ?? 'demo'}`);
+  }
+
+  async start(): Promise<void> {
+    if (this.closed) throw new Error('connection closed');
+    if (this.clientSide) return;
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    const server = createDemoServer();
+    const send = serverSide.send.bind(serverSide);
+    serverSide.send = (message, options) => {
+      this.related = options?.relatedRequestId;
+      try {
+        return send(message, options);
+      } finally {
+        this.related = undefined;
+      }
+    };
+    clientSide.onmessage = this.onMessage;
+    clientSide.onclose = this.onClose;
+    await server.connect(serverSide);
+    await clientSide.start();
+    if (this.closed) {
+      await server.close();
+      return;
+    }
+    this.server = server;
+    this.clientSide = clientSide;
+    const pending = this.pending;
+    this.pending = [];
+    for (const m of pending) this.send(m, undefined);
+  }
+
+  send(message: JsonRpcMessage, _raw: string | undefined): void {
+    if (this.closed) {
+      this.fail(message, 'Upstream unavailable: connection closed');
+      return;
+    }
+    const clientSide = this.clientSide;
+    if (!clientSide) {
+      this.pending.push(message);
+      return;
+    }
+    clientSide.send(message as JSONRPCMessage).catch(this.onSendError);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    const held = this.held;
+    this.held = [];
+    for (const h of held) {
+      if (this.paused) {
+        this.held.push(h); // paused again by the session while we were flushing
+        continue;
+      }
+      this.sink?.upstreamMessage(h.message, undefined, h.related);
+    }
+  }
+
+  healthy(): boolean {
+    return !this.closed && this.clientSide !== undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = [];
+    this.held = [];
+    const server = this.server;
+    this.server = undefined;
+    this.clientSide = undefined;
+    try {
+      await server?.close();
+    } catch (err) {
+      this.logger.warn(`Closing the embedded server failed: ${(err as Error).message}`);
+    }
+  }
+
+  private readonly onMessage = (message: JSONRPCMessage): void => {
+    const related = this.related;
+    if (this.paused) {
+      if (this.held.length >= MAX_HELD) {
+        this.logger.error('Dropped an embedded server message: the client has not read for too long');
+        return;
+      }
+      this.held.push({ message: message as JsonRpcMessage, related });
+      return;
+    }
+    this.sink?.upstreamMessage(message as JsonRpcMessage, undefined, related);
+  };
+
+  private readonly onClose = (): void => {
+    if (this.closed) return;
+    this.closed = true;
+    this.sink?.upstreamClosed(new Error('embedded server closed'));
+  };
+
+  private readonly onSendError = (err: Error): void => {
+    this.logger.warn(`Embedded send failed: ${err.message}`);
+  };
+
+  private fail(message: JsonRpcMessage, why: string): void {
+    if (!isRequest(message)) return;
+    this.sink?.upstreamMessage(
+      errorResponse(message.id, ErrorCode.UpstreamUnavailable, why),
+      undefined,
+      message.id,
+    );
+  }
+}

@@ -1,0 +1,404 @@
+import { Logger } from '@nestjs/common';
+import {
+  ErrorCode,
+  errorResponse,
+  Header,
+  idKey,
+  isRequest,
+  isResponse,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+} from '../../libs/protocol/src';
+import type { ReplicaConfig } from '../config/gateway-config';
+import {
+  abortForTimeout,
+  discardBody,
+  parseUpstreamText,
+  PauseGate,
+  Sleeper,
+  SseParser,
+  type SseHandler,
+} from './streamable-http.upstream';
+import type { UpstreamOptions } from './upstream.factory';
+import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
+import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
+
+type SseReplica = Extract<ReplicaConfig, { transport: 'sse' }>;
+
+/** Messages queued while the endpoint is unknown (connecting, reconnecting, replaying). */
+const MAX_QUEUED = 10_000;
+
+interface Queued {
+  message: JsonRpcMessage;
+  raw: string | undefined;
+}
+
+/**
+ * A client of the legacy HTTP+SSE transport (2024-11-05): one long GET stream that first names the
+ * POST endpoint (`endpoint` event) and then carries every server message; each client message is a
+ * POST to that endpoint, answered 202. The stream cannot tell which request a message relates to, so
+ * `related` is always undefined.
+ */
+export class SseUpstream implements UpstreamConnection, SseHandler {
+  readonly kind = 'sse' as const;
+  sink: UpstreamSink | undefined = undefined;
+
+  private readonly logger: Logger;
+  private readonly handshake = new UpstreamHandshake();
+  /** The POST endpoint of the current stream; undefined while (re)connecting. */
+  private endpoint: string | undefined = undefined;
+  /** The endpoint of the previous stream: the same one again means the session was resumed. */
+  private previousEndpoint: string | undefined = undefined;
+  private parser: SseParser;
+  private streamAbort: AbortController | undefined = undefined;
+  private connectTimer: NodeJS.Timeout | undefined = undefined;
+  private endpointWaiter: { resolve: () => void; reject: (err: Error) => void } | undefined = undefined;
+  /** Requests posted whose responses have not come back, so a lost session can answer them. */
+  private readonly inFlight = new Map<string, JsonRpcId>();
+  private queue: Queued[] = [];
+  private reconnecting = false;
+  private closed = false;
+  private readonly active = new Set<AbortController>();
+  private readonly gate = new PauseGate();
+  private readonly sleeper = new Sleeper();
+
+  constructor(
+    readonly replica: ReplicaConfig,
+    private readonly options: UpstreamOptions,
+  ) {
+    this.logger = new Logger(`SseUpstream ${replica.id ?? (replica as SseReplica).url}`);
+    this.parser = new SseParser(this);
+  }
+
+  /** Opens the stream; resolves once the server has named its POST endpoint. */
+  start(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('connection closed'));
+    return this.connect();
+  }
+
+  send(message: JsonRpcMessage, raw: string | undefined): void {
+    if (this.closed) {
+      this.fail(message, 'Upstream unavailable: connection closed');
+      return;
+    }
+    this.handshake.outgoing(message);
+    if (this.endpoint === undefined || this.handshake.replaying) {
+      if (this.queue.length >= MAX_QUEUED) {
+        this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream stream');
+        return;
+      }
+      this.queue.push({ message, raw });
+      return;
+    }
+    void this.post(this.endpoint, message, raw);
+  }
+
+  pause(): void {
+    this.gate.pause();
+  }
+
+  resume(): void {
+    this.gate.resume();
+  }
+
+  healthy(): boolean {
+    return !this.closed && this.endpoint !== undefined;
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    this.endpoint = undefined;
+    this.queue = [];
+    this.inFlight.clear();
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.endpointWaiter?.reject(new Error('connection closed'));
+    this.endpointWaiter = undefined;
+    this.sleeper.wakeAll();
+    this.gate.resume();
+    this.streamAbort?.abort(new Error('connection closed'));
+    for (const ac of this.active) ac.abort(new Error('connection closed'));
+    this.active.clear();
+    return Promise.resolve();
+  }
+
+  // ------------------------------------------------------------------------------ the stream
+
+  /**
+   * One connection attempt: GET the stream and wait for its endpoint event (the whole wait is
+   * bounded by connectTimeoutMs). Reading continues in the background until the stream drops.
+   */
+  private connect(): Promise<void> {
+    const url = (this.replica as SseReplica).url;
+    const headers: Record<string, string> = {
+      ...(this.replica as SseReplica).headers,
+      accept: 'text/event-stream',
+    };
+    // A resumable server (this gateway's own /sse, for one) continues the same session from here.
+    if (this.parser.lastEventId) headers[Header.LastEventId] = this.parser.lastEventId;
+    this.parser.reset();
+    const ac = new AbortController();
+    this.streamAbort = ac;
+    const waited = new Promise<void>((resolve, reject) => (this.endpointWaiter = { resolve, reject }));
+    this.connectTimer = setTimeout(
+      abortForTimeout,
+      this.options.connectTimeoutMs,
+      ac,
+      `no endpoint event within ${this.options.connectTimeoutMs} ms`,
+    );
+    void this.openAndRead(url, headers, ac);
+    return waited;
+  }
+
+  private async openAndRead(
+    url: string,
+    headers: Record<string, string>,
+    ac: AbortController,
+  ): Promise<void> {
+    let why = 'stream ended';
+    try {
+      const res = await fetch(url, { method: 'GET', headers, signal: ac.signal });
+      const type = res.headers.get('content-type') ?? '';
+      if (res.status !== 200 || !type.includes('text/event-stream')) {
+        discardBody(res);
+        throw new Error(`HTTP ${res.status}${res.status === 200 ? ` (${type})` : ''}`);
+      }
+      if (!res.body) throw new Error('empty body');
+      const reader = res.body.getReader();
+      try {
+        for (;;) {
+          if (this.gate.paused) {
+            await this.gate.wait();
+            if (this.closed) break;
+          }
+          const { done, value } = await reader.read();
+          if (done) break;
+          this.parser.pushBytes(value);
+        }
+      } catch (err) {
+        reader.cancel().catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      why = describeError(err);
+    }
+    if (this.closed || ac !== this.streamAbort) return;
+    this.streamEnded(why);
+  }
+
+  sseEvent(data: string, event: string): void {
+    if (event === 'endpoint') {
+      this.endpointEvent(data.trim());
+    } else if (event === 'message') {
+      this.deliverText(data);
+    }
+  }
+
+  sseRetry(): void {
+    // The reconnect schedule is ours (backoff bounded by retryMin/MaxMs); the hint is not needed.
+  }
+
+  private endpointEvent(data: string): void {
+    const base = (this.replica as SseReplica).url;
+    let endpoint: string;
+    try {
+      const resolved = new URL(data, base);
+      // Our replica headers (API keys) must not be sent to another origin a server names.
+      if (resolved.origin !== new URL(base).origin)
+        throw new Error(`endpoint origin ${resolved.origin} differs`);
+      endpoint = resolved.href;
+    } catch (err) {
+      this.logger.error(`Bad endpoint event "${data}": ${describeError(err)}`);
+      this.streamAbort?.abort(new Error('bad endpoint event'));
+      return;
+    }
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    const resumed = this.previousEndpoint === endpoint;
+    this.endpoint = endpoint;
+    this.previousEndpoint = endpoint;
+    const waiter = this.endpointWaiter;
+    this.endpointWaiter = undefined;
+    if (this.reconnecting) {
+      this.reconnecting = false;
+      if (!resumed) {
+        // A new upstream session: answers to what was asked on the old one will never come.
+        this.failInFlight('Upstream unavailable: upstream stream was lost before the answer');
+        if (this.handshake.recorded) {
+          this.logger.warn('Upstream stream re-opened on a new session: replaying the initialize handshake');
+          const init = this.handshake.startReplay();
+          if (init) void this.post(endpoint, init, undefined);
+        }
+      }
+    }
+    waiter?.resolve();
+    if (!this.handshake.replaying) this.flushQueue();
+  }
+
+  private streamEnded(why: string): void {
+    const waiter = this.endpointWaiter;
+    this.endpointWaiter = undefined;
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    this.endpoint = undefined;
+    this.handshake.abortReplay();
+    if (waiter && !this.reconnecting) {
+      // The first connection failed: start() rejects and the pool tries another replica.
+      waiter.reject(new Error(`Upstream unreachable: ${why}`));
+      return;
+    }
+    waiter?.reject(new Error(why));
+    if (!this.reconnecting) {
+      this.logger.warn(`Upstream SSE stream dropped (${why}); reconnecting`);
+      this.reconnecting = true;
+      void this.reconnectLoop();
+    }
+  }
+
+  /** Re-opens the stream with jittered backoff; after maxRestarts failures the session is told. */
+  private async reconnectLoop(): Promise<void> {
+    for (let attempt = 0; attempt <= this.options.maxRestarts; attempt++) {
+      await this.sleeper.sleep(backoffDelay(attempt, this.options.retryMinMs, this.options.retryMaxMs));
+      if (this.closed) return;
+      try {
+        // reconnecting stays true across the attempt, so the endpoint event knows this is a re-open.
+        this.reconnecting = true;
+        await this.connect();
+        return;
+      } catch (err) {
+        if (this.closed) return;
+        this.logger.warn(`Reconnect ${attempt + 1} failed: ${describeError(err)}`);
+        this.reconnecting = true;
+      }
+    }
+    this.giveUp(
+      new Error(`Upstream unavailable: SSE stream lost, ${this.options.maxRestarts} reconnects failed`),
+    );
+  }
+
+  private giveUp(err: Error): void {
+    this.reconnecting = false;
+    const queue = this.queue;
+    this.queue = [];
+    for (const q of queue) this.fail(q.message, err.message);
+    this.failInFlight(err.message);
+    this.closed = true;
+    this.sink?.upstreamClosed(err);
+  }
+
+  // ------------------------------------------------------------------------------ messages
+
+  private flushQueue(): void {
+    const endpoint = this.endpoint;
+    if (endpoint === undefined) return;
+    const queue = this.queue;
+    this.queue = [];
+    for (const q of queue) void this.post(endpoint, q.message, q.raw);
+  }
+
+  /** POSTs one message to the endpoint; the answer comes on the stream. Never throws. */
+  private async post(endpoint: string, message: JsonRpcMessage, raw: string | undefined): Promise<void> {
+    const request = isRequest(message);
+    if (request) this.inFlight.set(idKey(message.id), message.id);
+    const headers: Record<string, string> = {
+      ...(this.replica as SseReplica).headers,
+      'content-type': 'application/json',
+    };
+    const ac = new AbortController();
+    this.active.add(ac);
+    // The legacy transport answers every POST with 202 at once; the real answer comes on the stream.
+    const timer = setTimeout(
+      abortForTimeout,
+      this.options.connectTimeoutMs,
+      ac,
+      `no response within ${this.options.connectTimeoutMs} ms`,
+    );
+    try {
+      const res = await fetch(endpoint, {
+        method: 'POST',
+        headers,
+        body: raw ?? JSON.stringify(message),
+        signal: ac.signal,
+      });
+      discardBody(res);
+      if (!res.ok) {
+        if (res.status === 404 && endpoint === this.endpoint) {
+          // The server forgot this session: dropping the stream makes the reader re-open it
+          // (and replay the handshake on the new session).
+          this.streamAbort?.abort(new Error('upstream session not found'));
+        }
+        this.fail(
+          message,
+          res.status >= 500
+            ? `Upstream unreachable: HTTP ${res.status}`
+            : `Upstream refused the message: HTTP ${res.status}`,
+        );
+      }
+    } catch (err) {
+      if (!this.closed) this.fail(message, `Upstream unreachable: ${describeError(err)}`);
+    } finally {
+      clearTimeout(timer);
+      this.active.delete(ac);
+    }
+  }
+
+  private deliverText(text: string): void {
+    const parsed = parseUpstreamText(text);
+    if (typeof parsed === 'string') {
+      this.logger.warn(`Dropped an upstream message: ${parsed}`);
+      return;
+    }
+    if (Array.isArray(parsed)) for (const m of parsed) this.deliver(m, undefined);
+    else this.deliver(parsed, text);
+  }
+
+  private deliver(message: JsonRpcMessage, raw: string | undefined): void {
+    if (isResponse(message) && message.id !== null) this.inFlight.delete(idKey(message.id));
+    const step = this.handshake.incoming(message);
+    if (step === HandshakeStep.Deliver) {
+      this.sink?.upstreamMessage(message, raw, undefined);
+    } else if (step === HandshakeStep.Replayed || step === HandshakeStep.ReplayFailed) {
+      if (step === HandshakeStep.ReplayFailed)
+        this.logger.warn('The upstream refused the replayed initialize');
+      void this.finishReplay();
+    }
+  }
+
+  private async finishReplay(): Promise<void> {
+    const initialized = this.handshake.initialized;
+    const endpoint = this.endpoint;
+    // Sent (and accepted) before the held messages, as the client sent it before them.
+    if (initialized && endpoint) await this.post(endpoint, initialized, undefined);
+    this.flushQueue();
+  }
+
+  /** Answers a request that cannot be delivered; other messages are only logged. */
+  private fail(message: JsonRpcMessage, why: string): void {
+    if (!isRequest(message)) {
+      this.logger.warn(`Could not deliver ${(message as JsonRpcRequest).method ?? 'a response'}: ${why}`);
+      return;
+    }
+    this.inFlight.delete(idKey(message.id));
+    if (this.handshake.isInternal(message.id)) {
+      // The replayed initialize did not get through: drop the stream and try again from scratch.
+      this.handshake.abortReplay();
+      this.streamAbort?.abort(new Error(why));
+      return;
+    }
+    this.sink?.upstreamMessage(
+      errorResponse(message.id, ErrorCode.UpstreamUnavailable, why),
+      undefined,
+      message.id,
+    );
+  }
+
+  private failInFlight(why: string): void {
+    const ids = [...this.inFlight.values()];
+    this.inFlight.clear();
+    for (const id of ids) {
+      if (this.handshake.isInternal(id)) continue;
+      this.sink?.upstreamMessage(errorResponse(id, ErrorCode.UpstreamUnavailable, why), undefined, id);
+    }
+  }
+}

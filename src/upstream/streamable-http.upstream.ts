@@ -1,0 +1,894 @@
+import { Logger } from '@nestjs/common';
+import {
+  checkShape,
+  ErrorCode,
+  errorResponse,
+  Header,
+  isRequest,
+  isResponse,
+  Method,
+  type JsonRpcErrorObject,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+} from '../../libs/protocol/src';
+import type { ReplicaConfig } from '../config/gateway-config';
+import type { UpstreamOptions } from './upstream.factory';
+import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
+import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
+
+type HttpReplica = Extract<ReplicaConfig, { transport: 'streamable-http' | 'sse' }>;
+
+/** Largest SSE event (or partial line) accepted; past it the stream is treated as broken. */
+const MAX_SSE_EVENT_CHARS = 64 * 1024 * 1024;
+/** Messages held while the upstream session is being re-established. */
+const MAX_HELD = 10_000;
+/** DELETE at close is a courtesy: never let it hold shutdown up for long. */
+const DELETE_TIMEOUT_MS = 1000;
+/** Consecutive failed requests after which healthy() says no (the pool then validates/evicts). */
+const UNHEALTHY_AFTER_FAILURES = 3;
+/** A GET stream that stayed open this long ended normally (e.g. an idle proxy cut it). */
+const STABLE_STREAM_MS = 5000;
+
+// ---------------------------------------------------------------------------------------------
+// SSE parsing (shared with the legacy SSE upstream)
+// ---------------------------------------------------------------------------------------------
+
+/** Receives parsed SSE events; one object per stream so no closure is made per event. */
+export interface SseHandler {
+  /** An event with non-empty data. `event` is 'message' when the server named none. */
+  sseEvent(data: string, event: string): void;
+  /** A `retry:` field: how long to wait before reconnecting. */
+  sseRetry(ms: number): void;
+}
+
+/**
+ * An incremental parser for text/event-stream (WHATWG HTML §9.2.6): LF, CR and CRLF line ends
+ * (also split across chunks), comments, multi-line data, `id` (kept in lastEventId, also from
+ * events without data, which is how 2025-11-25 priming events carry their id), `retry`.
+ * Events whose data is empty or blank are not dispatched: priming events and keep-alives carry no
+ * message.
+ */
+export class SseParser {
+  /** The last event id the server gave (survives across events, as the spec's "last event ID"). */
+  lastEventId: string | undefined = undefined;
+  private partial = '';
+  private data = '';
+  private hasData = false;
+  private event = '';
+  private pendingCr = false;
+  private started = false;
+  private readonly decoder = new TextDecoder();
+
+  constructor(private readonly handler: SseHandler) {}
+
+  /** Forgets half-read input (a new connection), keeping lastEventId for the resume. */
+  reset(): void {
+    this.partial = '';
+    this.data = '';
+    this.hasData = false;
+    this.event = '';
+    this.pendingCr = false;
+    this.started = false;
+    // A fresh decoder state: a multi-byte character cut by a dropped connection is gone.
+    this.decoder.decode();
+  }
+
+  pushBytes(chunk: Uint8Array): void {
+    this.push(this.decoder.decode(chunk, { stream: true }));
+  }
+
+  push(text: string): void {
+    const len = text.length;
+    if (len === 0) return;
+    let pos = 0;
+    if (!this.started) {
+      this.started = true;
+      if (text.charCodeAt(0) === 0xfeff) pos = 1; // a BOM may open the stream
+    }
+    if (this.pendingCr) {
+      // The previous chunk ended in CR: an LF here belongs to that line end.
+      this.pendingCr = false;
+      if (text.charCodeAt(pos) === 10) pos++;
+    }
+    // indexOf keeps the scan in native code; the CR position is cached because most streams have none.
+    let nextCr = text.indexOf('\r', pos);
+    let nextLf = text.indexOf('\n', pos);
+    while (pos < len) {
+      if (nextCr !== -1 && nextCr < pos) nextCr = text.indexOf('\r', pos);
+      if (nextLf !== -1 && nextLf < pos) nextLf = text.indexOf('\n', pos);
+      let end: number;
+      let isCr = false;
+      if (nextCr !== -1 && (nextLf === -1 || nextCr < nextLf)) {
+        end = nextCr;
+        isCr = true;
+      } else if (nextLf !== -1) {
+        end = nextLf;
+      } else {
+        this.partial += text.slice(pos);
+        if (this.partial.length > MAX_SSE_EVENT_CHARS) throw new Error('SSE line too long');
+        return;
+      }
+      const piece = text.slice(pos, end);
+      const line = this.partial.length === 0 ? piece : this.partial + piece;
+      this.partial = '';
+      pos = end + 1;
+      if (isCr) {
+        if (pos === len) this.pendingCr = true;
+        else if (text.charCodeAt(pos) === 10) pos++;
+      }
+      this.line(line);
+    }
+  }
+
+  private line(line: string): void {
+    if (line.length === 0) {
+      this.dispatch();
+      return;
+    }
+    if (line.charCodeAt(0) === 58 /* ':' comment, e.g. keep-alive */) return;
+    const colon = line.indexOf(':');
+    let field: string;
+    let value: string;
+    if (colon === -1) {
+      field = line;
+      value = '';
+    } else {
+      field = line.slice(0, colon);
+      const start = line.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1;
+      value = line.slice(start);
+    }
+    switch (field) {
+      case 'data':
+        this.data = this.hasData ? this.data + '\n' + value : value;
+        this.hasData = true;
+        if (this.data.length > MAX_SSE_EVENT_CHARS) throw new Error('SSE event too large');
+        break;
+      case 'event':
+        this.event = value;
+        break;
+      case 'id':
+        if (value.indexOf('\0') === -1) this.lastEventId = value;
+        break;
+      case 'retry':
+        if (/^\d+$/.test(value)) this.handler.sseRetry(Number(value));
+        break;
+      default:
+        break; // unknown fields are ignored, as the spec says
+    }
+  }
+
+  private dispatch(): void {
+    const data = this.data;
+    const hasData = this.hasData;
+    const event = this.event;
+    this.data = '';
+    this.hasData = false;
+    this.event = '';
+    if (!hasData || data.trim().length === 0) return;
+    this.handler.sseEvent(data, event.length === 0 ? 'message' : event);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small shared helpers
+// ---------------------------------------------------------------------------------------------
+
+/** Parses one message or a batch without the result wrapper parseJsonRpc allocates. */
+export function parseUpstreamText(text: string): JsonRpcMessage | JsonRpcMessage[] | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return `invalid JSON: ${(err as Error).message}`;
+  }
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const reason = checkShape(item);
+      if (reason) return reason;
+    }
+    return value as JsonRpcMessage[];
+  }
+  return checkShape(value) ?? (value as JsonRpcMessage);
+}
+
+export function abortForTimeout(ac: AbortController, what: string): void {
+  ac.abort(new Error(what));
+}
+
+/** Drops a response body we do not read, so undici can reuse the socket. */
+export function discardBody(res: Response): void {
+  if (res.body && !res.bodyUsed) res.body.cancel().catch(ignore);
+}
+
+export function ignore(): void {
+  // deliberately empty: best-effort operations whose failure changes nothing
+}
+
+/** Text of a small error body (bounded: a misbehaving server must not make us read megabytes). */
+export async function readSmallText(res: Response, limit = 64 * 1024): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      if (text.length > limit) {
+        await reader.cancel();
+        break;
+      }
+    }
+  } catch {
+    // a broken error body: whatever arrived is enough to explain the failure
+  }
+  return text;
+}
+
+/** The JSON-RPC error object inside an error body, if the upstream sent one. */
+export function errorObjectOf(text: string): JsonRpcErrorObject | undefined {
+  if (text.length === 0) return undefined;
+  try {
+    const value = JSON.parse(text) as { error?: JsonRpcErrorObject };
+    const e = value?.error;
+    if (e && typeof e.code === 'number' && typeof e.message === 'string') return e;
+  } catch {
+    // not JSON: the caller falls back to the HTTP status
+  }
+  return undefined;
+}
+
+/** A promise that is resolved by resume() — one per pause, not per message. */
+export class PauseGate {
+  paused = false;
+  private promise: Promise<void> | undefined = undefined;
+  private release: (() => void) | undefined = undefined;
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    const release = this.release;
+    this.promise = undefined;
+    this.release = undefined;
+    release?.();
+  }
+
+  wait(): Promise<void> {
+    if (!this.promise) this.promise = new Promise<void>((resolve) => (this.release = resolve));
+    return this.promise;
+  }
+}
+
+/** Cancellable sleeps, so close() never waits for a backoff timer and leaves none behind. */
+export class Sleeper {
+  private readonly pending = new Map<NodeJS.Timeout, () => void>();
+
+  sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(timer);
+        resolve();
+      }, ms);
+      this.pending.set(timer, resolve);
+    });
+  }
+
+  wakeAll(): void {
+    for (const [timer, resolve] of this.pending) {
+      clearTimeout(timer);
+      resolve();
+    }
+    this.pending.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streamable HTTP upstream
+// ---------------------------------------------------------------------------------------------
+
+/** A message waiting to be (re-)sent; `attempt` counts session-expiry retries. */
+interface Outgoing {
+  message: JsonRpcMessage;
+  raw: string | undefined;
+  attempt: number;
+}
+
+/**
+ * One SSE response stream: a POST's (carrying the answer to `requestId`), the same stream resumed
+ * by GET + Last-Event-ID, or the standalone GET stream (`requestId` undefined).
+ */
+class StreamState implements SseHandler {
+  /** The response to requestId has arrived: nothing left to resume. */
+  answered = false;
+  /** The server's `retry:` hint (2025-11-25 polling: reconnect after this many ms). */
+  retryMs: number | undefined = undefined;
+  /** Messages delivered on this connection (a stream that carried something was not a failure). */
+  delivered = 0;
+  /** Made on first use: a JSON answer (the common case for quick requests) never needs one. */
+  private sse: SseParser | undefined = undefined;
+
+  constructor(
+    private readonly owner: StreamableHttpUpstream,
+    readonly requestId: JsonRpcId | undefined,
+  ) {}
+
+  get parser(): SseParser {
+    if (!this.sse) this.sse = new SseParser(this);
+    return this.sse;
+  }
+
+  sseEvent(data: string, event: string): void {
+    if (event !== 'message') return;
+    this.delivered++;
+    this.owner.deliverText(data, this);
+  }
+
+  sseRetry(ms: number): void {
+    this.retryMs = ms;
+  }
+}
+
+/**
+ * A raw JSON-RPC client of the MCP Streamable HTTP transport (2025-03-26 … 2025-11-25) on Node's
+ * fetch. Every client message is one POST; the answer comes back as JSON or as an SSE stream that
+ * may also carry the request's progress, logs and server→client requests (delivered with that
+ * request's id as `related`). The standalone GET stream carries everything else.
+ */
+export class StreamableHttpUpstream implements UpstreamConnection {
+  readonly kind = 'streamable-http' as const;
+  sink: UpstreamSink | undefined = undefined;
+
+  private readonly logger: Logger;
+  private readonly url: string;
+  private readonly handshake = new UpstreamHandshake();
+  private sessionId: string | undefined = undefined;
+  /** Bumped whenever the upstream session is replaced, so loops of an old session stop. */
+  private generation = 0;
+  private closed = false;
+  private closing: Promise<void> | undefined = undefined;
+  private failures = 0;
+  /** Client messages held while the upstream session is re-established. */
+  private held: Outgoing[] = [];
+  /** True when the session was lost and the next send must replay the handshake first. */
+  private needsHandshake = false;
+  /** Standalone GET: 0 none, 1 running, 2 the server does not offer one (405). */
+  private standalone = 0;
+  private standaloneAbort: AbortController | undefined = undefined;
+  private readonly active = new Set<AbortController>();
+  private readonly gate = new PauseGate();
+  private readonly sleeper = new Sleeper();
+
+  constructor(
+    readonly replica: ReplicaConfig,
+    private readonly options: UpstreamOptions,
+  ) {
+    const r = replica as HttpReplica;
+    this.url = r.url;
+    this.logger = new Logger(`StreamableHttpUpstream ${replica.id ?? r.url}`);
+  }
+
+  /**
+   * Checks that the upstream answers HTTP at all, so the pool can move on to the next replica when
+   * it does not. HEAD opens no stream and creates no session; any HTTP status proves reachability,
+   * except the ones a proxy uses for a dead backend.
+   */
+  async start(): Promise<void> {
+    if (this.closed) throw new Error('connection closed');
+    const ac = new AbortController();
+    const timer = setTimeout(
+      abortForTimeout,
+      this.options.connectTimeoutMs,
+      ac,
+      `no answer within ${this.options.connectTimeoutMs} ms`,
+    );
+    this.active.add(ac);
+    try {
+      const res = await fetch(this.url, { method: 'HEAD', headers: this.headers(false), signal: ac.signal });
+      discardBody(res);
+      if (res.status === 502 || res.status === 503 || res.status === 504) {
+        throw new Error(`Upstream unreachable: HTTP ${res.status}`);
+      }
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('Upstream unreachable')) throw err;
+      throw new Error(`Upstream unreachable: ${describeError(err)}`);
+    } finally {
+      clearTimeout(timer);
+      this.active.delete(ac);
+    }
+  }
+
+  send(message: JsonRpcMessage, raw: string | undefined): void {
+    if (this.closed) {
+      this.requestFailed(message, 'Upstream unavailable: connection closed');
+      return;
+    }
+    this.handshake.outgoing(message);
+    if (this.handshake.replaying) {
+      this.hold(message, raw, 0);
+      return;
+    }
+    if (this.needsHandshake && (message as JsonRpcRequest).method !== Method.Initialize) {
+      this.hold(message, raw, 0);
+      this.beginReplay();
+      return;
+    }
+    void this.post(message, raw, 0);
+  }
+
+  pause(): void {
+    this.gate.pause();
+  }
+
+  resume(): void {
+    this.gate.resume();
+  }
+
+  healthy(): boolean {
+    return !this.closed && this.failures < UNHEALTHY_AFTER_FAILURES;
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closed = true;
+    this.held = [];
+    this.sleeper.wakeAll();
+    this.gate.resume();
+    for (const ac of this.active) ac.abort(new Error('connection closed'));
+    this.active.clear();
+    const sessionId = this.sessionId;
+    this.sessionId = undefined;
+    if (sessionId === undefined) return;
+    // Ends the upstream session now instead of leaving it to the server's idle timeout.
+    const headers = this.headers(false);
+    headers[Header.SessionId] = sessionId;
+    try {
+      const res = await fetch(this.url, {
+        method: 'DELETE',
+        headers,
+        signal: AbortSignal.timeout(DELETE_TIMEOUT_MS),
+      });
+      discardBody(res);
+    } catch {
+      // best effort: the upstream will expire the session by itself
+    }
+  }
+
+  // ------------------------------------------------------------------------------ sending
+
+  private hold(message: JsonRpcMessage, raw: string | undefined, attempt: number): void {
+    if (this.held.length >= MAX_HELD) {
+      this.requestFailed(message, 'Upstream unavailable: too many messages waiting for the upstream session');
+      return;
+    }
+    this.held.push({ message, raw, attempt });
+  }
+
+  private headers(withSession: boolean): Record<string, string> {
+    const h: Record<string, string> = { ...(this.replica as HttpReplica).headers };
+    if (withSession) {
+      if (this.sessionId !== undefined) h[Header.SessionId] = this.sessionId;
+      if (this.handshake.protocolVersion !== undefined)
+        h[Header.ProtocolVersion] = this.handshake.protocolVersion;
+    }
+    return h;
+  }
+
+  /** POSTs one message and handles whatever comes back. Never throws. */
+  private async post(message: JsonRpcMessage, raw: string | undefined, attempt: number): Promise<void> {
+    const method = (message as JsonRpcRequest).method;
+    const requestId = isRequest(message) ? message.id : undefined;
+    const isInit = method === Method.Initialize;
+    const headers = this.headers(!isInit);
+    headers['content-type'] = 'application/json';
+    headers.accept = 'application/json, text/event-stream';
+    const sentSession = this.sessionId;
+    const generation = this.generation;
+    const ac = new AbortController();
+    this.active.add(ac);
+    // Header deadline only where the answer must come at once (notifications, responses,
+    // initialize): a server in JSON-response mode sends no headers until a long tool call is done,
+    // and undici's own connect timeout already catches an unreachable host.
+    const timer =
+      requestId === undefined || isInit
+        ? setTimeout(
+            abortForTimeout,
+            this.options.connectTimeoutMs,
+            ac,
+            `no response within ${this.options.connectTimeoutMs} ms`,
+          )
+        : undefined;
+    let res: Response;
+    try {
+      res = await fetch(this.url, {
+        method: 'POST',
+        headers,
+        body: raw ?? JSON.stringify(message),
+        signal: ac.signal,
+      });
+    } catch (err) {
+      if (timer) clearTimeout(timer);
+      this.active.delete(ac);
+      if (!this.closed) this.requestFailed(message, `Upstream unreachable: ${describeError(err)}`);
+      return;
+    }
+    if (timer) clearTimeout(timer);
+    try {
+      await this.handlePostResponse(res, message, raw, requestId, sentSession, generation, attempt);
+    } catch (err) {
+      if (!this.closed) {
+        this.logger.warn(`Reading the answer to ${method ?? 'a response'} failed: ${describeError(err)}`);
+        this.requestFailed(message, `Upstream unreachable: ${describeError(err)}`);
+      }
+    } finally {
+      this.active.delete(ac);
+    }
+  }
+
+  private async handlePostResponse(
+    res: Response,
+    message: JsonRpcMessage,
+    raw: string | undefined,
+    requestId: JsonRpcId | undefined,
+    sentSession: string | undefined,
+    generation: number,
+    attempt: number,
+  ): Promise<void> {
+    const status = res.status;
+    const method = (message as JsonRpcRequest).method;
+    if (method === Method.Initialize && res.ok) {
+      const sid = res.headers.get(Header.SessionId);
+      if (sid) this.sessionId = sid;
+      this.needsHandshake = false;
+    }
+    if (status === 404 && sentSession !== undefined && method !== Method.Initialize) {
+      discardBody(res);
+      this.sessionExpired(message, raw, sentSession, generation, attempt);
+      return;
+    }
+    if (status >= 500) {
+      discardBody(res);
+      this.requestFailed(message, `Upstream unreachable: HTTP ${status}`);
+      return;
+    }
+    if (status >= 300) {
+      const text = await readSmallText(res);
+      this.refused(message, status, text);
+      return;
+    }
+    this.failures = 0;
+    if (status === 202 || status === 204) {
+      discardBody(res);
+      if (method === Method.Initialized) this.openStandalone();
+      // A request answered 202 gets its response on the GET stream; nothing to wait for here.
+      return;
+    }
+    const type = res.headers.get('content-type') ?? '';
+    const stream = new StreamState(this, requestId);
+    if (type.includes('text/event-stream')) {
+      await this.readSse(res, stream);
+    } else if (type.includes('application/json')) {
+      if (this.gate.paused) await this.gate.wait();
+      const text = await res.text();
+      if (text.trim().length > 0) this.deliverText(text, stream);
+    } else {
+      discardBody(res);
+      if (requestId !== undefined) {
+        this.requestFailed(message, `Upstream unreachable: unexpected content-type "${type}"`);
+      }
+      return;
+    }
+    if (method === Method.Initialized) this.openStandalone();
+    if (requestId !== undefined && !stream.answered && !this.closed) await this.resumeOrFail(message, stream);
+  }
+
+  /** 3xx/4xx (other than an expired session): pass on the upstream's error, or say what happened. */
+  private refused(message: JsonRpcMessage, status: number, text: string): void {
+    if (!isRequest(message)) {
+      this.logger.warn(
+        `Upstream refused ${(message as JsonRpcRequest).method ?? 'a response'}: HTTP ${status}`,
+      );
+      return;
+    }
+    if (this.handshake.isInternal(message.id)) {
+      this.replayFailed(`HTTP ${status}`);
+      return;
+    }
+    const e = errorObjectOf(text);
+    const response = e
+      ? errorResponse(message.id, e.code, e.message, e.data)
+      : errorResponse(
+          message.id,
+          ErrorCode.UpstreamUnavailable,
+          `Upstream refused the request: HTTP ${status}`,
+        );
+    this.sink?.upstreamMessage(response, undefined, message.id);
+  }
+
+  /** Answers a request that could not be delivered; other messages are only logged. */
+  private requestFailed(message: JsonRpcMessage, why: string): void {
+    this.failures++;
+    if (!isRequest(message)) {
+      this.logger.warn(`Could not deliver ${(message as JsonRpcRequest).method ?? 'a response'}: ${why}`);
+      return;
+    }
+    if (this.handshake.isInternal(message.id)) {
+      this.replayFailed(why);
+      return;
+    }
+    this.sink?.upstreamMessage(
+      errorResponse(message.id, ErrorCode.UpstreamUnavailable, why),
+      undefined,
+      message.id,
+    );
+  }
+
+  // ------------------------------------------------------------------------------ session expiry
+
+  /** The upstream answered 404 for our session id: it forgot the session (restart, idle expiry). */
+  private sessionExpired(
+    message: JsonRpcMessage,
+    raw: string | undefined,
+    sentSession: string,
+    generation: number,
+    attempt: number,
+  ): void {
+    if (attempt >= 1 || !this.handshake.recorded) {
+      this.requestFailed(
+        message,
+        'Upstream unavailable: upstream session expired and could not be re-established',
+      );
+      return;
+    }
+    if (generation !== this.generation || (this.sessionId !== undefined && this.sessionId !== sentSession)) {
+      // Another message already re-established the session: just send this one again.
+      if (this.handshake.replaying) this.hold(message, raw, attempt + 1);
+      else void this.post(message, raw, attempt + 1);
+      return;
+    }
+    this.hold(message, raw, attempt + 1);
+    this.beginReplay();
+  }
+
+  /** Replays the client's initialize on a fresh upstream session; client messages wait meanwhile. */
+  private beginReplay(): void {
+    if (this.handshake.replaying || this.closed) return;
+    const init = this.handshake.startReplay();
+    if (!init) {
+      this.replayFailed('the client never initialized');
+      return;
+    }
+    this.logger.warn('Upstream session lost: replaying the initialize handshake');
+    this.generation++;
+    this.sessionId = undefined;
+    this.needsHandshake = true;
+    this.stopStandalone();
+    void this.post(init, undefined, 0);
+  }
+
+  private async finishReplay(): Promise<void> {
+    const initialized = this.handshake.initialized;
+    // The initialized notification must be in before the held requests, so wait for its 202.
+    if (initialized) await this.post(initialized, undefined, 0);
+    this.flushHeld();
+  }
+
+  private replayFailed(why: string): void {
+    this.handshake.abortReplay();
+    this.needsHandshake = true;
+    this.logger.warn(`Re-initializing the upstream session failed: ${why}`);
+    const held = this.held;
+    this.held = [];
+    for (const h of held) this.requestFailed(h.message, `Upstream unavailable: re-initialize failed: ${why}`);
+  }
+
+  private flushHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) void this.post(h.message, h.raw, h.attempt);
+  }
+
+  // ------------------------------------------------------------------------------ receiving
+
+  /** Parses one JSON body or SSE data field and hands its message(s) to the sink. */
+  deliverText(text: string, stream: StreamState): void {
+    const parsed = parseUpstreamText(text);
+    if (typeof parsed === 'string') {
+      this.logger.warn(`Dropped an upstream message: ${parsed}`);
+      return;
+    }
+    if (Array.isArray(parsed)) {
+      // A 2025-03-26 batch: the session serialises each message itself.
+      for (const m of parsed) this.deliver(m, undefined, stream);
+    } else {
+      this.deliver(parsed, text, stream);
+    }
+  }
+
+  private deliver(message: JsonRpcMessage, raw: string | undefined, stream: StreamState): void {
+    if (stream.requestId !== undefined && isResponse(message) && message.id === stream.requestId) {
+      stream.answered = true;
+    }
+    const step = this.handshake.incoming(message);
+    if (step === HandshakeStep.Deliver) {
+      this.sink?.upstreamMessage(message, raw, stream.requestId);
+    } else if (step === HandshakeStep.Replayed) {
+      void this.finishReplay();
+    } else if (step === HandshakeStep.ReplayFailed) {
+      this.replayFailed((message as { error: { message: string } }).error.message);
+    }
+  }
+
+  /** Reads an SSE body until it ends, is aborted or breaks; pauses when the client is slow. */
+  private async readSse(res: Response, stream: StreamState): Promise<void> {
+    if (!res.body) return;
+    const reader = res.body.getReader();
+    try {
+      for (;;) {
+        if (this.gate.paused) {
+          // Not reading lets undici's small buffer fill and TCP push back on the upstream.
+          await this.gate.wait();
+          if (this.closed) break;
+        }
+        const { done, value } = await reader.read();
+        if (done) break;
+        stream.parser.pushBytes(value);
+      }
+    } catch (err) {
+      if (!this.closed) this.logger.debug(`SSE stream ended: ${describeError(err)}`);
+      reader.cancel().catch(ignore);
+    }
+  }
+
+  /**
+   * The POST's stream ended before the response. With an event id the server lets us resume it
+   * with GET + Last-Event-ID (and under 2025-11-25 polling it closes on purpose and expects us back
+   * after `retry`); without one the answer is lost and the request gets an error.
+   */
+  private async resumeOrFail(message: JsonRpcMessage, stream: StreamState): Promise<void> {
+    const requestId = stream.requestId!;
+    const generation = this.generation;
+    let failedAttempts = 0;
+    while (!stream.answered && !this.closed) {
+      const lastEventId = stream.parser.lastEventId;
+      if (lastEventId === undefined || lastEventId === '') {
+        this.requestFailed(message, 'Upstream unreachable: the response stream closed before the answer');
+        return;
+      }
+      if (generation !== this.generation) {
+        this.requestFailed(message, 'Upstream unavailable: upstream session was replaced before the answer');
+        return;
+      }
+      await this.sleeper.sleep(
+        stream.retryMs ?? backoffDelay(failedAttempts, this.options.retryMinMs, this.options.retryMaxMs),
+      );
+      if (this.closed) return;
+      stream.parser.reset();
+      stream.delivered = 0;
+      const status = await this.get(stream, lastEventId, false);
+      if (status === 200 && (stream.delivered > 0 || stream.parser.lastEventId !== lastEventId)) {
+        failedAttempts = 0; // progress was made (polling): keep following the stream
+        continue;
+      }
+      if (
+        status === 404 ||
+        status === 405 ||
+        (status >= 400 && status < 500 && status !== 409 && status !== 429)
+      ) {
+        this.requestFailed(
+          message,
+          `Upstream unreachable: resuming the response stream failed: HTTP ${status}`,
+        );
+        return;
+      }
+      // A network error, 409/429, or a 200 that carried nothing: back off, and give up eventually.
+      if (++failedAttempts > this.options.maxRestarts) {
+        this.requestFailed(
+          message,
+          `Upstream unreachable: the response stream to request ${String(requestId)} could not be resumed`,
+        );
+        return;
+      }
+    }
+  }
+
+  /**
+   * One GET (standalone stream, or a resume when lastEventId is set), read to its end.
+   * Returns the HTTP status (200 when a stream was read), or 0 for a network error.
+   */
+  private async get(
+    stream: StreamState,
+    lastEventId: string | undefined,
+    standalone: boolean,
+  ): Promise<number> {
+    const headers = this.headers(true);
+    headers.accept = 'text/event-stream';
+    if (lastEventId !== undefined) headers[Header.LastEventId] = lastEventId;
+    const ac = new AbortController();
+    this.active.add(ac);
+    if (standalone) this.standaloneAbort = ac;
+    const timer = setTimeout(
+      abortForTimeout,
+      this.options.connectTimeoutMs,
+      ac,
+      `no response within ${this.options.connectTimeoutMs} ms`,
+    );
+    try {
+      const res = await fetch(this.url, { method: 'GET', headers, signal: ac.signal });
+      clearTimeout(timer);
+      const type = res.headers.get('content-type') ?? '';
+      if (res.status !== 200 || !type.includes('text/event-stream')) {
+        discardBody(res);
+        return res.status === 200 ? 415 : res.status;
+      }
+      await this.readSse(res, stream);
+      return 200;
+    } catch (err) {
+      clearTimeout(timer);
+      if (!this.closed) this.logger.debug(`GET stream failed: ${describeError(err)}`);
+      return 0;
+    } finally {
+      this.active.delete(ac);
+      if (this.standaloneAbort === ac) this.standaloneAbort = undefined;
+    }
+  }
+
+  private openStandalone(): void {
+    if (this.closed || this.standalone !== 0 || this.sessionId === undefined) return;
+    this.standalone = 1;
+    void this.runStandalone(this.generation);
+  }
+
+  private stopStandalone(): void {
+    if (this.standalone === 1) this.standalone = 0;
+    this.standaloneAbort?.abort(new Error('upstream session replaced'));
+    this.standaloneAbort = undefined;
+  }
+
+  /** Keeps the standalone GET stream open for server-initiated messages, reconnecting as needed. */
+  private async runStandalone(generation: number): Promise<void> {
+    const stream = new StreamState(this, undefined);
+    let failedAttempts = 0;
+    while (!this.closed && generation === this.generation && this.standalone === 1) {
+      stream.parser.reset();
+      stream.delivered = 0;
+      const openedAt = Date.now();
+      const status = await this.get(stream, stream.parser.lastEventId || undefined, true);
+      if (this.closed || generation !== this.generation) return;
+      if (status === 405) {
+        this.standalone = 2; // the server offers no GET stream: everything comes on POST streams
+        return;
+      }
+      if (status === 404) {
+        this.standalone = 0;
+        // The session is gone; re-establish it now so server-initiated messages keep flowing.
+        if (this.handshake.recorded && !this.handshake.replaying) this.beginReplay();
+        return;
+      }
+      // A stream that carried something, asked for a `retry`, or simply lived a while was not a
+      // failure (idle proxies cut long streams); one that closes at once, empty, is.
+      const useful =
+        status === 200 &&
+        (stream.delivered > 0 || stream.retryMs !== undefined || Date.now() - openedAt >= STABLE_STREAM_MS);
+      if (useful) failedAttempts = 0;
+      else if (++failedAttempts > this.options.maxRestarts) {
+        this.logger.warn(`Giving up on the standalone GET stream (last status ${status})`);
+        this.standalone = 0;
+        return;
+      }
+      const delay =
+        useful && stream.retryMs !== undefined
+          ? stream.retryMs
+          : backoffDelay(failedAttempts, this.options.retryMinMs, this.options.retryMaxMs);
+      await this.sleeper.sleep(delay);
+    }
+  }
+}
