@@ -11,13 +11,15 @@ import { SessionService } from '../src/session/session.module';
 import { CLIENT_TRANSPORTS, connectClient, SAMPLED_TEXT, type ClientTransportName } from './helpers/clients';
 import { everythingStdioReplica, startEverythingHttp, type RunningEverything } from './helpers/everything';
 import { startGateway, type RunningGateway } from './helpers/gateway';
+import { waitForNoChildren } from './helpers/leaks';
 
 interface UpstreamProfile {
   name: string;
   /** Named service the client connects to (undefined: the default service). */
   service?: string;
-  start(): Promise<{ services?: Record<string, any>; stop(): Promise<void> }>;
+  start(): Promise<{ services?: Record<string, any>; stop(): Promise<void>; pid?: number }>;
   echoTool: string;
+  echoArgs(text: string): Record<string, string>;
   longTool: { name: string; args: Record<string, unknown> };
   samplingTool: { name: string; args: Record<string, unknown> };
   resourceUri: (client: Client) => Promise<string>;
@@ -30,6 +32,7 @@ const demo: UpstreamProfile = {
   name: 'embedded demo',
   start: async () => ({ stop: async () => undefined }),
   echoTool: 'echo',
+  echoArgs: (text) => ({ text }),
   longTool: { name: 'long_task', args: { duration: 0.4, steps: 4 } },
   samplingTool: { name: 'ask_llm', args: { question: 'What is a gateway?' } },
   resourceUri: async () => 'demo://readme',
@@ -41,6 +44,7 @@ const demo: UpstreamProfile = {
 
 const everythingCommon = {
   echoTool: 'echo',
+  echoArgs: (message: string) => ({ message }),
   longTool: { name: 'trigger-long-running-operation', args: { duration: 1, steps: 4 } },
   samplingTool: { name: 'trigger-sampling-request', args: { prompt: 'What is a gateway?', maxTokens: 20 } },
   resourceUri: async (client: Client) => {
@@ -72,6 +76,7 @@ const everythingHttp: UpstreamProfile = {
     return {
       services: { 'everything-http': { replicas: [{ transport: 'streamable-http', url: server.url }] } },
       stop: () => server.stop(),
+      pid: server.child.pid,
     };
   },
   ...everythingCommon,
@@ -81,15 +86,31 @@ for (const upstream of [demo, everythingStdio, everythingHttp]) {
   describe(`through the gateway to the ${upstream.name}`, () => {
     let gw: RunningGateway;
     let stopUpstream: () => Promise<void>;
+    let upstreamPid: number | undefined;
 
     before(async () => {
       const started = await upstream.start();
       stopUpstream = started.stop;
+      upstreamPid = started.pid;
       gw = await startGateway(started.services ? { services: started.services } : {});
     });
 
     after(async () => {
+      // Clients rarely send DELETE: the idle sweep must reap their sessions and upstreams.
+      // Connections the clients closed take a moment to be noticed on the server side.
+      const sessions = gw.gateway.app.get(SessionService);
+      const deadline = Date.now() + 3000;
+      while (sessions.size > 0 && Date.now() < deadline) {
+        sessions.sweep(Date.now() + 24 * 3600 * 1000);
+        if (sessions.size > 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(sessions.size, 0, 'no session left behind');
       await gw.close();
+      assert.deepEqual(
+        await waitForNoChildren(upstreamPid ? [upstreamPid] : []),
+        [],
+        'no child process left behind',
+      );
       await stopUpstream();
     });
 
@@ -113,7 +134,10 @@ for (const upstream of [demo, everythingStdio, everythingHttp]) {
         });
 
         test('tools/call returns the upstream result', async () => {
-          const result = await client.callTool({ name: upstream.echoTool, arguments: { message: 'hello gateway' } });
+          const result = await client.callTool({
+            name: upstream.echoTool,
+            arguments: upstream.echoArgs('hello gateway'),
+          });
           const text = (result.content as Array<{ type: string; text?: string }>)[0].text ?? '';
           assert.match(text, /hello gateway/);
         });
@@ -127,7 +151,10 @@ for (const upstream of [demo, everythingStdio, everythingHttp]) {
         });
 
         test('prompts/get returns the prompt messages', async () => {
-          const result = await client.getPrompt({ name: upstream.prompt.name, arguments: upstream.prompt.args });
+          const result = await client.getPrompt({
+            name: upstream.prompt.name,
+            arguments: upstream.prompt.args,
+          });
           assert.ok(result.messages.length > 0);
         });
 
@@ -188,7 +215,10 @@ for (const upstream of [demo, everythingStdio, everythingHttp]) {
             await new Promise((r) => setTimeout(r, 50));
           }
           assert.equal(waiting, 0, 'the gateway no longer waits for the cancelled request');
-          const again = await client.callTool({ name: upstream.echoTool, arguments: { message: 'still here' } });
+          const again = await client.callTool({
+            name: upstream.echoTool,
+            arguments: upstream.echoArgs('still here'),
+          });
           assert.match(JSON.stringify(again.content), /still here/);
         });
       });

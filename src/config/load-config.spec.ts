@@ -19,7 +19,12 @@ describe('loadConfig', () => {
   test('lists every bad value in one error', () => {
     let error: unknown;
     try {
-      loadConfig({ PORT: 'seventy', LOG_LEVEL: 'loud', SESSION_IDLE_TIMEOUT_MS: '-5', TLS_CERT_FILE: '/nope.pem' });
+      loadConfig({
+        PORT: 'seventy',
+        LOG_LEVEL: 'loud',
+        SESSION_IDLE_TIMEOUT_MS: '-5',
+        TLS_CERT_FILE: '/nope.pem',
+      });
     } catch (err) {
       error = err;
     }
@@ -42,10 +47,14 @@ describe('loadConfig', () => {
     assert.equal(config.services.a.replicas[0].transport, 'streamable-http');
 
     const bad = join(dir, 'bad.yaml');
-    writeFileSync(bad, 'services:\n  a:\n    replicas:\n      - transport: carrier-pigeon\n  b:\n    replicas: []\n');
+    writeFileSync(
+      bad,
+      'services:\n  a:\n    replicas:\n      - transport: carrier-pigeon\n  b:\n    replicas: []\n',
+    );
     assert.throws(
       () => loadConfig({ GATEWAY_CONFIG: bad }),
-      (err: Error) => /services\.a\.replicas\.0\.transport/.test(err.message) && /services\.b\.replicas/.test(err.message),
+      (err: Error) =>
+        /services\.a\.replicas\.0\.transport/.test(err.message) && /services\.b\.replicas/.test(err.message),
     );
   });
 

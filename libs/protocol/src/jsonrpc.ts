@@ -55,22 +55,23 @@ export const ErrorCode = {
   MissingClientCapability: -32021,
   /** MCP 2026-07-28: the protocol version is not supported. */
   UnsupportedProtocolVersion: -32022,
+  // Gateway codes live outside −32768…−32000, which JSON-RPC and MCP reserve for their own errors.
   /** Gateway: no upstream replica could be reached. */
-  UpstreamUnavailable: -32050,
+  UpstreamUnavailable: -31001,
   /** Gateway: the upstream did not answer in time. */
-  UpstreamTimeout: -32051,
+  UpstreamTimeout: -31002,
   /** Gateway: too many requests in flight for this session; data.retryAfterMs says when to retry. */
-  Overloaded: -32052,
+  Overloaded: -31003,
   /** Gateway: the client exceeded its rate limit; data.retryAfterMs says when to retry. */
-  RateLimited: -32053,
+  RateLimited: -31004,
   /** Gateway: the session is unknown, expired or closed. */
-  SessionNotFound: -32054,
+  SessionNotFound: -31005,
   /** Gateway: a resume point is older than what the session still holds. */
-  ResumeUnavailable: -32055,
+  ResumeUnavailable: -31006,
   /** Gateway: a transport switch was refused (oscillation guard). */
-  TransportSwitchRefused: -32056,
+  TransportSwitchRefused: -31007,
   /** Gateway: authentication failed. */
-  Unauthorized: -32057,
+  Unauthorized: -31008,
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,0 +1,658 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import {
+  ErrorCode,
+  errorResponse,
+  Header,
+  isNotification,
+  isResponse,
+  LATEST_SESSION_PROTOCOL,
+  Method,
+  parseJsonRpc,
+  SESSIONLESS_PROTOCOL,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+} from '../../../libs/protocol/src';
+import type { ChannelListener, ClientChannel } from '../../session/client-channel';
+import { STANDALONE_STREAM, type Session } from '../../session/session';
+import { clientIdFrom } from '../http/client-identity';
+import { sendJson, sendStatus } from '../http/http-reply';
+import type { KeepAliveTarget } from '../http/keep-alive-ticker';
+import { SSE_HEADERS } from '../http/sse-channel';
+import type { StreamableHttpHandler } from './streamable-http.handler';
+import { headerValue, refuse } from './streamable-http.handler';
+
+/**
+ * MCP 2026-07-28 ("modern", sessionless) Streamable HTTP, bridged to upstreams that speak the
+ * initialize-based revisions.
+ *
+ * Every request stands alone: it carries its protocol version and client capabilities in
+ * `_meta` and mirrors `method` / `params.name|uri` in the Mcp-Method / Mcp-Name headers, which an
+ * intermediary must check against the body (−32020 on a mismatch). The gateway keeps one hidden
+ * upstream session per (client id, service), initialized by the gateway itself, and runs each
+ * request on it as its own stream. Request ids and progress tokens are remapped to gateway-unique
+ * values on the way up (independent clients all start at id 1) and restored on the way down.
+ * Closing the response before the answer cancels the request upstream.
+ */
+
+export const META_PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
+export const META_CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
+export const META_CLIENT_INFO = 'io.modelcontextprotocol/clientInfo';
+export const META_LOG_LEVEL = 'io.modelcontextprotocol/logLevel';
+export const META_SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
+
+/** Methods of the initialize-based revisions that 2026-07-28 removed (answered 404 −32601). */
+const REMOVED_METHODS = new Set([
+  Method.Initialize,
+  Method.Ping,
+  'logging/setLevel',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  // Not bridged yet: would need the hidden session's GET stream fanned out per subscription.
+  'subscriptions/listen',
+]);
+
+/** Requests whose Mcp-Name header mirrors a body field. */
+const NAME_FIELD: Record<string, 'name' | 'uri'> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+};
+
+/** Results that 2026-07-28 requires to carry ttlMs / cacheScope (CacheableResult). */
+const CACHEABLE = new Set([
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/read',
+  'resources/templates/list',
+]);
+
+/** Server→client requests and the client capability each needs. */
+const CAPABILITY_OF: Record<string, string> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
+
+const HEADER_SAFE = /^[\x20-\x7e\t]*$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Decodes the `=?base64?…?=` sentinel form; undefined when the value is malformed. */
+export function decodeHeaderValue(value: string): string | undefined {
+  if (!HEADER_SAFE.test(value)) return undefined;
+  if (value.startsWith('=?base64?') && value.endsWith('?=') && value.length >= 11) {
+    const b64 = value.slice(9, -2);
+    if (!BASE64.test(b64)) return undefined;
+    return Buffer.from(b64, 'base64').toString('utf8');
+  }
+  return value;
+}
+
+interface InitializeResult {
+  protocolVersion?: string;
+  capabilities?: Record<string, unknown>;
+  serverInfo?: unknown;
+  instructions?: string;
+}
+
+let bridgeCounter = 0;
+const bridgeTag = process.pid.toString(36);
+/** Ids and progress tokens the bridge sends upstream: unique per process, never a client's. */
+function bridgeId(): string {
+  bridgeCounter++;
+  return `sl-${bridgeTag}-${bridgeCounter.toString(36)}`;
+}
+
+/** The gateway-owned upstream session shared by one client's sessionless requests to one service. */
+class BridgeEntry {
+  session: Session | undefined = undefined;
+  init: InitializeResult | undefined = undefined;
+  ready: Promise<void> | undefined = undefined;
+  error: string | undefined = undefined;
+}
+
+/** Captures the answer to the gateway's own initialize on a hidden session. */
+class InitChannel implements ClientChannel {
+  readonly kind = 'streamable' as const;
+  listener: ChannelListener | undefined = undefined;
+  closed = false;
+
+  constructor(
+    private readonly resolve: (result: InitializeResult) => void,
+    private readonly reject: (reason: string) => void,
+  ) {}
+
+  send(_seq: number, _stream: number, raw: string): boolean {
+    const m = JSON.parse(raw) as JsonRpcMessage;
+    if (!isResponse(m)) return true;
+    this.closed = true;
+    if ('error' in m) this.reject(m.error.message);
+    else this.resolve((m.result ?? {}) as InitializeResult);
+    return true;
+  }
+
+  end(): void {
+    if (!this.closed) this.close(0, 'the upstream did not answer initialize');
+  }
+
+  close(_code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reject(reason);
+  }
+}
+
+/** One sessionless request's response: JSON when the answer comes first, SSE (no event ids) otherwise. */
+class SessionlessChannel implements ClientChannel, KeepAliveTarget {
+  readonly kind = 'streamable' as const;
+  listener: ChannelListener | undefined = undefined;
+  closed = false;
+  lastWrite = Date.now();
+  private streaming = false;
+  private answered = false;
+
+  constructor(
+    private readonly handler: SessionlessHandler,
+    readonly res: ServerResponse,
+    readonly session: Session,
+    readonly serverInfo: unknown,
+    readonly method: string,
+    readonly clientId: JsonRpcId,
+    readonly upstreamId: string,
+    readonly clientToken: string | number | undefined,
+    readonly upstreamToken: string | undefined,
+    readonly wantsLogs: boolean,
+    readonly capabilities: Record<string, unknown>,
+  ) {
+    res.on('close', onSessionlessClose.bind(this));
+  }
+
+  send(_seq: number, _stream: number, raw: string): boolean {
+    if (this.closed) return false;
+    // Nothing here is ever resumed (2026-07-28 has no Last-Event-ID): drop what was delivered.
+    this.session.outbox.ack(this.session.outbox.seq);
+    const m = JSON.parse(raw) as Record<string, unknown> & JsonRpcMessage;
+    if (isResponse(m)) {
+      m.id = this.clientId;
+      const result = (m as { result?: unknown }).result;
+      if (result !== null && typeof result === 'object' && !Array.isArray(result)) this.decorate(result);
+      // 2026-07-28: an unknown method is HTTP 404 (with −32601), so clients can tell it from other errors.
+      const error = (m as { error?: { code?: unknown } }).error;
+      this.finish(JSON.stringify(m), error?.code === ErrorCode.MethodNotFound ? 404 : 200);
+      return true;
+    }
+    if (isNotification(m)) {
+      if (m.method === Method.Progress) {
+        const params = m.params as { progressToken?: unknown } | undefined;
+        if (!params || this.upstreamToken === undefined || params.progressToken !== this.upstreamToken)
+          return true;
+        params.progressToken = this.clientToken;
+      } else if (m.method === 'notifications/message') {
+        // 2026-07-28: log messages only for requests that asked for them (_meta logLevel).
+        if (!this.wantsLogs) return true;
+      } else {
+        // Only notifications about this request belong on its stream (list_changed etc. do not).
+        return true;
+      }
+      return this.event(JSON.stringify(m));
+    }
+    this.serverRequest(m as JsonRpcRequest);
+    return true;
+  }
+
+  /**
+   * A server→client request on a bridged request. 2026-07-28 has no such requests on the wire
+   * (they become input_required results, MRTR); the bridge does not translate them yet, so the
+   * upstream gets an error, and a client that lacks the capability gets −32021.
+   */
+  private serverRequest(req: JsonRpcRequest): void {
+    const capability = CAPABILITY_OF[req.method];
+    if (req.method === Method.Ping) {
+      this.session.receive({ jsonrpc: '2.0', id: req.id, result: {} }, undefined, STANDALONE_STREAM);
+      return;
+    }
+    this.session.receive(
+      errorResponse(
+        req.id,
+        capability ? ErrorCode.InternalError : ErrorCode.MethodNotFound,
+        capability
+          ? `${req.method} cannot reach a ${SESSIONLESS_PROTOCOL} client through this gateway (multi round-trip requests are not bridged)`
+          : `Method not found: ${req.method}`,
+      ),
+      undefined,
+      STANDALONE_STREAM,
+    );
+    if (capability && this.capabilities[capability] === undefined) {
+      this.handler.deps.metrics.error('missing_client_capability');
+      this.cancelUpstream('the client lacks a required capability');
+      this.finish(
+        JSON.stringify(
+          errorResponse(
+            this.clientId,
+            ErrorCode.MissingClientCapability,
+            `Missing required client capability: ${capability}`,
+            {
+              requiredCapabilities: { [capability]: {} },
+            },
+          ),
+        ),
+        400,
+      );
+    }
+  }
+
+  /** Adds what 2026-07-28 requires of every result that older upstreams do not send. */
+  private decorate(result: object): void {
+    const r = result as Record<string, unknown>;
+    if (r.resultType === undefined) r.resultType = 'complete';
+    if (this.serverInfo !== undefined) {
+      let meta = r._meta as Record<string, unknown> | undefined;
+      if (meta === null || typeof meta !== 'object') meta = r._meta = {};
+      if (meta[META_SERVER_INFO] === undefined) meta[META_SERVER_INFO] = this.serverInfo;
+    }
+    if (CACHEABLE.has(this.method)) {
+      if (r.ttlMs === undefined) r.ttlMs = 0;
+      if (r.cacheScope === undefined) r.cacheScope = 'private';
+    }
+  }
+
+  private event(data: string): boolean {
+    const res = this.res;
+    if (!this.streaming) {
+      this.streaming = true;
+      res.writeHead(200, SSE_HEADERS);
+      this.handler.deps.keepAlive?.add(this);
+    }
+    this.lastWrite = Date.now();
+    return res.write(`event: message\ndata: ${data}\n\n`);
+  }
+
+  keepAlive(): void {
+    if (!this.closed && this.streaming) {
+      this.lastWrite = Date.now();
+      this.res.write(': keep-alive\n\n');
+    }
+  }
+
+  /** Writes the final answer and ends the response (the answer terminates the stream). */
+  private finish(body: string, status: number): void {
+    if (this.answered) return;
+    this.answered = true;
+    this.closed = true;
+    this.handler.done(this);
+    const res = this.res;
+    if (this.streaming) {
+      this.handler.deps.keepAlive?.delete(this);
+      res.end(`event: message\ndata: ${body}\n\n`);
+    } else if (!res.headersSent) {
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+      });
+      res.end(body);
+    } else {
+      res.end();
+    }
+  }
+
+  end(): void {
+    // The session ends the stream right after the answer, which finish() already wrote.
+    if (!this.answered) this.close(502, 'the upstream ended the request without an answer');
+  }
+
+  close(code: number, reason: string): void {
+    if (this.answered) return;
+    const status = code >= 400 && code < 600 ? code : 502;
+    this.finish(JSON.stringify(errorResponse(this.clientId, ErrorCode.UpstreamUnavailable, reason)), status);
+  }
+
+  /** The client went away before the answer: that is the cancellation signal in 2026-07-28. */
+  clientClosed(): void {
+    this.handler.deps.keepAlive?.delete(this);
+    if (this.answered) return;
+    this.answered = true;
+    this.closed = true;
+    this.handler.done(this);
+    this.handler.deps.metrics.error('client_cancelled');
+    this.cancelUpstream('the client closed the response stream');
+  }
+
+  private cancelUpstream(reason: string): void {
+    const listener = this.listener;
+    this.listener = undefined;
+    listener?.channelClosed(this);
+    const session = this.session;
+    if (session.closed) return;
+    session.receive(
+      { jsonrpc: '2.0', method: Method.Cancelled, params: { requestId: this.upstreamId, reason } },
+      undefined,
+      STANDALONE_STREAM,
+    );
+    // A cancelled request gets no answer from a conforming server: settle it in the session
+    // ourselves so it does not count against the in-flight bound forever. A late real answer is dropped.
+    session.upstreamMessage(
+      errorResponse(this.upstreamId, ErrorCode.InternalError, 'Request cancelled'),
+      undefined,
+      undefined,
+    );
+    session.outbox.ack(session.outbox.seq);
+  }
+}
+
+function onSessionlessClose(this: SessionlessChannel): void {
+  this.clientClosed();
+}
+
+/** Handles POSTs whose MCP-Protocol-Version is 2026-07-28. */
+export class SessionlessHandler {
+  private readonly bridges = new Map<string, BridgeEntry>();
+  /** Unknown Mcp-Param-* headers of requests in flight, by upstream request id (for HTTP upstreams). */
+  private readonly paramHeaders = new Map<string, Record<string, string>>();
+
+  constructor(private readonly owner: StreamableHttpHandler) {}
+
+  get deps() {
+    return this.owner.deps;
+  }
+
+  /** The Mcp-Param-* headers a bridged request arrived with (keyed by its upstream id). */
+  paramHeadersFor(upstreamId: string): Record<string, string> | undefined {
+    return this.paramHeaders.get(upstreamId);
+  }
+
+  /** Number of hidden upstream sessions (tests, metrics). */
+  get bridgeCount(): number {
+    return this.bridges.size;
+  }
+
+  done(channel: SessionlessChannel): void {
+    this.paramHeaders.delete(channel.upstreamId);
+  }
+
+  post(service: string, headers: IncomingHttpHeaders, body: Buffer | undefined, res: ServerResponse): void {
+    const parsed = parseJsonRpc(body ? body.toString('utf8') : '');
+    if (!parsed.ok) {
+      const code = parsed.error.error.code;
+      refuse(
+        this.deps,
+        res,
+        400,
+        code,
+        code === ErrorCode.ParseError ? 'parse_error' : 'invalid_request',
+        parsed.error.error.message,
+        {
+          id: parsed.error.id,
+        },
+      );
+      return;
+    }
+    if (parsed.batch) {
+      refuse(
+        this.deps,
+        res,
+        400,
+        ErrorCode.InvalidRequest,
+        'batch_not_allowed',
+        `Invalid Request: JSON-RPC batches are not allowed in protocol version ${SESSIONLESS_PROTOCOL}`,
+      );
+      return;
+    }
+    const message = parsed.messages[0];
+    if (isResponse(message)) {
+      refuse(
+        this.deps,
+        res,
+        400,
+        ErrorCode.InvalidRequest,
+        'invalid_request',
+        `Invalid Request: clients do not send responses in protocol version ${SESSIONLESS_PROTOCOL}`,
+      );
+      return;
+    }
+    if (isNotification(message)) {
+      // No client notification means anything here (cancellation is closing the stream): accept and drop.
+      sendStatus(res, 202);
+      return;
+    }
+    const request = message as JsonRpcRequest;
+    if (!this.checkHeaders(request, headers, res)) return;
+    const meta = metaOf(request);
+    if (REMOVED_METHODS.has(request.method)) {
+      refuse(
+        this.deps,
+        res,
+        404,
+        ErrorCode.MethodNotFound,
+        'method_not_found',
+        `Method not found: ${request.method} is not available in protocol version ${SESSIONLESS_PROTOCOL}`,
+        { id: request.id },
+      );
+      return;
+    }
+
+    const clientId = clientIdFrom(headers);
+    const entry = this.entryFor(clientId, service, meta!);
+    this.owner.track(res);
+    if (entry.init && entry.session && !entry.session.closed) {
+      this.run(entry, request, meta!, headers, res);
+      return;
+    }
+    entry.ready!.then(
+      () => {
+        if (res.destroyed || res.writableEnded) return; // gave up while the upstream was starting
+        this.run(entry, request, meta!, headers, res);
+      },
+      () => {
+        this.deps.metrics.error('upstream_unavailable');
+        sendJson(
+          res,
+          502,
+          errorResponse(
+            request.id,
+            ErrorCode.UpstreamUnavailable,
+            `Upstream unavailable: ${entry.error ?? 'unknown error'}`,
+          ),
+        );
+      },
+    );
+  }
+
+  /** Mcp-Method, Mcp-Name and the per-request `_meta` checks; false after sending the refusal. */
+  private checkHeaders(request: JsonRpcRequest, headers: IncomingHttpHeaders, res: ServerResponse): boolean {
+    const id = request.id;
+    const mismatch = (message: string) => {
+      refuse(
+        this.deps,
+        res,
+        400,
+        ErrorCode.HeaderMismatch,
+        'header_mismatch',
+        `Header mismatch: ${message}`,
+        { id },
+      );
+      return false;
+    };
+    const methodHeader = headerValue(headers[Header.Method]);
+    if (methodHeader === undefined) return mismatch('the Mcp-Method header is required');
+    if (methodHeader !== request.method) {
+      return mismatch(
+        `Mcp-Method header value '${methodHeader}' does not match body value '${request.method}'`,
+      );
+    }
+    const field = NAME_FIELD[request.method];
+    if (field !== undefined) {
+      const nameHeader = headerValue(headers[Header.Name]);
+      const params = request.params as Record<string, unknown> | undefined;
+      const bodyValue = params && !Array.isArray(params) ? params[field] : undefined;
+      if (nameHeader === undefined) return mismatch(`the Mcp-Name header is required for ${request.method}`);
+      const decoded = decodeHeaderValue(nameHeader);
+      if (decoded === undefined) return mismatch('the Mcp-Name header value is malformed');
+      if (decoded !== bodyValue) {
+        return mismatch(
+          `Mcp-Name header value '${decoded}' does not match body value '${String(bodyValue)}'`,
+        );
+      }
+    }
+    const meta = metaOf(request);
+    const version = meta?.[META_PROTOCOL_VERSION];
+    const caps = meta?.[META_CLIENT_CAPABILITIES];
+    if (typeof version !== 'string' || caps === null || typeof caps !== 'object' || Array.isArray(caps)) {
+      refuse(
+        this.deps,
+        res,
+        400,
+        ErrorCode.InvalidParams,
+        'invalid_params',
+        `Invalid params: _meta must carry "${META_PROTOCOL_VERSION}" and "${META_CLIENT_CAPABILITIES}"`,
+        { id },
+      );
+      return false;
+    }
+    if (version !== SESSIONLESS_PROTOCOL) {
+      return mismatch(
+        `MCP-Protocol-Version header value '${SESSIONLESS_PROTOCOL}' does not match _meta value '${version}'`,
+      );
+    }
+    return true;
+  }
+
+  /** The hidden upstream session for (client, service), created and initialized on first use. */
+  private entryFor(clientId: string, service: string, meta: Record<string, unknown>): BridgeEntry {
+    const key = `${clientId}\u0000${service}`;
+    let entry = this.bridges.get(key);
+    if (entry && entry.session && !entry.session.closed && entry.error === undefined) return entry;
+    entry = new BridgeEntry();
+    this.bridges.set(key, entry);
+    const session = this.deps.sessions.create(clientId, service, 'streamable');
+    entry.session = session;
+    const target = entry;
+    entry.ready = new Promise<InitializeResult>((resolve, reject) => {
+      const channel = new InitChannel(resolve, reject);
+      const stream = session.openStream(channel);
+      session.receive(initializeRequest(meta), undefined, stream);
+      session.sealStream(stream);
+    }).then(
+      (result) => {
+        target.init = result;
+        session.receive({ jsonrpc: '2.0', method: Method.Initialized }, undefined, STANDALONE_STREAM);
+        session.outbox.ack(session.outbox.seq);
+      },
+      (reason: string) => {
+        target.error = reason;
+        if (this.bridges.get(key) === target) this.bridges.delete(key);
+        this.deps.sessions.end(session, `bridge initialize failed: ${reason}`);
+        throw new Error(reason);
+      },
+    );
+    // Waiters attach their own handlers; this one only keeps a failure from being "unhandled".
+    entry.ready.catch(() => undefined);
+    return entry;
+  }
+
+  private run(
+    entry: BridgeEntry,
+    request: JsonRpcRequest,
+    meta: Record<string, unknown>,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+  ): void {
+    const session = entry.session!;
+    if (session.closed) {
+      sendJson(res, 502, errorResponse(request.id, ErrorCode.UpstreamUnavailable, 'Upstream session closed'));
+      return;
+    }
+    if (request.method === Method.Discover) {
+      sendJson(res, 200, { jsonrpc: '2.0', id: request.id, result: this.discoverResult(entry.init!) });
+      return;
+    }
+    const upstreamId = bridgeId();
+    const clientToken = meta.progressToken as string | number | undefined;
+    const upstreamToken = clientToken === undefined ? undefined : bridgeId();
+    const params = request.params as Record<string, unknown>;
+    const upstreamMeta = upstreamToken === undefined ? meta : { ...meta, progressToken: upstreamToken };
+    const upstream: JsonRpcRequest = {
+      jsonrpc: '2.0',
+      id: upstreamId,
+      method: request.method,
+      params: { ...params, _meta: upstreamMeta },
+    };
+    const forwarded = paramHeadersOf(headers);
+    if (forwarded) this.paramHeaders.set(upstreamId, forwarded);
+    const channel = new SessionlessChannel(
+      this,
+      res,
+      session,
+      entry.init!.serverInfo,
+      request.method,
+      request.id,
+      upstreamId,
+      clientToken,
+      upstreamToken,
+      meta[META_LOG_LEVEL] !== undefined,
+      meta[META_CLIENT_CAPABILITIES] as Record<string, unknown>,
+    );
+    const stream = session.openStream(channel);
+    session.receive(upstream, JSON.stringify(upstream), stream);
+    session.sealStream(stream);
+  }
+
+  private discoverResult(init: InitializeResult): Record<string, unknown> {
+    const result: Record<string, unknown> = {
+      resultType: 'complete',
+      supportedVersions: this.owner.versions,
+      capabilities: init.capabilities ?? {},
+      _meta: init.serverInfo === undefined ? {} : { [META_SERVER_INFO]: init.serverInfo },
+      ttlMs: 0,
+      cacheScope: 'private',
+    };
+    if (typeof init.instructions === 'string') result.instructions = init.instructions;
+    return result;
+  }
+}
+
+function metaOf(request: JsonRpcRequest): Record<string, unknown> | undefined {
+  const params = request.params as { _meta?: unknown } | undefined;
+  const meta = params && !Array.isArray(params) ? params._meta : undefined;
+  return meta !== null && typeof meta === 'object' && !Array.isArray(meta)
+    ? (meta as Record<string, unknown>)
+    : undefined;
+}
+
+function paramHeadersOf(headers: IncomingHttpHeaders): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  for (const name in headers) {
+    if (!name.startsWith(Header.ParamPrefix)) continue;
+    const value = headerValue(headers[name]);
+    if (value === undefined) continue;
+    (out ??= {})[name] = value;
+  }
+  return out;
+}
+
+/**
+ * The initialize the gateway sends for a hidden session. Client info comes from the request;
+ * of its capabilities, those that need server→client requests (sampling, elicitation, roots)
+ * are withheld: the bridge cannot relay such requests to a 2026-07-28 client, and a server that
+ * knows that refuses cleanly instead of waiting for an answer that never comes.
+ */
+function initializeRequest(meta: Record<string, unknown>): JsonRpcRequest {
+  const caps = { ...(meta[META_CLIENT_CAPABILITIES] as Record<string, unknown>) };
+  delete caps.sampling;
+  delete caps.elicitation;
+  delete caps.roots;
+  const info = meta[META_CLIENT_INFO];
+  return {
+    jsonrpc: '2.0',
+    id: bridgeId(),
+    method: Method.Initialize,
+    params: {
+      protocolVersion: LATEST_SESSION_PROTOCOL,
+      capabilities: caps,
+      clientInfo:
+        info !== null && typeof info === 'object'
+          ? info
+          : { name: 'mcp-gateway-sessionless-bridge', version: '0.1.0' },
+    },
+  };
+}

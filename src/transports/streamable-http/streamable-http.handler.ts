@@ -1,0 +1,470 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import {
+  allowsBatches,
+  DEFAULT_HTTP_PROTOCOL,
+  ErrorCode,
+  formatEventId,
+  Header,
+  isRequest,
+  isSupportedProtocol,
+  Method,
+  parseEventId,
+  parseJsonRpc,
+  PROTOCOL_VERSIONS,
+  SESSIONLESS_PROTOCOL,
+  supportsPriming,
+  type JsonRpcId,
+  type JsonRpcMessage,
+} from '../../../libs/protocol/src';
+import type { GatewayConfig } from '../../config/gateway-config';
+import { ResumeUnavailableError } from '../../session/outbox';
+import { STANDALONE_STREAM, type Session } from '../../session/session';
+import type { SessionRegistry } from '../../session/session-registry';
+import { clientIdFrom } from '../http/client-identity';
+import { accepts, mediaType, sendJsonRpcError, sendStatus } from '../http/http-reply';
+import type { KeepAliveTicker } from '../http/keep-alive-ticker';
+import { RequestGuard } from '../http/request-guard';
+import { SseChannel, type SseChannelOptions } from '../http/sse-channel';
+import { PostChannel, ResponseMode } from './post-channel';
+import { SessionlessHandler } from './sessionless.handler';
+
+/** What the transport needs from the rest of the gateway (plain objects: no Nest here). */
+export interface StreamableHttpDeps {
+  config: Pick<
+    GatewayConfig,
+    'host' | 'allowedHosts' | 'allowedOrigins' | 'sse' | 'enableSessionless' | 'defaultService'
+  >;
+  sessions: SessionRegistry;
+  hasService(service: string): boolean;
+  metrics: { error(kind: string): void };
+  keepAlive: KeepAliveTicker | undefined;
+  /** Unexpected failures (a bug, never a client mistake). */
+  logError?(message: string, err: unknown): void;
+}
+
+/** Methods served on the MCP endpoint (the Allow header of a 405). */
+export const ALLOWED_METHODS = 'GET, POST, DELETE';
+
+/** Versions a request may name in MCP-Protocol-Version at this endpoint, newest first. */
+function servedVersions(sessionless: boolean): string[] {
+  const out: string[] = [];
+  for (let i = PROTOCOL_VERSIONS.length - 1; i >= 0; i--) {
+    const v = PROTOCOL_VERSIONS[i];
+    if (v !== SESSIONLESS_PROTOCOL || sessionless) out.push(v);
+  }
+  return out;
+}
+
+/** A refusal: HTTP status, JSON-RPC code, message, and the metric kind it is counted under. */
+export function refuse(
+  deps: Pick<StreamableHttpDeps, 'metrics'>,
+  res: ServerResponse,
+  status: number,
+  code: number,
+  kind: string,
+  message: string,
+  options?: { id?: JsonRpcId | null; data?: unknown; headers?: Record<string, string> },
+): void {
+  deps.metrics.error(kind);
+  sendJsonRpcError(res, status, code, message, options);
+}
+
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : Array.isArray(value) ? value[0] : undefined;
+}
+
+/**
+ * The Streamable HTTP protocol (2025-03-26 … 2025-11-25 with sessions, 2026-07-28 per request)
+ * on raw Node responses. One instance per gateway; routes call {@link handle} for every request
+ * on /mcp and /mcp/:service. Nothing here allocates per message beyond what the session needs.
+ */
+export class StreamableHttpHandler {
+  private readonly guard: RequestGuard;
+  readonly sseOptions: SseChannelOptions;
+  readonly sessionless: SessionlessHandler | undefined;
+  /** Responses still being written (streams, pending answers): ended on shutdown. */
+  readonly live = new Set<ServerResponse>();
+  private readonly untrack: (this: ServerResponse) => void;
+  /** Versions accepted in MCP-Protocol-Version (also what server/discover lists), newest first. */
+  readonly versions: string[];
+
+  constructor(readonly deps: StreamableHttpDeps) {
+    this.guard = new RequestGuard(deps.config);
+    this.sseOptions = {
+      kind: 'streamable',
+      retryMs: deps.config.sse.retryMs,
+      eventId: formatEventId,
+      keepAlive: deps.keepAlive,
+    };
+    const live = this.live;
+    this.untrack = function (this: ServerResponse) {
+      live.delete(this);
+    };
+    this.versions = servedVersions(deps.config.enableSessionless);
+    this.sessionless = deps.config.enableSessionless ? new SessionlessHandler(this) : undefined;
+  }
+
+  /** Keeps `res` in the live set until it closes, so shutdown can end it. */
+  track(res: ServerResponse): void {
+    if (this.live.has(res)) return;
+    this.live.add(res);
+    res.once('close', this.untrack);
+  }
+
+  /**
+   * Origin/Host check (DNS rebinding) and service lookup, shared by the body-limit error path.
+   * Returns the service name, or undefined when a refusal was sent.
+   */
+  admit(headers: IncomingHttpHeaders, service: string | undefined, res: ServerResponse): string | undefined {
+    const refusal = this.guard.check(headers);
+    if (refusal) {
+      refuse(
+        this.deps,
+        res,
+        refusal.status,
+        ErrorCode.InvalidRequest,
+        refusal.message.includes('Origin') ? 'forbidden_origin' : 'forbidden_host',
+        refusal.message,
+      );
+      return undefined;
+    }
+    const name = service ?? this.deps.config.defaultService;
+    if (!this.deps.hasService(name)) {
+      refuse(this.deps, res, 404, ErrorCode.InvalidRequest, 'unknown_service', `Unknown service "${name}"`);
+      return undefined;
+    }
+    return name;
+  }
+
+  handle(
+    method: string,
+    service: string | undefined,
+    headers: IncomingHttpHeaders,
+    body: Buffer | undefined,
+    res: ServerResponse,
+  ): void {
+    try {
+      const name = this.admit(headers, service, res);
+      if (name === undefined) return;
+      switch (method) {
+        case 'POST':
+          this.post(name, headers, body, res);
+          return;
+        case 'GET':
+          this.get(name, headers, res);
+          return;
+        case 'DELETE':
+          this.delete(name, headers, res);
+          return;
+        default:
+          refuse(
+            this.deps,
+            res,
+            405,
+            ErrorCode.InvalidRequest,
+            'method_not_allowed',
+            `Method ${method} not allowed`,
+            {
+              headers: { allow: ALLOWED_METHODS },
+            },
+          );
+      }
+    } catch (err) {
+      this.internalError(res, err);
+    }
+  }
+
+  internalError(res: ServerResponse, err: unknown): void {
+    this.deps.logError?.('streamable http request failed', err);
+    this.deps.metrics.error('internal_error');
+    if (!res.headersSent) sendJsonRpcError(res, 500, ErrorCode.InternalError, 'Internal error');
+    else res.end();
+  }
+
+  /**
+   * Validates MCP-Protocol-Version. Returns the header value (undefined when absent),
+   * or null when a refusal was sent.
+   */
+  private protocolVersion(
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+    body?: Buffer,
+  ): string | undefined | null {
+    const version = headerValue(headers[Header.ProtocolVersion]);
+    if (version === undefined) return undefined;
+    if (isSupportedProtocol(version) && (version !== SESSIONLESS_PROTOCOL || this.sessionless))
+      return version;
+    refuse(
+      this.deps,
+      res,
+      400,
+      ErrorCode.UnsupportedProtocolVersion,
+      'unsupported_protocol_version',
+      `Unsupported protocol version "${version}"`,
+      { id: body ? requestIdOf(body) : null, data: { supported: this.versions, requested: version } },
+    );
+    return null;
+  }
+
+  /** The session named by Mcp-Session-Id, or undefined after answering 400/404. */
+  private sessionFor(
+    headers: IncomingHttpHeaders,
+    service: string,
+    res: ServerResponse,
+  ): Session | undefined {
+    const id = headerValue(headers[Header.SessionId]);
+    if (id === undefined) {
+      refuse(
+        this.deps,
+        res,
+        400,
+        ErrorCode.InvalidRequest,
+        'session_required',
+        'Bad Request: Mcp-Session-Id header is required (send initialize first)',
+      );
+      return undefined;
+    }
+    const session = this.deps.sessions.get(id);
+    // A session belongs to the service and the client that created it; anything else is "not found".
+    if (!session || session.service !== service || session.clientId !== clientIdFrom(headers)) {
+      refuse(this.deps, res, 404, ErrorCode.SessionNotFound, 'session_not_found', 'Session not found');
+      return undefined;
+    }
+    // A header that differs from the negotiated version is tolerated (the spec only says SHOULD, and
+    // the conformance suite sends 2025-03-26 on 2025-11-25 sessions); the negotiated version governs.
+    return session;
+  }
+
+  // ------------------------------------------------------------------ POST
+
+  private post(
+    service: string,
+    headers: IncomingHttpHeaders,
+    body: Buffer | undefined,
+    res: ServerResponse,
+  ): void {
+    if (mediaType(headers['content-type']) !== 'application/json') {
+      refuse(
+        this.deps,
+        res,
+        415,
+        ErrorCode.InvalidRequest,
+        'unsupported_media_type',
+        'Unsupported Media Type: Content-Type must be application/json',
+      );
+      return;
+    }
+    const accept = headers.accept;
+    if (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream')) {
+      refuse(
+        this.deps,
+        res,
+        406,
+        ErrorCode.InvalidRequest,
+        'not_acceptable',
+        'Not Acceptable: Accept must allow both application/json and text/event-stream',
+      );
+      return;
+    }
+    const version = this.protocolVersion(headers, res, body);
+    if (version === null) return;
+    if (version === SESSIONLESS_PROTOCOL) {
+      this.sessionless!.post(service, headers, body, res);
+      return;
+    }
+
+    const text = body ? body.toString('utf8') : '';
+    const parsed = parseJsonRpc(text);
+    if (!parsed.ok) {
+      const parseError = parsed.error.error.code === ErrorCode.ParseError;
+      this.deps.metrics.error(parseError ? 'parse_error' : 'invalid_request');
+      sendJsonRpcError(res, 400, parsed.error.error.code, parsed.error.error.message, {
+        id: parsed.error.id,
+      });
+      return;
+    }
+    const messages = parsed.messages;
+    let requests = 0;
+    let initialize = false;
+    for (const m of messages) {
+      if (!isRequest(m)) continue;
+      requests++;
+      if (m.method === Method.Initialize) initialize = true;
+    }
+
+    let session: Session | undefined;
+    if (initialize) {
+      if (parsed.batch) {
+        refuse(
+          this.deps,
+          res,
+          400,
+          ErrorCode.InvalidRequest,
+          'invalid_request',
+          'Invalid Request: initialize must not be part of a JSON-RPC batch',
+        );
+        return;
+      }
+      if (headers[Header.SessionId] !== undefined) {
+        refuse(
+          this.deps,
+          res,
+          400,
+          ErrorCode.InvalidRequest,
+          'invalid_request',
+          'Invalid Request: initialize must be sent without an Mcp-Session-Id header',
+          { id: (messages[0] as { id: JsonRpcId }).id },
+        );
+        return;
+      }
+      session = this.deps.sessions.create(clientIdFrom(headers), service, 'streamable');
+    } else {
+      session = this.sessionFor(headers, service, res);
+      if (!session) return;
+    }
+
+    const effective = session.protocolVersion ?? version ?? DEFAULT_HTTP_PROTOCOL;
+    if (parsed.batch && !allowsBatches(effective)) {
+      refuse(
+        this.deps,
+        res,
+        400,
+        ErrorCode.InvalidRequest,
+        'batch_not_allowed',
+        `Invalid Request: JSON-RPC batches are not allowed in protocol version ${effective} (only 2025-03-26)`,
+      );
+      return;
+    }
+
+    if (requests === 0) {
+      // Notifications and responses only: hand them over and acknowledge.
+      for (const m of messages)
+        session.receive(m, parsed.batch ? JSON.stringify(m) : text, STANDALONE_STREAM);
+      sendStatus(res, 202);
+      return;
+    }
+
+    const priming = !initialize && supportsPriming(effective);
+    const channel = new PostChannel(
+      res,
+      this.sseOptions,
+      priming ? ResponseMode.Sse : ResponseMode.Lazy,
+      parsed.batch,
+      initialize ? { [Header.SessionId]: session.id } : undefined,
+    );
+    this.track(res);
+    const stream = session.openStream(channel);
+    // Every message for this stream comes after the current outbox position.
+    if (priming) channel.prime(formatEventId(stream, session.outbox.seq));
+    if (parsed.batch) {
+      for (const m of messages) session.receive(m, JSON.stringify(m), stream);
+    } else {
+      session.receive(messages[0] as JsonRpcMessage, text, stream);
+    }
+    session.sealStream(stream);
+  }
+
+  // ------------------------------------------------------------------ GET
+
+  private get(service: string, headers: IncomingHttpHeaders, res: ServerResponse): void {
+    if (!accepts(headers.accept, 'text/event-stream')) {
+      refuse(
+        this.deps,
+        res,
+        406,
+        ErrorCode.InvalidRequest,
+        'not_acceptable',
+        'Not Acceptable: Accept must allow text/event-stream',
+      );
+      return;
+    }
+    const version = this.protocolVersion(headers, res);
+    if (version === null) return;
+    if (version === SESSIONLESS_PROTOCOL) {
+      this.sessionlessMethodNotAllowed('GET', res);
+      return;
+    }
+    const session = this.sessionFor(headers, service, res);
+    if (!session) return;
+    const effective = session.protocolVersion ?? version ?? DEFAULT_HTTP_PROTOCOL;
+
+    const lastEventId = headerValue(headers[Header.LastEventId]);
+    if (lastEventId !== undefined) {
+      const position = parseEventId(lastEventId);
+      if (!position) {
+        refuse(
+          this.deps,
+          res,
+          400,
+          ErrorCode.InvalidRequest,
+          'bad_last_event_id',
+          `Invalid Last-Event-ID "${lastEventId}" (expected <stream>_<seq>)`,
+        );
+        return;
+      }
+      const channel = new SseChannel(res, this.sseOptions);
+      try {
+        // A bare sequence number (from another transport) resumes the standalone stream.
+        session.resumeStream(channel, position.stream ?? STANDALONE_STREAM, position.seq);
+      } catch (err) {
+        if (!(err instanceof ResumeUnavailableError)) throw err;
+        // Nothing was written yet: answer 409 so the client knows it must start over (re-send its request).
+        channel.closed = true;
+        refuse(this.deps, res, 409, ErrorCode.ResumeUnavailable, 'resume_unavailable', err.message, {
+          data: { requested: err.requested, oldestAvailable: err.oldestAvailable },
+        });
+        return;
+      }
+      if (!channel.closed) {
+        this.track(res);
+        channel.open();
+      }
+      return;
+    }
+
+    const channel = new SseChannel(res, this.sseOptions);
+    this.track(res);
+    session.attachStandalone(channel);
+    if (channel.closed || channel.opened) return; // something waiting was replayed (with event ids)
+    if (supportsPriming(effective)) channel.prime(formatEventId(STANDALONE_STREAM, session.outbox.seq));
+    else channel.open();
+  }
+
+  // ------------------------------------------------------------------ DELETE
+
+  private delete(service: string, headers: IncomingHttpHeaders, res: ServerResponse): void {
+    const version = this.protocolVersion(headers, res);
+    if (version === null) return;
+    if (version === SESSIONLESS_PROTOCOL) {
+      this.sessionlessMethodNotAllowed('DELETE', res);
+      return;
+    }
+    const session = this.sessionFor(headers, service, res);
+    if (!session) return;
+    this.deps.sessions.end(session, 'terminated by the client (DELETE)');
+    sendStatus(res, 200);
+  }
+
+  private sessionlessMethodNotAllowed(method: string, res: ServerResponse): void {
+    refuse(
+      this.deps,
+      res,
+      405,
+      ErrorCode.InvalidRequest,
+      'method_not_allowed',
+      `Method ${method} is not part of protocol version ${SESSIONLESS_PROTOCOL}: send each request as a POST`,
+      { headers: { allow: 'POST' } },
+    );
+  }
+}
+
+/** The id of the request in `body`, when it is one (only for error replies that precede parsing). */
+function requestIdOf(body: Buffer): JsonRpcId | null {
+  try {
+    const value = JSON.parse(body.toString('utf8')) as { id?: unknown };
+    const id = value?.id;
+    return typeof id === 'string' || typeof id === 'number' ? id : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,239 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startGateway, type RunningGateway } from './helpers/gateway';
+import { BOTH, messagesOf, raw, readSse } from './helpers/streamable-http-client';
+
+const MODERN = '2026-07-28';
+const PROBE = join(__dirname, 'fixtures', 'streamable-http-probe-server.js');
+
+function meta(extra: Record<string, unknown> = {}) {
+  return {
+    'io.modelcontextprotocol/protocolVersion': MODERN,
+    'io.modelcontextprotocol/clientCapabilities': {},
+    'io.modelcontextprotocol/clientInfo': { name: 'modern-test', version: '1.0.0' },
+    ...extra,
+  };
+}
+
+function modernHeaders(method: string, name?: string): Record<string, string> {
+  const h: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: BOTH,
+    'mcp-protocol-version': MODERN,
+    'mcp-method': method,
+  };
+  if (name !== undefined) h['mcp-name'] = name;
+  return h;
+}
+
+function toolCall(
+  id: number | string,
+  name: string,
+  args: Record<string, unknown>,
+  extraMeta?: Record<string, unknown>,
+) {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name, arguments: args, _meta: meta(extraMeta) },
+  });
+}
+
+describe('Streamable HTTP 2026-07-28 (sessionless), bridged to initialize-based upstreams', () => {
+  let gw: RunningGateway;
+  let base: string;
+
+  before(async () => {
+    gw = await startGateway({
+      services: {
+        demo: { replicas: [{ transport: 'embedded' }] },
+        probe: { replicas: [{ transport: 'stdio', command: process.execPath, args: [PROBE] }] },
+      },
+      defaultService: 'demo',
+    });
+    base = gw.url;
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  it('answers a tools/call with JSON: the client id restored, resultType and serverInfo added, no session minted', async () => {
+    const res = await raw(base, {
+      headers: { ...modernHeaders('tools/call', 'echo'), 'mcp-session-id': 'ignored' },
+      body: toolCall('req-1', 'echo', { text: 'modern hello' }),
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.match(String(res.headers['content-type']), /^application\/json/);
+    assert.equal(res.headers['mcp-session-id'], undefined);
+    assert.equal(res.json.id, 'req-1');
+    assert.deepEqual(res.json.result.content, [{ type: 'text', text: 'modern hello' }]);
+    assert.equal(res.json.result.resultType, 'complete');
+    assert.equal(res.json.result._meta['io.modelcontextprotocol/serverInfo'].name, 'mcp-gateway-demo');
+  });
+
+  it('a base64-encoded Mcp-Name is decoded before the comparison', async () => {
+    const res = await raw(base, {
+      headers: modernHeaders('tools/call', `=?base64?${Buffer.from('echo').toString('base64')}?=`),
+      body: toolCall(2, 'echo', { text: 'b64' }),
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.json.result.content[0].text, 'b64');
+  });
+
+  it('independent requests with the same id get their own answers', async () => {
+    const texts = ['alpha', 'beta', 'gamma', 'delta'];
+    const answers = await Promise.all(
+      texts.map((t) =>
+        raw(base, { headers: modernHeaders('tools/call', 'echo'), body: toolCall(1, 'echo', { text: t }) }),
+      ),
+    );
+    assert.deepEqual(
+      answers.map((a) => [a.json.id, a.json.result.content[0].text]),
+      texts.map((t) => [1, t]),
+    );
+  });
+
+  it('tools/list carries the cache fields 2026-07-28 requires', async () => {
+    const res = await raw(base, {
+      headers: modernHeaders('tools/list'),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list', params: { _meta: meta() } }),
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.ok(res.json.result.tools.some((t: { name: string }) => t.name === 'echo'));
+    assert.equal(typeof res.json.result.ttlMs, 'number');
+    assert.ok(['public', 'private'].includes(res.json.result.cacheScope));
+  });
+
+  it('server/discover answers from the upstream initialize result', async () => {
+    const res = await raw(base, {
+      headers: modernHeaders('server/discover'),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'd', method: 'server/discover', params: { _meta: meta() } }),
+    });
+    assert.equal(res.status, 200, res.text);
+    const r = res.json.result;
+    assert.equal(res.json.id, 'd');
+    assert.equal(r.resultType, 'complete');
+    assert.ok(r.supportedVersions.includes(MODERN));
+    assert.ok(r.capabilities.tools);
+    assert.equal(r._meta['io.modelcontextprotocol/serverInfo'].name, 'mcp-gateway-demo');
+  });
+
+  it('streams progress as SSE without event ids (X-Accel-Buffering: no), tokens restored, no unrequested logs', async () => {
+    const res = await fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: modernHeaders('tools/call', 'long_task'),
+      body: toolCall(4, 'long_task', { duration: 0.3, steps: 3 }, { progressToken: 'mine' }),
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type')!, /^text\/event-stream/);
+    assert.equal(res.headers.get('x-accel-buffering'), 'no');
+    const { events, ended } = await readSse(res);
+    assert.ok(ended);
+    assert.ok(
+      events.every((e) => e.id === undefined),
+      'no event ids: 2026-07-28 streams are not resumable',
+    );
+    const messages = messagesOf(events);
+    assert.deepEqual(
+      messages
+        .filter((m) => m.method === 'notifications/progress')
+        .map((m) => [m.params.progressToken, m.params.progress]),
+      [
+        ['mine', 1],
+        ['mine', 2],
+        ['mine', 3],
+      ],
+    );
+    assert.equal(messages.filter((m) => m.method === 'notifications/message').length, 0);
+    assert.equal(messages.at(-1).id, 4);
+    assert.equal(messages.at(-1).result.content[0].text, 'Long task finished: 3 steps in 0.3 s');
+  });
+
+  it('delivers log messages when the request asks for them with _meta logLevel', async () => {
+    const res = await fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: modernHeaders('tools/call', 'long_task'),
+      body: toolCall(
+        5,
+        'long_task',
+        { duration: 0.2, steps: 2 },
+        { 'io.modelcontextprotocol/logLevel': 'info' },
+      ),
+    });
+    const { events } = await readSse(res);
+    const logs = messagesOf(events).filter((m) => m.method === 'notifications/message');
+    assert.equal(logs.length, 2);
+  });
+
+  it('a method the upstream does not know is HTTP 404 with −32601', async () => {
+    const res = await raw(base, {
+      headers: modernHeaders('no/such/method'),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'nm', method: 'no/such/method', params: { _meta: meta() } }),
+    });
+    assert.equal(res.status, 404, res.text);
+    assert.equal(res.json.id, 'nm');
+    assert.equal(res.json.error.code, -32601);
+  });
+
+  it('a notification POST is accepted with 202', async () => {
+    const res = await raw(base, {
+      headers: modernHeaders('notifications/whatever'),
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/whatever' }),
+    });
+    assert.equal(res.status, 202);
+    assert.equal(res.text, '');
+  });
+
+  it('closing the response stream before the answer cancels the request upstream', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${base}/mcp/probe`, {
+      method: 'POST',
+      headers: modernHeaders('tools/call', 'wait_for_cancel'),
+      body: toolCall('w1', 'wait_for_cancel', {}, { progressToken: 'w' }),
+      signal: controller.signal,
+    });
+    assert.match(res.headers.get('content-type')!, /^text\/event-stream/);
+    const first = await readSse(res, (events) => events.length >= 1);
+    assert.equal(messagesOf(first.events)[0].method, 'notifications/progress');
+    controller.abort();
+
+    let seen: Array<{ requestId: string; reason: string }> = [];
+    for (let i = 0; i < 50 && seen.length === 0; i++) {
+      await sleep(50);
+      const probe = await raw(base, {
+        path: '/mcp/probe',
+        headers: modernHeaders('tools/call', 'cancellations'),
+        body: toolCall(`c${i}`, 'cancellations', {}),
+      });
+      assert.equal(probe.status, 200, probe.text);
+      seen = JSON.parse(probe.json.result.content[0].text);
+    }
+    assert.equal(seen.length, 1, 'the upstream saw exactly one cancellation');
+    assert.match(seen[0].reason, /closed the response stream/);
+    assert.notEqual(seen[0].requestId, 'w1', 'upstream ids are the gateway’s own, never the client’s');
+  });
+});
+
+describe('Streamable HTTP with 2026-07-28 disabled', () => {
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway({ enableSessionless: false });
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  it('refuses the version with 400 / −32022 and lists what is supported', async () => {
+    const res = await raw(gw.url, {
+      headers: modernHeaders('tools/call', 'echo'),
+      body: toolCall(1, 'echo', { text: 'x' }),
+    });
+    assert.equal(res.status, 400);
+    assert.equal(res.json.error.code, -32022);
+    assert.ok(!res.json.error.data.supported.includes(MODERN));
+    assert.ok(res.json.error.data.supported.includes('2025-11-25'));
+  });
+});
