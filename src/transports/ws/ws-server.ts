@@ -1,0 +1,536 @@
+import { isUtf8 } from 'node:buffer';
+import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type Server as WsLibServer } from 'ws';
+import {
+  allowsBatches,
+  classifyParsed,
+  ErrorCode,
+  errorResponse,
+  Header,
+  parseEventId,
+  type JsonRpcMessage,
+} from '../../../libs/protocol/src';
+import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { ResumeUnavailableError } from '../../session/outbox';
+import { STANDALONE_STREAM, type Session } from '../../session/session';
+import type { SessionRegistry } from '../../session/session-registry';
+import { clientIdFrom } from '../http/client-identity';
+import type { RequestGuard } from '../http/request-guard';
+import { GatewayMethod, GatewaySocket, WsChannel, type WsChannelOwner } from './ws-channel';
+import { WsClose, WsCloseFromClient } from './ws-close-codes';
+
+/** The subprotocol the official SDK client asks for (`new WebSocket(url, 'mcp')`). */
+export const MCP_SUBPROTOCOL = 'mcp';
+
+/** Paths that accept the WebSocket upgrade; each also takes `/<service>`. */
+const WS_PATHS = ['/ws', '/mcp'];
+const SERVICE_NAME = /^[A-Za-z0-9._~-]{1,128}$/;
+
+export interface WsSettings {
+  /** Largest frame accepted; larger → close 1009 (ws enforces it while reading). */
+  maxPayload: number;
+  /** One shared ping interval; 0 turns the heartbeat off. */
+  heartbeatIntervalMs: number;
+  compression: boolean;
+  compressionThreshold: number;
+  /** Buffered bytes per connection above which `send` says "stop" and the session pauses its upstream. */
+  highWaterMark: number;
+}
+
+export interface ServiceDirectory {
+  readonly defaultService: string;
+  hasService(service: string): boolean;
+}
+
+export interface WsLogger {
+  warn(message: unknown, context?: string): void;
+  error(message: unknown, stack?: string): void;
+}
+
+/** What admission decided for one upgrade; lives only while the (synchronous) handshake runs. */
+interface Admission {
+  socket: Duplex;
+  clientId: string;
+  service: string;
+  /** The session to resume, when the client named one that exists and is its own. */
+  resume: Session | undefined;
+  /** Resume position from Last-Event-ID / lastEventId. */
+  afterSeq: number | undefined;
+  /** Set when the connection must be closed right after the handshake (browsers only see close codes). */
+  refusal: { code: number; reason: string } | undefined;
+  session: Session | undefined;
+}
+
+type Query = Record<string, string>;
+
+/**
+ * The WebSocket client transport: owns a `ws` server in noServer mode on the HTTP server
+ * Fastify listens on, and the data path of every connection.
+ *
+ * Not the Nest WsAdapter / @SubscribeMessage: those run Nest's context machinery (guards,
+ * pipes, interceptors, an Observable) for every frame and route by a message `event`
+ * field MCP does not have. Admission (Origin/Host, service, client id, session) runs once
+ * per upgrade, here; frames go straight to the session.
+ *
+ * Choices (SEP-1288 is a draft; we follow it where the SDK client still works):
+ * - subprotocol `mcp`; a list without it → HTTP 400 on the upgrade; no list is accepted.
+ * - text frames, and binary frames that hold UTF-8 JSON (SEP-1288 closes 1003 on binary;
+ *   accepting them costs one UTF-8 check and helps clients that send bytes).
+ * - one message per frame; batches only when the session's protocol version has them.
+ * - the session id in the 101 response (`Mcp-Session-Id`) and in a first-frame
+ *   notification; sequence numbers as described in ws-channel.ts.
+ * - resume by `Mcp-Session-Id` + `Last-Event-ID` or `?sessionId=&lastEventId=`
+ *   (SEP-1288 re-sends `initialize` with the id inside; that cannot carry a position).
+ * - a resume elsewhere closes the older connection with 4002 (SEP-1288: 1000), so a
+ *   client can tell "taken over" from "finished".
+ */
+export class WsServer implements WsChannelOwner {
+  readonly wss: WsLibServer<typeof GatewaySocket>;
+  private readonly channels = new Set<WsChannel>();
+  private heartbeatTimer: NodeJS.Timeout | undefined = undefined;
+  private httpServer: HttpServer | undefined = undefined;
+  private admission: Admission | undefined = undefined;
+  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void =>
+    this.handleUpgrade(req, socket, head);
+  private readonly onConnection = (ws: GatewaySocket): void => this.connected(ws);
+  private readonly onHeaders = (headers: string[]): void => this.handshakeHeaders(headers);
+  private readonly onHeartbeat = (): void => this.heartbeat();
+  /** Resolves shutdown once the last connection is gone. */
+  private whenEmpty: (() => void) | undefined = undefined;
+
+  constructor(
+    private readonly settings: WsSettings,
+    private readonly sessions: SessionRegistry,
+    private readonly services: ServiceDirectory,
+    private readonly guard: RequestGuard,
+    private readonly metrics: GatewayMetrics,
+    private readonly log: WsLogger,
+  ) {
+    this.wss = new WebSocketServer<typeof GatewaySocket>({
+      noServer: true,
+      // Our own Set of channels: ws's tracking adds a closure per connection.
+      clientTracking: false,
+      maxPayload: settings.maxPayload,
+      perMessageDeflate: settings.compression
+        ? {
+            threshold: settings.compressionThreshold,
+            // No context takeover: the zlib window is not kept between messages, per connection.
+            serverNoContextTakeover: true,
+            clientNoContextTakeover: true,
+          }
+        : false,
+      handleProtocols: pickSubprotocol,
+      WebSocket: GatewaySocket,
+    });
+    this.wss.on('headers', this.onHeaders);
+  }
+
+  /** Starts taking upgrades on the server Fastify listens on. */
+  attach(server: HttpServer): void {
+    this.httpServer = server;
+    server.on('upgrade', this.onUpgrade);
+    if (this.settings.heartbeatIntervalMs > 0 && !this.heartbeatTimer) {
+      this.heartbeatTimer = setInterval(this.onHeartbeat, this.settings.heartbeatIntervalMs);
+      this.heartbeatTimer.unref();
+    }
+  }
+
+  get connections(): number {
+    return this.channels.size;
+  }
+
+  // ---------------------------------------------------------------- admission (once per connection)
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const route = routeOf(q === -1 ? url : url.slice(0, q));
+    if (route === undefined) {
+      // Someone else may serve upgrades on other paths; answer only when we are alone.
+      if (this.httpServer && this.httpServer.listenerCount('upgrade') > 1) return;
+      this.refuse(
+        socket,
+        404,
+        'not_found',
+        ErrorCode.InvalidRequest,
+        'Not Found: no WebSocket endpoint here',
+      );
+      return;
+    }
+    try {
+      this.admit(req, socket, head, route, q === -1 ? {} : queryOf(url.slice(q + 1)));
+    } catch (err) {
+      this.log.error(`WebSocket upgrade failed: ${(err as Error).message}`, (err as Error).stack);
+      this.refuse(socket, 500, 'internal', ErrorCode.InternalError, 'Internal error');
+    }
+  }
+
+  private admit(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route, query: Query): void {
+    const headers = req.headers;
+    if (headers.upgrade?.toLowerCase() !== 'websocket') {
+      // Node hands every Upgrade request to 'upgrade' listeners; only WebSocket is served.
+      this.refuse(
+        socket,
+        400,
+        'bad_upgrade',
+        ErrorCode.InvalidRequest,
+        'Bad Request: only WebSocket upgrades are served',
+      );
+      return;
+    }
+    const refusal = this.guard.check(headers);
+    if (refusal) {
+      this.refuse(socket, refusal.status, 'forbidden', ErrorCode.InvalidRequest, refusal.message);
+      return;
+    }
+    const offered = headers['sec-websocket-protocol'];
+    if (offered !== undefined && !offersMcp(offered)) {
+      this.refuse(
+        socket,
+        400,
+        'bad_subprotocol',
+        ErrorCode.InvalidRequest,
+        `Bad Request: unsupported WebSocket subprotocol "${offered}"; this endpoint speaks "${MCP_SUBPROTOCOL}"`,
+        `Sec-WebSocket-Protocol: ${MCP_SUBPROTOCOL}`,
+      );
+      return;
+    }
+    if (route.service !== undefined && !this.services.hasService(route.service)) {
+      this.refuse(
+        socket,
+        404,
+        'unknown_service',
+        ErrorCode.InvalidRequest,
+        `Unknown service "${route.service}"`,
+      );
+      return;
+    }
+    const resume = resumeRequest(headers, query);
+    if (resume === 'malformed') {
+      this.refuse(
+        socket,
+        400,
+        'bad_resume',
+        ErrorCode.InvalidRequest,
+        'Bad Request: Last-Event-ID must be a sequence number, with the session in Mcp-Session-Id or sessionId',
+      );
+      return;
+    }
+    const admission: Admission = {
+      socket,
+      clientId: clientIdFrom(headers, query),
+      service: route.service ?? this.services.defaultService,
+      resume: undefined,
+      afterSeq: resume?.afterSeq,
+      refusal: undefined,
+      session: undefined,
+    };
+    if (resume) {
+      const session = this.sessions.get(resume.sessionId);
+      if (
+        !session ||
+        session.clientId !== admission.clientId ||
+        (route.service !== undefined && route.service !== session.service)
+      ) {
+        admission.refusal = {
+          code: WsClose.SessionNotFound,
+          reason: 'Session not found: it expired or never existed',
+        };
+      } else {
+        admission.resume = session;
+        admission.service = session.service;
+      }
+    }
+    // handleUpgrade → 'headers' → callback runs synchronously (no verifyClient), so one field holds the admission.
+    this.admission = admission;
+    try {
+      this.wss.handleUpgrade(req, socket, head, this.onConnection);
+    } finally {
+      this.admission = undefined;
+    }
+  }
+
+  /** 'headers' of the 101: the handshake is going to succeed, so the session is created now, not before. */
+  private handshakeHeaders(headers: string[]): void {
+    const admission = this.admission;
+    if (!admission || admission.refusal) return;
+    const session = admission.resume ?? this.sessions.create(admission.clientId, admission.service, 'ws');
+    admission.session = session;
+    headers.push(`Mcp-Session-Id: ${session.id}`);
+  }
+
+  private connected(ws: GatewaySocket): void {
+    const admission = this.admission;
+    if (!admission) {
+      ws.close(WsClose.Internal, 'admission lost');
+      return;
+    }
+    try {
+      this.openChannel(ws, admission);
+    } catch (err) {
+      // The 101 is out: from here on a failure is a close code, never an HTTP answer.
+      this.log.error(`WebSocket attach failed: ${(err as Error).message}`, (err as Error).stack);
+      this.metrics.error('internal');
+      if (ws.channel) ws.channel.close(WsClose.Internal, 'internal error');
+      else ws.close(WsClose.Internal, 'internal error');
+    }
+  }
+
+  private openChannel(ws: GatewaySocket, admission: Admission): void {
+    const channel = new WsChannel(ws, admission.socket, this, this.settings.highWaterMark);
+    this.channels.add(channel);
+    if (admission.refusal || !admission.session) {
+      this.metrics.error('session_not_found');
+      const refusal = admission.refusal ?? { code: WsClose.Internal, reason: 'no session' };
+      channel.close(refusal.code, refusal.reason);
+      return;
+    }
+    const session = admission.session;
+    channel.session = session;
+    if (!admission.resume) {
+      channel.hello(session.id, 0, false);
+      session.attachPrimary(channel, undefined);
+      return;
+    }
+    // TODO(ws part 2): ask S2 (check_oscillation) when session.transport !== 'ws'; refuse with 4009.
+    channel.hello(session.id, admission.afterSeq, true);
+    try {
+      session.attachPrimary(channel, admission.afterSeq);
+    } catch (err) {
+      if (!(err instanceof ResumeUnavailableError)) throw err;
+      this.metrics.error('resume_unavailable');
+      channel.session = undefined;
+      channel.close(WsClose.ResumeUnavailable, err.message);
+    }
+  }
+
+  /** Writes an HTTP error (JSON-RPC body) on a socket that asked to upgrade, then closes it. */
+  private refuse(
+    socket: Duplex,
+    status: number,
+    kind: string,
+    code: number,
+    message: string,
+    extraHeader?: string,
+  ): void {
+    this.metrics.error(kind);
+    // Node removed its own error handler when it handed us the socket.
+    socket.on('error', destroySocket);
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify(errorResponse(null, code, message));
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+        'Connection: close\r\n' +
+        'Content-Type: application/json\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        (extraHeader ? `${extraHeader}\r\n` : '') +
+        `\r\n${body}`,
+    );
+    socket.once('finish', destroySocket);
+  }
+
+  // ---------------------------------------------------------------- data path (per frame)
+
+  frameIn(channel: WsChannel, data: Buffer, isBinary: boolean): void {
+    const session = channel.session;
+    if (session === undefined || channel.closed || session.closed) return;
+    channel.alive = true;
+    try {
+      if (isBinary && !isUtf8(data)) {
+        this.reject(
+          session,
+          ErrorCode.ParseError,
+          'Parse error: binary frame is not UTF-8 text',
+          'parse_error',
+        );
+        return;
+      }
+      const text = data.toString('utf8');
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        this.reject(session, ErrorCode.ParseError, `Parse error: ${(err as Error).message}`, 'parse_error');
+        return;
+      }
+      const parsed = classifyParsed(value);
+      if (!parsed.ok) {
+        this.metrics.error('invalid_request');
+        session.answer(parsed.error, STANDALONE_STREAM);
+        return;
+      }
+      if (!parsed.batch) {
+        this.receive(session, parsed.messages[0], text);
+        return;
+      }
+      const version = session.protocolVersion;
+      if (version === undefined || !allowsBatches(version)) {
+        this.reject(
+          session,
+          ErrorCode.InvalidRequest,
+          `Invalid Request: JSON-RPC batches are not allowed ${
+            version === undefined ? 'before initialize' : `in protocol version ${version}`
+          } (only 2025-03-26 has them)`,
+          'batch_refused',
+        );
+        return;
+      }
+      for (const message of parsed.messages) this.receive(session, message, undefined);
+    } catch (err) {
+      // Client input must never take the process down; the session may still be resumed.
+      this.log.error(`WebSocket frame failed: ${(err as Error).message}`, (err as Error).stack);
+      this.metrics.error('internal');
+      channel.close(WsClose.Internal, 'internal error');
+    }
+  }
+
+  private receive(session: Session, message: JsonRpcMessage, raw: string | undefined): void {
+    if ((message as { method?: string }).method === GatewayMethod.Ack) {
+      const seq = (message as { params?: { seq?: unknown } }).params?.seq;
+      if (typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 && seq <= session.outbox.seq) {
+        session.outbox.ack(seq);
+      }
+      return;
+    }
+    session.receive(message, raw, STANDALONE_STREAM);
+  }
+
+  /** A JSON-RPC error (id null) through the session, so it carries a sequence number like every frame. */
+  private reject(session: Session, code: number, message: string, kind: string): void {
+    this.metrics.error(kind);
+    session.answer(errorResponse(null, code, message), STANDALONE_STREAM);
+  }
+
+  channelGone(channel: WsChannel, code: number, byPeer: boolean): void {
+    this.channels.delete(channel);
+    const session = channel.session;
+    channel.session = undefined;
+    if (
+      byPeer &&
+      code === WsCloseFromClient.EndSession &&
+      session &&
+      !session.closed &&
+      !session.hasLiveChannel()
+    ) {
+      this.sessions.end(session, 'client closed the WebSocket with 1000');
+    }
+    if (this.channels.size === 0 && this.whenEmpty) this.whenEmpty();
+  }
+
+  connectionError(_channel: WsChannel, err: Error): void {
+    const code = (err as { code?: string }).code;
+    this.metrics.error(
+      code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+        ? 'ws_frame_too_large'
+        : code === 'WS_ERR_INVALID_UTF8'
+          ? 'ws_invalid_utf8'
+          : 'ws_protocol_error',
+    );
+  }
+
+  // ---------------------------------------------------------------- liveness and shutdown
+
+  /** One tick of the shared heartbeat: drop peers that missed the last ping, ping the rest. */
+  heartbeat(): void {
+    for (const channel of this.channels) {
+      if (!channel.heartbeat()) this.metrics.error('ws_heartbeat_timeout');
+    }
+  }
+
+  /**
+   * Stops taking upgrades and closes every connection with 1001 (sessions stay resumable);
+   * connections that do not finish the close handshake within `graceMs` are dropped.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.httpServer?.removeListener('upgrade', this.onUpgrade);
+    this.httpServer = undefined;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    if (this.channels.size > 0) {
+      const empty = new Promise<void>((resolve) => (this.whenEmpty = resolve));
+      for (const channel of this.channels) {
+        // Detach first: the session is not ended by the gateway going away.
+        channel.close(WsClose.GoingAway, 'gateway shutting down');
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      await Promise.race([empty, grace]);
+      clearTimeout(timer);
+      for (const channel of this.channels) channel.terminate();
+      this.whenEmpty = undefined;
+    }
+    this.wss.close();
+  }
+}
+
+interface Route {
+  /** Named in the path (`/ws/<service>`); undefined for the default service. */
+  service: string | undefined;
+}
+
+function routeOf(path: string): Route | undefined {
+  for (const base of WS_PATHS) {
+    if (!path.startsWith(base)) continue;
+    if (path.length === base.length) return { service: undefined };
+    if (path.charCodeAt(base.length) !== 47 /* / */) continue;
+    let service: string;
+    try {
+      service = decodeURIComponent(path.slice(base.length + 1));
+    } catch {
+      return undefined;
+    }
+    return SERVICE_NAME.test(service) ? { service } : undefined;
+  }
+  return undefined;
+}
+
+function queryOf(text: string): Query {
+  const out: Query = {};
+  for (const [k, v] of new URLSearchParams(text)) if (!(k in out)) out[k] = v;
+  return out;
+}
+
+function offersMcp(header: string): boolean {
+  for (const p of header.split(',')) if (p.trim() === MCP_SUBPROTOCOL) return true;
+  return false;
+}
+
+function pickSubprotocol(protocols: Set<string>): string | false {
+  return protocols.has(MCP_SUBPROTOCOL) ? MCP_SUBPROTOCOL : false;
+}
+
+/**
+ * The resume request of an upgrade: session from `Mcp-Session-Id` / `?sessionId=`, position
+ * from `Last-Event-ID` / `?lastEventId=`. The position may be a bare seq, a Streamable
+ * HTTP event id `<stream>_<seq>` or a legacy SSE id `<session>.<seq>` (failover from
+ * another transport), all meaning "everything after seq".
+ */
+export function resumeRequest(
+  headers: IncomingMessage['headers'],
+  query: Query,
+): { sessionId: string; afterSeq: number | undefined } | undefined | 'malformed' {
+  const headerSession = headers[Header.SessionId];
+  let sessionId =
+    typeof headerSession === 'string' && headerSession !== '' ? headerSession : query.sessionId || undefined;
+  const headerLast = headers[Header.LastEventId];
+  const last =
+    typeof headerLast === 'string' && headerLast !== '' ? headerLast : query.lastEventId || undefined;
+  if (last === undefined) return sessionId === undefined ? undefined : { sessionId, afterSeq: undefined };
+  let seqText = last;
+  const dot = last.lastIndexOf('.');
+  if (dot !== -1) {
+    sessionId ??= last.slice(0, dot);
+    seqText = last.slice(dot + 1);
+  }
+  const id = parseEventId(seqText);
+  if (id === undefined || sessionId === undefined || sessionId === '') return 'malformed';
+  return { sessionId, afterSeq: id.seq };
+}
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
