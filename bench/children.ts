@@ -1,0 +1,163 @@
+/**
+ * The bench's child processes: forked with IPC, tracked by PID, and killed by PID when the
+ * run ends — normally, on error, or on SIGINT/SIGTERM — so no gateway or upstream outlives it.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import type {
+  FailedMessage,
+  ProfileReply,
+  ProfileRequest,
+  ReadyMessage,
+  UsageReply,
+  UsageRequest,
+} from './ipc';
+
+const TAIL_BYTES = 8 * 1024;
+
+export interface BenchChild {
+  name: string;
+  process: ChildProcess;
+  /** The last few KB of stdout+stderr, to report why a child failed. */
+  output(): string;
+}
+
+const live = new Set<BenchChild>();
+let interrupted = false;
+
+export function forkChild(
+  name: string,
+  modulePath: string,
+  args: string[] = [],
+  execArgv: string[] = [],
+): BenchChild {
+  if (interrupted) throw new Error('interrupted');
+  const child = fork(modulePath, args, {
+    execArgv,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    // Children inherit nothing from the caller's environment but PATH: the bench states its
+    // configuration explicitly, so a stray LOG_LEVEL or GATEWAY_CONFIG cannot skew a run.
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
+  });
+  let tail = '';
+  const keep = (chunk: Buffer) => {
+    tail += chunk.toString('utf8');
+    if (tail.length > TAIL_BYTES) tail = tail.slice(-TAIL_BYTES);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const entry: BenchChild = { name, process: child, output: () => tail };
+  live.add(entry);
+  child.once('exit', () => live.delete(entry));
+  return entry;
+}
+
+/** Resolves with the URL a child announces; rejects with its own error if it fails or exits first. */
+export function waitReady(child: BenchChild, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => done(new Error(`${child.name} did not start within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const onMessage = (msg: ReadyMessage | FailedMessage) => {
+      if (msg?.type === 'ready') done(undefined, msg.url);
+      else if (msg?.type === 'failed') done(new Error(`${child.name} failed to start:\n${msg.error}`));
+    };
+    const onExit = (code: number | null, signal: string | null) =>
+      done(
+        new Error(
+          `${child.name} exited (code ${code}, signal ${signal}) before it was ready:\n${child.output()}`,
+        ),
+      );
+    const done = (err?: Error, url?: string) => {
+      clearTimeout(timer);
+      child.process.off('message', onMessage);
+      child.process.off('exit', onExit);
+      if (err) reject(err);
+      else resolve(url!);
+    };
+    child.process.on('message', onMessage);
+    child.process.once('exit', onExit);
+  });
+}
+
+/** Asks a server child for its memory and CPU use; undefined if it does not answer in time. */
+let usageSeq = 0;
+
+export function usageOf(child: BenchChild, gc: boolean): Promise<UsageReply | undefined> {
+  if (!child.process.connected) return Promise.resolve(undefined);
+  const seq = ++usageSeq;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done(undefined), 5_000);
+    const onMessage = (msg: UsageReply) => {
+      if (msg?.type === 'usage' && msg.seq === seq) done(msg);
+    };
+    const done = (m: UsageReply | undefined) => {
+      clearTimeout(timer);
+      child.process.off('message', onMessage);
+      resolve(m);
+    };
+    child.process.on('message', onMessage);
+    child.process.send({ type: 'usage', seq, gc } satisfies UsageRequest);
+  });
+}
+
+/** Starts or stops the gateway's CPU profile; resolves with an error message or undefined. */
+export function profile(
+  child: BenchChild,
+  phase: 'start' | 'stop',
+  file?: string,
+): Promise<string | undefined> {
+  if (!child.process.connected) return Promise.resolve('gateway not connected');
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done('no answer within 10 s'), 10_000);
+    const onMessage = (msg: ProfileReply) => {
+      if (msg?.type === 'profile' && msg.phase === phase) done(msg.error);
+    };
+    const done = (error: string | undefined) => {
+      clearTimeout(timer);
+      child.process.off('message', onMessage);
+      resolve(error);
+    };
+    child.process.on('message', onMessage);
+    child.process.send({ type: 'profile', phase, file } satisfies ProfileRequest);
+  });
+}
+
+/** SIGTERM by PID, then SIGKILL if it has not exited within `graceMs`. */
+export async function stopChild(child: BenchChild, graceMs = 3_000): Promise<void> {
+  const p = child.process;
+  if (p.exitCode !== null || p.signalCode !== null || p.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+  signal(p.pid, 'SIGTERM');
+  const timer = setTimeout(() => signal(p.pid!, 'SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+export function killAllChildren(sig: NodeJS.Signals = 'SIGKILL'): void {
+  for (const child of live) if (child.process.pid !== undefined) signal(child.process.pid, sig);
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Makes sure every child dies with the orchestrator, however it ends. */
+export function installExitHandlers(): void {
+  process.on('exit', () => killAllChildren('SIGKILL'));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      interrupted = true;
+      console.error(`\n${sig}: stopping ${live.size} child process(es)`);
+      killAllChildren('SIGTERM');
+      setTimeout(() => {
+        killAllChildren('SIGKILL');
+        process.exit(130);
+      }, 500);
+    });
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * A deliberately fast MCP server for benchmarks: raw node:http, no SDK, no validation beyond
+ * what routing needs. It speaks just enough MCP that a gateway can sit in front of it —
+ * Streamable HTTP on /mcp (JSON responses only) and the legacy HTTP+SSE transport on
+ * /sse + /messages — so that what a gateway benchmark measures is the gateway.
+ *
+ * Run as a child (forked with IPC: sends {type:'ready', url}) or standalone
+ * (`node dist/bench/fast-upstream.js [port]`, prints the URL).
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ReadyMessage } from './ipc';
+import { answerUsageRequests } from './usage';
+
+const SUPPORTED_VERSIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'];
+const LATEST_VERSION = '2025-11-25';
+const MAX_BODY_BYTES = 1024 * 1024;
+
+const TOOLS = [
+  {
+    name: 'echo',
+    description: 'Returns its message.',
+    inputSchema: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] },
+  },
+];
+
+interface JsonRpcIn {
+  jsonrpc?: string;
+  id?: string | number | null;
+  method?: string;
+  params?: Record<string, any>;
+}
+
+/** Streamable HTTP sessions (just ids: the server keeps no per-session state). */
+const streamableSessions = new Set<string>();
+/** Legacy SSE sessions: the open stream each response is written to. */
+const sseStreams = new Map<string, ServerResponse>();
+
+export interface FastUpstream {
+  server: Server;
+  /** Base URL, e.g. http://127.0.0.1:40000 (endpoints: /mcp, /sse). */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startFastUpstream(port = 0, host = '127.0.0.1'): Promise<FastUpstream> {
+  const server = createServer(handle);
+  // The gateway keeps pooled keep-alive connections across benchmark levels; Node's 5 s default
+  // would close them between levels and the next level would pay reconnects.
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(port, host, ok);
+  });
+  const address = server.address() as AddressInfo;
+  return {
+    server,
+    url: `http://${host}:${address.port}`,
+    close: () =>
+      new Promise<void>((ok) => {
+        for (const res of sseStreams.values()) res.end();
+        sseStreams.clear();
+        server.closeAllConnections();
+        server.close(() => ok());
+      }),
+  };
+}
+
+function handle(req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  if (path === '/mcp') {
+    if (req.method === 'POST') readBody(req, res, streamablePost);
+    else if (req.method === 'DELETE') streamableDelete(req, res);
+    // No server-initiated stream: the spec lets a server answer GET with 405.
+    else plain(res, 405, 'Method Not Allowed', { allow: 'POST, DELETE' });
+  } else if (path === '/sse' && req.method === 'GET') {
+    openSseStream(req, res);
+  } else if (path === '/messages' && req.method === 'POST') {
+    const sessionId = new URLSearchParams(url.slice(q + 1)).get('sessionId') ?? '';
+    const stream = sseStreams.get(sessionId);
+    if (!stream) return plain(res, 404, 'Session not found');
+    readBody(req, res, (_req, res2, message) => ssePost(res2, stream, message));
+  } else {
+    plain(res, 404, 'Not Found');
+  }
+}
+
+function readBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  then: (req: IncomingMessage, res: ServerResponse, message: JsonRpcIn) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) {
+      plain(res, 413, 'Payload Too Large');
+      req.destroy();
+      return;
+    }
+    chunks.push(chunk);
+  });
+  req.on('end', () => {
+    if (res.headersSent) return;
+    let message: JsonRpcIn;
+    try {
+      message = JSON.parse((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8'));
+    } catch {
+      return json(res, 400, rpcError(null, -32700, 'Parse error'));
+    }
+    if (!message || typeof message !== 'object' || Array.isArray(message)) {
+      return json(res, 400, rpcError(null, -32600, 'Invalid Request'));
+    }
+    then(req, res, message);
+  });
+}
+
+function streamablePost(req: IncomingMessage, res: ServerResponse, message: JsonRpcIn): void {
+  const sessionHeader = req.headers['mcp-session-id'];
+  if (message.method === 'initialize') {
+    const id = randomUUID();
+    streamableSessions.add(id);
+    res.setHeader('mcp-session-id', id);
+    return json(res, 200, { jsonrpc: '2.0', id: message.id ?? null, result: initializeResult(message) });
+  }
+  if (typeof sessionHeader !== 'string') {
+    return json(res, 400, rpcError(message.id ?? null, -32000, 'Bad Request: Mcp-Session-Id required'));
+  }
+  if (!streamableSessions.has(sessionHeader)) {
+    return json(res, 404, rpcError(message.id ?? null, -32001, 'Session not found'));
+  }
+  // Notifications and client responses get 202 with no body.
+  if (message.id === undefined || message.method === undefined) {
+    res.writeHead(202, { 'content-length': '0' });
+    res.end();
+    return;
+  }
+  json(res, 200, answer(message));
+}
+
+function streamableDelete(req: IncomingMessage, res: ServerResponse): void {
+  const id = req.headers['mcp-session-id'];
+  const known = typeof id === 'string' && streamableSessions.delete(id);
+  plain(res, known ? 200 : 404, known ? '' : 'Session not found');
+}
+
+function openSseStream(_req: IncomingMessage, res: ServerResponse): void {
+  const id = randomUUID();
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
+  res.write(`event: endpoint\ndata: /messages?sessionId=${id}\n\n`);
+  sseStreams.set(id, res);
+  res.on('close', () => sseStreams.delete(id));
+}
+
+function ssePost(res: ServerResponse, stream: ServerResponse, message: JsonRpcIn): void {
+  res.writeHead(202, { 'content-length': '0' });
+  res.end();
+  if (message.id === undefined || message.method === undefined) return;
+  const reply =
+    message.method === 'initialize'
+      ? { jsonrpc: '2.0', id: message.id, result: initializeResult(message) }
+      : answer(message);
+  stream.write(`event: message\ndata: ${JSON.stringify(reply)}\n\n`);
+}
+
+function initializeResult(message: JsonRpcIn) {
+  const requested = message.params?.protocolVersion;
+  return {
+    protocolVersion: SUPPORTED_VERSIONS.includes(requested) ? requested : LATEST_VERSION,
+    capabilities: { tools: {} },
+    serverInfo: { name: 'bench-fast-upstream', version: '1.0.0' },
+  };
+}
+
+/** The answer to a request other than initialize. */
+function answer(message: JsonRpcIn): object {
+  const id = message.id ?? null;
+  switch (message.method) {
+    case 'tools/call': {
+      const text = message.params?.arguments?.message;
+      return {
+        jsonrpc: '2.0',
+        id,
+        result: { content: [{ type: 'text', text: typeof text === 'string' ? text : '' }] },
+      };
+    }
+    case 'tools/list':
+      return { jsonrpc: '2.0', id, result: { tools: TOOLS } };
+    case 'ping':
+      return { jsonrpc: '2.0', id, result: {} };
+    default:
+      return rpcError(id, -32601, `Method not found: ${message.method}`);
+  }
+}
+
+function rpcError(id: JsonRpcIn['id'], code: number, message: string) {
+  return { jsonrpc: '2.0', id: id ?? null, error: { code, message } };
+}
+
+function json(res: ServerResponse, status: number, body: object): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function plain(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'text/plain',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+if (require.main === module) {
+  startFastUpstream(Number(process.argv[2] ?? 0))
+    .then((upstream) => {
+      if (process.send) {
+        answerUsageRequests();
+        process.send({ type: 'ready', url: upstream.url } satisfies ReadyMessage);
+      } else console.log(upstream.url);
+      // Forked: the orchestrator going away (IPC closed) means this process should too.
+      process.on('disconnect', () => process.exit(0));
+    })
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    });
+}
