@@ -12,6 +12,8 @@ export class GatewayMetrics {
   readonly bytesOut: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
   readonly sessionsClosed: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
   readonly errors = new Map<string, number>();
+  /** Transport failovers by `from->to`. */
+  readonly transportSwitches = new Map<string, number>();
 
   messageIn(kind: ChannelKind): void {
     this.messagesIn[kind]++;
@@ -24,6 +26,11 @@ export class GatewayMetrics {
 
   sessionClosed(kind: ChannelKind): void {
     this.sessionsClosed[kind]++;
+  }
+
+  transportSwitch(from: ChannelKind, to: ChannelKind): void {
+    const key = `${from}->${to}`;
+    this.transportSwitches.set(key, (this.transportSwitches.get(key) ?? 0) + 1);
   }
 
   /** Counts a refused or failed client interaction by kind (parse_error, session_not_found, …). */

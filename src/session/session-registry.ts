@@ -16,6 +16,16 @@ export interface SessionRegistryOptions {
 /** Opens the upstream for a new session (the Router + PoolManager seam). */
 export type UpstreamOpener = (service: string, routingKey: string) => Promise<UpstreamLease>;
 
+export interface SwitchVerdict {
+  allowed: boolean;
+  reason?: string;
+}
+
+/** Decides whether a session may move to another transport (S2 anti-oscillation in the app). */
+export type TransportSwitchGuard = (session: Session, to: ChannelKind) => Promise<SwitchVerdict>;
+
+const ALWAYS_ALLOW: TransportSwitchGuard = async () => ({ allowed: true });
+
 /**
  * Creates, finds and expires sessions. One shared sweep timer ends sessions that have
  * been idle (no live channel, no message) for longer than the idle timeout.
@@ -28,7 +38,20 @@ export class SessionRegistry {
     private readonly options: SessionRegistryOptions,
     private readonly openUpstream: UpstreamOpener,
     private readonly hooks: SessionHooks,
+    private readonly switchGuard: TransportSwitchGuard = ALWAYS_ALLOW,
   ) {}
+
+  /**
+   * Asks before a session continues on another transport (failover). Staying on the same
+   * transport is always allowed and not counted. On approval the session is marked as
+   * moved, so a second connection racing in on the same transport is not counted twice.
+   */
+  async admitTransportSwitch(session: Session, to: ChannelKind): Promise<SwitchVerdict> {
+    if (session.transport === to) return { allowed: true };
+    const verdict = await this.switchGuard(session, to);
+    if (verdict.allowed && !session.closed) session.transport = to;
+    return verdict;
+  }
 
   start(): void {
     if (this.sweepTimer) return;

@@ -66,8 +66,26 @@ export class SessionService
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     pool: PoolManager,
     hooks: GatewaySessionHooks,
+    vsm: VsmBus,
+    metrics: GatewayMetrics,
   ) {
-    super(new InMemorySessionStore(), config.session, (service, key) => pool.acquire(service, key), hooks);
+    super(
+      new InMemorySessionStore(),
+      config.session,
+      (service, key) => pool.acquire(service, key),
+      hooks,
+      async (session, to) => {
+        const verdict = await vsm.checkOscillation({
+          type: 'check_oscillation',
+          clientId: session.clientId,
+          from: session.transport,
+          to,
+        });
+        // Refusals are counted by the transport that answers them.
+        if (verdict.allowed) metrics.transportSwitch(session.transport, to);
+        return verdict;
+      },
+    );
   }
 
   onModuleInit(): void {

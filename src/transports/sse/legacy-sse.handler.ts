@@ -66,11 +66,36 @@ export class LegacySseHandler {
       this.refuse(res, 404, 'session_not_found', 'Session not found: it expired or never existed', true);
       return;
     }
+    if (session.transport !== 'sse') {
+      // A failover from another transport: S2 decides first.
+      this.sessions.admitTransportSwitch(session, 'sse').then(
+        (verdict) => {
+          if (res.destroyed || res.writableEnded) return;
+          if (!verdict.allowed) {
+            this.metrics.error('transport_switch_refused');
+            sendJsonRpcError(
+              res,
+              409,
+              ErrorCode.TransportSwitchRefused,
+              verdict.reason ?? 'Transport switch refused',
+            );
+            return;
+          }
+          this.attachResumed(session, res, resume.seq);
+        },
+        (err: Error) => sendJsonRpcError(res, 500, ErrorCode.InternalError, `Internal error: ${err.message}`),
+      );
+      return;
+    }
+    this.attachResumed(session, res, resume.seq);
+  }
+
+  private attachResumed(session: Session, res: ServerResponse, afterSeq: number): void {
     const channel = this.channelFor(session, res);
     // Announce the endpoint again: clients that reconnected from scratch need it, the rest ignore it.
     channel.event('endpoint', `${MESSAGES_PATH}?sessionId=${session.id}`);
     try {
-      session.attachPrimary(channel, resume.seq);
+      session.attachPrimary(channel, afterSeq);
     } catch (err) {
       if (!(err instanceof ResumeUnavailableError)) throw err;
       this.metrics.error('resume_unavailable');

@@ -235,6 +235,33 @@ export class StreamableHttpHandler {
     return session;
   }
 
+  /**
+   * Asks S2 before a session moves here from another transport; continues with `then` when
+   * allowed, answers 409 (TransportSwitchRefused, with the reason) when not.
+   */
+  private afterSwitch(session: Session, res: ServerResponse, then: (session: Session) => void): void {
+    this.deps.sessions.admitTransportSwitch(session, 'streamable').then(
+      (verdict) => {
+        if (res.destroyed || res.writableEnded) return; // the client gave up meanwhile
+        if (!verdict.allowed) {
+          refuse(
+            this.deps,
+            res,
+            409,
+            ErrorCode.TransportSwitchRefused,
+            'transport_switch_refused',
+            verdict.reason ?? 'Transport switch refused',
+          );
+          return;
+        }
+        then(session);
+      },
+      (err: Error) => {
+        refuse(this.deps, res, 500, ErrorCode.InternalError, 'internal', `Internal error: ${err.message}`);
+      },
+    );
+  }
+
   // ------------------------------------------------------------------ POST
 
   private post(
@@ -321,8 +348,27 @@ export class StreamableHttpHandler {
     } else {
       session = this.sessionFor(headers, service, res);
       if (!session) return;
+      if (session.transport !== 'streamable') {
+        // The session arrives from WebSocket or legacy SSE: a failover S2 must allow first.
+        this.afterSwitch(session, res, (moved) =>
+          this.postToSession(moved, parsed, text, version, requests, initialize, res),
+        );
+        return;
+      }
     }
+    this.postToSession(session, parsed, text, version, requests, initialize, res);
+  }
 
+  private postToSession(
+    session: Session,
+    parsed: { messages: JsonRpcMessage[]; batch: boolean },
+    text: string,
+    version: string | undefined,
+    requests: number,
+    initialize: boolean,
+    res: ServerResponse,
+  ): void {
+    const messages = parsed.messages;
     const effective = session.protocolVersion ?? version ?? DEFAULT_HTTP_PROTOCOL;
     if (parsed.batch && !allowsBatches(effective)) {
       refuse(
@@ -386,6 +432,19 @@ export class StreamableHttpHandler {
     }
     const session = this.sessionFor(headers, service, res);
     if (!session) return;
+    if (session.transport !== 'streamable') {
+      this.afterSwitch(session, res, (moved) => this.getForSession(moved, headers, version, res));
+      return;
+    }
+    this.getForSession(session, headers, version, res);
+  }
+
+  private getForSession(
+    session: Session,
+    headers: IncomingHttpHeaders,
+    version: string | undefined,
+    res: ServerResponse,
+  ): void {
     const effective = session.protocolVersion ?? version ?? DEFAULT_HTTP_PROTOCOL;
 
     const lastEventId = headerValue(headers[Header.LastEventId]);

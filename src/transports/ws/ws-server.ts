@@ -240,8 +240,32 @@ export class WsServer implements WsChannelOwner {
       } else {
         admission.resume = session;
         admission.service = session.service;
+        if (session.transport !== 'ws') {
+          // A failover from another transport: S2 decides before the upgrade completes.
+          this.sessions.admitTransportSwitch(session, 'ws').then(
+            (verdict) => {
+              if (socket.destroyed) return;
+              if (!verdict.allowed) {
+                admission.refusal = {
+                  code: WsClose.TransportSwitchRefused,
+                  reason: verdict.reason ?? 'Transport switch refused',
+                };
+              }
+              this.upgrade(req, socket, head, admission);
+            },
+            (err: Error) => {
+              this.log.error(`S2 check failed: ${err.message}`);
+              this.refuse(socket, 500, 'internal', ErrorCode.InternalError, 'Internal error');
+            },
+          );
+          return;
+        }
       }
     }
+    this.upgrade(req, socket, head, admission);
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, admission: Admission): void {
     // handleUpgrade → 'headers' → callback runs synchronously (no verifyClient), so one field holds the admission.
     this.admission = admission;
     try {
@@ -281,7 +305,11 @@ export class WsServer implements WsChannelOwner {
     const channel = new WsChannel(ws, admission.socket, this, this.settings.highWaterMark);
     this.channels.add(channel);
     if (admission.refusal || !admission.session) {
-      this.metrics.error('session_not_found');
+      this.metrics.error(
+        admission.refusal?.code === WsClose.TransportSwitchRefused
+          ? 'transport_switch_refused'
+          : 'session_not_found',
+      );
       const refusal = admission.refusal ?? { code: WsClose.Internal, reason: 'no session' };
       channel.close(refusal.code, refusal.reason);
       return;
@@ -293,7 +321,6 @@ export class WsServer implements WsChannelOwner {
       session.attachPrimary(channel, undefined);
       return;
     }
-    // TODO(ws part 2): ask S2 (check_oscillation) when session.transport !== 'ws'; refuse with 4009.
     channel.hello(session.id, admission.afterSeq, true);
     try {
       session.attachPrimary(channel, admission.afterSeq);

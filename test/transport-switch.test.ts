@@ -1,0 +1,198 @@
+/**
+ * A session moves between WebSocket, Streamable HTTP and legacy SSE, replaying what it
+ * missed; S2 allows three switches per client in its window and refuses the fourth, and
+ * each transport reports the refusal in its own terms.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { ErrorCode } from '../libs/protocol/src';
+import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { startGateway, type RunningGateway } from './helpers/gateway';
+import { SseReader } from './helpers/sse-reader';
+
+const INIT = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 'init',
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'switcher', version: '1' } },
+});
+
+interface WsSession {
+  ws: WebSocket;
+  sessionId: string;
+  frames: any[];
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+/** Opens a raw WebSocket (fresh or resuming) and collects frames. */
+async function openWs(base: string, query = '', clientId = 'switch-client'): Promise<WsSession> {
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws${query}`, 'mcp', {
+    headers: { 'x-mcp-client-id': clientId },
+  });
+  const frames: any[] = [];
+  let sessionId = '';
+  const hello = new Promise<void>((ok, fail) => {
+    ws.on('message', (data) => {
+      const msg = JSON.parse(data.toString());
+      if (msg.method === 'notifications/gateway/session') {
+        sessionId = msg.params.sessionId;
+        ok();
+      } else frames.push(msg);
+    });
+    ws.once('close', () => ok());
+    ws.once('error', fail);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((ok) =>
+    ws.once('close', (code, reason) => ok({ code, reason: reason.toString() })),
+  );
+  await hello;
+  return { ws, sessionId, frames, closed };
+}
+
+async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('transport failover with the default S2 limit (3 switches per 60 s)', () => {
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway();
+  });
+  after(() => gw.close());
+
+  test('WS → SSE → Streamable HTTP → WS: missed messages are replayed, the fourth switch is refused', async () => {
+    // 1. Start on WebSocket and finish the handshake.
+    const first = await openWs(gw.url);
+    first.ws.send(INIT);
+    await until(() => first.frames.some((f) => f.id === 'init'));
+    first.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    const sessionId = first.sessionId;
+    // A long task whose progress keeps coming while the client changes transport.
+    first.ws.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'long',
+        method: 'tools/call',
+        params: { name: 'long_task', arguments: { duration: 1.5, steps: 15 }, _meta: { progressToken: 'p' } },
+      }),
+    );
+    await until(() => first.frames.some((f) => f.method === 'notifications/progress'));
+    first.ws.terminate();
+    const progressSeen = first.frames.filter((f) => f.method === 'notifications/progress').length;
+    // seq of everything received: hello said seq 0, so the n-th message frame is seq n.
+    let lastSeq = first.frames.length;
+
+    // 2. Switch to legacy SSE (switch 1 of 3), resuming after lastSeq.
+    const sseRes = await fetch(`${gw.url}/sse`, {
+      headers: {
+        accept: 'text/event-stream',
+        'last-event-id': `${sessionId}.${lastSeq}`,
+        'x-mcp-client-id': 'switch-client',
+      },
+    });
+    assert.equal(sseRes.status, 200);
+    const sse = new SseReader(sseRes);
+    const viaSse: any[] = [];
+    const m1 = await sse.nextMessage();
+    assert.ok(m1);
+    viaSse.push(m1.message);
+    lastSeq = Number(m1.id!.split('.').pop());
+    await sse.cancel();
+
+    // 3. Switch to Streamable HTTP (switch 2): a GET with the bare seq resumes the session's stream.
+    const getRes = await fetch(`${gw.url}/mcp`, {
+      headers: {
+        accept: 'text/event-stream',
+        'mcp-session-id': sessionId,
+        'last-event-id': String(lastSeq),
+        'x-mcp-client-id': 'switch-client',
+      },
+    });
+    assert.equal(getRes.status, 200);
+    const get = new SseReader(getRes);
+    const viaStreamable: any[] = [];
+    const m2 = await get.nextMessage();
+    assert.ok(m2);
+    viaStreamable.push(m2.message);
+    lastSeq = Number(m2.id!.split('_').pop());
+    await get.cancel();
+
+    // 4. Back to WebSocket (switch 3): everything after lastSeq, up to the final result.
+    const back = await openWs(gw.url, `?sessionId=${sessionId}&lastEventId=${lastSeq}`);
+    await until(() => back.frames.some((f) => f.id === 'long'), 10_000);
+    const all = [...first.frames, ...viaSse, ...viaStreamable, ...back.frames];
+    const progress = all.filter((f) => f.method === 'notifications/progress').map((f) => f.params.progress);
+    assert.deepEqual(
+      progress,
+      Array.from({ length: 15 }, (_, i) => i + 1),
+      `every progress step exactly once across 4 connections (first connection saw ${progressSeen})`,
+    );
+    assert.equal(all.filter((f) => f.id === 'long').length, 1, 'one result');
+    back.ws.close(4100);
+
+    // 5. A fourth switch inside the window is refused — on every transport, with the reason.
+    const refusedSse = await fetch(`${gw.url}/sse`, {
+      headers: { 'last-event-id': `${sessionId}.${lastSeq}`, 'x-mcp-client-id': 'switch-client' },
+    });
+    assert.equal(refusedSse.status, 409);
+    const sseBody = (await refusedSse.json()) as any;
+    assert.equal(sseBody.error.code, ErrorCode.TransportSwitchRefused);
+    assert.match(sseBody.error.message, /3 switches in the last 60 s/);
+
+    const refusedPost = await fetch(`${gw.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': '2025-06-18',
+        'x-mcp-client-id': 'switch-client',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/list' }),
+    });
+    assert.equal(refusedPost.status, 409);
+    assert.equal(((await refusedPost.json()) as any).error.code, ErrorCode.TransportSwitchRefused);
+
+    // Staying on the transport the session is on now (WebSocket) is not a switch.
+    const stay = await openWs(gw.url, `?sessionId=${sessionId}&lastEventId=${lastSeq + back.frames.length}`);
+    assert.equal(stay.sessionId, sessionId);
+    stay.ws.close(1000);
+
+    const metrics = gw.gateway.app.get(GatewayMetrics);
+    assert.equal(metrics.errors.get('transport_switch_refused'), 2);
+    assert.equal(
+      [...metrics.transportSwitches.values()].reduce((a, b) => a + b, 0),
+      3,
+    );
+  });
+});
+
+describe('WebSocket reports a refused switch with close code 4009', () => {
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway({ s2: { maxSwitches: 0, windowMs: 60_000 } });
+  });
+  after(() => gw.close());
+
+  test('a session from legacy SSE cannot move to WebSocket when S2 says no', async () => {
+    const res = await fetch(`${gw.url}/sse`, { headers: { accept: 'text/event-stream' } });
+    const reader = new SseReader(res);
+    const endpoint = await reader.next();
+    const sessionId = new URL(endpoint!.data, gw.url).searchParams.get('sessionId')!;
+    await reader.cancel();
+    const ws = new WebSocket(
+      `${gw.url.replace(/^http/, 'ws')}/ws?sessionId=${sessionId}&lastEventId=0`,
+      'mcp',
+    );
+    const closed = await new Promise<{ code: number; reason: string }>((ok) =>
+      ws.once('close', (code, reason) => ok({ code, reason: reason.toString() })),
+    );
+    assert.equal(closed.code, 4009);
+    assert.match(closed.reason, /switch refused/);
+  });
+});
