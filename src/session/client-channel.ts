@@ -25,4 +25,6 @@ export interface ClientChannel {
   /** Abnormal end with a reason the client can read (HTTP status / close code mapping is the transport's). */
   close(code: number, reason: string): void;
   readonly closed: boolean;
+  /** Bytes written but not yet taken by the network: what a slow reader costs in memory. */
+  readonly bufferedBytes: number;
 }

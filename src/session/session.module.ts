@@ -50,6 +50,11 @@ export class GatewaySessionHooks implements SessionHooks {
     this.metrics.messageOut(session.transport, bytes);
   }
 
+  overflow(session: Session): void {
+    this.metrics.error('outbox_overflow');
+    this.log.warn({ sessionId: session.id, clientId: session.clientId }, 'session closed: outbox overflow');
+  }
+
   sessionClosed(session: Session, reason: string): void {
     this.metrics.sessionClosed(session.transport);
     this.log.debug({ sessionId: session.id, clientId: session.clientId, reason }, 'session closed');

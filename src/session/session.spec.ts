@@ -38,6 +38,7 @@ class FakeChannel implements ClientChannel {
   ended = false;
   got: Array<{ seq: number; stream: number; message: any }> = [];
   accept = true;
+  bufferedBytes = 0;
   constructor(readonly kind: ChannelKind = 'streamable') {}
   send(seq: number, stream: number, raw: string): boolean {
     this.got.push({ seq, stream, message: JSON.parse(raw) });
@@ -47,7 +48,7 @@ class FakeChannel implements ClientChannel {
     this.ended = true;
     this.closed = true;
   }
-  close(): void {
+  close(_code: number, _reason: string): void {
     this.closed = true;
   }
 }
@@ -58,10 +59,10 @@ function newSession(maxInFlight = 10) {
     clientId: 'c1',
     service: 'demo',
     transport: 'streamable',
-    outbox: { maxMessages: 100, maxBytes: 1e6 },
+    outbox: { maxMessages: 100, maxBytes: 10_000 },
     maxInFlight,
     dedupeWindow: 100,
-    hooks: { clientMessage() {}, upstreamMessage() {}, sessionClosed() {} },
+    hooks: { clientMessage() {}, upstreamMessage() {}, sessionClosed() {}, overflow() {} },
   });
   const upstream = new FakeUpstream();
   return { session, upstream };
@@ -246,5 +247,28 @@ describe('Session cancellation', () => {
     assert.equal(session.inFlightCount, 0);
     assert.equal(post.ended, true);
     assert.equal((upstream.sent.at(-1) as { method: string }).method, 'notifications/cancelled');
+  });
+});
+
+describe('Session backpressure bound', () => {
+  test('a reader that stays behind past the bound ends the session with a reason and code 4008', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const ws = new FakeChannel('ws');
+    ws.accept = false;
+    let closedWith: [number, string] | undefined;
+    ws.close = (code: number, reason: string) => {
+      closedWith = [code, reason];
+      ws.closed = true;
+    };
+    session.attachPrimary(ws, undefined);
+    upstream.reply({ jsonrpc: '2.0', method: 'notifications/message', params: {} });
+    assert.equal(upstream.paused, 1, 'first the upstream is paused');
+    assert.equal(session.closed, false);
+    ws.bufferedBytes = 20_000;
+    upstream.reply({ jsonrpc: '2.0', method: 'notifications/message', params: {} });
+    assert.equal(session.closed, true);
+    assert.equal(closedWith?.[0], 4008);
+    assert.match(closedWith?.[1] ?? '', /outbox overflow/);
   });
 });

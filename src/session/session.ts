@@ -13,6 +13,12 @@ import type { UpstreamConnection, UpstreamLease, UpstreamSink } from '../upstrea
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { Outbox, type OutboxLimits } from './outbox';
 
+/** Close code for a session ended by outbox overflow (WebSocket 4008; HTTP streams end with an error event). */
+export const SESSION_OVERFLOW_CODE = 4008;
+
+/** What an overloaded session tells a client to wait before retrying. */
+export const OVERLOAD_RETRY_AFTER_MS = 1000;
+
 /** Stream 0 is the standalone stream (Streamable HTTP GET, or the only stream of SSE/WebSocket). */
 export const STANDALONE_STREAM = 0;
 
@@ -37,6 +43,8 @@ export interface SessionHooks {
   upstreamMessage(session: Session, message: JsonRpcMessage, bytes: number): void;
   /** The session ended (expired, deleted, upstream gone for good). */
   sessionClosed(session: Session, reason: string): void;
+  /** The client fell behind past the outbox bound; the session is being closed. */
+  overflow(session: Session): void;
 }
 
 interface InFlight {
@@ -257,7 +265,7 @@ export class Session implements ChannelListener, UpstreamSink {
       if (this.inFlight.size >= this.options.maxInFlight) {
         this.answer(
           errorResponse(message.id, ErrorCode.Overloaded, 'Too many requests in flight for this session', {
-            retryAfterMs: 100,
+            retryAfterMs: OVERLOAD_RETRY_AFTER_MS,
           }),
           stream,
         );
@@ -422,7 +430,18 @@ export class Session implements ChannelListener, UpstreamSink {
 
   private sendTo(channel: ClientChannel, seq: number, stream: number, raw: string): void {
     if (channel.closed) return;
-    if (!channel.send(seq, stream, raw) && !this.pausedUpstream && this.lease) {
+    if (channel.send(seq, stream, raw)) return;
+    if (channel.bufferedBytes > this.options.outbox.maxBytes) {
+      // Pausing the upstream was not enough (it had this much in flight, or ignores pauses):
+      // end the session with a reason rather than buffer without bound.
+      this.options.hooks.overflow(this);
+      this.close(
+        `outbox overflow: ${channel.bufferedBytes} bytes waiting for a client that reads too slowly (bound ${this.options.outbox.maxBytes})`,
+        SESSION_OVERFLOW_CODE,
+      );
+      return;
+    }
+    if (!this.pausedUpstream && this.lease) {
       // Slow reader: stop reading from the upstream instead of buffering without bound.
       this.pausedUpstream = true;
       this.lease.connection.pause();
@@ -496,6 +515,15 @@ export class Session implements ChannelListener, UpstreamSink {
 
   get inFlightCount(): number {
     return this.inFlight.size;
+  }
+
+  /**
+   * Whether `requests` more client requests fit under the in-flight bound. HTTP transports
+   * ask before reading a POST so they can answer 429 with Retry-After instead of a stream.
+   * Re-sent requests already in flight do not count (they are not forwarded again).
+   */
+  canAccept(requests: number): boolean {
+    return this.inFlight.size + requests <= this.options.maxInFlight;
   }
 
   /** Ends the session: closes every channel, releases the upstream lease. Idempotent. */

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { errorResponse, type JsonRpcFailure, type JsonRpcId } from '../../../libs/protocol/src';
+import { ErrorCode, errorResponse, type JsonRpcFailure, type JsonRpcId } from '../../../libs/protocol/src';
 
 /** Writes a JSON-RPC error as a complete HTTP response on a raw Node response. */
 export function sendJsonRpcError(
@@ -55,4 +55,16 @@ export function accepts(accept: string | undefined, type: string): boolean {
 /** The media type of a Content-Type header, lower-cased, without parameters. */
 export function mediaType(contentType: string | undefined): string | undefined {
   return contentType?.split(';')[0].trim().toLowerCase();
+}
+
+/**
+ * 429 for a session over its in-flight bound: Retry-After for HTTP clients, and the same
+ * wait as `retryAfterMs` in the JSON-RPC error for MCP clients.
+ */
+export function sendOverloaded(res: ServerResponse, retryAfterMs: number, id: JsonRpcId | null): void {
+  sendJsonRpcError(res, 429, ErrorCode.Overloaded, 'Too many requests in flight for this session', {
+    id,
+    data: { retryAfterMs },
+    headers: { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) },
+  });
 }

@@ -51,6 +51,10 @@ export class SseChannel implements ClientChannel {
     this.options.keepAlive?.add(this);
   }
 
+  get bufferedBytes(): number {
+    return this.res.writableLength;
+  }
+
   get opened(): boolean {
     return this.headersWritten;
   }

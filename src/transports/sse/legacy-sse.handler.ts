@@ -1,13 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, parseJsonRpc, type JsonRpcMessage } from '../../../libs/protocol/src';
+import {
+  ErrorCode,
+  isRequest,
+  parseJsonRpc,
+  type JsonRpcId,
+  type JsonRpcMessage,
+} from '../../../libs/protocol/src';
 import type { GatewayConfig } from '../../config/gateway-config';
 import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import type { Router } from '../../routing/router.service';
 import { ResumeUnavailableError } from '../../session/outbox';
-import { STANDALONE_STREAM, type Session } from '../../session/session';
+import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { clientIdFrom } from '../http/client-identity';
-import { accepts, mediaType, sendJsonRpcError, sendStatus } from '../http/http-reply';
+import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import type { RequestGuard } from '../http/request-guard';
 import { SseChannel } from '../http/sse-channel';
@@ -138,6 +144,14 @@ export class LegacySseHandler {
       sendJsonRpcError(res, 400, parsed.error.error.code, parsed.error.error.message, {
         id: parsed.error.id,
       });
+      return;
+    }
+    let requests = 0;
+    for (const m of parsed.messages) if (isRequest(m)) requests++;
+    if (!session.canAccept(requests)) {
+      this.metrics.error('overloaded');
+      const first = parsed.messages[0] as { id?: JsonRpcId };
+      sendOverloaded(res, OVERLOAD_RETRY_AFTER_MS, parsed.batch ? null : (first.id ?? null));
       return;
     }
     sendStatus(res, 202);

@@ -52,6 +52,10 @@ export class PostChannel implements ClientChannel, ChannelListener {
     this.collected = batch && mode === ResponseMode.Lazy ? [] : undefined;
   }
 
+  get bufferedBytes(): number {
+    return this.res.writableLength;
+  }
+
   get closed(): boolean {
     return this.finished || this.sse.closed;
   }

@@ -117,6 +117,7 @@ class InitChannel implements ClientChannel {
   readonly kind = 'streamable' as const;
   listener: ChannelListener | undefined = undefined;
   closed = false;
+  readonly bufferedBytes = 0;
 
   constructor(
     private readonly resolve: (result: InitializeResult) => void,
@@ -151,6 +152,10 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   lastWrite = Date.now();
   private streaming = false;
   private answered = false;
+
+  get bufferedBytes(): number {
+    return this.res.writableLength;
+  }
 
   constructor(
     private readonly handler: SessionlessHandler,

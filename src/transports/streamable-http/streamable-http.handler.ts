@@ -18,10 +18,10 @@ import {
 } from '../../../libs/protocol/src';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { ResumeUnavailableError } from '../../session/outbox';
-import { STANDALONE_STREAM, type Session } from '../../session/session';
+import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { clientIdFrom } from '../http/client-identity';
-import { accepts, mediaType, sendJsonRpcError, sendStatus } from '../http/http-reply';
+import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import { RequestGuard } from '../http/request-guard';
 import { SseChannel, type SseChannelOptions } from '../http/sse-channel';
@@ -387,6 +387,16 @@ export class StreamableHttpHandler {
       for (const m of messages)
         session.receive(m, parsed.batch ? JSON.stringify(m) : text, STANDALONE_STREAM);
       sendStatus(res, 202);
+      return;
+    }
+
+    if (!session.canAccept(requests)) {
+      this.deps.metrics.error('overloaded');
+      sendOverloaded(
+        res,
+        OVERLOAD_RETRY_AFTER_MS,
+        parsed.batch ? null : ((messages[0] as { id?: JsonRpcId }).id ?? null),
+      );
       return;
     }
 

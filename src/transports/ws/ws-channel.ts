@@ -119,6 +119,10 @@ export class WsChannel implements ClientChannel {
     return this.ws.bufferedAmount;
   }
 
+  get bufferedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
   get position(): number {
     return this.lastSeq;
   }

@@ -30,6 +30,8 @@ export const WsClose = {
   SessionMoved: 4002,
   /** The session named on connect is unknown, expired, or belongs to another client. Start a new one. */
   SessionNotFound: 4004,
+  /** The client read too slowly: messages it had not received overflowed the session's outbox bound. Start over. */
+  OutboxOverflow: 4008,
   /** S2 refused the transport switch (oscillation guard); retry later on the transport used before. */
   TransportSwitchRefused: 4009,
   /** The resume position is older than what the session still holds; messages would be lost. Start over. */
