@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
 import { TlsReloadService } from '../src/transports/http/tls-reload.service';
 import { makeSelfSignedCert, type TestCert } from './helpers/certs';
 import { startGateway, type RunningGateway } from './helpers/gateway';
@@ -63,6 +64,36 @@ describe('TLS', () => {
     const res = await httpsGet(`${gw.url}/sse`, readFileSync(cert.certFile), { accept: 'text/event-stream' });
     assert.equal(res.status, 200);
     assert.equal(res.headers['content-type'], 'text/event-stream');
+  });
+
+  test('WebSocket over TLS (wss://) on the same port carries MCP', async () => {
+    const ws = new WebSocket(`${gw.url.replace(/^https/, 'wss')}/ws`, 'mcp', {
+      ca: readFileSync(cert.certFile),
+    });
+    const frames: any[] = [];
+    ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+    await new Promise<void>((ok, fail) => {
+      ws.once('open', () => ok());
+      ws.once('error', fail);
+    });
+    ws.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-06-18',
+          capabilities: {},
+          clientInfo: { name: 'wss', version: '1' },
+        },
+      }),
+    );
+    const deadline = Date.now() + 5000;
+    while (!frames.some((f) => f.id === 1) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    const answer = frames.find((f) => f.id === 1);
+    assert.ok(answer?.result?.serverInfo, 'initialize answered over wss');
+    ws.close(1000);
   });
 
   test('plain HTTP on the TLS port is refused', async () => {

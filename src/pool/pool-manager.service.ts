@@ -13,6 +13,8 @@ import type { UpstreamConnection, UpstreamLease } from '../upstream/upstream-con
 export class PoolManager implements OnApplicationShutdown {
   private readonly log = new Logger(PoolManager.name);
   private readonly live = new Set<UpstreamConnection>();
+  /** Connections released but not yet closed (a stdio child still exiting): shutdown waits for them. */
+  private readonly closing = new Set<Promise<void>>();
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -52,7 +54,11 @@ export class PoolManager implements OnApplicationShutdown {
         if (released) return;
         released = true;
         this.live.delete(connection);
-        connection.close().catch((err: Error) => this.log.warn(`closing ${replica.id}: ${err.message}`));
+        const closed = connection
+          .close()
+          .catch((err: Error) => this.log.warn(`closing ${replica.id}: ${err.message}`))
+          .finally(() => this.closing.delete(closed));
+        this.closing.add(closed);
       },
     };
   }
@@ -62,7 +68,7 @@ export class PoolManager implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.allSettled([...this.live].map((c) => c.close()));
+    await Promise.allSettled([...[...this.live].map((c) => c.close()), ...this.closing]);
     this.live.clear();
   }
 }

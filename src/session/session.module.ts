@@ -97,12 +97,28 @@ export class SessionService
     this.start();
   }
 
-  /** SIGTERM: give requests in flight up to shutdownGraceMs to be answered before streams close. */
-  async beforeApplicationShutdown(): Promise<void> {
-    const deadline = Date.now() + this.config.shutdownGraceMs;
-    while (Date.now() < deadline && this.inFlightTotal() > 0) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
+  private draining: Promise<void> | undefined;
+
+  /**
+   * Shutdown, step one (also called by the transports before they close their connections,
+   * whatever order Nest runs the hooks in): requests in flight get up to shutdownGraceMs to
+   * be answered, then every session ends, which ends its streams. Only after that may the
+   * HTTP server close — it waits for open connections.
+   */
+  drain(): Promise<void> {
+    this.draining ??= (async () => {
+      const deadline = Date.now() + this.config.shutdownGraceMs;
+      while (Date.now() < deadline && this.inFlightTotal() > 0) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      this.stop();
+      this.closeAll('gateway shutting down');
+    })();
+    return this.draining;
+  }
+
+  beforeApplicationShutdown(): Promise<void> {
+    return this.drain();
   }
 
   inFlightTotal(): number {

@@ -34,7 +34,7 @@ export class StreamableHttpRoutes implements OnModuleInit, BeforeApplicationShut
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
-    sessions: SessionService,
+    private readonly sessions: SessionService,
     router: Router,
     metrics: GatewayMetrics,
   ) {
@@ -104,7 +104,9 @@ export class StreamableHttpRoutes implements OnModuleInit, BeforeApplicationShut
    * Ends the responses this transport still holds before the HTTP server closes (it would wait
    * for them): open streams end with their `retry:` already sent, so clients come back to resume.
    */
-  beforeApplicationShutdown(): void {
+  async beforeApplicationShutdown(): Promise<void> {
+    // Let requests in flight finish first; what is still open afterwards is ended here.
+    await this.sessions.drain();
     for (const res of [...this.handler.live]) {
       if (!res.headersSent) sendJsonRpcError(res, 503, ErrorCode.InternalError, 'Gateway shutting down');
       else res.end();

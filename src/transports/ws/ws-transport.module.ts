@@ -60,7 +60,7 @@ export class WsTransportService implements OnModuleInit, BeforeApplicationShutdo
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly adapterHost: HttpAdapterHost,
     metrics: GatewayMetrics,
-    sessions: SessionService,
+    private readonly sessions: SessionService,
     router: Router,
   ) {
     this.server = new WsServer(
@@ -80,6 +80,7 @@ export class WsTransportService implements OnModuleInit, BeforeApplicationShutdo
 
   /** Before Fastify closes the server: it would otherwise wait for every upgraded socket. */
   async beforeApplicationShutdown(): Promise<void> {
+    await this.sessions.drain();
     await this.server.shutdown(Math.min(this.config.shutdownGraceMs, MAX_CLOSE_WAIT_MS));
   }
 }
