@@ -3,7 +3,7 @@
  * closes its streams, and leaves no stdio upstream process behind.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,7 +22,6 @@ function alive(pid: number): boolean {
 }
 
 function childrenOf(pid: number): number[] {
-  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
   try {
     return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
       .split('\n')

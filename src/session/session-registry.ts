@@ -49,7 +49,11 @@ export class SessionRegistry {
   async admitTransportSwitch(session: Session, to: ChannelKind): Promise<SwitchVerdict> {
     if (session.transport === to) return { allowed: true };
     const verdict = await this.switchGuard(session, to);
-    if (verdict.allowed && !session.closed) session.transport = to;
+    if (verdict.allowed && !session.closed) {
+      session.transport = to;
+      // Streamable HTTP has no connection that carries everything: the old one must let go.
+      if (to === 'streamable') session.detachPrimary();
+    }
     return verdict;
   }
 

@@ -272,3 +272,30 @@ describe('Session backpressure bound', () => {
     assert.match(closedWith?.[1] ?? '', /outbox overflow/);
   });
 });
+
+describe('Session moving to Streamable HTTP', () => {
+  test('a GET stream takes over from a still-open WebSocket, which is closed with 4002', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const ws = new FakeChannel('ws');
+    let closeCode = 0;
+    ws.close = (code: number) => {
+      closeCode = code;
+      ws.closed = true;
+    };
+    session.attachPrimary(ws, undefined);
+    upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i: 1 } });
+    const get = new FakeChannel();
+    session.resumeStream(get, STANDALONE_STREAM, 1);
+    assert.equal(closeCode, 4002);
+    const post = new FakeChannel();
+    const stream = session.openStream(post);
+    session.receive(req(3), undefined, stream);
+    session.sealStream(stream);
+    upstream.reply({ jsonrpc: '2.0', id: 3, result: {} });
+    upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i: 2 } });
+    assert.equal(post.got.length, 1, 'the POST gets its answer');
+    assert.equal(get.got.at(-1)?.message.params.i, 2, 'the GET stream gets the rest');
+    assert.equal(ws.got.length, 1, 'nothing more goes to the old connection');
+  });
+});

@@ -155,6 +155,7 @@ export class Session implements ChannelListener, UpstreamSink {
    * replaced (it is most likely a half-open connection the client gave up on).
    */
   attachStandalone(channel: ClientChannel): void {
+    this.detachPrimary();
     const state = this.streams.get(STANDALONE_STREAM);
     const previous = state?.channel;
     channel.listener = this;
@@ -174,6 +175,7 @@ export class Session implements ChannelListener, UpstreamSink {
   resumeStream(channel: ClientChannel, stream: number, afterSeq: number): void {
     const entries = this.outbox.since(afterSeq, stream);
     this.outbox.ack(afterSeq, stream);
+    this.detachPrimary();
     channel.listener = this;
     let state = this.streams.get(stream);
     if (stream === STANDALONE_STREAM) {
@@ -213,6 +215,19 @@ export class Session implements ChannelListener, UpstreamSink {
     }
     for (const e of entries) this.sendTo(channel, e.seq, e.stream, e.raw);
     this.touch();
+  }
+
+  /**
+   * Lets go of the WebSocket/SSE connection that carried every stream: the client moved to
+   * Streamable HTTP, so its streams must get their own messages again. The old connection
+   * is told why (4002) in case it is still alive.
+   */
+  detachPrimary(): void {
+    const previous = this.primary;
+    if (!previous) return;
+    this.primary = undefined;
+    previous.listener = undefined;
+    if (!previous.closed) previous.close(4002, 'session moved to another connection');
   }
 
   hasLiveChannel(): boolean {

@@ -26,7 +26,7 @@ export class S2Coordinator {
     const recent = (this.switches.get(clientId) ?? []).filter((t) => now - t < windowMs);
     if (recent.length >= maxSwitches) {
       this.switches.set(clientId, recent);
-      const retryInMs = windowMs - (now - recent[0]);
+      const retryInMs = recent.length > 0 ? windowMs - (now - recent[0]) : windowMs;
       return {
         allowed: false,
         switchesInWindow: recent.length,

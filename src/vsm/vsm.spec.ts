@@ -60,6 +60,15 @@ describe('S2 anti-oscillation', () => {
     assert.equal(s2.decide('client-a', t0 + 60_001).allowed, true, 'the window slides');
   });
 
+  test('with a limit of 0 every switch is refused with a finite retry time', () => {
+    const verdict = new S2Coordinator({ s2: { maxSwitches: 0, windowMs: 60_000 } } as GatewayConfig).decide(
+      'c',
+      1,
+    );
+    assert.equal(verdict.allowed, false);
+    assert.match(verdict.reason ?? '', /retry in 60 s/);
+  });
+
   test('the bus asks the coordinator and reports its refusal', async () => {
     const emitter = new EventEmitter2();
     const bus = new VsmBus(emitter);
