@@ -12,6 +12,9 @@ export class GatewayMetrics {
   readonly bytesOut: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
   readonly sessionsClosed: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
   readonly errors = new Map<string, number>();
+  /** Times a slow client made a session stop reading its upstream, and times it drained. */
+  upstreamPauses = 0;
+  upstreamResumes = 0;
   /** Transport failovers by `from->to`. */
   readonly transportSwitches = new Map<string, number>();
 

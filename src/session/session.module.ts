@@ -50,6 +50,11 @@ export class GatewaySessionHooks implements SessionHooks {
     this.metrics.messageOut(session.transport, bytes);
   }
 
+  backpressure(_session: Session, paused: boolean): void {
+    if (paused) this.metrics.upstreamPauses++;
+    else this.metrics.upstreamResumes++;
+  }
+
   overflow(session: Session): void {
     this.metrics.error('outbox_overflow');
     this.log.warn({ sessionId: session.id, clientId: session.clientId }, 'session closed: outbox overflow');

@@ -62,7 +62,7 @@ function newSession(maxInFlight = 10) {
     outbox: { maxMessages: 100, maxBytes: 10_000 },
     maxInFlight,
     dedupeWindow: 100,
-    hooks: { clientMessage() {}, upstreamMessage() {}, sessionClosed() {}, overflow() {} },
+    hooks: { clientMessage() {}, upstreamMessage() {}, sessionClosed() {}, overflow() {}, backpressure() {} },
   });
   const upstream = new FakeUpstream();
   return { session, upstream };

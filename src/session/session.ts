@@ -45,6 +45,8 @@ export interface SessionHooks {
   sessionClosed(session: Session, reason: string): void;
   /** The client fell behind past the outbox bound; the session is being closed. */
   overflow(session: Session): void;
+  /** A slow reader made the session stop reading from its upstream (`paused`), or it drained. */
+  backpressure(session: Session, paused: boolean): void;
 }
 
 interface InFlight {
@@ -240,6 +242,7 @@ export class Session implements ChannelListener, UpstreamSink {
     if (this.pausedUpstream) {
       this.pausedUpstream = false;
       this.lease?.connection.resume();
+      this.options.hooks.backpressure(this, false);
     }
   }
 
@@ -460,6 +463,7 @@ export class Session implements ChannelListener, UpstreamSink {
       // Slow reader: stop reading from the upstream instead of buffering without bound.
       this.pausedUpstream = true;
       this.lease.connection.pause();
+      this.options.hooks.backpressure(this, true);
     }
   }
 

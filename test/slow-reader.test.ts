@@ -1,0 +1,137 @@
+/**
+ * Backpressure, outbound: a client that stops reading makes its session pause the
+ * upstream (stop reading, not buffer); when it reads again everything arrives exactly once,
+ * in order. A client that falls behind past the bound has its session closed with 4008.
+ */
+import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { after, describe, test } from 'node:test';
+import type { Socket } from 'node:net';
+import { WebSocket } from 'ws';
+import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { SessionService } from '../src/session/session.module';
+import { startGateway, type RunningGateway } from './helpers/gateway';
+
+const STREAM_SERVER = resolve(__dirname, 'fixtures/stream-server.js');
+const services = {
+  stream: { replicas: [{ transport: 'stdio' as const, command: process.execPath, args: [STREAM_SERVER] }] },
+};
+
+async function until(check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function streamingClient(gw: RunningGateway) {
+  const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/ws/stream`, 'mcp');
+  const notifications: number[] = [];
+  const answers = new Map<string | number, any>();
+  let sessionId = '';
+  ws.on('message', (d) => {
+    const m = JSON.parse(d.toString());
+    if (m.method === 'notifications/gateway/session') sessionId = m.params.sessionId;
+    else if (m.method === 'notifications/progress') notifications.push(m.params.progress);
+    else if (m.id !== undefined) answers.set(m.id, m);
+  });
+  const closed = new Promise<number>((ok) => ws.once('close', (code) => ok(code)));
+  await new Promise<void>((ok, fail) => {
+    ws.once('open', () => ok());
+    ws.once('error', fail);
+  });
+  ws.send(
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 'init',
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'slow', version: '1' } },
+    }),
+  );
+  await until(() => answers.has('init'));
+  ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+  return {
+    ws,
+    notifications,
+    answers,
+    closed,
+    get sessionId() {
+      return sessionId;
+    },
+    /** Stops reading from the TCP socket: the kernel buffers fill, then the gateway's. */
+    pauseReading: () => (ws as unknown as { _socket: Socket })._socket.pause(),
+    resumeReading: () => (ws as unknown as { _socket: Socket })._socket.resume(),
+    stream: (count: number, perTick: number) =>
+      ws.send(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 'stream',
+          method: 'tools/call',
+          params: {
+            name: 'stream',
+            arguments: { count, perTick, intervalMs: 1 },
+            _meta: { progressToken: 'p' },
+          },
+        }),
+      ),
+  };
+}
+
+describe('slow reader', () => {
+  let gw: RunningGateway | undefined;
+  after(() => gw?.close());
+
+  test('pauses the upstream instead of buffering, and loses nothing once it reads again', async () => {
+    gw = await startGateway({
+      services,
+      channelHighWaterMarkBytes: 16 * 1024,
+      session: { outboxMaxBytes: 64 * 1024 * 1024, outboxMaxMessages: 200_000 },
+    });
+    const metrics = gw.gateway.app.get(GatewayMetrics);
+    const client = await streamingClient(gw);
+    const COUNT = 60_000;
+    client.pauseReading();
+    const heapBefore = process.memoryUsage().heapUsed;
+    client.stream(COUNT, 2000);
+    await until(() => metrics.upstreamPauses > 0);
+    // While the client does not read, the gateway holds at most its high-water mark plus what was in flight.
+    await new Promise((r) => setTimeout(r, 1000));
+    const session = gw.gateway.app.get(SessionService).get(client.sessionId)!;
+    assert.ok(
+      session.outbox.size < COUNT,
+      `outbox holds ${session.outbox.size} of ${COUNT}: the upstream stopped`,
+    );
+    const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
+    assert.ok(heapGrowth < 64 * 1024 * 1024, `heap grew ${Math.round(heapGrowth / 1024)} KB while paused`);
+
+    client.resumeReading();
+    await until(() => client.answers.has('stream'), 30_000);
+    assert.ok(metrics.upstreamResumes > 0, 'the upstream was resumed when the client drained');
+    assert.equal(client.notifications.length, COUNT);
+    assert.ok(
+      client.notifications.every((n, i) => n === i + 1),
+      'every notification once, in order',
+    );
+    assert.equal(client.answers.get('stream').result.content[0].text, `streamed ${COUNT}`);
+    client.ws.close(1000);
+    await gw.close();
+    gw = undefined;
+  });
+
+  test('a client that falls behind past the bound has its session closed with 4008', async () => {
+    gw = await startGateway({
+      services,
+      channelHighWaterMarkBytes: 8 * 1024,
+      session: { outboxMaxBytes: 16 * 1024 },
+    });
+    const metrics = gw.gateway.app.get(GatewayMetrics);
+    const client = await streamingClient(gw);
+    client.pauseReading();
+    client.stream(50_000, 5000);
+    await until(() => (metrics.errors.get('outbox_overflow') ?? 0) > 0);
+    client.resumeReading();
+    assert.equal(await client.closed, 4008);
+    assert.equal(gw.gateway.app.get(SessionService).get(client.sessionId), undefined, 'the session is gone');
+  });
+});
