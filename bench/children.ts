@@ -2,7 +2,7 @@
  * The bench's child processes: forked with IPC, tracked by PID, and killed by PID when the
  * run ends — normally, on error, or on SIGINT/SIGTERM — so no gateway or upstream outlives it.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import type {
   FailedMessage,
   ProfileReply,
@@ -23,6 +23,87 @@ export interface BenchChild {
 
 const live = new Set<BenchChild>();
 let interrupted = false;
+/** RLIMIT_NOFILE children are started with (through `sh -c 'ulimit -n N; exec node …'`); unset = inherit. */
+let childFdLimit: number | undefined;
+
+export interface FdLimitResult {
+  /** What the bench asked for. */
+  wanted: number;
+  /** The soft limit children run with. */
+  applied: number;
+  /** The orchestrator's own soft and hard limits. */
+  inherited: { soft: number | null; hard: number | null };
+  /** How: 'ulimit' (raised in the wrapper shell), 'hard-limit' (raised only as far as the hard limit), 'inherited'. */
+  method: 'ulimit' | 'hard-limit' | 'inherited';
+  note: string;
+}
+
+/**
+ * Raises the open-files limit of every child forked from now on. A process may raise its soft
+ * limit up to the hard limit (Node does that for itself at start-up), and only
+ * CAP_SYS_RESOURCE raises the hard one: the wrapper shell tries `ulimit -n <wanted>` and
+ * otherwise settles for the hard limit. What it got is returned, so the report states the
+ * limit the gateway really had.
+ */
+export function raiseChildFdLimit(wanted: number): FdLimitResult {
+  const sh = (script: string) =>
+    execFileSync('sh', ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  const num = (text: string) => (/^\d+$/.test(text) ? Number(text) : null);
+  let soft: number | null = null;
+  let hard: number | null = null;
+  try {
+    soft = num(sh('ulimit -n'));
+    hard = num(sh('ulimit -Hn'));
+  } catch {
+    // No sh: children inherit.
+  }
+  const inherited = { soft, hard };
+  const probe = (n: number) => {
+    try {
+      return num(sh(`ulimit -n ${n} 2>/dev/null && ulimit -n`));
+    } catch {
+      return null;
+    }
+  };
+  if (soft !== null && soft >= wanted) {
+    return {
+      wanted,
+      applied: soft,
+      inherited,
+      method: 'inherited',
+      note: `open-files limit already ${soft}`,
+    };
+  }
+  const full = probe(wanted);
+  if (full !== null && full >= wanted) {
+    childFdLimit = wanted;
+    return {
+      wanted,
+      applied: wanted,
+      inherited,
+      method: 'ulimit',
+      note: `children run with ulimit -n ${wanted}`,
+    };
+  }
+  const atHard = hard !== null ? probe(hard) : null;
+  if (atHard !== null && hard !== null && (soft === null || hard > soft)) {
+    childFdLimit = hard;
+    return {
+      wanted,
+      applied: hard,
+      inherited,
+      method: 'hard-limit',
+      note: `ulimit -n ${wanted} not permitted (hard limit ${hard}, no CAP_SYS_RESOURCE): children run with ${hard}`,
+    };
+  }
+  return {
+    wanted,
+    applied: soft ?? 0,
+    inherited,
+    method: 'inherited',
+    note: `ulimit -n ${wanted} not permitted (soft ${soft ?? '?'} = hard ${hard ?? '?'}, no CAP_SYS_RESOURCE to raise it): children run with the inherited ${soft ?? '?'}`,
+  };
+}
 
 export function forkChild(
   name: string,
@@ -31,13 +112,26 @@ export function forkChild(
   execArgv: string[] = [],
 ): BenchChild {
   if (interrupted) throw new Error('interrupted');
-  const child = fork(modulePath, args, {
-    execArgv,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    // Children inherit nothing from the caller's environment but PATH: the bench states its
-    // configuration explicitly, so a stray LOG_LEVEL or GATEWAY_CONFIG cannot skew a run.
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
-  });
+  // Children inherit nothing from the caller's environment but PATH: the bench states its
+  // configuration explicitly, so a stray LOG_LEVEL or GATEWAY_CONFIG cannot skew a run.
+  const env = { PATH: process.env.PATH ?? '', NODE_ENV: 'production' };
+  const stdio: Array<'ignore' | 'pipe' | 'ipc'> = ['ignore', 'pipe', 'pipe', 'ipc'];
+  const child =
+    childFdLimit === undefined
+      ? fork(modulePath, args, { execArgv, stdio, env })
+      : // sh raises the limit and execs node in its place: same PID, same IPC channel (fd 3).
+        spawn(
+          'sh',
+          [
+            '-c',
+            `ulimit -n ${childFdLimit} && exec "$0" "$@"`,
+            process.execPath,
+            ...execArgv,
+            modulePath,
+            ...args,
+          ],
+          { stdio, env },
+        );
   let tail = '';
   const keep = (chunk: Buffer) => {
     tail += chunk.toString('utf8');

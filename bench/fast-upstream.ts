@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { ReadyMessage } from './ipc';
 import { answerUsageRequests } from './usage';
 
@@ -23,7 +23,72 @@ const TOOLS = [
     description: 'Returns its message.',
     inputSchema: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] },
   },
+  {
+    name: 'large',
+    description: 'Returns about `bytes` bytes of JSON text (records), the same text for the same size.',
+    inputSchema: { type: 'object', properties: { bytes: { type: 'integer' } }, required: ['bytes'] },
+  },
 ];
+
+/** Cap on the large tool's output; a result is built once per size and reused. */
+const MAX_LARGE_BYTES = 1024 * 1024;
+const largeTexts = new Map<number, string>();
+
+/**
+ * JSON text of about `bytes` bytes that looks like a real tool result (an array of records
+ * with names, e-mail addresses, numbers, dates, tags), from a fixed-seed generator: repeated
+ * keys and vocabulary, varying values, so it compresses like typical JSON rather than like
+ * random bytes or one repeated string.
+ */
+function largeText(bytes: number): string {
+  const size = Math.max(2, Math.min(MAX_LARGE_BYTES, Math.floor(bytes)));
+  const cached = largeTexts.get(size);
+  if (cached !== undefined) return cached;
+  let seed = 0x2f6b1d3;
+  const rand = () => {
+    // mulberry32
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)];
+  const first = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Leslie', 'Margaret', 'Ken', 'Radia'];
+  const last = [
+    'Lovelace',
+    'Hopper',
+    'Turing',
+    'Dijkstra',
+    'Liskov',
+    'Knuth',
+    'Lamport',
+    'Hamilton',
+    'Thompson',
+  ];
+  const cities = ['Berlin', 'Lisbon', 'Osaka', 'Nairobi', 'Toronto', 'Santiago', 'Melbourne', 'Oslo'];
+  const tags = ['alpha', 'beta', 'internal', 'billing', 'priority', 'archived', 'eu', 'us', 'trial'];
+  const parts: string[] = [];
+  let length = 2;
+  for (let id = 1; length < size; id++) {
+    const name = `${pick(first)} ${pick(last)}`;
+    const record = JSON.stringify({
+      id,
+      name,
+      email: `${name.toLowerCase().replace(' ', '.')}${Math.floor(rand() * 1000)}@example.com`,
+      city: pick(cities),
+      score: Math.round(rand() * 1e6) / 100,
+      active: rand() < 0.7,
+      tags: [pick(tags), pick(tags)],
+      updatedAt: new Date(1.7e12 + Math.floor(rand() * 3e10)).toISOString(),
+    });
+    parts.push(record);
+    length += record.length + 1;
+  }
+  const text = `[${parts.join(',')}]`;
+  largeTexts.set(size, text);
+  return text;
+}
 
 interface JsonRpcIn {
   jsonrpc?: string;
@@ -186,6 +251,10 @@ function answer(message: JsonRpcIn): object {
   const id = message.id ?? null;
   switch (message.method) {
     case 'tools/call': {
+      if (message.params?.name === 'large') {
+        const bytes = Number(message.params?.arguments?.bytes ?? 65536);
+        return { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: largeText(bytes) }] } };
+      }
       const text = message.params?.arguments?.message;
       return {
         jsonrpc: '2.0',
@@ -230,7 +299,16 @@ if (require.main === module) {
   startFastUpstream(Number(process.argv[2] ?? 0))
     .then((upstream) => {
       if (process.send) {
-        answerUsageRequests();
+        let sockets = 0;
+        upstream.server.on('connection', (socket: Socket) => {
+          sockets++;
+          socket.once('close', () => sockets--);
+        });
+        answerUsageRequests(() => ({
+          streamableSessions: streamableSessions.size,
+          sseStreams: sseStreams.size,
+          openSockets: sockets,
+        }));
         process.send({ type: 'ready', url: upstream.url } satisfies ReadyMessage);
       } else console.log(upstream.url);
       // Forked: the orchestrator going away (IPC closed) means this process should too.

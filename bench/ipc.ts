@@ -4,7 +4,7 @@
  */
 
 /** Client transport a load worker speaks. */
-export type BenchTransport = 'streamable-http' | 'sse';
+export type BenchTransport = 'streamable-http' | 'sse' | 'ws';
 
 /** A child that serves HTTP says where once it listens. */
 export interface ReadyMessage {
@@ -31,6 +31,11 @@ export interface UsageReply {
   type: 'usage';
   seq: number;
   memory: MemorySample;
+  /**
+   * What the process holds, in its own terms: the gateway's sessions, upstream leases and
+   * WebSocket connections; the fast upstream's sessions and open sockets. Absent keys: unknown.
+   */
+  counts: Record<string, number>;
   /** process.cpuUsage() in microseconds. */
   cpu: { user: number; system: number };
   /** Wall clock (ms) when sampled, to turn CPU deltas into a percentage. */
@@ -70,13 +75,15 @@ export interface LoadJob {
   /** Base URL of the target (gateway or upstream), e.g. http://127.0.0.1:40000 */
   baseUrl: string;
   transport: BenchTransport;
-  /** Path of the endpoint: /mcp (Streamable HTTP) or /sse (legacy SSE). */
+  /** Path of the endpoint: /mcp (Streamable HTTP), /sse (legacy SSE) or /ws (WebSocket). */
   path: string;
   sessions: number;
   warmupMs: number;
   durationMs: number;
   /** tools/call params sent on every request. */
   tool: { name: string; arguments: Record<string, unknown> };
+  /** WebSocket only: offer permessage-deflate (the gateway accepts it when WS_COMPRESSION is on). */
+  wsCompression?: boolean;
 }
 
 export interface LatencySummary {
@@ -108,9 +115,57 @@ export interface LoadResult {
   responseTypes: Record<string, number>;
   /** The load worker's own CPU use during the window (100 = one core). */
   cpuPercent: number;
+  /**
+   * WebSocket only: TCP bytes per tools/call inside the window (frames, headers, any
+   * compression), client → target and target → client.
+   */
+  wireBytesPerCall?: { sent: number; received: number };
+  /** WebSocket only: whether the target accepted permessage-deflate (Sec-WebSocket-Extensions). */
+  negotiatedExtensions?: string;
 }
 
 export interface LoadFailure {
   type: 'error';
   error: string;
+}
+
+/**
+ * An idle-connection job: open `connections` WebSocket or legacy SSE connections, report,
+ * hold them until told to close. Several idle workers share one scenario.
+ */
+export interface IdleJob {
+  type: 'idle-job';
+  baseUrl: string;
+  kind: 'ws' | 'sse';
+  connections: number;
+  /** Connection attempts in flight at a time, per worker. */
+  concurrency: number;
+  /** Give up on connections not established by then (ms after the job starts). */
+  deadlineMs: number;
+  /** WebSocket only: offer permessage-deflate. */
+  wsCompression?: boolean;
+}
+
+/** Orchestrator → idle worker, after `established`. */
+export interface IdleCommand {
+  type: 'idle-warm' | 'idle-close';
+  /** idle-warm: each connection does initialize + one tools/call with these params, then acks. */
+  tool?: { name: string; arguments: Record<string, unknown> };
+}
+
+export interface IdleReport {
+  type: 'idle-established' | 'idle-warmed' | 'idle-closed';
+  /** Connections open now (established: ready ones; closed: still open after closing, should be 0). */
+  open: number;
+  /** Connection attempts (or warm-up calls) that failed, and connections that dropped while idle. */
+  errors: number;
+  /** Connections the target closed while they were meant to stay idle. */
+  dropped: number;
+  errorSamples: string[];
+  /** Time this step took in the worker. */
+  elapsedMs: number;
+  /** The worker's own RSS (its clients' cost is not the gateway's). */
+  workerRss: number;
+  /** idle-warmed: bytes received per warm-up tool result, TCP level. */
+  bytesPerResult?: number;
 }

@@ -8,12 +8,15 @@
  * A bare HTTP/1.1 client (one keep-alive socket per session) rather than the SDK Client: the
  * SDK's per-message work (zod validation, transport bookkeeping) would cap the load before the
  * gateway does, and on a 2-core machine every cycle the generator spends is taken from the target.
+ * WebSocket sessions use the `ws` package (ws-client.ts): connect to /ws with subprotocol `mcp`,
+ * wait for the gateway's session notification, initialize, then the same closed loop.
  */
 import { request, type IncomingMessage } from 'node:http';
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
 import { Http1Connection, type RawResponse } from './http1-client';
 import type { BenchTransport, LatencySummary, LoadFailure, LoadJob, LoadResult, WindowMessage } from './ipc';
 import { SseParser } from './sse-parser';
+import { WsClient, wsUrl } from './ws-client';
 
 const PROTOCOL_VERSION = '2025-11-25';
 /** Handshakes run this many at a time, as clients arriving in a burst would, not all 500 at once. */
@@ -262,6 +265,44 @@ class LegacySseSession implements BenchSession {
   }
 }
 
+/** WebSocket (the gateway's /ws): one connection per session, requests and answers as frames. */
+class WsSession implements BenchSession {
+  private readonly client: WsClient;
+  private nextId = 1;
+
+  constructor(
+    url: string,
+    private readonly callParams: string,
+    compression: boolean,
+  ) {
+    this.client = new WsClient(url, { compression, openTimeoutMs: HANDSHAKE_DEADLINE_MS });
+  }
+
+  async handshake(): Promise<void> {
+    await this.client.open();
+    checkReply(await this.client.request(0, initializeBody(0)), 'initialize');
+    this.client.send(INITIALIZED_BODY);
+  }
+
+  async call(): Promise<string> {
+    const id = this.nextId++;
+    checkToolResult(checkReply(await this.client.request(id, callBody(id, this.callParams)), 'tools/call'));
+    return 'ws';
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+
+  get wire(): { sent: number; received: number } {
+    return this.client.wireBytes;
+  }
+
+  get extensions(): string {
+    return this.client.extensions;
+  }
+}
+
 function summarize(h: RecordableHistogram): LatencySummary {
   // Recorded in microseconds; reported in milliseconds.
   const ms = (us: number) => Math.round(us) / 1000;
@@ -308,6 +349,8 @@ function describe(err: unknown): string {
 function createSession(job: LoadJob, callParams: string): BenchSession {
   const url = new URL(job.path, job.baseUrl);
   const kind: BenchTransport = job.transport;
+  if (kind === 'ws')
+    return new WsSession(wsUrl(job.baseUrl, job.path), callParams, job.wsCompression ?? false);
   return kind === 'sse' ? new LegacySseSession(url, callParams) : new StreamableSession(url, callParams);
 }
 
@@ -351,14 +394,32 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   let cpuDuring: NodeJS.CpuUsage | undefined;
   let cpuSpanStart = 0;
   let cpuSpanMs = 0;
+  const wsSessions = sessions.filter((x): x is WsSession => x instanceof WsSession);
+  const wireSum = () =>
+    wsSessions.reduce(
+      (acc, x) => {
+        const w = x.wire;
+        return { sent: acc.sent + w.sent, received: acc.received + w.received };
+      },
+      { sent: 0, received: 0 },
+    );
+  let wireAtStart: { sent: number; received: number } | undefined;
+  let wireDuring: { sent: number; received: number } | undefined;
+  /** tools/call answered (or failed) between the two wire samples. */
+  let callsBetweenWireSamples = 0;
   const windowEdge = (t: number) => {
     if (cpuAtStart === undefined && t >= windowStart) {
       cpuAtStart = process.cpuUsage();
+      if (wsSessions.length > 0) wireAtStart = wireSum();
       cpuSpanStart = t;
       process.send?.({ type: 'window', phase: 'start' } satisfies WindowMessage);
     }
     if (cpuAtStart !== undefined && t > windowEnd) {
       cpuDuring = process.cpuUsage(cpuAtStart);
+      if (wireAtStart) {
+        const now = wireSum();
+        wireDuring = { sent: now.sent - wireAtStart.sent, received: now.received - wireAtStart.received };
+      }
       cpuSpanMs = t - cpuSpanStart;
       process.send?.({ type: 'window', phase: 'end' } satisfies WindowMessage);
     }
@@ -377,7 +438,10 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
       }
       inFlight--;
       const t1 = performance.now();
-      if (cpuDuring === undefined) windowEdge(t1);
+      if (cpuDuring === undefined) {
+        windowEdge(t1);
+        if (cpuAtStart !== undefined && cpuDuring === undefined) callsBetweenWireSamples++;
+      }
       if (t1 >= windowStart && t1 <= windowEnd) {
         if (failure === undefined) {
           requests++;
@@ -432,6 +496,15 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     responseTypes,
     cpuPercent:
       cpuDuring && cpuSpanMs > 0 ? Math.round((cpuDuring.user + cpuDuring.system) / (cpuSpanMs * 10)) : 0,
+    ...(wireDuring && callsBetweenWireSamples > 0
+      ? {
+          wireBytesPerCall: {
+            sent: Math.round(wireDuring.sent / callsBetweenWireSamples),
+            received: Math.round(wireDuring.received / callsBetweenWireSamples),
+          },
+        }
+      : {}),
+    ...(wsSessions.length > 0 ? { negotiatedExtensions: wsSessions[0].extensions } : {}),
   };
 }
 

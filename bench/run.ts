@@ -1,13 +1,21 @@
 /**
  * `npm run bench`: throughput and latency of tools/call through the gateway versus straight to
- * the same upstream, at several concurrency levels, over Streamable HTTP and legacy SSE.
+ * the same upstream, at several concurrency levels, over Streamable HTTP, legacy SSE and
+ * WebSocket (suite `load`); idle-connection cost at 10,000 WebSocket and 10,000 SSE
+ * connections (suite `idle`); what WebSocket permessage-deflate costs and saves (suite
+ * `compression`).
  *
- * Processes: this orchestrator; the fast upstream; the gateway; one load worker per scenario.
- * Each has its own event loop, but they share the machine's cores — on a 2-core machine the
- * direct baseline runs two busy processes, the gateway path three, which the output states.
+ * Processes: this orchestrator; the fast upstream; the gateway; one load worker per scenario
+ * (several idle workers per idle scenario). Each has its own event loop, but they share the
+ * machine's cores — on a 2-core machine the direct baseline runs two busy processes, the
+ * gateway path three, which the output states.
  *
- * Options (all optional): --duration-ms=5000 --warmup-ms=1000 --levels=1,50,500
- *   --transports=streamable-http,sse --targets=direct,gateway,demo --log-level=warn
+ * Options (all optional; see bench/README.md): --suites=load,idle,compression
+ *   --duration-ms=5000 --warmup-ms=1000 --levels=1,50,500 --transports=streamable-http,sse,ws
+ *   --targets=direct,gateway,demo --log-level=warn --profile
+ *   --idle-connections=10000 --idle-workers=4 --idle-kinds=ws,sse --idle-hold-ms=2000 --fd-limit=65536
+ *   --compression-connections=1000 --compression-levels=1,50 --compression-duration-ms=2000
+ *   --large-bytes=65536
  * Results: bench/results/<date>.json and bench/results/latest.json; a summary on stdout.
  */
 import { execFileSync } from 'node:child_process';
@@ -18,11 +26,14 @@ import {
   forkChild,
   installExitHandlers,
   profile,
+  raiseChildFdLimit,
   stopChild,
   usageOf,
   waitReady,
   type BenchChild,
+  type FdLimitResult,
 } from './children';
+import { kb, runIdleScenario, type IdleKind, type IdleScenarioResult } from './idle';
 import type {
   BenchTransport,
   LoadFailure,
@@ -35,8 +46,11 @@ import type {
 
 type TargetKind = 'direct' | 'gateway';
 type UpstreamKind = 'fast' | 'embedded-demo';
+type Suite = 'load' | 'idle' | 'compression';
 
 interface Options {
+  /** load: tools/call throughput/latency; idle: 10k idle connections; compression: WS permessage-deflate. */
+  suites: Suite[];
   durationMs: number;
   warmupMs: number;
   levels: number[];
@@ -46,6 +60,20 @@ interface Options {
   logLevel: string;
   /** Write a CPU profile of the gateway over each measured window to dist/bench/profiles/. */
   profile: boolean;
+  /** Idle suite: connections per transport, spread over idleWorkers processes. */
+  idleConnections: number;
+  idleWorkers: number;
+  idleKinds: IdleKind[];
+  /** How long the connections idle, once all are open, before the gateway is measured. */
+  idleHoldMs: number;
+  /** RLIMIT_NOFILE wanted for the children (the gateway holds one fd per connection). */
+  fdLimit: number;
+  /** Compression suite: idle connections per setting, load levels and window for the large result. */
+  compressionConnections: number;
+  compressionLevels: number[];
+  compressionDurationMs: number;
+  /** Size of the large tool result (JSON text) for the compression suite. */
+  largeBytes: number;
 }
 
 interface GatewayMemory {
@@ -72,12 +100,19 @@ interface ScenarioResult {
   errorSamples: string[];
   durationMs: number;
   reqPerSec: number;
+  /** Messages per second on the client connection: requests plus responses (2 × reqPerSec). */
+  msgPerSec: number;
   latencyMs: LoadResult['latencyMs'];
   handshakeMs: LoadResult['handshakeMs'];
   responseTypes: Record<string, number>;
+  /** WebSocket only: TCP bytes per tools/call in the window, and the extensions negotiated. */
+  wireBytesPerCall?: { sent: number; received: number };
+  negotiatedExtensions?: string;
   /** CPU use during the measured window, 100 = one core; shows which process was the bottleneck. */
   cpuPercent: { loadWorker: number | null; upstream: number | null; gateway: number | null };
   gatewayMemory: GatewayMemory | null;
+  /** The gateway's sessions, upstream leases and open fds before the level and after it (sessions closed). */
+  gatewayCounts: { before?: Record<string, number>; afterGc?: Record<string, number> } | null;
   /** Path of the gateway CPU profile for this scenario (--profile), openable in Chrome DevTools. */
   cpuProfile: string | null;
 }
@@ -91,12 +126,18 @@ interface AddedLatency {
   throughputRatio: number;
 }
 
-/** DESIGN.md §12 targets for the HTTP transports. */
+/** DESIGN.md §12 targets: HTTP transports, WebSocket, and idle connections. */
 const BUDGET = { minReqPerSec: 20_000, maxP99MsAt500: 60 };
+const WS_BUDGET = { minReqPerSec: 45_000, maxP99MsAt500: 40 };
+const IDLE_BUDGET: Record<IdleKind, { maxRssBytes: number; maxHeapBytes: number }> = {
+  ws: { maxRssBytes: 10 * 1024, maxHeapBytes: 1024 },
+  sse: { maxRssBytes: 14 * 1024, maxHeapBytes: 1024 },
+};
 const FAST_TOOL = { name: 'echo', arguments: { message: 'hello' } };
 /** The embedded demo upstream's echo tool (src/upstream/demo-server.ts). */
 const DEMO_TOOL = { name: 'echo', arguments: { text: 'hello' } };
-const PATHS: Record<BenchTransport, string> = { 'streamable-http': '/mcp', sse: '/sse' };
+const PATHS: Record<BenchTransport, string> = { 'streamable-http': '/mcp', sse: '/sse', ws: '/ws' };
+
 /** Handshake deadline + drain grace in the worker, plus slack for fork and IPC. */
 const WORKER_SLACK_MS = 45_000;
 
@@ -105,13 +146,23 @@ const resultsDir = resolve(here, '../../bench/results');
 
 function parseOptions(argv: string[]): Options {
   const opts: Options = {
+    suites: ['load', 'idle', 'compression'],
     durationMs: 5_000,
     warmupMs: 1_000,
     levels: [1, 50, 500],
-    transports: ['streamable-http', 'sse'],
+    transports: ['streamable-http', 'sse', 'ws'],
     targets: ['direct', 'gateway', 'demo'],
     logLevel: 'warn',
     profile: false,
+    idleConnections: 10_000,
+    idleWorkers: 4,
+    idleKinds: ['ws', 'sse'],
+    idleHoldMs: 2_000,
+    fdLimit: 65_536,
+    compressionConnections: 1_000,
+    compressionLevels: [1, 50],
+    compressionDurationMs: 2_000,
+    largeBytes: 65_536,
   };
   for (const arg of argv) {
     if (arg === '--profile') {
@@ -133,7 +184,37 @@ function parseOptions(argv: string[]): Options {
         opts.levels = list.map((v) => positive(key, v));
         break;
       case 'transports':
-        opts.transports = list.map((v) => oneOf(key, v, ['streamable-http', 'sse'] as const));
+        opts.transports = list.map((v) => oneOf(key, v, ['streamable-http', 'sse', 'ws'] as const));
+        break;
+      case 'suites':
+        opts.suites = list.map((v) => oneOf(key, v, ['load', 'idle', 'compression'] as const));
+        break;
+      case 'idle-connections':
+        opts.idleConnections = positive(key, value);
+        break;
+      case 'idle-workers':
+        opts.idleWorkers = positive(key, value);
+        break;
+      case 'idle-kinds':
+        opts.idleKinds = list.map((v) => oneOf(key, v, ['ws', 'sse'] as const));
+        break;
+      case 'idle-hold-ms':
+        opts.idleHoldMs = value === '0' ? 0 : positive(key, value);
+        break;
+      case 'fd-limit':
+        opts.fdLimit = positive(key, value);
+        break;
+      case 'compression-connections':
+        opts.compressionConnections = positive(key, value);
+        break;
+      case 'compression-levels':
+        opts.compressionLevels = list.map((v) => positive(key, v));
+        break;
+      case 'compression-duration-ms':
+        opts.compressionDurationMs = positive(key, value);
+        break;
+      case 'large-bytes':
+        opts.largeBytes = positive(key, value);
         break;
       case 'targets':
         opts.targets = list.map((v) => oneOf(key, v, ['direct', 'gateway', 'demo'] as const));
@@ -162,18 +243,32 @@ function oneOf<T extends string>(key: string, value: string, allowed: readonly T
   return value as T;
 }
 
-async function startUpstream(): Promise<{ child: BenchChild; url: string }> {
-  const child = forkChild('fast upstream', join(here, 'fast-upstream.js'));
-  return { child, url: await waitReady(child, 10_000) };
+async function startUpstream(name = 'fast upstream'): Promise<{ child: BenchChild; url: string }> {
+  // --expose-gc so its memory, like the gateway's, can be read after a full collection.
+  const child = forkChild(name, join(here, 'fast-upstream.js'), [], ['--expose-gc']);
+  try {
+    return { child, url: await waitReady(child, 10_000) };
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
+}
+
+/** The gateway with one dedicated service in front of the fast upstream's Streamable HTTP endpoint. */
+function fastService(upstreamUrl: string): Record<string, unknown> {
+  return {
+    bench: { mode: 'dedicated', replicas: [{ transport: 'streamable-http', url: `${upstreamUrl}/mcp` }] },
+  };
 }
 
 async function startGateway(
   name: string,
   services: Record<string, unknown>,
   logLevel: string,
+  env: Record<string, string> = {},
 ): Promise<{ child: BenchChild; url: string }> {
   const args = JSON.stringify({
-    env: { LOG_LEVEL: logLevel },
+    env: { LOG_LEVEL: logLevel, ...env },
     config: { services, defaultService: Object.keys(services)[0] },
   });
   // --expose-gc only so memory "before"/"afterGc" are measured after a full collection.
@@ -222,6 +317,16 @@ function cpuPercent(a: UsageReply | undefined, b: UsageReply | undefined): numbe
   return Math.round(us / ((b.at - a.at) * 10));
 }
 
+/** What a scenario changes from the defaults (the compression suite's large-result runs). */
+interface ScenarioVariant {
+  tool?: LoadJob['tool'];
+  wsCompression?: boolean;
+  durationMs?: number;
+  warmupMs?: number;
+  /** Shown in the progress line. */
+  label?: string;
+}
+
 interface Servers {
   upstream: BenchChild;
   gateway?: BenchChild;
@@ -237,6 +342,7 @@ async function runScenario(
   baseUrl: string,
   sessions: number,
   servers: Servers,
+  variant: ScenarioVariant = {},
 ): Promise<ScenarioResult> {
   const job: LoadJob = {
     type: 'job',
@@ -244,15 +350,19 @@ async function runScenario(
     transport,
     path: PATHS[transport],
     sessions,
-    warmupMs: opts.warmupMs,
-    durationMs: opts.durationMs,
-    tool: upstream === 'fast' ? FAST_TOOL : DEMO_TOOL,
+    warmupMs: variant.warmupMs ?? opts.warmupMs,
+    durationMs: variant.durationMs ?? opts.durationMs,
+    tool: variant.tool ?? (upstream === 'fast' ? FAST_TOOL : DEMO_TOOL),
+    ...(variant.wsCompression !== undefined ? { wsCompression: variant.wsCompression } : {}),
   };
   const gateway = servers.gateway;
   const memory: GatewayMemory | null = gateway ? {} : null;
+  const counts: { before?: Record<string, number>; afterGc?: Record<string, number> } = {};
   let sampler: NodeJS.Timeout | undefined;
   if (gateway && memory) {
-    memory.before = (await usageOf(gateway, true))?.memory;
+    const before = await usageOf(gateway, true);
+    memory.before = before?.memory;
+    counts.before = before?.counts;
     const peak = { rss: 0, heapUsed: 0 };
     memory.peak = peak;
     let sampling = false;
@@ -285,7 +395,9 @@ async function runScenario(
       );
     }
   };
-  const label = `${transport} ${target}${upstream === 'fast' ? '' : ` (${upstream})`} @${sessions}`;
+  const label =
+    `${transport} ${target}${upstream === 'fast' ? '' : ` (${upstream})`} @${sessions}` +
+    (variant.label ? ` ${variant.label}` : '');
   process.stdout.write(`  ${label.padEnd(44)}`);
   let result: LoadResult;
   try {
@@ -300,7 +412,9 @@ async function runScenario(
   if (profileError) result.errorSamples.push(`CPU profile: ${profileError}`);
   if (gateway && memory) {
     memory.after = (await usageOf(gateway, false))?.memory;
-    memory.afterGc = (await usageOf(gateway, true))?.memory;
+    const afterGc = await usageOf(gateway, true);
+    memory.afterGc = afterGc?.memory;
+    counts.afterGc = afterGc?.counts;
   }
   console.log(
     `${String(result.reqPerSec).padStart(7)} req/s  p50 ${fmt(result.latencyMs.p50)}  p99 ${fmt(result.latencyMs.p99)} ms` +
@@ -318,15 +432,21 @@ async function runScenario(
     errorSamples: result.errorSamples,
     durationMs: result.durationMs,
     reqPerSec: result.reqPerSec,
+    msgPerSec: result.reqPerSec * 2,
     latencyMs: result.latencyMs,
     handshakeMs: result.handshakeMs,
     responseTypes: result.responseTypes,
+    ...(result.wireBytesPerCall ? { wireBytesPerCall: result.wireBytesPerCall } : {}),
+    ...(result.negotiatedExtensions !== undefined
+      ? { negotiatedExtensions: result.negotiatedExtensions }
+      : {}),
     cpuPercent: {
       loadWorker: result.requests > 0 ? result.cpuPercent : null,
       upstream: cpuPercent(startUsage?.[0], endUsage?.[0]),
       gateway: cpuPercent(startUsage?.[1], endUsage?.[1]),
     },
     gatewayMemory: memory,
+    gatewayCounts: gateway ? counts : null,
     cpuProfile: servers.profileFile && profiling && !profileError ? servers.profileFile : null,
   };
 }
@@ -373,6 +493,7 @@ function addedLatency(scenarios: ScenarioResult[]): AddedLatency[] {
 function budgetCheck(scenarios: ScenarioResult[]) {
   const out: Array<{
     transport: BenchTransport;
+    target: { minReqPerSec: number; maxP99MsAt500: number };
     bestReqPerSec: number;
     p99At500: number | null;
     meets: boolean;
@@ -382,17 +503,162 @@ function budgetCheck(scenarios: ScenarioResult[]) {
       (s) => s.target === 'gateway' && s.upstream === 'fast' && s.transport === transport,
     );
     if (gw.length === 0) continue;
+    const target = transport === 'ws' ? WS_BUDGET : BUDGET;
     const best = Math.max(...gw.map((s) => s.reqPerSec));
     const at500 = gw.find((s) => s.sessions === 500);
     const p99 = at500 && at500.requests > 0 ? at500.latencyMs.p99 : null;
     out.push({
       transport,
+      target,
       bestReqPerSec: best,
       p99At500: p99,
-      meets: best >= BUDGET.minReqPerSec && (p99 === null || p99 <= BUDGET.maxP99MsAt500),
+      meets: best >= target.minReqPerSec && (p99 === null || p99 <= target.maxP99MsAt500),
     });
   }
   return out;
+}
+
+interface WsVsHttp {
+  sessions: number;
+  ws: { reqPerSec: number; msgPerSec: number; latencyMs: LoadResult['latencyMs'] };
+  streamableHttp: { reqPerSec: number; msgPerSec: number; latencyMs: LoadResult['latencyMs'] };
+  /** WebSocket throughput as a multiple of Streamable HTTP through the same gateway. */
+  throughputRatio: number;
+  /** WebSocket minus Streamable HTTP. */
+  latencyDiffMs: { p50: number; p90: number; p99: number };
+}
+
+/** tools/call over WebSocket vs Streamable HTTP, same gateway, same fast upstream, same level. */
+function wsVsHttp(scenarios: ScenarioResult[]): WsVsHttp[] {
+  const out: WsVsHttp[] = [];
+  const gw = scenarios.filter((s) => s.target === 'gateway' && s.upstream === 'fast' && s.requests > 0);
+  for (const w of gw.filter((s) => s.transport === 'ws')) {
+    const h = gw.find((s) => s.transport === 'streamable-http' && s.sessions === w.sessions);
+    if (!h) continue;
+    const pick = (x: ScenarioResult) => ({
+      reqPerSec: x.reqPerSec,
+      msgPerSec: x.msgPerSec,
+      latencyMs: x.latencyMs,
+    });
+    out.push({
+      sessions: w.sessions,
+      ws: pick(w),
+      streamableHttp: pick(h),
+      throughputRatio: round(w.reqPerSec / h.reqPerSec),
+      latencyDiffMs: {
+        p50: round(w.latencyMs.p50 - h.latencyMs.p50),
+        p90: round(w.latencyMs.p90 - h.latencyMs.p90),
+        p99: round(w.latencyMs.p99 - h.latencyMs.p99),
+      },
+    });
+  }
+  return out;
+}
+
+function idleBudget(results: IdleScenarioResult[]) {
+  return results
+    .filter((r) => r.perConnection && r.established > 0)
+    .map((r) => {
+      const target = IDLE_BUDGET[r.kind];
+      const pc = r.perConnection!;
+      return {
+        kind: r.kind,
+        connections: r.established,
+        target: { connections: 10_000, ...target },
+        rssBytesPerConnection: pc.gatewayRssBytes,
+        heapBytesPerSession: pc.gatewayHeapBytes,
+        meets:
+          r.established >= 10_000 &&
+          r.errors === 0 &&
+          pc.gatewayRssBytes <= target.maxRssBytes &&
+          pc.gatewayHeapBytes < target.maxHeapBytes,
+      };
+    });
+}
+
+interface CompressionSetting {
+  /** The gateway's WS_COMPRESSION (clients always offer permessage-deflate). */
+  compression: boolean;
+  thresholdBytes: number;
+  /** compressionConnections idle connections; `warm` = after each carried one large result. */
+  idle: IdleScenarioResult | null;
+  /** Closed loop of the large tools/call over WebSocket, per level. */
+  largeResult: ScenarioResult[];
+}
+
+interface CompressionReport {
+  /** Requested size of the large tool result's JSON text. */
+  largeResultBytes: number;
+  settings: CompressionSetting[];
+  /** On minus off. */
+  comparison: {
+    /** Per idle connection that never carried a large message (only the negotiated extension). */
+    idleRssBytesPerConnection: number | null;
+    idleHeapBytesPerConnection: number | null;
+    /** Per idle connection after it carried one large result (zlib state kept per connection). */
+    warmRssBytesPerConnection: number | null;
+    warmExternalBytesPerConnection: number | null;
+    /** TCP bytes from the gateway per large result, off and on, and the saving. */
+    wireBytesPerResult: { off: number | null; on: number | null; savedPercent: number | null };
+    perLevel: Array<{
+      sessions: number;
+      reqPerSec: { off: number; on: number };
+      latencyMs: { off: LoadResult['latencyMs']; on: LoadResult['latencyMs'] };
+      /** On minus off. */
+      latencyDiffMs: { p50: number; p99: number };
+    }>;
+  };
+}
+
+function compareCompression(largeResultBytes: number, settings: CompressionSetting[]): CompressionReport {
+  const off = settings.find((x) => !x.compression);
+  const on = settings.find((x) => x.compression);
+  const diff = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined ? null : a - b;
+  const wireOff = off?.largeResult.find((x) => x.wireBytesPerCall)?.wireBytesPerCall?.received ?? null;
+  const wireOn = on?.largeResult.find((x) => x.wireBytesPerCall)?.wireBytesPerCall?.received ?? null;
+  const perLevel: CompressionReport['comparison']['perLevel'] = [];
+  for (const a of off?.largeResult ?? []) {
+    const b = on?.largeResult.find((x) => x.sessions === a.sessions);
+    if (!b || a.requests === 0 || b.requests === 0) continue;
+    perLevel.push({
+      sessions: a.sessions,
+      reqPerSec: { off: a.reqPerSec, on: b.reqPerSec },
+      latencyMs: { off: a.latencyMs, on: b.latencyMs },
+      latencyDiffMs: {
+        p50: round(b.latencyMs.p50 - a.latencyMs.p50),
+        p99: round(b.latencyMs.p99 - a.latencyMs.p99),
+      },
+    });
+  }
+  return {
+    largeResultBytes,
+    settings,
+    comparison: {
+      idleRssBytesPerConnection: diff(
+        on?.idle?.perConnection?.gatewayRssBytes,
+        off?.idle?.perConnection?.gatewayRssBytes,
+      ),
+      idleHeapBytesPerConnection: diff(
+        on?.idle?.perConnection?.gatewayHeapBytes,
+        off?.idle?.perConnection?.gatewayHeapBytes,
+      ),
+      warmRssBytesPerConnection: diff(
+        on?.idle?.warm?.perConnection?.gatewayRssBytes,
+        off?.idle?.warm?.perConnection?.gatewayRssBytes,
+      ),
+      warmExternalBytesPerConnection: diff(
+        on?.idle?.warm?.perConnection?.gatewayExternalBytes,
+        off?.idle?.warm?.perConnection?.gatewayExternalBytes,
+      ),
+      wireBytesPerResult: {
+        off: wireOff,
+        on: wireOn,
+        savedPercent: wireOff && wireOn !== null ? Math.round((1 - wireOn / wireOff) * 1000) / 10 : null,
+      },
+      perLevel,
+    },
+  };
 }
 
 function gitInfo(): { commit: string | null; dirty: boolean | null } {
@@ -413,12 +679,18 @@ const mb = (bytes: number | undefined) =>
 function printSummary(report: {
   scenarios: ScenarioResult[];
   added: AddedLatency[];
+  wsHttp: WsVsHttp[];
   failures: Array<{ what: string; error: string }>;
   budget: ReturnType<typeof budgetCheck>;
+  idle: IdleScenarioResult[];
+  idleBudget: ReturnType<typeof idleBudget>;
+  compression: CompressionReport | null;
 }): void {
-  console.log(
-    '\ntransport        target   upstream       sess   req/s     p50     p90     p99     max  err   gw rss MB before/peak/afterGc',
-  );
+  if (report.scenarios.length > 0) {
+    console.log(
+      '\ntransport        target   upstream       sess   req/s     p50     p90     p99     max  err   gw rss MB before/peak/afterGc',
+    );
+  }
   for (const s of report.scenarios) {
     const m = s.gatewayMemory;
     console.log(
@@ -446,68 +718,139 @@ function printSummary(report: {
       );
     }
   }
+  if (report.wsHttp.length > 0) {
+    console.log(
+      '\nWebSocket vs Streamable HTTP through the gateway (fast upstream; msg/s = requests + responses):',
+    );
+    for (const w of report.wsHttp) {
+      console.log(
+        `  @${String(w.sessions).padEnd(4)} ws ${String(w.ws.msgPerSec).padStart(6)} msg/s p50/p90/p99 ` +
+          `${w.ws.latencyMs.p50.toFixed(2)}/${w.ws.latencyMs.p90.toFixed(2)}/${w.ws.latencyMs.p99.toFixed(2)} ms  ` +
+          `http ${String(w.streamableHttp.msgPerSec).padStart(6)} msg/s p50/p90/p99 ` +
+          `${w.streamableHttp.latencyMs.p50.toFixed(2)}/${w.streamableHttp.latencyMs.p90.toFixed(2)}/` +
+          `${w.streamableHttp.latencyMs.p99.toFixed(2)} ms  → ws ${w.throughputRatio.toFixed(2)}× throughput`,
+      );
+    }
+  }
   for (const b of report.budget) {
     console.log(
-      `budget (DESIGN §12, ≥ ${BUDGET.minReqPerSec} req/s, p99 ≤ ${BUDGET.maxP99MsAt500} ms @500) ${b.transport}: ` +
+      `budget (DESIGN §12, ≥ ${b.target.minReqPerSec} req/s, p99 ≤ ${b.target.maxP99MsAt500} ms @500) ${b.transport}: ` +
         `best ${b.bestReqPerSec} req/s, p99@500 ${b.p99At500 ?? '-'} ms → ${b.meets ? 'met' : 'NOT met'}`,
     );
+  }
+  if (report.idle.length > 0) {
+    console.log(
+      '\nidle     conns   open  err  establish   gw RSS MB before→after (afterClose)   per conn: RSS KB  heap KB' +
+        '   upstream RSS MB before→after  fds  fd limit',
+    );
+    for (const r of report.idle) {
+      const g = r.gateway;
+      const pc = r.perConnection;
+      console.log(
+        [
+          r.kind.padEnd(5),
+          String(r.connections).padStart(7),
+          String(r.established).padStart(6),
+          String(r.errors).padStart(4),
+          `${String(r.establishMs ?? '-').padStart(6)} ms`,
+          `   ${mb(g.before?.rss)} →${mb(g.after?.rss)} (${mb(g.afterClose?.rss).trim()})`.padEnd(36),
+          pc ? kb(pc.gatewayRssBytes).padStart(8) : '       -',
+          pc ? kb(pc.gatewayHeapBytes).padStart(8) : '       -',
+          `   ${mb(r.upstream.before?.rss)} →${mb(r.upstream.after?.rss)}`.padEnd(28),
+          String(g.counts?.openFds ?? '-').padStart(6),
+          String(g.counts?.fdLimit ?? '-').padStart(8),
+        ].join(' '),
+      );
+    }
+    for (const b of report.idleBudget) {
+      console.log(
+        `budget (DESIGN §12, 10,000 idle ${b.kind} at ≤ ${b.target.maxRssBytes / 1024} KB RSS and < ${b.target.maxHeapBytes / 1024} KB heap each): ` +
+          `${b.connections} open, ${kb(b.rssBytesPerConnection)} KB RSS, ${kb(b.heapBytesPerSession)} KB heap → ${b.meets ? 'met' : 'NOT met'}`,
+      );
+    }
+    console.log(`  (${IDLE_NOTE_SHORT})`);
+  }
+  const c = report.compression;
+  if (c && c.settings.length > 0) {
+    console.log(
+      `\nWebSocket permessage-deflate (threshold ${COMPRESSION_THRESHOLD} B, no context takeover):`,
+    );
+    for (const st of c.settings) {
+      const i = st.idle;
+      const pc = i?.perConnection;
+      const w = i?.warm?.perConnection;
+      console.log(
+        `  ${st.compression ? 'on ' : 'off'}: ${i?.established ?? 0} idle conns ${pc ? kb(pc.gatewayRssBytes) : '-'} KB RSS / ` +
+          `${pc ? kb(pc.gatewayHeapBytes) : '-'} KB heap each; after one ${Math.round(c.largeResultBytes / 1024)} KB result ` +
+          `${w ? kb(w.gatewayRssBytes) : '-'} KB RSS / ${w ? kb(w.gatewayExternalBytes) : '-'} KB external each` +
+          (i?.errors ? `  errors ${i.errors}` : ''),
+      );
+      for (const r of st.largeResult) {
+        console.log(
+          `       @${String(r.sessions).padEnd(4)} ${String(r.reqPerSec).padStart(6)} req/s  p50 ${fmt(r.latencyMs.p50)}  ` +
+            `p99 ${fmt(r.latencyMs.p99)} ms  ${r.wireBytesPerCall?.received ?? '-'} B on the wire per result` +
+            `  extensions "${r.negotiatedExtensions ?? ''}"` +
+            (r.errors ? `  errors ${r.errors}` : ''),
+        );
+      }
+    }
+    const cmp = c.comparison;
+    const kbOrDash = (n: number | null) => (n === null ? '-' : kb(n));
+    console.log(
+      `  on − off: idle ${kbOrDash(cmp.idleRssBytesPerConnection)} KB RSS per connection, ` +
+        `after a large result ${kbOrDash(cmp.warmRssBytesPerConnection)} KB RSS per connection; ` +
+        `wire ${cmp.wireBytesPerResult.off ?? '-'} → ${cmp.wireBytesPerResult.on ?? '-'} B per result ` +
+        `(${cmp.wireBytesPerResult.savedPercent ?? '-'} % saved)`,
+    );
+    for (const l of cmp.perLevel) {
+      console.log(
+        `  @${l.sessions}: latency on − off p50 ${l.latencyDiffMs.p50.toFixed(2)} ms, p99 ${l.latencyDiffMs.p99.toFixed(2)} ms; ` +
+          `throughput ${l.reqPerSec.off} → ${l.reqPerSec.on} req/s`,
+      );
+    }
   }
   for (const s of report.scenarios.filter((x) => x.errorSamples.length > 0)) {
     console.log(`\nerrors in ${s.transport} ${s.target} (${s.upstream}) @${s.sessions}:`);
     for (const e of s.errorSamples) console.log(`  ${e}`);
   }
+  const idleRuns = [...report.idle, ...(c?.settings.map((x) => x.idle).filter((x) => x !== null) ?? [])];
+  for (const r of idleRuns.filter((x) => x.errorSamples.length > 0)) {
+    console.log(`\nerrors in idle ${r.kind} × ${r.connections}${r.compression ? ' (compression on)' : ''}:`);
+    for (const e of r.errorSamples) console.log(`  ${e}`);
+  }
+  for (const st of c?.settings ?? []) {
+    for (const s of st.largeResult.filter((x) => x.errorSamples.length > 0)) {
+      console.log(
+        `\nerrors in large-result ws @${s.sessions} (compression ${st.compression ? 'on' : 'off'}):`,
+      );
+      for (const e of s.errorSamples) console.log(`  ${e}`);
+    }
+  }
   for (const f of report.failures) console.log(`\n${f.what} failed:\n${f.error}`);
 }
 
-async function main(): Promise<void> {
-  installExitHandlers();
-  const opts = parseOptions(process.argv.slice(2));
-  const started = new Date();
-  const cpuCount = cpus().length;
-  // Other work on the machine skews every figure; the load average at start says how much there was.
-  const loadAtStart = loadavg();
-  const stamp = started.toISOString().replace(/[:.]/g, '-');
-  // Profiles are large and machine-specific: kept beside the build output (ignored by git), not in results.
-  const profileDir = join(here, 'profiles');
-  if (opts.profile) mkdirSync(profileDir, { recursive: true });
-  const profileFile = (transport: BenchTransport, upstream: UpstreamKind, sessions: number) =>
-    opts.profile ? join(profileDir, `${stamp}-${transport}-${upstream}-${sessions}.cpuprofile`) : undefined;
-  console.log(
-    `MCP gateway bench — node ${process.version}, ${cpuCount} CPU(s) shared by load generator, gateway and upstream; ` +
-      `${opts.durationMs} ms per level after ${opts.warmupMs} ms warm-up; gateway LOG_LEVEL=${opts.logLevel}`,
-  );
-  if (loadAtStart[0] > cpuCount / 2) {
-    console.log(
-      `warning: load average ${loadAtStart[0].toFixed(2)} on ${cpuCount} CPU(s) before the run — ` +
-        'other work is using the cores, so these figures understate what the code can do',
-    );
-  }
-
-  const scenarios: ScenarioResult[] = [];
-  const failures: Array<{ what: string; error: string }> = [];
+/** Suite `load`: the closed-loop scenarios (direct, gateway, demo) over every transport and level. */
+async function runLoadSuite(
+  opts: Options,
+  profileFile: (t: BenchTransport, u: UpstreamKind, n: number) => string | undefined,
+  scenarios: ScenarioResult[],
+  failures: Array<{ what: string; error: string }>,
+): Promise<void> {
   const upstream = await startUpstream();
   try {
     if (opts.targets.includes('direct') || opts.targets.includes('gateway')) {
       let gateway: { child: BenchChild; url: string } | undefined;
       if (opts.targets.includes('gateway')) {
         try {
-          gateway = await startGateway(
-            'gateway (fast upstream)',
-            {
-              bench: {
-                mode: 'dedicated',
-                replicas: [{ transport: 'streamable-http', url: `${upstream.url}/mcp` }],
-              },
-            },
-            opts.logLevel,
-          );
+          gateway = await startGateway('gateway (fast upstream)', fastService(upstream.url), opts.logLevel);
         } catch (err) {
           failures.push({ what: 'starting the gateway (fast upstream)', error: (err as Error).message });
         }
       }
       try {
         for (const transport of opts.transports) {
-          if (opts.targets.includes('direct')) {
+          // The fast upstream speaks HTTP only: WebSocket is measured through the gateway.
+          if (opts.targets.includes('direct') && transport !== 'ws') {
             for (const n of opts.levels) {
               scenarios.push(
                 await runScenario(opts, transport, 'direct', 'fast', upstream.url, n, {
@@ -563,8 +906,196 @@ async function main(): Promise<void> {
   } finally {
     await stopChild(upstream.child);
   }
+}
+
+/**
+ * A fresh fast upstream and gateway for one idle or compression scenario, stopped afterwards:
+ * the baseline is an empty gateway, and SSE sessions (resumable until their idle timeout)
+ * cannot leak into the next scenario.
+ */
+async function withFreshGateway<T>(
+  name: string,
+  opts: Options,
+  env: Record<string, string>,
+  fn: (
+    upstream: { child: BenchChild; url: string },
+    gateway: { child: BenchChild; url: string },
+  ) => Promise<T>,
+): Promise<T> {
+  const upstream = await startUpstream(`fast upstream (${name})`);
+  try {
+    const gateway = await startGateway(`gateway (${name})`, fastService(upstream.url), opts.logLevel, env);
+    try {
+      return await fn(upstream, gateway);
+    } finally {
+      await stopChild(gateway.child);
+    }
+  } finally {
+    await stopChild(upstream.child);
+  }
+}
+
+/** Suite `idle`: idleConnections idle WebSocket / SSE connections held against a fresh gateway. */
+async function runIdleSuite(
+  opts: Options,
+  results: IdleScenarioResult[],
+  failures: Array<{ what: string; error: string }>,
+): Promise<void> {
+  for (const kind of opts.idleKinds) {
+    try {
+      results.push(
+        await withFreshGateway(`idle ${kind}`, opts, {}, (upstream, gateway) =>
+          runIdleScenario({
+            kind,
+            connections: opts.idleConnections,
+            workers: opts.idleWorkers,
+            holdMs: opts.idleHoldMs,
+            gateway: gateway.child,
+            gatewayUrl: gateway.url,
+            upstream: upstream.child,
+            wsCompression: false,
+            gatewayCompression: false,
+            label: `idle ${kind} × ${opts.idleConnections} (${opts.idleWorkers} workers)`,
+          }),
+        ),
+      );
+    } catch (err) {
+      failures.push({ what: `the idle ${kind} scenario`, error: (err as Error).message });
+    }
+  }
+}
+
+/** Suite `compression`: WebSocket permessage-deflate off vs on — idle cost and large-result savings. */
+async function runCompressionSuite(
+  opts: Options,
+  failures: Array<{ what: string; error: string }>,
+): Promise<CompressionReport> {
+  const tool = { name: 'large', arguments: { bytes: opts.largeBytes } };
+  const settings: CompressionSetting[] = [];
+  for (const compression of [false, true]) {
+    const name = `compression ${compression ? 'on' : 'off'}`;
+    try {
+      settings.push(
+        await withFreshGateway(
+          name,
+          opts,
+          {
+            WS_COMPRESSION: String(compression),
+            WS_COMPRESSION_THRESHOLD_BYTES: String(COMPRESSION_THRESHOLD),
+          },
+          async (upstream, gateway) => {
+            const setting: CompressionSetting = {
+              compression,
+              thresholdBytes: COMPRESSION_THRESHOLD,
+              idle: null,
+              largeResult: [],
+            };
+            setting.idle = await runIdleScenario({
+              kind: 'ws',
+              connections: opts.compressionConnections,
+              workers: Math.min(2, opts.idleWorkers),
+              holdMs: Math.min(1_000, opts.idleHoldMs),
+              gateway: gateway.child,
+              gatewayUrl: gateway.url,
+              upstream: upstream.child,
+              wsCompression: true,
+              gatewayCompression: compression,
+              warmTool: tool,
+              label: `ws ${name}: idle × ${opts.compressionConnections}`,
+            });
+            for (const n of opts.compressionLevels) {
+              setting.largeResult.push(
+                await runScenario(
+                  opts,
+                  'ws',
+                  'gateway',
+                  'fast',
+                  gateway.url,
+                  n,
+                  { upstream: upstream.child, gateway: gateway.child },
+                  {
+                    tool,
+                    wsCompression: true,
+                    durationMs: opts.compressionDurationMs,
+                    warmupMs: Math.min(500, opts.warmupMs),
+                    label: `${Math.round(opts.largeBytes / 1024)} KB result, ${name}`,
+                  },
+                ),
+              );
+            }
+            return setting;
+          },
+        ),
+      );
+    } catch (err) {
+      failures.push({ what: `the ${name} scenario`, error: (err as Error).message });
+    }
+  }
+  return compareCompression(opts.largeBytes, settings);
+}
+
+/** The gateway's default threshold, stated explicitly so the report says what was measured. */
+const COMPRESSION_THRESHOLD = 1024;
+
+async function main(): Promise<void> {
+  installExitHandlers();
+  const opts = parseOptions(process.argv.slice(2));
+  const started = new Date();
+  const cpuCount = cpus().length;
+  // Other work on the machine skews every figure; the load average at start says how much there was.
+  const loadAtStart = loadavg();
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  // Profiles are large and machine-specific: kept beside the build output (ignored by git), not in results.
+  const profileDir = join(here, 'profiles');
+  if (opts.profile) mkdirSync(profileDir, { recursive: true });
+  const profileFile = (transport: BenchTransport, upstream: UpstreamKind, sessions: number) =>
+    opts.profile ? join(profileDir, `${stamp}-${transport}-${upstream}-${sessions}.cpuprofile`) : undefined;
+  console.log(
+    `MCP gateway bench — node ${process.version}, ${cpuCount} CPU(s) shared by load generator, gateway and upstream; ` +
+      `${opts.durationMs} ms per level after ${opts.warmupMs} ms warm-up; gateway LOG_LEVEL=${opts.logLevel}; ` +
+      `suites ${opts.suites.join(', ')}`,
+  );
+  console.log(`load average at start: ${loadAtStart.map((x) => x.toFixed(2)).join(' ')}`);
+  if (loadAtStart[0] > cpuCount / 2) {
+    console.log(
+      `warning: load average ${loadAtStart[0].toFixed(2)} on ${cpuCount} CPU(s) before the run — ` +
+        'other work is using the cores, so these figures understate what the code can do',
+    );
+  }
+
+  // Idle connections need one fd each in the gateway: raise the children's limit (or say why not).
+  let fdLimit: FdLimitResult | null = null;
+  if (opts.suites.includes('idle') || opts.suites.includes('compression')) {
+    fdLimit = raiseChildFdLimit(opts.fdLimit);
+    console.log(`open files: ${fdLimit.note}`);
+    const needed = Math.max(opts.idleConnections, opts.compressionConnections) + 1_024;
+    if (fdLimit.applied < needed) {
+      console.log(
+        `warning: the gateway may run out of file descriptors (limit ${fdLimit.applied}, ~${needed} needed for ` +
+          `${opts.idleConnections} connections plus upstream sockets); EMFILE errors below are that limit, not the gateway`,
+      );
+    }
+  }
+
+  const scenarios: ScenarioResult[] = [];
+  const idle: IdleScenarioResult[] = [];
+  let compression: CompressionReport | null = null;
+  const failures: Array<{ what: string; error: string }> = [];
+  if (opts.suites.includes('load')) {
+    console.log('\nload (closed loop of tools/call):');
+    await runLoadSuite(opts, profileFile, scenarios, failures);
+  }
+  if (opts.suites.includes('idle')) {
+    console.log('\nidle connections (fresh gateway per transport):');
+    await runIdleSuite(opts, idle, failures);
+  }
+  if (opts.suites.includes('compression')) {
+    console.log('\nWebSocket compression (fresh gateway per setting):');
+    compression = await runCompressionSuite(opts, failures);
+  }
 
   const added = addedLatency(scenarios);
+  const wsHttp = wsVsHttp(scenarios);
   const budget = budgetCheck(scenarios);
   const report = {
     date: started.toISOString(),
@@ -575,14 +1106,23 @@ async function main(): Promise<void> {
     cpuModel: cpus()[0]?.model ?? null,
     totalMemoryBytes: totalmem(),
     loadAverageAtStart: loadAtStart.map(round),
+    loadAverageAtEnd: loadavg().map(round),
     git: gitInfo(),
     note:
       `All processes share ${cpuCount} CPU(s): direct = load worker + upstream, gateway = load worker + gateway + ` +
       'upstream, so gateway figures include CPU contention a production deployment would not have.',
     options: opts,
+    fdLimit,
     scenarios,
     addedLatency: added,
+    wsVsHttp: wsHttp,
     budget,
+    idle: {
+      note: IDLE_NOTE,
+      scenarios: idle,
+      budget: idleBudget(idle),
+    },
+    compression,
     failures,
   };
   mkdirSync(resultsDir, { recursive: true });
@@ -590,11 +1130,30 @@ async function main(): Promise<void> {
   const text = `${JSON.stringify(report, null, 2)}\n`;
   writeFileSync(file, text);
   writeFileSync(join(resultsDir, 'latest.json'), text);
-  printSummary({ scenarios, added, failures, budget });
+  printSummary({
+    scenarios,
+    added,
+    wsHttp,
+    failures,
+    budget,
+    idle,
+    idleBudget: report.idle.budget,
+    compression,
+  });
   console.log(`\nresults: ${file}`);
   const seconds = ((Date.now() - started.getTime()) / 1000).toFixed(1);
-  console.log(`total ${seconds} s`);
+  console.log(`total ${seconds} s; load average at end ${report.loadAverageAtEnd.join(' ')}`);
 }
+
+const IDLE_NOTE_SHORT =
+  'each idle session also holds an upstream lease in dedicated mode; upstream RSS is shown separately';
+const IDLE_NOTE =
+  'Each idle WebSocket / SSE connection is a gateway session, and in dedicated mode every session holds an ' +
+  'upstream lease: an upstream connection object in the gateway (for a Streamable HTTP upstream, a HEAD on start; ' +
+  'the upstream MCP session itself is created by initialize, which these idle connections never send). ' +
+  'So the gateway figures include the lease, and the upstream (the fast one) is reported separately. ' +
+  'perConnection = (after − before) / open connections, both samples after a full GC. Kernel socket buffers ' +
+  'are not part of RSS.';
 
 main().then(
   () => process.exit(0),
