@@ -95,9 +95,9 @@ export class SessionRegistry {
   }
 
   /** Ends a session (DELETE, expiry, shutdown). */
-  end(session: Session, reason: string): void {
+  end(session: Session, reason: string, code?: number): void {
     this.store.delete(session.id);
-    session.close(reason);
+    session.close(reason, code);
   }
 
   get size(): number {
@@ -124,8 +124,9 @@ export class SessionRegistry {
     return ended;
   }
 
-  closeAll(reason: string): void {
-    for (const session of [...this.store.values()]) this.end(session, reason);
+  /** Ends every session; `code` tells WebSocket clients why (1001 when the gateway shuts down). */
+  closeAll(reason: string, code?: number): void {
+    for (const session of [...this.store.values()]) this.end(session, reason, code);
   }
 }
 

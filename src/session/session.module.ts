@@ -19,6 +19,9 @@ import type { Session, SessionHooks } from './session';
 import { SessionRegistry } from './session-registry';
 import { InMemorySessionStore } from './session-store';
 
+/** WebSocket "going away": what clients are told when the gateway shuts down. */
+const GOING_AWAY = 1001;
+
 /** What sessions report to the rest of the gateway: S1 events, metrics, logs. */
 @Injectable()
 export class GatewaySessionHooks implements SessionHooks {
@@ -117,7 +120,7 @@ export class SessionService
         await new Promise((r) => setTimeout(r, 25));
       }
       this.stop();
-      this.closeAll('gateway shutting down');
+      this.closeAll('gateway shutting down', GOING_AWAY);
     })();
     return this.draining;
   }
@@ -134,7 +137,7 @@ export class SessionService
 
   onApplicationShutdown(): void {
     this.stop();
-    this.closeAll('gateway shutting down');
+    this.closeAll('gateway shutting down', GOING_AWAY);
   }
 }
 
