@@ -13,6 +13,14 @@ import type { UpstreamConnection, UpstreamLease, UpstreamSink } from '../upstrea
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { Outbox, type OutboxLimits } from './outbox';
 
+/** The empty map every session starts with; writing to it is a bug, so it refuses. */
+class EmptyMap extends Map<any, any> {
+  override set(): this {
+    throw new Error('internal: write to the shared empty map');
+  }
+}
+const NO_ENTRIES: Map<any, any> = new EmptyMap();
+
 /** Close code for a session ended by outbox overflow (WebSocket 4008; HTTP streams end with an error event). */
 export const SESSION_OVERFLOW_CODE = 4008;
 
@@ -81,21 +89,23 @@ export class Session implements ChannelListener, UpstreamSink {
 
   /** WebSocket or legacy SSE connection: receives every message of every stream. */
   private primary: ClientChannel | undefined = undefined;
-  private readonly streams = new Map<number, StreamState>();
+  // Maps start as the shared empty sentinel and are allocated on first write: an idle
+  // session holds five references instead of five empty Maps.
+  private streams: Map<number, StreamState> = NO_ENTRIES;
   private nextStream = 1;
   /** Highest seq of the standalone stream handed to a channel, so a fresh GET gets what waited. */
   private standaloneSentThrough = 0;
 
-  private readonly inFlight = new Map<string, InFlight>();
-  private readonly progressTokens = new Map<string, string>();
-  private readonly completed = new Map<string, number>();
+  private inFlight: Map<string, InFlight> = NO_ENTRIES;
+  private progressTokens: Map<string, string> = NO_ENTRIES;
+  private completed: Map<string, number> = NO_ENTRIES;
   /** Server→client requests awaiting the client's answer, by id, with the connection that asked. */
-  private readonly serverRequests = new Map<string, UpstreamConnection>();
+  private serverRequests: Map<string, UpstreamConnection> = NO_ENTRIES;
 
   private lease: UpstreamLease | undefined = undefined;
   private upstreamError: string | undefined = undefined;
   /** Client messages that arrived before the upstream lease was ready. */
-  private waiting: Array<{ message: JsonRpcMessage; raw: string | undefined }> | undefined = [];
+  private waiting: Array<{ message: JsonRpcMessage; raw: string | undefined }> | undefined = undefined;
   private pausedUpstream = false;
 
   constructor(private readonly options: SessionOptions) {
@@ -139,6 +149,7 @@ export class Session implements ChannelListener, UpstreamSink {
   openStream(channel: ClientChannel): number {
     const stream = this.nextStream++;
     channel.listener = this;
+    if (this.streams === NO_ENTRIES) this.streams = new Map();
     this.streams.set(stream, { channel, pending: 0, sealed: false });
     return stream;
   }
@@ -161,6 +172,7 @@ export class Session implements ChannelListener, UpstreamSink {
     const state = this.streams.get(STANDALONE_STREAM);
     const previous = state?.channel;
     channel.listener = this;
+    if (this.streams === NO_ENTRIES) this.streams = new Map();
     this.streams.set(STANDALONE_STREAM, { channel, pending: 0, sealed: false });
     if (previous && previous !== channel && !previous.closed) {
       previous.listener = undefined;
@@ -187,6 +199,7 @@ export class Session implements ChannelListener, UpstreamSink {
         previous.close(409, 'replaced by a resumed stream');
       }
       state = { channel, pending: 0, sealed: false };
+      if (this.streams === NO_ENTRIES) this.streams = new Map();
       this.streams.set(stream, state);
     } else if (state) {
       state.channel = channel;
@@ -290,8 +303,12 @@ export class Session implements ChannelListener, UpstreamSink {
         return false;
       }
       const token = progressTokenOf(message);
+      if (this.inFlight === NO_ENTRIES) this.inFlight = new Map();
       this.inFlight.set(key, { stream, progressToken: token });
-      if (token !== undefined) this.progressTokens.set(tokenKey(token), key);
+      if (token !== undefined) {
+        if (this.progressTokens === NO_ENTRIES) this.progressTokens = new Map();
+        this.progressTokens.set(tokenKey(token), key);
+      }
       const state = this.streams.get(stream);
       if (state) state.pending++;
       if (message.method === Method.Initialize) this.noteInitialize(message);
@@ -335,7 +352,7 @@ export class Session implements ChannelListener, UpstreamSink {
     } else if (this.upstreamError !== undefined) {
       this.failRequest(message, this.upstreamError);
     } else {
-      this.waiting!.push({ message, raw });
+      (this.waiting ??= []).push({ message, raw });
     }
   }
 
@@ -385,7 +402,10 @@ export class Session implements ChannelListener, UpstreamSink {
       return;
     }
     stream = this.streamFor(message, related);
-    if (isRequest(message)) this.serverRequests.set(idKey(message.id), this.lease!.connection);
+    if (isRequest(message)) {
+      if (this.serverRequests === NO_ENTRIES) this.serverRequests = new Map();
+      this.serverRequests.set(idKey(message.id), this.lease!.connection);
+    }
     this.deliverTo(stream, text);
   }
 
@@ -400,7 +420,7 @@ export class Session implements ChannelListener, UpstreamSink {
         undefined,
       );
     }
-    this.serverRequests.clear();
+    this.serverRequests = NO_ENTRIES;
   }
 
   private noteInitializeResult(message: JsonRpcMessage): void {
@@ -519,6 +539,7 @@ export class Session implements ChannelListener, UpstreamSink {
   }
 
   private rememberCompleted(key: string, entry: { seq: number }): void {
+    if (this.completed === NO_ENTRIES) this.completed = new Map();
     this.completed.set(key, entry.seq);
     if (this.completed.size > this.options.dedupeWindow) {
       const oldest = this.completed.keys().next().value as string;
@@ -553,7 +574,7 @@ export class Session implements ChannelListener, UpstreamSink {
     if (this.primary) channels.add(this.primary);
     for (const s of this.streams.values()) if (s.channel) channels.add(s.channel);
     this.primary = undefined;
-    this.streams.clear();
+    this.streams = NO_ENTRIES;
     for (const c of channels) {
       c.listener = undefined;
       if (!c.closed) c.close(code, reason);
@@ -564,10 +585,10 @@ export class Session implements ChannelListener, UpstreamSink {
       this.lease = undefined;
     }
     this.waiting = undefined;
-    this.inFlight.clear();
-    this.progressTokens.clear();
-    this.completed.clear();
-    this.serverRequests.clear();
+    this.inFlight = NO_ENTRIES;
+    this.progressTokens = NO_ENTRIES;
+    this.completed = NO_ENTRIES;
+    this.serverRequests = NO_ENTRIES;
     this.outbox.clear();
     this.options.hooks.sessionClosed(this, reason);
   }
