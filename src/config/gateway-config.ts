@@ -101,10 +101,13 @@ export const EnvSchema = z.object({
   SESSION_IDLE_TIMEOUT_MS: int(1000).default(10 * 60 * 1000),
   /** How often the one shared timer looks for idle sessions. */
   SESSION_SWEEP_INTERVAL_MS: int(100).default(5000),
-  /** Server→client messages a session keeps for resume. */
-  OUTBOX_MAX_MESSAGES: int(1).default(1000),
-  /** Bytes of server→client messages a session keeps for resume. */
-  OUTBOX_MAX_BYTES: int(1024).default(4 * 1024 * 1024),
+  /**
+   * Server→client messages a session keeps for resume. Clients rarely acknowledge, so a busy
+   * session holds this many: it is the window a reconnecting client can still recover.
+   */
+  OUTBOX_MAX_MESSAGES: int(1).default(512),
+  /** Bytes of server→client messages a session keeps for resume (also the slow-reader bound). */
+  OUTBOX_MAX_BYTES: int(1024).default(2 * 1024 * 1024),
   /** Client requests a session may have waiting for the upstream. */
   MAX_IN_FLIGHT_PER_SESSION: int(1).default(256),
   /** Completed request ids remembered per session for de-duplication of re-sent requests. */
