@@ -3,6 +3,7 @@ import { EventEmitterModule } from '@nestjs/event-emitter';
 import { LoggerModule } from 'nestjs-pino';
 import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
+import { HealthController } from './observability/health.controller';
 import { ObservabilityModule } from './observability/observability.module';
 import { PoolModule } from './pool/pool.module';
 import { RoutingModule } from './routing/routing.module';
@@ -25,6 +26,11 @@ export class AppModule {
             autoLogging: false,
             quietReqLogger: true,
           },
+          // The request logger (a child logger with a correlation id, kept in AsyncLocalStorage) only for
+          // the Nest controllers, where request-scoped logs happen. The MCP transports' routes (/mcp,
+          // /sse, /messages) are the hot path: there pino-http cost ~11 % of the gateway's CPU even at
+          // LOG_LEVEL=warn, and what they log names the session and client instead.
+          forRoutes: [HealthController],
         }),
         EventEmitterModule.forRoot({ wildcard: false, maxListeners: 50 }),
         VsmModule,

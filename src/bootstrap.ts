@@ -1,4 +1,6 @@
 import 'reflect-metadata';
+import http, { type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
@@ -7,6 +9,10 @@ import type { GatewayConfig, GatewayConfigOverrides } from './config/gateway-con
 import { loadConfig } from './config/load-config';
 import { registerRawBodyParser } from './transports/http/raw-body';
 import { readTlsFiles } from './transports/http/tls';
+import {
+  RAW_REQUEST_HANDLER,
+  type RawRequestServer,
+} from './transports/streamable-http/streamable-http.routes';
 
 export interface BootstrapOptions {
   /** Environment to read (defaults to process.env). */
@@ -26,9 +32,13 @@ export interface Gateway {
  */
 export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway> {
   const config = loadConfig(options.env ?? process.env, options.config);
+  const tls = config.tls ? readTlsFiles(config.tls) : undefined;
   const adapter = new FastifyAdapter({
     // One port for every transport: with a certificate it speaks HTTPS and WSS.
-    ...(config.tls ? { https: readTlsFiles(config.tls) } : {}),
+    ...(tls ? { https: tls } : {}),
+    // Our own server, so the MCP endpoint's hot path can skip Fastify (see RAW_REQUEST_HANDLER).
+    serverFactory: (fastifyHandler: RequestListener, options: ServerTimeouts) =>
+      createServer(tls, fastifyHandler, options),
     bodyLimit: config.maxBodyBytes,
     // Client-supplied request ids are not trusted; correlation ids are generated per request.
     requestIdHeader: false,
@@ -46,6 +56,37 @@ export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway
   app.enableShutdownHooks();
   await app.init();
   return { app, config };
+}
+
+type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** The Fastify options its own server factory applies to the server (Fastify's defaults when unset). */
+interface ServerTimeouts {
+  keepAliveTimeout?: number;
+  requestTimeout?: number;
+  connectionTimeout?: number;
+  maxRequestsPerSocket?: number | null;
+}
+
+/**
+ * The Node HTTP(S) server, configured as Fastify configures its own, that offers each request to
+ * the transport that registered a raw handler on it (the Streamable HTTP endpoint) before Fastify.
+ */
+function createServer(
+  tls: ReturnType<typeof readTlsFiles> | undefined,
+  fastifyHandler: RequestListener,
+  options: ServerTimeouts,
+): HttpServer {
+  const server: RawRequestServer = tls ? https.createServer(tls) : http.createServer();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const raw = server[RAW_REQUEST_HANDLER];
+    if (raw === undefined || !raw(req, res)) fastifyHandler(req, res);
+  });
+  server.keepAliveTimeout = options.keepAliveTimeout ?? 72_000;
+  server.requestTimeout = options.requestTimeout ?? 0;
+  server.setTimeout(options.connectionTimeout ?? 0);
+  if (options.maxRequestsPerSocket) server.maxRequestsPerSocket = options.maxRequestsPerSocket;
+  return server;
 }
 
 /** Listens on the configured host/port; returns the base URL. */

@@ -13,11 +13,12 @@ import {
 import type { ReplicaConfig } from '../config/gateway-config';
 import {
   abortForTimeout,
-  discardBody,
+  HttpCall,
   parseUpstreamText,
   PauseGate,
   Sleeper,
   SseParser,
+  type ChunkSink,
   type SseHandler,
 } from './streamable-http.upstream';
 import type { UpstreamOptions } from './upstream.factory';
@@ -40,7 +41,7 @@ interface Queued {
  * POST to that endpoint, answered 202. The stream cannot tell which request a message relates to, so
  * `related` is always undefined.
  */
-export class SseUpstream implements UpstreamConnection, SseHandler {
+export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
   readonly kind = 'sse' as const;
   sink: UpstreamSink | undefined = undefined;
 
@@ -51,7 +52,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler {
   /** The endpoint of the previous stream: the same one again means the session was resumed. */
   private previousEndpoint: string | undefined = undefined;
   private parser: SseParser;
-  private streamAbort: AbortController | undefined = undefined;
+  private streamAbort: HttpCall | undefined = undefined;
   private connectTimer: NodeJS.Timeout | undefined = undefined;
   private endpointWaiter: { resolve: () => void; reject: (err: Error) => void } | undefined = undefined;
   /** Requests posted whose responses have not come back, so a lost session can answer them. */
@@ -59,7 +60,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler {
   private queue: Queued[] = [];
   private reconnecting = false;
   private closed = false;
-  private readonly active = new Set<AbortController>();
+  private readonly active = new Set<HttpCall>();
   private readonly gate = new PauseGate();
   private readonly sleeper = new Sleeper();
 
@@ -118,7 +119,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler {
     this.sleeper.wakeAll();
     this.gate.resume();
     this.streamAbort?.abort(new Error('connection closed'));
-    for (const ac of this.active) ac.abort(new Error('connection closed'));
+    for (const call of this.active) call.abort(new Error('connection closed'));
     this.active.clear();
     return Promise.resolve();
   }
@@ -138,53 +139,41 @@ export class SseUpstream implements UpstreamConnection, SseHandler {
     // A resumable server (this gateway's own /sse, for one) continues the same session from here.
     if (this.parser.lastEventId) headers[Header.LastEventId] = this.parser.lastEventId;
     this.parser.reset();
-    const ac = new AbortController();
-    this.streamAbort = ac;
+    const call = new HttpCall();
+    this.streamAbort = call;
     const waited = new Promise<void>((resolve, reject) => (this.endpointWaiter = { resolve, reject }));
     this.connectTimer = setTimeout(
       abortForTimeout,
       this.options.connectTimeoutMs,
-      ac,
+      call,
       `no endpoint event within ${this.options.connectTimeoutMs} ms`,
     );
-    void this.openAndRead(url, headers, ac);
+    void this.openAndRead(url, headers, call);
     return waited;
   }
 
-  private async openAndRead(
-    url: string,
-    headers: Record<string, string>,
-    ac: AbortController,
-  ): Promise<void> {
+  private async openAndRead(url: string, headers: Record<string, string>, call: HttpCall): Promise<void> {
     let why = 'stream ended';
     try {
-      const res = await fetch(url, { method: 'GET', headers, signal: ac.signal });
-      const type = res.headers.get('content-type') ?? '';
+      const { origin, pathname, search } = new URL(url);
+      const res = await call.send(origin, pathname + search, 'GET', headers, undefined);
+      const type = res.header('content-type') ?? '';
       if (res.status !== 200 || !type.includes('text/event-stream')) {
-        discardBody(res);
+        res.discard();
         throw new Error(`HTTP ${res.status}${res.status === 200 ? ` (${type})` : ''}`);
       }
-      if (!res.body) throw new Error('empty body');
-      const reader = res.body.getReader();
-      try {
-        for (;;) {
-          if (this.gate.paused) {
-            await this.gate.wait();
-            if (this.closed) break;
-          }
-          const { done, value } = await reader.read();
-          if (done) break;
-          this.parser.pushBytes(value);
-        }
-      } catch (err) {
-        reader.cancel().catch(() => undefined);
-        throw err;
-      }
+      // While the gate is paused nothing is read, so TCP pushes back on the upstream.
+      await res.stream(this, this.gate);
     } catch (err) {
       why = describeError(err);
     }
-    if (this.closed || ac !== this.streamAbort) return;
+    if (this.closed || call !== this.streamAbort) return;
     this.streamEnded(why);
+  }
+
+  /** A body chunk of the stream (ChunkSink). */
+  chunk(bytes: Buffer): void {
+    this.parser.pushBytes(bytes);
   }
 
   sseEvent(data: string, event: string): void {
@@ -305,23 +294,19 @@ export class SseUpstream implements UpstreamConnection, SseHandler {
       ...(this.replica as SseReplica).headers,
       'content-type': 'application/json',
     };
-    const ac = new AbortController();
-    this.active.add(ac);
+    const call = new HttpCall();
+    this.active.add(call);
     // The legacy transport answers every POST with 202 at once; the real answer comes on the stream.
     const timer = setTimeout(
       abortForTimeout,
       this.options.connectTimeoutMs,
-      ac,
+      call,
       `no response within ${this.options.connectTimeoutMs} ms`,
     );
     try {
-      const res = await fetch(endpoint, {
-        method: 'POST',
-        headers,
-        body: raw ?? JSON.stringify(message),
-        signal: ac.signal,
-      });
-      discardBody(res);
+      const { origin, pathname, search } = new URL(endpoint);
+      const res = await call.send(origin, pathname + search, 'POST', headers, raw ?? JSON.stringify(message));
+      res.discard();
       if (!res.ok) {
         if (res.status === 404 && endpoint === this.endpoint) {
           // The server forgot this session: dropping the stream makes the reader re-open it
@@ -339,7 +324,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler {
       if (!this.closed) this.fail(message, `Upstream unreachable: ${describeError(err)}`);
     } finally {
       clearTimeout(timer);
-      this.active.delete(ac);
+      this.active.delete(call);
     }
   }
 

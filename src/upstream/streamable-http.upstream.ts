@@ -1,4 +1,6 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { Logger } from '@nestjs/common';
+import { Agent, type Dispatcher } from 'undici';
 import {
   checkShape,
   ErrorCode,
@@ -171,6 +173,267 @@ export class SseParser {
 }
 
 // ---------------------------------------------------------------------------------------------
+// HTTP client (undici's dispatcher API, shared with the legacy SSE upstream)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * One keep-alive connection pool per upstream origin for the whole process (undici's Agent keeps a
+ * Pool per origin), with undici's defaults — the same ones Node's fetch uses.
+ *
+ * The dispatcher API instead of fetch: fetch wraps every exchange in Request/Response/Headers
+ * objects, WHATWG streams and an AbortSignal, which cost more CPU than the forwarding itself at a
+ * few thousand requests a second. Here one small handler object per exchange gets the status, the
+ * headers and the body chunks directly.
+ */
+const agent = new Agent();
+
+/** Something an exchange can be aborted through (an HttpCall, or a test's stand-in). */
+export interface Abortable {
+  abort(reason: Error): void;
+}
+
+export function abortForTimeout(target: Abortable, what: string): void {
+  target.abort(new Error(what));
+}
+
+/** Receives the body of an HttpCall chunk by chunk (see {@link HttpCall.stream}). */
+export interface ChunkSink {
+  chunk(bytes: Buffer): void;
+}
+
+const enum BodyMode {
+  /** Nobody asked for the body yet: chunks are kept. */
+  Buffer = 0,
+  /** text(): chunks are kept until the end (bounded). */
+  Collect = 1,
+  /** stream(): chunks go to the sink as they arrive. */
+  Stream = 2,
+  /** discard(): chunks are dropped (bounded; past the bound the exchange is aborted). */
+  Discard = 3,
+}
+
+/** What a discarded body may still carry before we cut the connection rather than read it all. */
+const DISCARD_LIMIT = 64 * 1024;
+
+/**
+ * One HTTP exchange with an upstream, as an undici dispatch handler. {@link HttpCall.send} resolves
+ * when the status and headers are in (like fetch); the body is then read with text(), stream() or
+ * discard(). Errors before the headers reject send(); errors after them reject the body reader.
+ */
+export class HttpCall implements Dispatcher.DispatchHandler, Abortable {
+  status = 0;
+  headers: IncomingHttpHeaders = NO_HEADERS;
+  private controller: Dispatcher.DispatchController | undefined = undefined;
+  private abortReason: Error | undefined = undefined;
+  private mode = BodyMode.Buffer;
+  private chunks: Buffer[] | undefined = undefined;
+  private received = 0;
+  private limit = 0;
+  private ended = false;
+  private error: Error | undefined = undefined;
+  private sink: ChunkSink | undefined = undefined;
+  private gate: PauseGate | undefined = undefined;
+  /** Settles send() (headers) and then the body reader: one pending promise at a time. */
+  private resolveWait: ((value: unknown) => void) | undefined = undefined;
+  private rejectWait: ((err: Error) => void) | undefined = undefined;
+
+  /** Starts the exchange; resolves with this call once the response headers are in. */
+  send(
+    origin: string,
+    path: string,
+    method: Dispatcher.HttpMethod,
+    headers: Record<string, string>,
+    body: string | undefined,
+  ): Promise<HttpCall> {
+    const waited = this.wait<HttpCall>();
+    agent.dispatch({ origin, path, method, headers, body }, this);
+    return waited;
+  }
+
+  /** The whole body is in (and no error): text() would resolve at once. */
+  get complete(): boolean {
+    return this.ended && this.error === undefined;
+  }
+
+  get ok(): boolean {
+    return this.status >= 200 && this.status < 300;
+  }
+
+  /** A response header as one string (the first value when repeated). */
+  header(name: string): string | undefined {
+    const v = this.headers[name];
+    return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
+  }
+
+  abort(reason: Error): void {
+    if (this.ended || this.error) return;
+    this.abortReason = reason;
+    // Not on a socket yet: onRequestStart aborts it as soon as undici hands it one.
+    if (this.controller) this.controller.abort(reason);
+  }
+
+  /**
+   * The whole body as text. Past `limit` bytes the connection is cut and what arrived is returned;
+   * with `tolerant` a broken body also gives what arrived instead of rejecting.
+   */
+  text(limit = Number.MAX_SAFE_INTEGER, tolerant = false): Promise<string> {
+    this.mode = BodyMode.Collect;
+    this.limit = limit;
+    if (this.error) return tolerant ? Promise.resolve(this.takeText()) : Promise.reject(this.error);
+    if (this.ended) return Promise.resolve(this.takeText());
+    const read = this.wait<void>();
+    const take = takeTextOf.bind(undefined, this);
+    return tolerant ? read.then(take, take) : read.then(take);
+  }
+
+  /**
+   * Hands every body chunk to `sink` as it arrives; resolves at the end of the body. While `gate`
+   * is paused no more is read (TCP then pushes back on the upstream).
+   */
+  stream(sink: ChunkSink, gate: PauseGate | undefined): Promise<void> {
+    this.mode = BodyMode.Stream;
+    this.sink = sink;
+    this.gate = gate;
+    const kept = this.chunks;
+    this.chunks = undefined;
+    if (kept) for (const c of kept) if (!this.deliverChunk(c)) break;
+    if (this.error) return Promise.reject(this.error);
+    if (this.ended) return Promise.resolve();
+    return this.wait<void>();
+  }
+
+  /** Drops the body (so the socket can be reused); a long one is cut off instead. */
+  discard(): void {
+    this.mode = BodyMode.Discard;
+    this.chunks = undefined;
+    if (this.ended || this.error) return;
+    if (this.received > DISCARD_LIMIT || this.header('content-type')?.includes('text/event-stream')) {
+      this.abort(new Error('body discarded'));
+    }
+  }
+
+  // ------------------------------------------------------------------ undici DispatchHandler
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abortReason) controller.abort(this.abortReason);
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    this.status = statusCode;
+    this.headers = headers;
+    this.settle(this, undefined);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.received += chunk.length;
+    switch (this.mode) {
+      case BodyMode.Stream:
+        this.deliverChunk(chunk);
+        return;
+      case BodyMode.Discard:
+        if (this.received > DISCARD_LIMIT) controller.abort(new Error('body discarded'));
+        return;
+      case BodyMode.Collect:
+        if (this.received > this.limit) {
+          // Enough to explain a failure: stop reading and give back what we have.
+          (this.chunks ??= []).push(chunk);
+          this.ended = true;
+          controller.abort(new Error('body too large'));
+          this.settle(undefined, undefined);
+          return;
+        }
+        (this.chunks ??= []).push(chunk);
+        return;
+      default:
+        (this.chunks ??= []).push(chunk);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.ended = true;
+    this.settle(undefined, undefined);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.ended) return;
+    // Network errors say which socket error it was, as fetch's "cause" does.
+    const code = (err as { code?: unknown }).code;
+    this.error = typeof code === 'string' && err !== this.abortReason ? new NetworkError(err) : err;
+    this.settle(undefined, this.error);
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  /** Passes one chunk to the stream sink; false when the exchange stopped meanwhile. */
+  private deliverChunk(chunk: Buffer): boolean {
+    try {
+      this.sink!.chunk(chunk);
+    } catch (err) {
+      this.abort(err as Error);
+      return false;
+    }
+    const gate = this.gate;
+    if (gate?.paused && this.controller && !this.controller.paused) {
+      this.controller.pause();
+      gate.wait().then(resumeCall.bind(undefined, this), ignore);
+    }
+    return true;
+  }
+
+  /** Called when the pause gate opens again. */
+  resumeReading(): void {
+    const controller = this.controller;
+    if (controller && controller.paused && !controller.aborted) controller.resume();
+  }
+
+  /** The collected body as text (once). */
+  takeText(): string {
+    const chunks = this.chunks;
+    this.chunks = undefined;
+    if (!chunks) return '';
+    return chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
+  }
+
+  private wait<T>(): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.resolveWait = resolve as (value: unknown) => void;
+      this.rejectWait = reject;
+    });
+  }
+
+  private settle(value: unknown, err: Error | undefined): void {
+    const resolve = this.resolveWait;
+    const reject = this.rejectWait;
+    this.resolveWait = undefined;
+    this.rejectWait = undefined;
+    if (err) reject?.(err);
+    else resolve?.(value);
+  }
+}
+
+const NO_HEADERS: IncomingHttpHeaders = {};
+
+function takeTextOf(call: HttpCall): string {
+  return call.takeText();
+}
+
+function resumeCall(call: HttpCall): void {
+  call.resumeReading();
+}
+
+/** A socket-level failure, worded like fetch's ("fetch failed" with the socket error as cause). */
+class NetworkError extends Error {
+  constructor(cause: Error) {
+    super('fetch failed', { cause });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Small shared helpers
 // ---------------------------------------------------------------------------------------------
 
@@ -192,39 +455,13 @@ export function parseUpstreamText(text: string): JsonRpcMessage | JsonRpcMessage
   return checkShape(value) ?? (value as JsonRpcMessage);
 }
 
-export function abortForTimeout(ac: AbortController, what: string): void {
-  ac.abort(new Error(what));
-}
-
-/** Drops a response body we do not read, so undici can reuse the socket. */
-export function discardBody(res: Response): void {
-  if (res.body && !res.bodyUsed) res.body.cancel().catch(ignore);
-}
-
 export function ignore(): void {
   // deliberately empty: best-effort operations whose failure changes nothing
 }
 
 /** Text of a small error body (bounded: a misbehaving server must not make us read megabytes). */
-export async function readSmallText(res: Response, limit = 64 * 1024): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      if (text.length > limit) {
-        await reader.cancel();
-        break;
-      }
-    }
-  } catch {
-    // a broken error body: whatever arrived is enough to explain the failure
-  }
-  return text;
+export function readSmallText(res: HttpCall, limit = 64 * 1024): Promise<string> {
+  return res.text(limit, true);
 }
 
 /** The JSON-RPC error object inside an error body, if the upstream sent one. */
@@ -287,6 +524,12 @@ export class Sleeper {
   }
 }
 
+function withPostFields(headers: Record<string, string>): Record<string, string> {
+  headers['content-type'] = 'application/json';
+  headers.accept = 'application/json, text/event-stream';
+  return headers;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Streamable HTTP upstream
 // ---------------------------------------------------------------------------------------------
@@ -302,7 +545,7 @@ interface Outgoing {
  * One SSE response stream: a POST's (carrying the answer to `requestId`), the same stream resumed
  * by GET + Last-Event-ID, or the standalone GET stream (`requestId` undefined).
  */
-class StreamState implements SseHandler {
+class StreamState implements SseHandler, ChunkSink {
   /** The response to requestId has arrived: nothing left to resume. */
   answered = false;
   /** The server's `retry:` hint (2025-11-25 polling: reconnect after this many ms). */
@@ -322,6 +565,11 @@ class StreamState implements SseHandler {
     return this.sse;
   }
 
+  /** A body chunk of the SSE response (ChunkSink). */
+  chunk(bytes: Buffer): void {
+    this.parser.pushBytes(bytes);
+  }
+
   sseEvent(data: string, event: string): void {
     if (event !== 'message') return;
     this.delivered++;
@@ -334,8 +582,8 @@ class StreamState implements SseHandler {
 }
 
 /**
- * A raw JSON-RPC client of the MCP Streamable HTTP transport (2025-03-26 … 2025-11-25) on Node's
- * fetch. Every client message is one POST; the answer comes back as JSON or as an SSE stream that
+ * A raw JSON-RPC client of the MCP Streamable HTTP transport (2025-03-26 … 2025-11-25) on undici's
+ * dispatcher (see HttpCall). Every client message is one POST; the answer comes back as JSON or as an SSE stream that
  * may also carry the request's progress, logs and server→client requests (delivered with that
  * request's id as `related`). The standalone GET stream carries everything else.
  */
@@ -345,6 +593,9 @@ export class StreamableHttpUpstream implements UpstreamConnection {
 
   private readonly logger: Logger;
   private readonly url: string;
+  /** The URL split the way undici's dispatcher takes it. */
+  private readonly origin: string;
+  private readonly path: string;
   private readonly handshake = new UpstreamHandshake();
   private sessionId: string | undefined = undefined;
   /** Bumped whenever the upstream session is replaced, so loops of an old session stop. */
@@ -358,8 +609,10 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   private needsHandshake = false;
   /** Standalone GET: 0 none, 1 running, 2 the server does not offer one (405). */
   private standalone = 0;
-  private standaloneAbort: AbortController | undefined = undefined;
-  private readonly active = new Set<AbortController>();
+  private standaloneAbort: HttpCall | undefined = undefined;
+  private readonly active = new Set<HttpCall>();
+  /** See postHeaders(). */
+  private sessionPostHeaders: Record<string, string> | undefined = undefined;
   private readonly gate = new PauseGate();
   private readonly sleeper = new Sleeper();
 
@@ -369,6 +622,9 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   ) {
     const r = replica as HttpReplica;
     this.url = r.url;
+    const url = new URL(r.url);
+    this.origin = url.origin;
+    this.path = url.pathname + url.search;
     this.logger = new Logger(`StreamableHttpUpstream ${replica.id ?? r.url}`);
   }
 
@@ -379,17 +635,17 @@ export class StreamableHttpUpstream implements UpstreamConnection {
    */
   async start(): Promise<void> {
     if (this.closed) throw new Error('connection closed');
-    const ac = new AbortController();
+    const call = new HttpCall();
     const timer = setTimeout(
       abortForTimeout,
       this.options.connectTimeoutMs,
-      ac,
+      call,
       `no answer within ${this.options.connectTimeoutMs} ms`,
     );
-    this.active.add(ac);
+    this.active.add(call);
     try {
-      const res = await fetch(this.url, { method: 'HEAD', headers: this.headers(false), signal: ac.signal });
-      discardBody(res);
+      const res = await call.send(this.origin, this.path, 'HEAD', this.headers(false), undefined);
+      res.discard();
       if (res.status === 502 || res.status === 503 || res.status === 504) {
         throw new Error(`Upstream unreachable: HTTP ${res.status}`);
       }
@@ -398,7 +654,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
       throw new Error(`Upstream unreachable: ${describeError(err)}`);
     } finally {
       clearTimeout(timer);
-      this.active.delete(ac);
+      this.active.delete(call);
     }
   }
 
@@ -442,7 +698,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.held = [];
     this.sleeper.wakeAll();
     this.gate.resume();
-    for (const ac of this.active) ac.abort(new Error('connection closed'));
+    for (const call of this.active) call.abort(new Error('connection closed'));
     this.active.clear();
     const sessionId = this.sessionId;
     this.sessionId = undefined;
@@ -450,15 +706,15 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     // Ends the upstream session now instead of leaving it to the server's idle timeout.
     const headers = this.headers(false);
     headers[Header.SessionId] = sessionId;
+    const call = new HttpCall();
+    const timer = setTimeout(abortForTimeout, DELETE_TIMEOUT_MS, call, 'DELETE timed out');
     try {
-      const res = await fetch(this.url, {
-        method: 'DELETE',
-        headers,
-        signal: AbortSignal.timeout(DELETE_TIMEOUT_MS),
-      });
-      discardBody(res);
+      const res = await call.send(this.origin, this.path, 'DELETE', headers, undefined);
+      res.discard();
     } catch {
       // best effort: the upstream will expire the session by itself
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -482,18 +738,35 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     return h;
   }
 
+  /**
+   * The headers of a POST. The ones with the session are built once per session id and protocol
+   * version rather than per message (undici only reads them).
+   */
+  private postHeaders(withSession: boolean): Record<string, string> {
+    if (!withSession) return withPostFields(this.headers(false));
+    const cached = this.sessionPostHeaders;
+    if (
+      cached !== undefined &&
+      cached[Header.SessionId] === this.sessionId &&
+      cached[Header.ProtocolVersion] === this.handshake.protocolVersion
+    ) {
+      return cached;
+    }
+    const headers = withPostFields(this.headers(true));
+    this.sessionPostHeaders = headers;
+    return headers;
+  }
+
   /** POSTs one message and handles whatever comes back. Never throws. */
   private async post(message: JsonRpcMessage, raw: string | undefined, attempt: number): Promise<void> {
     const method = (message as JsonRpcRequest).method;
     const requestId = isRequest(message) ? message.id : undefined;
     const isInit = method === Method.Initialize;
-    const headers = this.headers(!isInit);
-    headers['content-type'] = 'application/json';
-    headers.accept = 'application/json, text/event-stream';
+    const headers = this.postHeaders(!isInit);
     const sentSession = this.sessionId;
     const generation = this.generation;
-    const ac = new AbortController();
-    this.active.add(ac);
+    const call = new HttpCall();
+    this.active.add(call);
     // Header deadline only where the answer must come at once (notifications, responses,
     // initialize): a server in JSON-response mode sends no headers until a long tool call is done,
     // and undici's own connect timeout already catches an unreachable host.
@@ -502,21 +775,16 @@ export class StreamableHttpUpstream implements UpstreamConnection {
         ? setTimeout(
             abortForTimeout,
             this.options.connectTimeoutMs,
-            ac,
+            call,
             `no response within ${this.options.connectTimeoutMs} ms`,
           )
         : undefined;
-    let res: Response;
+    let res: HttpCall;
     try {
-      res = await fetch(this.url, {
-        method: 'POST',
-        headers,
-        body: raw ?? JSON.stringify(message),
-        signal: ac.signal,
-      });
+      res = await call.send(this.origin, this.path, 'POST', headers, raw ?? JSON.stringify(message));
     } catch (err) {
       if (timer) clearTimeout(timer);
-      this.active.delete(ac);
+      this.active.delete(call);
       if (!this.closed) this.requestFailed(message, `Upstream unreachable: ${describeError(err)}`);
       return;
     }
@@ -529,12 +797,12 @@ export class StreamableHttpUpstream implements UpstreamConnection {
         this.requestFailed(message, `Upstream unreachable: ${describeError(err)}`);
       }
     } finally {
-      this.active.delete(ac);
+      this.active.delete(call);
     }
   }
 
   private async handlePostResponse(
-    res: Response,
+    res: HttpCall,
     message: JsonRpcMessage,
     raw: string | undefined,
     requestId: JsonRpcId | undefined,
@@ -545,17 +813,17 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     const status = res.status;
     const method = (message as JsonRpcRequest).method;
     if (method === Method.Initialize && res.ok) {
-      const sid = res.headers.get(Header.SessionId);
+      const sid = res.header(Header.SessionId);
       if (sid) this.sessionId = sid;
       this.needsHandshake = false;
     }
     if (status === 404 && sentSession !== undefined && method !== Method.Initialize) {
-      discardBody(res);
+      res.discard();
       this.sessionExpired(message, raw, sentSession, generation, attempt);
       return;
     }
     if (status >= 500) {
-      discardBody(res);
+      res.discard();
       this.requestFailed(message, `Upstream unreachable: HTTP ${status}`);
       return;
     }
@@ -566,21 +834,22 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     }
     this.failures = 0;
     if (status === 202 || status === 204) {
-      discardBody(res);
+      res.discard();
       if (method === Method.Initialized) this.openStandalone();
       // A request answered 202 gets its response on the GET stream; nothing to wait for here.
       return;
     }
-    const type = res.headers.get('content-type') ?? '';
+    const type = res.header('content-type') ?? '';
     const stream = new StreamState(this, requestId);
     if (type.includes('text/event-stream')) {
       await this.readSse(res, stream);
     } else if (type.includes('application/json')) {
       if (this.gate.paused) await this.gate.wait();
-      const text = await res.text();
+      // Usually the body came with the headers: no need to wait for it.
+      const text = res.complete ? res.takeText() : await res.text();
       if (text.trim().length > 0) this.deliverText(text, stream);
     } else {
-      discardBody(res);
+      res.discard();
       if (requestId !== undefined) {
         this.requestFailed(message, `Upstream unreachable: unexpected content-type "${type}"`);
       }
@@ -728,23 +997,12 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   }
 
   /** Reads an SSE body until it ends, is aborted or breaks; pauses when the client is slow. */
-  private async readSse(res: Response, stream: StreamState): Promise<void> {
-    if (!res.body) return;
-    const reader = res.body.getReader();
+  private async readSse(res: HttpCall, stream: StreamState): Promise<void> {
     try {
-      for (;;) {
-        if (this.gate.paused) {
-          // Not reading lets undici's small buffer fill and TCP push back on the upstream.
-          await this.gate.wait();
-          if (this.closed) break;
-        }
-        const { done, value } = await reader.read();
-        if (done) break;
-        stream.parser.pushBytes(value);
-      }
+      // While the gate is paused nothing is read, so TCP pushes back on the upstream.
+      await res.stream(stream, this.gate);
     } catch (err) {
       if (!this.closed) this.logger.debug(`SSE stream ended: ${describeError(err)}`);
-      reader.cancel().catch(ignore);
     }
   }
 
@@ -812,21 +1070,21 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     const headers = this.headers(true);
     headers.accept = 'text/event-stream';
     if (lastEventId !== undefined) headers[Header.LastEventId] = lastEventId;
-    const ac = new AbortController();
-    this.active.add(ac);
-    if (standalone) this.standaloneAbort = ac;
+    const call = new HttpCall();
+    this.active.add(call);
+    if (standalone) this.standaloneAbort = call;
     const timer = setTimeout(
       abortForTimeout,
       this.options.connectTimeoutMs,
-      ac,
+      call,
       `no response within ${this.options.connectTimeoutMs} ms`,
     );
     try {
-      const res = await fetch(this.url, { method: 'GET', headers, signal: ac.signal });
+      const res = await call.send(this.origin, this.path, 'GET', headers, undefined);
       clearTimeout(timer);
-      const type = res.headers.get('content-type') ?? '';
+      const type = res.header('content-type') ?? '';
       if (res.status !== 200 || !type.includes('text/event-stream')) {
-        discardBody(res);
+        res.discard();
         return res.status === 200 ? 415 : res.status;
       }
       await this.readSse(res, stream);
@@ -836,8 +1094,8 @@ export class StreamableHttpUpstream implements UpstreamConnection {
       if (!this.closed) this.logger.debug(`GET stream failed: ${describeError(err)}`);
       return 0;
     } finally {
-      this.active.delete(ac);
-      if (this.standaloneAbort === ac) this.standaloneAbort = undefined;
+      this.active.delete(call);
+      if (this.standaloneAbort === call) this.standaloneAbort = undefined;
     }
   }
 

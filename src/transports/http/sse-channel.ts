@@ -43,12 +43,64 @@ export class SseChannel implements ClientChannel {
 
   /** Sends the status line and SSE headers (plus `retry:`); idempotent. */
   open(extraHeaders?: Record<string, string>): void {
-    if (this.headersWritten || this.closed) return;
+    this.openWith('', extraHeaders);
+  }
+
+  /**
+   * Like open(), with `events` (SSE text from primeText/eventText) written in the same chunk as
+   * the `retry:` field: one write instead of several. When already open, just writes `events`.
+   * Returns what `res.write()` said (false: the client is slow, wait for drain).
+   */
+  openWith(events: string, extraHeaders?: Record<string, string>): boolean {
+    if (this.closed) return false;
+    if (this.headersWritten) return events.length > 0 ? this.write(events) : true;
     this.headersWritten = true;
     this.res.writeHead(200, extraHeaders ? { ...SSE_HEADERS, ...extraHeaders } : SSE_HEADERS);
-    if (this.options.retryMs !== undefined) this.res.write(`retry: ${this.options.retryMs}\n\n`);
-    else this.res.flushHeaders();
     this.options.keepAlive?.add(this);
+    const first = this.retryField() + events;
+    if (first.length > 0) return this.write(first);
+    this.res.flushHeaders();
+    return true;
+  }
+
+  /**
+   * The whole stream at once, when every event is known before anything was written (a quick
+   * answer): headers with Content-Length and the body in one write, so the response costs one
+   * syscall and the client sees it complete. The events are the same as when streamed.
+   */
+  complete(events: string, extraHeaders?: Record<string, string>): void {
+    if (this.closed) return;
+    if (this.headersWritten || this.res.headersSent) {
+      this.openWith(events, extraHeaders);
+      this.end();
+      return;
+    }
+    this.headersWritten = true;
+    this.closed = true;
+    const body = this.retryField() + events;
+    const headers: Record<string, string> = {
+      ...SSE_HEADERS,
+      'content-length': String(Buffer.byteLength(body)),
+    };
+    if (extraHeaders) Object.assign(headers, extraHeaders);
+    this.res.writeHead(200, headers);
+    this.res.end(body);
+  }
+
+  /** The priming event: an id and empty data (see prime()). */
+  primeText(eventId: string): string {
+    return `id: ${eventId}\ndata: \n\n`;
+  }
+
+  /** One message as an SSE event with its id. */
+  eventText(seq: number, stream: number, raw: string): string {
+    // JSON from an upstream may be pretty-printed; every line needs its own data: field.
+    const data = raw.indexOf('\n') === -1 ? raw : raw.split(/\r?\n/).join('\ndata: ');
+    return `id: ${this.options.eventId(stream, seq)}\nevent: message\ndata: ${data}\n\n`;
+  }
+
+  private retryField(): string {
+    return this.options.retryMs !== undefined ? `retry: ${this.options.retryMs}\n\n` : '';
   }
 
   get bufferedBytes(): number {
@@ -61,8 +113,7 @@ export class SseChannel implements ClientChannel {
 
   /** An event with an id and empty data: lets the client resume even if nothing else arrives (2025-11-25). */
   prime(eventId: string): void {
-    this.open();
-    this.write(`id: ${eventId}\ndata: \n\n`);
+    this.openWith(this.primeText(eventId));
   }
 
   /** A named event without id (legacy `endpoint` event). */
@@ -73,10 +124,7 @@ export class SseChannel implements ClientChannel {
 
   send(seq: number, stream: number, raw: string): boolean {
     if (this.closed) return false;
-    this.open();
-    // JSON from an upstream may be pretty-printed; every line needs its own data: field.
-    const data = raw.indexOf('\n') === -1 ? raw : raw.split(/\r?\n/).join('\ndata: ');
-    return this.write(`id: ${this.options.eventId(stream, seq)}\nevent: message\ndata: ${data}\n\n`);
+    return this.openWith(this.eventText(seq, stream, raw));
   }
 
   /** Comment line that keeps intermediaries from timing out an idle stream. */

@@ -25,7 +25,7 @@ import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import { RequestGuard } from '../http/request-guard';
 import { SseChannel, type SseChannelOptions } from '../http/sse-channel';
-import { PostChannel, ResponseMode } from './post-channel';
+import { PostChannel, PRIMING_DELAY_MS, PrimingScheduler, ResponseMode } from './post-channel';
 import { SessionlessHandler } from './sessionless.handler';
 
 /** What the transport needs from the rest of the gateway (plain objects: no Nest here). */
@@ -87,6 +87,10 @@ export class StreamableHttpHandler {
   private readonly untrack: (this: ServerResponse) => void;
   /** Versions accepted in MCP-Protocol-Version (also what server/discover lists), newest first. */
   readonly versions: string[];
+  /** Holds back the priming events of 2025-11-25 POST streams (see PRIMING_DELAY_MS). */
+  readonly priming = new PrimingScheduler(PRIMING_DELAY_MS);
+  /** The last POST Accept header found acceptable (see post()). */
+  private acceptedPost: string | undefined = undefined;
 
   constructor(readonly deps: StreamableHttpDeps) {
     this.guard = new RequestGuard(deps.config);
@@ -108,7 +112,7 @@ export class StreamableHttpHandler {
   track(res: ServerResponse): void {
     if (this.live.has(res)) return;
     this.live.add(res);
-    res.once('close', this.untrack);
+    res.on('close', this.untrack); // 'close' comes once; on() spares the wrapper once() makes per call
   }
 
   /**
@@ -270,7 +274,8 @@ export class StreamableHttpHandler {
     body: Buffer | undefined,
     res: ServerResponse,
   ): void {
-    if (mediaType(headers['content-type']) !== 'application/json') {
+    const contentType = headers['content-type'];
+    if (contentType !== 'application/json' && mediaType(contentType) !== 'application/json') {
       refuse(
         this.deps,
         res,
@@ -282,7 +287,11 @@ export class StreamableHttpHandler {
       return;
     }
     const accept = headers.accept;
-    if (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream')) {
+    // Clients send the same Accept header on every POST: remember the last one that passed.
+    if (
+      accept !== this.acceptedPost &&
+      (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream'))
+    ) {
       refuse(
         this.deps,
         res,
@@ -293,6 +302,7 @@ export class StreamableHttpHandler {
       );
       return;
     }
+    this.acceptedPost = accept;
     const version = this.protocolVersion(headers, res, body);
     if (version === null) return;
     if (version === SESSIONLESS_PROTOCOL) {
@@ -411,7 +421,7 @@ export class StreamableHttpHandler {
     this.track(res);
     const stream = session.openStream(channel);
     // Every message for this stream comes after the current outbox position.
-    if (priming) channel.prime(formatEventId(stream, session.outbox.seq));
+    if (priming) channel.primeLater(formatEventId(stream, session.outbox.seq), this.priming);
     if (parsed.batch) {
       for (const m of messages) session.receive(m, JSON.stringify(m), stream);
     } else {
