@@ -86,15 +86,16 @@ describe('slow reader', () => {
     gw = await startGateway({
       services,
       channelHighWaterMarkBytes: 16 * 1024,
-      session: { outboxMaxBytes: 64 * 1024 * 1024, outboxMaxMessages: 200_000 },
+      session: { outboxMaxBytes: 64 * 1024 * 1024, outboxMaxMessages: 400_000 },
     });
     const metrics = gw.gateway.app.get(GatewayMetrics);
     const client = await streamingClient(gw);
-    const COUNT = 60_000;
+    // Well past what loopback kernel buffers absorb (a few MB), so the gateway's own buffer must fill.
+    const COUNT = 150_000;
     client.pauseReading();
     const heapBefore = process.memoryUsage().heapUsed;
     client.stream(COUNT, 2000);
-    await until(() => metrics.upstreamPauses > 0);
+    await until(() => metrics.upstreamPauses > 0, 60_000);
     // While the client does not read, the gateway holds at most its high-water mark plus what was in flight.
     await new Promise((r) => setTimeout(r, 1000));
     const session = gw.gateway.app.get(SessionService).get(client.sessionId)!;
@@ -106,7 +107,7 @@ describe('slow reader', () => {
     assert.ok(heapGrowth < 64 * 1024 * 1024, `heap grew ${Math.round(heapGrowth / 1024)} KB while paused`);
 
     client.resumeReading();
-    await until(() => client.answers.has('stream'), 30_000);
+    await until(() => client.answers.has('stream'), 60_000);
     assert.ok(metrics.upstreamResumes > 0, 'the upstream was resumed when the client drained');
     assert.equal(client.notifications.length, COUNT);
     assert.ok(
@@ -128,8 +129,8 @@ describe('slow reader', () => {
     const metrics = gw.gateway.app.get(GatewayMetrics);
     const client = await streamingClient(gw);
     client.pauseReading();
-    client.stream(50_000, 5000);
-    await until(() => (metrics.errors.get('outbox_overflow') ?? 0) > 0);
+    client.stream(300_000, 5000);
+    await until(() => (metrics.errors.get('outbox_overflow') ?? 0) > 0, 60_000);
     client.resumeReading();
     assert.equal(await client.closed, 4008);
     assert.equal(gw.gateway.app.get(SessionService).get(client.sessionId), undefined, 'the session is gone');

@@ -7,6 +7,7 @@ import { BOTH, messagesOf, raw, readSse } from './helpers/streamable-http-client
 
 const MODERN = '2026-07-28';
 const PROBE = join(__dirname, 'fixtures', 'streamable-http-probe-server.js');
+const CONFORMANCE = join(__dirname, 'fixtures', 'conformance-server.js');
 
 function meta(extra: Record<string, unknown> = {}) {
   return {
@@ -214,6 +215,182 @@ describe('Streamable HTTP 2026-07-28 (sessionless), bridged to initialize-based 
     assert.equal(seen.length, 1, 'the upstream saw exactly one cancellation');
     assert.match(seen[0].reason, /closed the response stream/);
     assert.notEqual(seen[0].requestId, 'w1', 'upstream ids are the gateway’s own, never the client’s');
+  });
+});
+
+describe('2026-07-28 bridge: Mcp-Param headers, capability errors, subscriptions/listen', () => {
+  let gw: RunningGateway;
+  let base: string;
+  const PATH = '/mcp/conf';
+
+  before(async () => {
+    gw = await startGateway({
+      services: {
+        conf: { replicas: [{ transport: 'stdio', command: process.execPath, args: [CONFORMANCE] }] },
+      },
+      defaultService: 'conf',
+    });
+    base = gw.url;
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  /** A tools/call of test_custom_header (its `region` argument carries x-mcp-header: Region). */
+  function region(id: number | string, value: unknown, header: string | undefined, client = 'param-client') {
+    const headers: Record<string, string> = {
+      ...modernHeaders('tools/call', 'test_custom_header'),
+      'x-mcp-client-id': client,
+    };
+    if (header !== undefined) headers['mcp-param-region'] = header;
+    return raw(base, {
+      path: PATH,
+      headers,
+      body: toolCall(id, 'test_custom_header', value === undefined ? {} : { region: value }),
+    });
+  }
+
+  it('accepts an Mcp-Param header that matches the body, plain or base64-encoded', async () => {
+    const plain = await region('p1', 'us-west1', 'us-west1');
+    assert.equal(plain.status, 200, plain.text);
+    assert.equal(plain.json.result.content[0].text, 'Region: us-west1');
+    const encoded = await region(
+      'p2',
+      'Hello, 世界',
+      `=?base64?${Buffer.from('Hello, 世界').toString('base64')}?=`,
+    );
+    assert.equal(encoded.status, 200, encoded.text);
+    assert.equal(encoded.json.result.content[0].text, 'Region: Hello, 世界');
+    // Without both sentinel markers the value is literal.
+    const literal = await region('p3', '=?base64?SGVsbG8=', '=?base64?SGVsbG8=');
+    assert.equal(literal.status, 200, literal.text);
+  });
+
+  it('refuses a missing, mismatched or malformed Mcp-Param header with 400 / −32020 and the request id', async () => {
+    const cases: Array<[string, unknown, string | undefined]> = [
+      ['missing', 'test-value', undefined],
+      ['mismatch', 'us-west1', 'eu-north1'],
+      ['bad-padding', 'Hello', '=?base64?SGVsbG8?='],
+      ['bad-chars', 'Hello', '=?base64?SGVs!!!bG8=?='],
+      ['no-body-value', undefined, 'us-west1'],
+    ];
+    for (const [id, value, header] of cases) {
+      const res = await region(id, value, header);
+      assert.equal(res.status, 400, `${id}: ${res.text}`);
+      assert.equal(res.json.error.code, -32020, id);
+      assert.equal(res.json.id, id);
+      assert.match(res.json.error.message, /Mcp-Param-Region/);
+    }
+  });
+
+  it('learns the schema on its own (no tools/list by the client first) and ignores Mcp-Param headers nobody declared', async () => {
+    const fresh = await region('f1', 'x', undefined, 'param-client-fresh');
+    assert.equal(fresh.status, 400, fresh.text);
+    const other = await raw(base, {
+      path: PATH,
+      headers: {
+        ...modernHeaders('tools/call', 'test_simple_text'),
+        'x-mcp-client-id': 'param-client-fresh',
+        'mcp-param-unrelated': 'anything',
+      },
+      body: toolCall('f2', 'test_simple_text', {}),
+    });
+    assert.equal(other.status, 200, other.text);
+  });
+
+  it('an upstream that needs an undeclared capability is 400 / −32021 naming it', async () => {
+    const res = await raw(base, {
+      path: PATH,
+      headers: modernHeaders('tools/call', 'test_missing_capability'),
+      body: toolCall(401, 'test_missing_capability', {}),
+    });
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.json.id, 401);
+    assert.equal(res.json.error.code, -32021);
+    assert.deepEqual(res.json.error.data.requiredCapabilities, { sampling: {} });
+  });
+
+  /** Opens subscriptions/listen; returns the response and an SSE reader over it. */
+  async function listen(id: number | string, notifications: Record<string, unknown>, client: string) {
+    const controller = new AbortController();
+    const res = await fetch(`${base}${PATH}`, {
+      method: 'POST',
+      headers: { ...modernHeaders('subscriptions/listen'), 'x-mcp-client-id': client },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id,
+        method: 'subscriptions/listen',
+        params: { _meta: meta(), notifications },
+      }),
+      signal: controller.signal,
+    });
+    return { res, controller };
+  }
+
+  function trigger(tool: string, client: string) {
+    return raw(base, {
+      path: PATH,
+      headers: { ...modernHeaders('tools/call', tool), 'x-mcp-client-id': client },
+      body: toolCall(`t-${tool}`, tool, {}),
+    });
+  }
+
+  it('subscriptions/listen: acknowledgment first, then the list_changed it asked for, tagged with its id', async () => {
+    const client = 'listen-client';
+    const { res, controller } = await listen('sub-1', { toolsListChanged: true }, client);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type')!, /^text\/event-stream/);
+    let triggered = false;
+    const { events } = await readSse(res, (evs) => {
+      if (evs.length === 1 && !triggered) {
+        triggered = true;
+        void trigger('test_trigger_tool_change', client);
+      }
+      return evs.length >= 2;
+    });
+    controller.abort();
+    const [ack, change] = messagesOf(events);
+    assert.equal(ack.method, 'notifications/subscriptions/acknowledged');
+    assert.equal(ack.params._meta['io.modelcontextprotocol/subscriptionId'], 'sub-1');
+    assert.deepEqual(ack.params.notifications, { toolsListChanged: true });
+    assert.equal(change.method, 'notifications/tools/list_changed');
+    assert.equal(change.params._meta['io.modelcontextprotocol/subscriptionId'], 'sub-1');
+  });
+
+  it('subscriptions/listen: notifications outside the filter are not sent', async () => {
+    const client = 'filter-client';
+    const { res, controller } = await listen(7, { promptsListChanged: true }, client);
+    // Tools change first, prompts second: a leaked tools/list_changed would be the second message.
+    const reading = readSse(res, (evs) => evs.length >= 2);
+    const first = await trigger('test_trigger_tool_change', client);
+    assert.equal(first.status, 200, first.text);
+    const second = await trigger('test_trigger_prompt_change', client);
+    assert.equal(second.status, 200, second.text);
+    const messages = messagesOf((await reading).events);
+    controller.abort();
+    assert.deepEqual(
+      messages.map((m) => [m.method, m.params._meta['io.modelcontextprotocol/subscriptionId']]),
+      [
+        ['notifications/subscriptions/acknowledged', 7],
+        ['notifications/prompts/list_changed', 7],
+      ],
+    );
+  });
+
+  it('subscriptions/listen without a notifications filter is 400 / −32602 with the id', async () => {
+    const res = await raw(base, {
+      path: PATH,
+      headers: modernHeaders('subscriptions/listen'),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'l0',
+        method: 'subscriptions/listen',
+        params: { _meta: meta() },
+      }),
+    });
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.json.id, 'l0');
+    assert.equal(res.json.error.code, -32602);
   });
 });
 

@@ -11,14 +11,17 @@ import {
   SESSIONLESS_PROTOCOL,
   type JsonRpcId,
   type JsonRpcMessage,
+  type JsonRpcNotification,
   type JsonRpcRequest,
 } from '../../../libs/protocol/src';
 import type { ChannelListener, ClientChannel } from '../../session/client-channel';
+import { ResumeUnavailableError } from '../../session/outbox';
 import { STANDALONE_STREAM, type Session } from '../../session/session';
 import { clientIdFrom } from '../http/client-identity';
 import { sendJson, sendStatus } from '../http/http-reply';
 import type { KeepAliveTarget } from '../http/keep-alive-ticker';
 import { SSE_HEADERS } from '../http/sse-channel';
+import { checkParamHeaders, decodeHeaderValue, headerParamsOf, type HeaderParams } from './param-headers';
 import type { StreamableHttpHandler } from './streamable-http.handler';
 import { headerValue, refuse } from './streamable-http.handler';
 
@@ -33,6 +36,12 @@ import { headerValue, refuse } from './streamable-http.handler';
  * request on it as its own stream. Request ids and progress tokens are remapped to gateway-unique
  * values on the way up (independent clients all start at id 1) and restored on the way down.
  * Closing the response before the answer cancels the request upstream.
+ *
+ * tools/call is also checked against the tool's `x-mcp-header` annotations (Mcp-Param-* headers,
+ * see param-headers.ts), read from the upstream's tools/list and cached per hidden session.
+ * subscriptions/listen is served by the bridge: it acknowledges with the filter the upstream's
+ * capabilities allow, takes the hidden session's standalone stream while anybody listens, and
+ * fans the upstream's list_changed / resources/updated notifications out to matching listeners.
  */
 
 export const META_PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
@@ -48,8 +57,6 @@ const REMOVED_METHODS = new Set([
   'logging/setLevel',
   'resources/subscribe',
   'resources/unsubscribe',
-  // Not bridged yet: would need the hidden session's GET stream fanned out per subscription.
-  'subscriptions/listen',
 ]);
 
 /** Requests whose Mcp-Name header mirrors a body field. */
@@ -75,19 +82,34 @@ const CAPABILITY_OF: Record<string, string> = {
   'roots/list': 'roots',
 };
 
-const HEADER_SAFE = /^[\x20-\x7e\t]*$/;
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** Decodes the `=?base64?…?=` sentinel form; undefined when the value is malformed. */
-export function decodeHeaderValue(value: string): string | undefined {
-  if (!HEADER_SAFE.test(value)) return undefined;
-  if (value.startsWith('=?base64?') && value.endsWith('?=') && value.length >= 11) {
-    const b64 = value.slice(9, -2);
-    if (!BASE64.test(b64)) return undefined;
-    return Buffer.from(b64, 'base64').toString('utf8');
+/** Upstream errors whose 2026-07-28 HTTP status is not 200. */
+function statusOfError(code: unknown): number {
+  switch (code) {
+    case ErrorCode.MethodNotFound:
+      return 404; // an unknown method is 404, so clients can tell it from other errors
+    case ErrorCode.HeaderMismatch:
+    case ErrorCode.MissingClientCapability:
+    case ErrorCode.UnsupportedProtocolVersion:
+      return 400;
+    default:
+      return 200;
   }
-  return value;
 }
+
+/** How long a tool's cached `x-mcp-header` annotations are trusted without a fresh tools/list. */
+const TOOL_SCHEMA_TTL_MS = 60_000;
+/** Pages of tools/list the bridge reads on its own before giving up on finding a tool. */
+const MAX_TOOL_PAGES = 20;
+
+export const META_SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
+
+/** The subscriptions/listen filter fields and the upstream notification each one admits. */
+const LIST_CHANGED: Record<string, { field: string; capability: string }> = {
+  'notifications/tools/list_changed': { field: 'toolsListChanged', capability: 'tools' },
+  'notifications/prompts/list_changed': { field: 'promptsListChanged', capability: 'prompts' },
+  'notifications/resources/list_changed': { field: 'resourcesListChanged', capability: 'resources' },
+};
+const RESOURCE_UPDATED = 'notifications/resources/updated';
 
 interface InitializeResult {
   protocolVersion?: string;
@@ -110,31 +132,47 @@ class BridgeEntry {
   init: InitializeResult | undefined = undefined;
   ready: Promise<void> | undefined = undefined;
   error: string | undefined = undefined;
+  /** `x-mcp-header` annotations by tool name, from the upstream's tools/list. */
+  tools = new Map<string, HeaderParams>();
+  /** When `tools` was last filled from a complete tools/list (0: never, or invalidated). */
+  toolsLoadedAt = 0;
+  toolsLoading: Promise<void> | undefined = undefined;
+  /** Open subscriptions/listen streams fed from this session. */
+  readonly listeners = new Set<ListenStream>();
+  /** Takes the hidden session's standalone stream while anybody listens. */
+  standalone: StandaloneChannel | undefined = undefined;
+  /** Upstream resources/subscribe reference counts, by URI. */
+  readonly resourceSubscriptions = new Map<string, number>();
 }
 
-/** Captures the answer to the gateway's own initialize on a hidden session. */
-class InitChannel implements ClientChannel {
+/** Captures the answer to a request the gateway itself sends on a hidden session. */
+class CaptureChannel implements ClientChannel {
   readonly kind = 'streamable' as const;
   listener: ChannelListener | undefined = undefined;
   closed = false;
   readonly bufferedBytes = 0;
 
   constructor(
-    private readonly resolve: (result: InitializeResult) => void,
+    private readonly session: Session,
+    private readonly resolve: (result: Record<string, unknown>) => void,
     private readonly reject: (reason: string) => void,
+    /** Notifications that reached this stream only because it was the one request in flight. */
+    private readonly notification?: (message: JsonRpcNotification) => void,
   ) {}
 
   send(_seq: number, _stream: number, raw: string): boolean {
+    this.session.outbox.ack(this.session.outbox.seq); // nothing here is ever resumed
     const m = JSON.parse(raw) as JsonRpcMessage;
+    if (isNotification(m)) this.notification?.(m);
     if (!isResponse(m)) return true;
     this.closed = true;
     if ('error' in m) this.reject(m.error.message);
-    else this.resolve((m.result ?? {}) as InitializeResult);
+    else this.resolve((m.result ?? {}) as Record<string, unknown>);
     return true;
   }
 
   end(): void {
-    if (!this.closed) this.close(0, 'the upstream did not answer initialize');
+    if (!this.closed) this.close(0, 'the upstream did not answer');
   }
 
   close(_code: number, reason: string): void {
@@ -142,6 +180,123 @@ class InitChannel implements ClientChannel {
     this.closed = true;
     this.reject(reason);
   }
+}
+
+/** Sends a request of the gateway's own on a hidden session; resolves with its result. */
+function internalRequest(
+  session: Session,
+  method: string,
+  params: Record<string, unknown> | undefined,
+  notification?: (message: JsonRpcNotification) => void,
+): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const channel = new CaptureChannel(session, resolve, (reason) => reject(new Error(reason)), notification);
+    const stream = session.openStream(channel);
+    const request: JsonRpcRequest = { jsonrpc: '2.0', id: bridgeId(), method };
+    if (params !== undefined) request.params = params;
+    session.receive(request, undefined, stream);
+    session.sealStream(stream);
+  });
+}
+
+/**
+ * The hidden session's standalone stream while subscriptions are open: what the upstream sends
+ * outside any request (list_changed, resources/updated) goes to the listen streams.
+ */
+class StandaloneChannel implements ClientChannel {
+  readonly kind = 'streamable' as const;
+  listener: ChannelListener | undefined = undefined;
+  closed = false;
+  readonly bufferedBytes = 0;
+
+  constructor(
+    private readonly handler: SessionlessHandler,
+    private readonly entry: BridgeEntry,
+    private readonly session: Session,
+  ) {}
+
+  send(_seq: number, _stream: number, raw: string): boolean {
+    this.session.outbox.ack(this.session.outbox.seq);
+    const m = JSON.parse(raw) as JsonRpcMessage;
+    if (isNotification(m)) {
+      this.handler.upstreamNotification(this.entry, m);
+    } else if (!isResponse(m)) {
+      // A server→client request outside any client request: nobody can answer it in 2026-07-28.
+      const req = m as JsonRpcRequest;
+      this.session.receive(
+        req.method === Method.Ping
+          ? { jsonrpc: '2.0', id: req.id, result: {} }
+          : errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${req.method}`),
+        undefined,
+        STANDALONE_STREAM,
+      );
+    }
+    return true;
+  }
+
+  end(): void {
+    this.close(0, 'the upstream session ended');
+  }
+
+  close(_code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handler.standaloneClosed(this.entry, this, reason);
+  }
+}
+
+/** One subscriptions/listen response stream. */
+class ListenStream implements KeepAliveTarget {
+  lastWrite = Date.now();
+  ended = false;
+
+  constructor(
+    readonly res: ServerResponse,
+    /** The listen request's id: the subscription id every message on the stream carries. */
+    readonly id: JsonRpcId,
+    readonly filter: AcceptedFilter,
+  ) {}
+
+  wants(message: JsonRpcNotification): boolean {
+    const kind = LIST_CHANGED[message.method];
+    if (kind) return this.filter[kind.field as 'toolsListChanged'] === true;
+    if (message.method === RESOURCE_UPDATED) {
+      const uri = (message.params as { uri?: unknown } | undefined)?.uri;
+      return typeof uri === 'string' && (this.filter.resourceSubscriptions ?? []).includes(uri);
+    }
+    return false;
+  }
+
+  write(message: unknown): void {
+    if (this.ended) return;
+    this.lastWrite = Date.now();
+    this.res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  }
+
+  keepAlive(): void {
+    if (this.ended) return;
+    this.lastWrite = Date.now();
+    this.res.write(': keep-alive\n\n');
+  }
+
+  /** Graceful end: the answer to the listen request, then the end of the stream. */
+  finish(): void {
+    if (this.ended) return;
+    this.write({
+      jsonrpc: '2.0',
+      id: this.id,
+      result: { resultType: 'complete', _meta: { [META_SUBSCRIPTION_ID]: this.id } },
+    });
+    this.ended = true;
+    this.res.end();
+  }
+}
+
+interface AcceptedFilter {
+  toolsListChanged?: true;
+  promptsListChanged?: true;
+  resourcesListChanged?: true;
+  resourceSubscriptions?: string[];
 }
 
 /** One sessionless request's response: JSON when the answer comes first, SSE (no event ids) otherwise. */
@@ -160,6 +315,7 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   constructor(
     private readonly handler: SessionlessHandler,
     readonly res: ServerResponse,
+    readonly entry: BridgeEntry,
     readonly session: Session,
     readonly serverInfo: unknown,
     readonly method: string,
@@ -181,10 +337,12 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     if (isResponse(m)) {
       m.id = this.clientId;
       const result = (m as { result?: unknown }).result;
-      if (result !== null && typeof result === 'object' && !Array.isArray(result)) this.decorate(result);
-      // 2026-07-28: an unknown method is HTTP 404 (with −32601), so clients can tell it from other errors.
+      if (result !== null && typeof result === 'object' && !Array.isArray(result)) {
+        if (this.method === 'tools/list') this.handler.noteTools(this.entry, result);
+        this.decorate(result);
+      }
       const error = (m as { error?: { code?: unknown } }).error;
-      this.finish(JSON.stringify(m), error?.code === ErrorCode.MethodNotFound ? 404 : 200);
+      this.finish(JSON.stringify(m), error ? statusOfError(error.code) : 200);
       return true;
     }
     if (isNotification(m)) {
@@ -197,7 +355,9 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
         // 2026-07-28: log messages only for requests that asked for them (_meta logLevel).
         if (!this.wantsLogs) return true;
       } else {
-        // Only notifications about this request belong on its stream (list_changed etc. do not).
+        // Only notifications about this request belong on its stream; the rest (list_changed,
+        // resources/updated) reached this stream only because it was the one request in flight.
+        this.handler.upstreamNotification(this.entry, m);
         return true;
       }
       return this.event(JSON.stringify(m));
@@ -533,7 +693,7 @@ export class SessionlessHandler {
     entry.session = session;
     const target = entry;
     entry.ready = new Promise<InitializeResult>((resolve, reject) => {
-      const channel = new InitChannel(resolve, reject);
+      const channel = new CaptureChannel(session, resolve, reject);
       const stream = session.openStream(channel);
       session.receive(initializeRequest(meta), undefined, stream);
       session.sealStream(stream);
@@ -571,6 +731,32 @@ export class SessionlessHandler {
       sendJson(res, 200, { jsonrpc: '2.0', id: request.id, result: this.discoverResult(entry.init!) });
       return;
     }
+    if (request.method === 'subscriptions/listen') {
+      this.listen(entry, request, res);
+      return;
+    }
+    if (request.method === 'tools/call') {
+      this.checkToolHeaders(entry, request, headers, res, () =>
+        this.forward(entry, request, meta, headers, res),
+      );
+      return;
+    }
+    this.forward(entry, request, meta, headers, res);
+  }
+
+  /** Sends a client request up the hidden session; its answer comes back on its own channel. */
+  private forward(
+    entry: BridgeEntry,
+    request: JsonRpcRequest,
+    meta: Record<string, unknown>,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+  ): void {
+    const session = entry.session!;
+    if (session.closed) {
+      sendJson(res, 502, errorResponse(request.id, ErrorCode.UpstreamUnavailable, 'Upstream session closed'));
+      return;
+    }
     const upstreamId = bridgeId();
     const clientToken = meta.progressToken as string | number | undefined;
     const upstreamToken = clientToken === undefined ? undefined : bridgeId();
@@ -587,6 +773,7 @@ export class SessionlessHandler {
     const channel = new SessionlessChannel(
       this,
       res,
+      entry,
       session,
       entry.init!.serverInfo,
       request.method,
@@ -602,6 +789,264 @@ export class SessionlessHandler {
     session.sealStream(stream);
   }
 
+  // ------------------------------------------------------------ Mcp-Param-* (x-mcp-header)
+
+  /**
+   * Checks a tools/call's Mcp-Param-* headers against the tool's `x-mcp-header` annotations,
+   * from the upstream's tools/list (cached per hidden session, refreshed when stale, when the
+   * upstream says the list changed, and before refusing on a cached schema). Continues with
+   * `then` when they agree or the tool is unknown (the upstream answers that); refuses 400 / −32020 otherwise.
+   */
+  private checkToolHeaders(
+    entry: BridgeEntry,
+    request: JsonRpcRequest,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+    then: () => void,
+  ): void {
+    const params = request.params as { name?: unknown; arguments?: unknown };
+    const name = params.name;
+    if (typeof name !== 'string') {
+      then();
+      return;
+    }
+    const verdict = (): string | undefined => {
+      const spec = entry.tools.get(name);
+      return spec?.valid ? checkParamHeaders(spec.params, params.arguments, headers) : undefined;
+    };
+    const age = Date.now() - entry.toolsLoadedAt;
+    if (entry.toolsLoadedAt > 0 && age < TOOL_SCHEMA_TTL_MS) {
+      const problem = verdict();
+      // A refusal on a schema more than a second old is re-checked against a fresh list first.
+      if (problem === undefined || age < 1000) {
+        if (problem === undefined) then();
+        else this.headerMismatch(res, request.id, problem);
+        return;
+      }
+      entry.toolsLoadedAt = 0;
+    }
+    this.loadTools(entry).then(
+      () => {
+        if (res.destroyed || res.writableEnded) return;
+        const problem = verdict();
+        if (problem === undefined) then();
+        else this.headerMismatch(res, request.id, problem);
+      },
+      () => {
+        // Without the schema there is nothing to hold the headers against: the upstream decides.
+        if (!res.destroyed && !res.writableEnded) then();
+      },
+    );
+  }
+
+  private headerMismatch(res: ServerResponse, id: JsonRpcId, problem: string): void {
+    refuse(this.deps, res, 400, ErrorCode.HeaderMismatch, 'header_mismatch', `Header mismatch: ${problem}`, {
+      id,
+    });
+  }
+
+  /** Reads the upstream's whole tools/list on the hidden session (once at a time). */
+  private loadTools(entry: BridgeEntry): Promise<void> {
+    if (entry.toolsLoading) return entry.toolsLoading;
+    const session = entry.session!;
+    const load = async () => {
+      const tools = new Map<string, HeaderParams>();
+      let cursor: unknown = undefined;
+      for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+        const result = await internalRequest(
+          session,
+          'tools/list',
+          typeof cursor === 'string' ? { cursor } : undefined,
+          (m) => this.upstreamNotification(entry, m),
+        );
+        collectTools(tools, result);
+        cursor = result.nextCursor;
+        if (typeof cursor !== 'string' || cursor === '') break;
+      }
+      entry.tools = tools;
+      entry.toolsLoadedAt = Date.now();
+    };
+    const loading = load().finally(() => {
+      if (entry.toolsLoading === loading) entry.toolsLoading = undefined;
+    });
+    entry.toolsLoading = loading;
+    return loading;
+  }
+
+  /** A tools/list page a client asked for: its schemas are as good as our own reading. */
+  noteTools(entry: BridgeEntry, result: object): void {
+    collectTools(entry.tools, result as Record<string, unknown>);
+  }
+
+  // ------------------------------------------------------------ subscriptions/listen
+
+  /**
+   * subscriptions/listen on a bridged upstream: the acknowledgment (with the filter the
+   * upstream's capabilities allow) first, then every matching notification the hidden session
+   * receives, tagged with the subscription id, until the client closes the stream. Resource
+   * subscriptions become upstream resources/subscribe calls, shared between listeners.
+   */
+  private listen(entry: BridgeEntry, request: JsonRpcRequest, res: ServerResponse): void {
+    const requested = (request.params as { notifications?: unknown }).notifications;
+    if (requested === null || typeof requested !== 'object' || Array.isArray(requested)) {
+      refuse(
+        this.deps,
+        res,
+        400,
+        ErrorCode.InvalidParams,
+        'invalid_params',
+        'Invalid params: subscriptions/listen requires a "notifications" filter object',
+        { id: request.id },
+      );
+      return;
+    }
+    const wanted = requested as Record<string, unknown>;
+    const caps = entry.init!.capabilities ?? {};
+    const capability = (name: string) => {
+      const c = caps[name];
+      return c !== null && typeof c === 'object' ? (c as Record<string, unknown>) : undefined;
+    };
+    const filter: AcceptedFilter = {};
+    for (const { field, capability: cap } of Object.values(LIST_CHANGED)) {
+      if (wanted[field] === true && capability(cap)?.listChanged === true) {
+        filter[field as 'toolsListChanged'] = true;
+      }
+    }
+    const uris = wanted.resourceSubscriptions;
+    const subscribe =
+      Array.isArray(uris) && capability('resources')?.subscribe === true
+        ? [...new Set(uris.filter((u): u is string => typeof u === 'string'))]
+        : [];
+    Promise.all(
+      subscribe.map((uri) => this.subscribeResource(entry, uri).then((ok) => (ok ? uri : undefined))),
+    )
+      .then((results) => {
+        const granted = results.filter((u): u is string => u !== undefined);
+        if (res.destroyed || res.writableEnded || entry.session!.closed) {
+          for (const uri of granted) this.unsubscribeResource(entry, uri);
+          if (!res.destroyed && !res.writableEnded) {
+            sendJson(
+              res,
+              502,
+              errorResponse(request.id, ErrorCode.UpstreamUnavailable, 'Upstream session closed'),
+            );
+          }
+          return;
+        }
+        if (Array.isArray(uris) && capability('resources')?.subscribe === true) {
+          filter.resourceSubscriptions = granted;
+        }
+        this.openListen(entry, request.id, filter, res);
+      })
+      .catch((err: unknown) => this.owner.internalError(res, err));
+  }
+
+  private openListen(entry: BridgeEntry, id: JsonRpcId, filter: AcceptedFilter, res: ServerResponse): void {
+    const stream = new ListenStream(res, id, filter);
+    res.writeHead(200, SSE_HEADERS);
+    stream.write({
+      jsonrpc: '2.0',
+      method: 'notifications/subscriptions/acknowledged',
+      params: { _meta: { [META_SUBSCRIPTION_ID]: id }, notifications: filter },
+    });
+    entry.listeners.add(stream);
+    this.deps.keepAlive?.add(stream);
+    this.attachStandalone(entry);
+    res.on('close', () => {
+      stream.ended = true;
+      this.deps.keepAlive?.delete(stream);
+      if (!entry.listeners.delete(stream)) return;
+      for (const uri of filter.resourceSubscriptions ?? []) this.unsubscribeResource(entry, uri);
+      if (entry.listeners.size === 0) this.detachStandalone(entry);
+    });
+  }
+
+  private attachStandalone(entry: BridgeEntry): void {
+    const session = entry.session!;
+    if ((entry.standalone && !entry.standalone.closed) || session.closed) return;
+    // What waited for a standalone stream predates every subscription: none of it is due.
+    session.outbox.ack(session.outbox.seq);
+    const channel = new StandaloneChannel(this, entry, session);
+    entry.standalone = channel;
+    try {
+      session.attachStandalone(channel);
+    } catch (err) {
+      // Only the replay of older messages can fail (they were dropped); the channel is attached.
+      if (!(err instanceof ResumeUnavailableError)) throw err;
+    }
+  }
+
+  /** The last listener left: give the standalone stream back, so the idle session can expire. */
+  private detachStandalone(entry: BridgeEntry): void {
+    const channel = entry.standalone;
+    entry.standalone = undefined;
+    if (!channel || channel.closed) return;
+    channel.closed = true;
+    channel.listener = undefined;
+    entry.session!.channelClosed(channel);
+  }
+
+  /** The hidden session ended under its listeners: end each subscription gracefully. */
+  standaloneClosed(entry: BridgeEntry, channel: StandaloneChannel, _reason: string): void {
+    if (entry.standalone === channel) entry.standalone = undefined;
+    for (const stream of entry.listeners) {
+      this.deps.keepAlive?.delete(stream);
+      stream.finish();
+    }
+    entry.listeners.clear();
+    entry.resourceSubscriptions.clear();
+  }
+
+  /** A notification from the upstream that no single request owns. */
+  upstreamNotification(entry: BridgeEntry, message: JsonRpcNotification): void {
+    if (message.method === 'notifications/tools/list_changed') entry.toolsLoadedAt = 0;
+    if (entry.listeners.size === 0) return;
+    const params = (
+      message.params !== null && typeof message.params === 'object' && !Array.isArray(message.params)
+        ? message.params
+        : {}
+    ) as Record<string, unknown>;
+    const meta = params._meta !== null && typeof params._meta === 'object' ? params._meta : {};
+    for (const stream of entry.listeners) {
+      if (!stream.wants(message)) continue;
+      stream.write({
+        jsonrpc: '2.0',
+        method: message.method,
+        params: { ...params, _meta: { ...meta, [META_SUBSCRIPTION_ID]: stream.id } },
+      });
+    }
+  }
+
+  /** Upstream resources/subscribe for `uri`, shared by every listener of the session. */
+  private subscribeResource(entry: BridgeEntry, uri: string): Promise<boolean> {
+    const count = entry.resourceSubscriptions.get(uri) ?? 0;
+    entry.resourceSubscriptions.set(uri, count + 1);
+    if (count > 0) return Promise.resolve(true);
+    return internalRequest(entry.session!, 'resources/subscribe', { uri }, (m) =>
+      this.upstreamNotification(entry, m),
+    ).then(
+      () => true,
+      () => {
+        this.unsubscribeResource(entry, uri, false);
+        return false;
+      },
+    );
+  }
+
+  private unsubscribeResource(entry: BridgeEntry, uri: string, upstream = true): void {
+    const count = entry.resourceSubscriptions.get(uri);
+    if (count === undefined) return;
+    if (count > 1) {
+      entry.resourceSubscriptions.set(uri, count - 1);
+      return;
+    }
+    entry.resourceSubscriptions.delete(uri);
+    const session = entry.session!;
+    if (upstream && !session.closed) {
+      internalRequest(session, 'resources/unsubscribe', { uri }).catch(() => undefined);
+    }
+  }
+
   private discoverResult(init: InitializeResult): Record<string, unknown> {
     const result: Record<string, unknown> = {
       resultType: 'complete',
@@ -613,6 +1058,17 @@ export class SessionlessHandler {
     };
     if (typeof init.instructions === 'string') result.instructions = init.instructions;
     return result;
+  }
+}
+
+/** Adds the `x-mcp-header` annotations of a tools/list page's tools to `into`. */
+function collectTools(into: Map<string, HeaderParams>, result: Record<string, unknown>): void {
+  const tools = result.tools;
+  if (!Array.isArray(tools)) return;
+  for (const tool of tools as Array<{ name?: unknown; inputSchema?: unknown }>) {
+    if (tool !== null && typeof tool === 'object' && typeof tool.name === 'string') {
+      into.set(tool.name, headerParamsOf(tool.inputSchema));
+    }
   }
 }
 
