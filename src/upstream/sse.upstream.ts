@@ -1,12 +1,8 @@
 import { Logger } from '@nestjs/common';
 import {
-  ErrorCode,
-  errorResponse,
   Header,
-  idKey,
   isRequest,
   isResponse,
-  type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
@@ -23,6 +19,7 @@ import {
 } from './streamable-http.upstream';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
+import { answerUnavailable, InFlightRequests } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 
 type SseReplica = Extract<ReplicaConfig, { transport: 'sse' }>;
@@ -56,7 +53,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
   private connectTimer: NodeJS.Timeout | undefined = undefined;
   private endpointWaiter: { resolve: () => void; reject: (err: Error) => void } | undefined = undefined;
   /** Requests posted whose responses have not come back, so a lost session can answer them. */
-  private readonly inFlight = new Map<string, JsonRpcId>();
+  private readonly inFlight = new InFlightRequests();
   private queue: Queued[] = [];
   private reconnecting = false;
   private closed = false;
@@ -289,7 +286,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
   /** POSTs one message to the endpoint; the answer comes on the stream. Never throws. */
   private async post(endpoint: string, message: JsonRpcMessage, raw: string | undefined): Promise<void> {
     const request = isRequest(message);
-    if (request) this.inFlight.set(idKey(message.id), message.id);
+    if (request) this.inFlight.add(message.id);
     const headers: Record<string, string> = {
       ...(this.replica as SseReplica).headers,
       'content-type': 'application/json',
@@ -339,7 +336,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
   }
 
   private deliver(message: JsonRpcMessage, raw: string | undefined): void {
-    if (isResponse(message) && message.id !== null) this.inFlight.delete(idKey(message.id));
+    if (isResponse(message) && message.id !== null) this.inFlight.delete(message.id);
     const step = this.handshake.incoming(message);
     if (step === HandshakeStep.Deliver) {
       this.sink?.upstreamMessage(message, raw, undefined);
@@ -364,26 +361,17 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
       this.logger.warn(`Could not deliver ${(message as JsonRpcRequest).method ?? 'a response'}: ${why}`);
       return;
     }
-    this.inFlight.delete(idKey(message.id));
+    this.inFlight.delete(message.id);
     if (this.handshake.isInternal(message.id)) {
       // The replayed initialize did not get through: drop the stream and try again from scratch.
       this.handshake.abortReplay();
       this.streamAbort?.abort(new Error(why));
       return;
     }
-    this.sink?.upstreamMessage(
-      errorResponse(message.id, ErrorCode.UpstreamUnavailable, why),
-      undefined,
-      message.id,
-    );
+    answerUnavailable(this.sink, message.id, why);
   }
 
   private failInFlight(why: string): void {
-    const ids = [...this.inFlight.values()];
-    this.inFlight.clear();
-    for (const id of ids) {
-      if (this.handshake.isInternal(id)) continue;
-      this.sink?.upstreamMessage(errorResponse(id, ErrorCode.UpstreamUnavailable, why), undefined, id);
-    }
+    this.inFlight.failAll(this.sink, this.handshake, why);
   }
 }

@@ -1,19 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Logger } from '@nestjs/common';
-import {
-  ErrorCode,
-  errorResponse,
-  idKey,
-  isRequest,
-  isResponse,
-  type JsonRpcId,
-  type JsonRpcMessage,
-  type JsonRpcRequest,
-} from '../../libs/protocol/src';
+import { isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import { parseUpstreamText } from './streamable-http.upstream';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
+import { answerUnavailable, InFlightRequests } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 
 type StdioReplica = Extract<ReplicaConfig, { transport: 'stdio' }>;
@@ -118,7 +110,7 @@ export class StdioUpstream implements UpstreamConnection {
   private paused = false;
 
   /** Requests written to the current child and not yet answered (answered with errors if it dies). */
-  private readonly inFlight = new Map<string, JsonRpcId>();
+  private readonly inFlight = new InFlightRequests();
   private held: Held[] = [];
 
   // stdout line assembly: parts of the current line, kept as buffers until its newline arrives.
@@ -376,9 +368,9 @@ export class StdioUpstream implements UpstreamConnection {
       text = text.replace(/[\r\n]/g, ' ');
     }
     const request = isRequest(message);
-    if (request) this.inFlight.set(idKey(message.id), message.id);
+    if (request) this.inFlight.add(message.id);
     if (!this.writeLine(text)) {
-      if (request) this.inFlight.delete(idKey(message.id));
+      if (request) this.inFlight.delete(message.id);
       this.fail(message, 'Upstream unavailable: upstream process is not reading its input');
     }
   }
@@ -466,7 +458,7 @@ export class StdioUpstream implements UpstreamConnection {
   }
 
   private deliver(message: JsonRpcMessage, raw: string | undefined): void {
-    if (isResponse(message) && message.id !== null) this.inFlight.delete(idKey(message.id));
+    if (isResponse(message) && message.id !== null) this.inFlight.delete(message.id);
     const step = this.handshake.incoming(message);
     if (step === HandshakeStep.Deliver) {
       this.sink?.upstreamMessage(message, raw, undefined);
@@ -509,19 +501,10 @@ export class StdioUpstream implements UpstreamConnection {
       return;
     }
     if (this.handshake.isInternal(message.id)) return;
-    this.sink?.upstreamMessage(
-      errorResponse(message.id, ErrorCode.UpstreamUnavailable, why),
-      undefined,
-      message.id,
-    );
+    answerUnavailable(this.sink, message.id, why);
   }
 
   private failInFlight(why: string): void {
-    const ids = [...this.inFlight.values()];
-    this.inFlight.clear();
-    for (const id of ids) {
-      if (this.handshake.isInternal(id)) continue;
-      this.sink?.upstreamMessage(errorResponse(id, ErrorCode.UpstreamUnavailable, why), undefined, id);
-    }
+    this.inFlight.failAll(this.sink, this.handshake, why);
   }
 }
