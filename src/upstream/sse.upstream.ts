@@ -5,6 +5,8 @@ import {
   isResponse,
   type JsonRpcMessage,
   type JsonRpcRequest,
+  SseParser,
+  type SseHandler,
 } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import {
@@ -13,9 +15,7 @@ import {
   parseUpstreamText,
   PauseGate,
   Sleeper,
-  SseParser,
   type ChunkSink,
-  type SseHandler,
 } from './streamable-http.upstream';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';

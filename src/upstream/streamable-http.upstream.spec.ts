@@ -19,7 +19,7 @@ import {
   startEverythingHttp,
   waitUntil,
 } from '../../test/helpers/upstream-test-kit';
-import { SseParser, StreamableHttpUpstream, type SseHandler } from './streamable-http.upstream';
+import { StreamableHttpUpstream } from './streamable-http.upstream';
 
 Logger.overrideLogger(['error']);
 
@@ -38,47 +38,6 @@ function open(url: string, options = FAST_OPTIONS) {
 
 after(async () => {
   await Promise.all(opened.map((u) => u.close()));
-});
-
-describe('SseParser', () => {
-  class Collect implements SseHandler {
-    events: Array<[string, string]> = [];
-    retries: number[] = [];
-    sseEvent(data: string, event: string) {
-      this.events.push([event, data]);
-    }
-    sseRetry(ms: number) {
-      this.retries.push(ms);
-    }
-  }
-
-  test('multi-line data, comments, ids, retry, CR/LF/CRLF split across chunks, BOM, priming', () => {
-    const c = new Collect();
-    const p = new SseParser(c);
-    const text =
-      '\ufeff: comment\r\nid: 1\r\nretry: 250\r\ndata: \r\n\r\n' + // priming event: id, retry, empty data
-      'event: message\ndata: {"a":\ndata:1}\n\n' +
-      'id: 7\rdata: x\r\r' +
-      'event: endpoint\ndata: /messages?s=1\n\n' +
-      'data: ignored-without-blank-line';
-    const bytes = new TextEncoder().encode(text);
-    for (let i = 0; i < bytes.length; i += 3) p.pushBytes(bytes.subarray(i, i + 3));
-    assert.deepEqual(c.events, [
-      ['message', '{"a":\n1}'],
-      ['message', 'x'],
-      ['endpoint', '/messages?s=1'],
-    ]);
-    assert.deepEqual(c.retries, [250]);
-    assert.equal(p.lastEventId, '7');
-  });
-
-  test('multi-byte characters split between chunks', () => {
-    const c = new Collect();
-    const p = new SseParser(c);
-    const bytes = new TextEncoder().encode('data: héllo 🌍\n\n');
-    for (let i = 0; i < bytes.length; i++) p.pushBytes(bytes.subarray(i, i + 1));
-    assert.deepEqual(c.events, [['message', 'héllo 🌍']]);
-  });
 });
 
 describe('StreamableHttpUpstream with server-everything', () => {

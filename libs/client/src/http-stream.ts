@@ -1,21 +1,21 @@
-import { ErrorCode } from '../../protocol/src';
+import { ErrorCode, SseParser, type SseHandler } from '../../protocol/src';
 import { ResilientTransportError, type FailureReason } from './errors';
-import { SseParser, type SseEvent } from './sse-parser';
 import { TRANSPORT_LABEL, type TransportKind } from './wire';
 
 /**
- * Reads an SSE response body to its end, dispatching events as they arrive. Resolves when
- * the server ended the stream, rejects when the connection broke (or was aborted).
+ * Reads an SSE response body to its end, dispatching events as they arrive (priming events with
+ * empty data included: their id names the stream). Resolves when the server ended the stream,
+ * rejects when the connection broke (or was aborted).
  */
-export async function readEventStream(response: Response, onEvent: (event: SseEvent) => void): Promise<void> {
+export async function readEventStream(response: Response, handler: SseHandler): Promise<void> {
   if (!response.body) return;
-  const parser = new SseParser(onEvent);
+  const parser = new SseParser(handler, true);
   const reader = response.body.getReader();
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (value) parser.push(value);
+      if (value) parser.pushBytes(value);
     }
     parser.end();
   } finally {

@@ -1,9 +1,8 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { ErrorCode } from '../../protocol/src';
+import { ErrorCode, type SseHandler } from '../../protocol/src';
 import { ResilientTransportError } from './errors';
 import { errorBody, httpRefusal, isAbort, readEventStream } from './http-stream';
 import { isRequestMessage } from './pending-requests';
-import type { SseEvent } from './sse-parser';
 import type { ConnectionContext, ConnectionSink, WireConnection } from './wire';
 import { withSlash } from './ws-connection';
 
@@ -46,26 +45,29 @@ export class SseConnection implements WireConnection {
       }
       if (!response.ok) throw await httpRefusal('sse', 'GET', response, ctx.sessionId !== undefined);
       await new Promise<void>((resolve, reject) => {
-        const onEvent = (event: SseEvent) => {
-          if (this.gone) return;
-          if (event.event === 'endpoint') {
-            this.endpoint = new URL(event.data.trim(), url);
-            const sessionId = this.endpoint.searchParams.get('sessionId');
-            if (!this.opened) {
-              this.opened = true;
-              if (sessionId) this.sink.session(this, sessionId);
-              resolve();
+        const handler: SseHandler = {
+          sseEvent: (data, event, id) => {
+            if (this.gone) return;
+            if (event === 'endpoint') {
+              this.endpoint = new URL(data.trim(), url);
+              const sessionId = this.endpoint.searchParams.get('sessionId');
+              if (!this.opened) {
+                this.opened = true;
+                if (sessionId) this.sink.session(this, sessionId);
+                resolve();
+              }
+              return;
             }
-            return;
-          }
-          if (event.event === 'error') {
-            this.fail(this.errorEvent(event.data));
-            return;
-          }
-          if (event.event !== 'message' || event.data.trim() === '') return;
-          this.message(event);
+            if (event === 'error') {
+              this.fail(this.errorEvent(data));
+              return;
+            }
+            if (event !== 'message' || data.trim() === '') return;
+            this.message(data, id);
+          },
+          sseRetry: () => {},
         };
-        readEventStream(response, onEvent).then(
+        readEventStream(response, handler).then(
           () => this.ended(reject),
           (err: unknown) => {
             const error = this.networkError(
@@ -87,15 +89,15 @@ export class SseConnection implements WireConnection {
     }
   }
 
-  private message(event: SseEvent): void {
+  private message(data: string, eventId: string | undefined): void {
     // `<sessionId>.<seq>`: the number after the last dot.
-    const id = event.id ?? '';
+    const id = eventId ?? '';
     const dot = id.lastIndexOf('.');
     const text = dot === -1 ? id : id.slice(dot + 1);
     const seq = /^\d{1,15}$/.test(text) ? Number(text) : undefined;
     let value: unknown;
     try {
-      value = JSON.parse(event.data);
+      value = JSON.parse(data);
     } catch (err) {
       this.sink.warning(this, new Error(`SSE: event is not JSON: ${(err as Error).message}`));
       return;

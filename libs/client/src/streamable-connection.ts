@@ -1,9 +1,8 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
-import { parseEventId } from '../../protocol/src';
+import { parseEventId, type SseHandler } from '../../protocol/src';
 import { ResilientTransportError } from './errors';
 import { errorBody, header, httpRefusal, isAbort, readEventStream } from './http-stream';
 import { isRequestMessage, isResponseMessage } from './pending-requests';
-import type { SseEvent } from './sse-parser';
 import type { ConnectionContext, ConnectionSink, WireConnection } from './wire';
 import { withSlash } from './ws-connection';
 
@@ -196,27 +195,30 @@ export class StreamableConnection implements WireConnection {
     requestId: RequestId | undefined,
   ): Promise<void> {
     let current = stream;
-    const onEvent = (event: SseEvent) => {
-      if (this.gone || event.event !== 'message') return;
-      const id = parseEventId(event.id);
-      if (id?.stream !== undefined && current === undefined) {
-        current = id.stream;
-        if (requestId !== undefined) this.sink.confirmed(this, requestId, current);
-      }
-      // A priming event (2025-11-25) names the stream and the session's position at the time,
-      // which may be a message of another stream: it is not a message and its number is not ours.
-      if (event.data.trim() === '') return;
-      let value: unknown;
-      try {
-        value = JSON.parse(event.data);
-      } catch (err) {
-        this.sink.warning(this, new Error(`Streamable HTTP: event is not JSON: ${(err as Error).message}`));
-        return;
-      }
-      this.sink.message(this, value, id?.seq);
+    const handler: SseHandler = {
+      sseEvent: (data, event, eventId) => {
+        if (this.gone || event !== 'message') return;
+        const id = parseEventId(eventId);
+        if (id?.stream !== undefined && current === undefined) {
+          current = id.stream;
+          if (requestId !== undefined) this.sink.confirmed(this, requestId, current);
+        }
+        // A priming event (2025-11-25) names the stream and the session's position at the time,
+        // which may be a message of another stream: it is not a message and its number is not ours.
+        if (data.trim() === '') return;
+        let value: unknown;
+        try {
+          value = JSON.parse(data);
+        } catch (err) {
+          this.sink.warning(this, new Error(`Streamable HTTP: event is not JSON: ${(err as Error).message}`));
+          return;
+        }
+        this.sink.message(this, value, id?.seq);
+      },
+      sseRetry: () => {},
     };
     try {
-      await readEventStream(exchange.response, onEvent);
+      await readEventStream(exchange.response, handler);
     } catch (err) {
       if (!this.gone) this.fail(this.networkError('stream', err, 'connection-lost'));
       return;
