@@ -414,3 +414,61 @@ describe('Streamable HTTP with 2026-07-28 disabled', () => {
     assert.ok(res.json.error.data.supported.includes('2025-11-25'));
   });
 });
+
+describe('2026-07-28 Mcp-Param-* headers reach an HTTP upstream', () => {
+  let gw: RunningGateway;
+  let upstream: import('node:http').Server;
+  const seen: Array<Record<string, unknown>> = [];
+
+  before(async () => {
+    const { createServer } = await import('node:http');
+    const { McpServer } = await import('@modelcontextprotocol/sdk/server/mcp.js');
+    const { StreamableHTTPServerTransport } =
+      await import('@modelcontextprotocol/sdk/server/streamableHttp.js');
+    const { z } = await import('zod');
+    // A real SDK server over Streamable HTTP (stateless mode: one server per request), recording headers.
+    upstream = createServer((req, res) => {
+      seen.push({ ...req.headers });
+      const server = new McpServer({ name: 'header-probe', version: '1.0.0' });
+      server.registerTool('echo', { inputSchema: { text: z.string() } }, ({ text }) => ({
+        content: [{ type: 'text', text }],
+      }));
+      const transport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: undefined,
+        enableJsonResponse: true,
+      });
+      res.on('close', () => void transport.close());
+      void server.connect(transport).then(() => transport.handleRequest(req, res));
+    });
+    await new Promise<void>((ok) => upstream.listen(0, '127.0.0.1', () => ok()));
+    const port = (upstream.address() as { port: number }).port;
+    gw = await startGateway({
+      services: {
+        http: { replicas: [{ transport: 'streamable-http', url: `http://127.0.0.1:${port}/mcp` }] },
+      },
+      defaultService: 'http',
+    });
+  });
+  after(async () => {
+    await gw.close();
+    await new Promise<void>((ok) => upstream.close(() => ok()));
+  });
+
+  it('an Mcp-Param header no tool declares is forwarded with that request only', async () => {
+    const res = await raw(gw.url, {
+      headers: { ...modernHeaders('tools/call', 'echo'), 'mcp-param-trace-tenant': 'acme' },
+      body: toolCall('p-1', 'echo', { text: 'with a param header' }),
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json.result.content, [{ type: 'text', text: 'with a param header' }]);
+    const calls = seen.filter((h) => h['mcp-param-trace-tenant'] !== undefined);
+    assert.equal(calls.length, 1, 'exactly the one tools/call POST carried it');
+    assert.equal(calls[0]['mcp-param-trace-tenant'], 'acme');
+    const plain = await raw(gw.url, {
+      headers: modernHeaders('tools/call', 'echo'),
+      body: toolCall('p-2', 'echo', { text: 'without' }),
+    });
+    assert.equal(plain.status, 200, plain.text);
+    assert.equal(seen.filter((h) => h['mcp-param-trace-tenant'] !== undefined).length, 1, 'not sticky');
+  });
+});

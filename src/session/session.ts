@@ -9,7 +9,12 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
-import type { UpstreamConnection, UpstreamLease, UpstreamSink } from '../upstream/upstream-connection';
+import type {
+  MessageHeaders,
+  UpstreamConnection,
+  UpstreamLease,
+  UpstreamSink,
+} from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { Outbox, type OutboxLimits } from './outbox';
 
@@ -105,7 +110,9 @@ export class Session implements ChannelListener, UpstreamSink {
   private lease: UpstreamLease | undefined = undefined;
   private upstreamError: string | undefined = undefined;
   /** Client messages that arrived before the upstream lease was ready. */
-  private waiting: Array<{ message: JsonRpcMessage; raw: string | undefined }> | undefined = undefined;
+  private waiting:
+    | Array<{ message: JsonRpcMessage; raw: string | undefined; headers: MessageHeaders | undefined }>
+    | undefined = undefined;
   private pausedUpstream = false;
 
   constructor(private readonly options: SessionOptions) {
@@ -128,7 +135,7 @@ export class Session implements ChannelListener, UpstreamSink {
     lease.connection.sink = this;
     const waiting = this.waiting;
     this.waiting = undefined;
-    if (waiting) for (const w of waiting) lease.connection.send(w.message, w.raw);
+    if (waiting) for (const w of waiting) lease.connection.send(w.message, w.raw, w.headers);
   }
 
   /** No upstream could be had: every waiting and future request is answered with this error. */
@@ -277,7 +284,12 @@ export class Session implements ChannelListener, UpstreamSink {
    * response stream, or 0) so their responses and related messages find their way back.
    * Returns false when the request was refused (in-flight bound) and answered with an error.
    */
-  receive(message: JsonRpcMessage, raw: string | undefined, stream: number): boolean {
+  receive(
+    message: JsonRpcMessage,
+    raw: string | undefined,
+    stream: number,
+    headers?: MessageHeaders,
+  ): boolean {
     this.touch();
     this.options.hooks.clientMessage(this, message);
     if (isRequest(message)) {
@@ -323,7 +335,7 @@ export class Session implements ChannelListener, UpstreamSink {
         return true;
       }
     }
-    this.forward(message, raw);
+    this.forward(message, raw, headers);
     return true;
   }
 
@@ -346,13 +358,13 @@ export class Session implements ChannelListener, UpstreamSink {
     }
   }
 
-  private forward(message: JsonRpcMessage, raw: string | undefined): void {
+  private forward(message: JsonRpcMessage, raw: string | undefined, headers?: MessageHeaders): void {
     if (this.lease) {
-      this.lease.connection.send(message, raw);
+      this.lease.connection.send(message, raw, headers);
     } else if (this.upstreamError !== undefined) {
       this.failRequest(message, this.upstreamError);
     } else {
-      (this.waiting ??= []).push({ message, raw });
+      (this.waiting ??= []).push({ message, raw, headers });
     }
   }
 

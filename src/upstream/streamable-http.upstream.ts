@@ -18,7 +18,7 @@ import {
 } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamOptions } from './upstream.factory';
-import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
+import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 
 type HttpReplica = Extract<ReplicaConfig, { transport: 'streamable-http' | 'sse' }>;
@@ -399,6 +399,7 @@ interface Outgoing {
   message: JsonRpcMessage;
   raw: string | undefined;
   attempt: number;
+  headers: MessageHeaders | undefined;
 }
 
 /**
@@ -518,22 +519,22 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     }
   }
 
-  send(message: JsonRpcMessage, raw: string | undefined): void {
+  send(message: JsonRpcMessage, raw: string | undefined, headers?: MessageHeaders): void {
     if (this.closed) {
       this.requestFailed(message, 'Upstream unavailable: connection closed');
       return;
     }
     this.handshake.outgoing(message);
     if (this.handshake.replaying) {
-      this.hold(message, raw, 0);
+      this.hold(message, raw, 0, headers);
       return;
     }
     if (this.needsHandshake && (message as JsonRpcRequest).method !== Method.Initialize) {
-      this.hold(message, raw, 0);
+      this.hold(message, raw, 0, headers);
       this.beginReplay();
       return;
     }
-    void this.post(message, raw, 0);
+    void this.post(message, raw, 0, headers);
   }
 
   pause(): void {
@@ -580,12 +581,17 @@ export class StreamableHttpUpstream implements UpstreamConnection {
 
   // ------------------------------------------------------------------------------ sending
 
-  private hold(message: JsonRpcMessage, raw: string | undefined, attempt: number): void {
+  private hold(
+    message: JsonRpcMessage,
+    raw: string | undefined,
+    attempt: number,
+    headers: MessageHeaders | undefined,
+  ): void {
     if (this.held.length >= MAX_HELD) {
       this.requestFailed(message, 'Upstream unavailable: too many messages waiting for the upstream session');
       return;
     }
-    this.held.push({ message, raw, attempt });
+    this.held.push({ message, raw, attempt, headers });
   }
 
   private headers(withSession: boolean): Record<string, string> {
@@ -618,11 +624,18 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   }
 
   /** POSTs one message and handles whatever comes back. Never throws. */
-  private async post(message: JsonRpcMessage, raw: string | undefined, attempt: number): Promise<void> {
+  private async post(
+    message: JsonRpcMessage,
+    raw: string | undefined,
+    attempt: number,
+    extraHeaders?: MessageHeaders,
+  ): Promise<void> {
     const method = (message as JsonRpcRequest).method;
     const requestId = isRequest(message) ? message.id : undefined;
     const isInit = method === Method.Initialize;
-    const headers = this.postHeaders(!isInit);
+    const base = this.postHeaders(!isInit);
+    // The cached session headers are shared: copy only when this message brings its own.
+    const headers = extraHeaders ? { ...base, ...extraHeaders } : base;
     const sentSession = this.sessionId;
     const generation = this.generation;
     const call = new HttpCall();
@@ -650,7 +663,16 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     }
     if (timer) clearTimeout(timer);
     try {
-      await this.handlePostResponse(res, message, raw, requestId, sentSession, generation, attempt);
+      await this.handlePostResponse(
+        res,
+        message,
+        raw,
+        requestId,
+        sentSession,
+        generation,
+        attempt,
+        extraHeaders,
+      );
     } catch (err) {
       if (!this.closed) {
         this.logger.warn(`Reading the answer to ${method ?? 'a response'} failed: ${describeError(err)}`);
@@ -669,6 +691,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     sentSession: string | undefined,
     generation: number,
     attempt: number,
+    extraHeaders: MessageHeaders | undefined,
   ): Promise<void> {
     const status = res.status;
     const method = (message as JsonRpcRequest).method;
@@ -679,7 +702,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     }
     if (status === 404 && sentSession !== undefined && method !== Method.Initialize) {
       res.discard();
-      this.sessionExpired(message, raw, sentSession, generation, attempt);
+      this.sessionExpired(message, raw, sentSession, generation, attempt, extraHeaders);
       return;
     }
     if (status >= 500) {
@@ -769,6 +792,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     sentSession: string,
     generation: number,
     attempt: number,
+    extraHeaders: MessageHeaders | undefined,
   ): void {
     if (attempt >= 1 || !this.handshake.recorded) {
       this.requestFailed(
@@ -779,11 +803,11 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     }
     if (generation !== this.generation || (this.sessionId !== undefined && this.sessionId !== sentSession)) {
       // Another message already re-established the session: just send this one again.
-      if (this.handshake.replaying) this.hold(message, raw, attempt + 1);
-      else void this.post(message, raw, attempt + 1);
+      if (this.handshake.replaying) this.hold(message, raw, attempt + 1, extraHeaders);
+      else void this.post(message, raw, attempt + 1, extraHeaders);
       return;
     }
-    this.hold(message, raw, attempt + 1);
+    this.hold(message, raw, attempt + 1, extraHeaders);
     this.beginReplay();
   }
 
@@ -822,7 +846,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   private flushHeld(): void {
     const held = this.held;
     this.held = [];
-    for (const h of held) void this.post(h.message, h.raw, h.attempt);
+    for (const h of held) void this.post(h.message, h.raw, h.attempt, h.headers);
   }
 
   // ------------------------------------------------------------------------------ receiving

@@ -1,6 +1,9 @@
 import type { JsonRpcId, JsonRpcMessage } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 
+/** Extra HTTP headers that travel with one message. */
+export type MessageHeaders = Readonly<Record<string, string>>;
+
 export type UpstreamTransportKind = 'streamable-http' | 'sse' | 'stdio' | 'embedded';
 
 /** Where an upstream connection delivers what it reads. A Session implements it. */
@@ -32,7 +35,11 @@ export interface UpstreamConnection {
   readonly replica: ReplicaConfig;
   sink: UpstreamSink | undefined;
   start(): Promise<void>;
-  send(message: JsonRpcMessage, raw: string | undefined): void;
+  /**
+   * `headers`: extra HTTP headers for this one message (2026-07-28 `Mcp-Param-*` headers the
+   * gateway forwards); transports without HTTP requests ignore them.
+   */
+  send(message: JsonRpcMessage, raw: string | undefined, headers?: MessageHeaders): void;
   pause(): void;
   resume(): void;
   healthy(): boolean;

@@ -445,7 +445,6 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     if (this.answered) return;
     this.answered = true;
     this.closed = true;
-    this.handler.done(this);
     const res = this.res;
     if (this.streaming) {
       this.handler.deps.keepAlive?.delete(this);
@@ -478,7 +477,6 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     if (this.answered) return;
     this.answered = true;
     this.closed = true;
-    this.handler.done(this);
     this.handler.deps.metrics.error('client_cancelled');
     this.cancelUpstream('the client closed the response stream');
   }
@@ -512,8 +510,6 @@ function onSessionlessClose(this: SessionlessChannel): void {
 /** Handles POSTs whose MCP-Protocol-Version is 2026-07-28. */
 export class SessionlessHandler {
   private readonly bridges = new Map<string, BridgeEntry>();
-  /** Unknown Mcp-Param-* headers of requests in flight, by upstream request id (for HTTP upstreams). */
-  private readonly paramHeaders = new Map<string, Record<string, string>>();
 
   constructor(private readonly owner: StreamableHttpHandler) {}
 
@@ -521,18 +517,9 @@ export class SessionlessHandler {
     return this.owner.deps;
   }
 
-  /** The Mcp-Param-* headers a bridged request arrived with (keyed by its upstream id). */
-  paramHeadersFor(upstreamId: string): Record<string, string> | undefined {
-    return this.paramHeaders.get(upstreamId);
-  }
-
   /** Number of hidden upstream sessions (tests, metrics). */
   get bridgeCount(): number {
     return this.bridges.size;
-  }
-
-  done(channel: SessionlessChannel): void {
-    this.paramHeaders.delete(channel.upstreamId);
   }
 
   post(service: string, headers: IncomingHttpHeaders, body: Buffer | undefined, res: ServerResponse): void {
@@ -768,8 +755,8 @@ export class SessionlessHandler {
       method: request.method,
       params: { ...params, _meta: upstreamMeta },
     };
+    // Mcp-Param-* headers travel with this request to HTTP upstreams (other transports have no headers).
     const forwarded = paramHeadersOf(headers);
-    if (forwarded) this.paramHeaders.set(upstreamId, forwarded);
     const channel = new SessionlessChannel(
       this,
       res,
@@ -785,7 +772,7 @@ export class SessionlessHandler {
       meta[META_CLIENT_CAPABILITIES] as Record<string, unknown>,
     );
     const stream = session.openStream(channel);
-    session.receive(upstream, JSON.stringify(upstream), stream);
+    session.receive(upstream, JSON.stringify(upstream), stream, forwarded);
     session.sealStream(stream);
   }
 
