@@ -13,23 +13,10 @@ import { WebSocket, type ClientOptions } from 'ws';
 import type { GatewayConfigOverrides } from '../src/config/gateway-config';
 import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
+import './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 
-/**
- * Node 20 has no global WebSocket; the SDK transport uses the global one. The shim behaves
- * like a browser WebSocket: one task per message event. With ws's default
- * (allowSynchronousEvents) frames that arrive in one TCP read are dispatched back to back,
- * and the SDK Protocol, which runs notification handlers in a microtask but responses
- * synchronously, then sees a tool result before the progress notification sent just ahead
- * of it and drops that progress.
- */
-class BrowserLikeWebSocket extends WebSocket {
-  constructor(url: string | URL, protocols?: string | string[]) {
-    super(url, protocols, { allowSynchronousEvents: false });
-  }
-}
-const g = globalThis as { WebSocket?: unknown };
-g.WebSocket ??= BrowserLikeWebSocket;
+// The SDK's WebSocket transport uses the global WebSocket: helpers/clients installs a browser-like one.
 
 const SAMPLED = 'sampled over a WebSocket';
 const MAX_FRAME = 64 * 1024;

@@ -18,7 +18,8 @@ export class BrowserLikeWebSocket extends WebSocket {
     super(url, protocols, { allowSynchronousEvents: false });
   }
 }
-(globalThis as { WebSocket?: unknown }).WebSocket ??= BrowserLikeWebSocket;
+// Set even where the runtime has its own (Node 22+: undici's), so every Node version runs the same client.
+(globalThis as { WebSocket?: unknown }).WebSocket = BrowserLikeWebSocket;
 
 /** The client transports one suite runs over. */
 export type ClientTransportName = 'streamable' | 'sse' | 'ws';
