@@ -199,6 +199,39 @@ describe('legacy HTTP+SSE transport', () => {
     });
   });
 
+  test('a session answers only to the client that opened it; a client named in the query keeps its name', async () => {
+    const res = await fetch(`${gw.url}/sse?client_id=browser-7`, {
+      headers: { accept: 'text/event-stream' },
+    });
+    const reader = new SseReader(res);
+    const endpoint = await reader.next();
+    const postUrl = new URL(endpoint!.data, gw.url).toString();
+    assert.match(postUrl, /client_id=browser-7/, 'the endpoint carries the client id back');
+    assert.equal((await post(postUrl, INIT)).status, 202);
+    assert.equal((await reader.nextMessage())?.message.id, 0);
+    const sessionId = new URL(postUrl).searchParams.get('sessionId')!;
+    const stranger = await post(`${gw.url}/messages?sessionId=${sessionId}`, INIT, {
+      'x-mcp-client-id': 'someone-else',
+    });
+    assert.equal(stranger.status, 404);
+    await reader.cancel();
+  });
+
+  test('a resume from a position the session no longer holds is refused with 409 before any stream opens', async () => {
+    const gwSmall = await startGateway({ session: { outboxMaxMessages: 2 } });
+    try {
+      const { reader, postUrl, sessionId } = await openSession(gwSmall.url);
+      for (let i = 0; i < 4; i++) await post(postUrl, { ...INIT, id: i });
+      for (let i = 0; i < 4; i++) await reader.nextMessage();
+      await reader.cancel();
+      const res = await fetch(`${gwSmall.url}/sse`, { headers: { 'last-event-id': `${sessionId}.0` } });
+      assert.equal(res.status, 409);
+      assert.equal(((await res.json()) as any).error.code, ErrorCode.ResumeUnavailable);
+    } finally {
+      await gwSmall.close();
+    }
+  });
+
   test('GET /sse with a foreign Origin is refused with 403', async () => {
     const res = await fetch(`${gw.url}/sse`, { headers: { origin: 'http://evil.example.com' } });
     assert.equal(res.status, 403);

@@ -105,9 +105,9 @@ export const EnvSchema = z.object({
    * Server→client messages a session keeps for resume. Clients rarely acknowledge, so a busy
    * session holds this many: it is the window a reconnecting client can still recover.
    */
-  OUTBOX_MAX_MESSAGES: int(1).default(512),
+  OUTBOX_MAX_MESSAGES: int(1).default(256),
   /** Bytes of server→client messages a session keeps for resume (also the slow-reader bound). */
-  OUTBOX_MAX_BYTES: int(1024).default(2 * 1024 * 1024),
+  OUTBOX_MAX_BYTES: int(1024).default(1024 * 1024),
   /** Client requests a session may have waiting for the upstream. */
   MAX_IN_FLIGHT_PER_SESSION: int(1).default(256),
   /** Completed request ids remembered per session for de-duplication of re-sent requests. */

@@ -57,3 +57,24 @@ describe('Outbox', () => {
     );
   });
 });
+
+describe('Outbox losses are per stream', () => {
+  test('evicting one stream does not make another stream, or a fresh listener, fail', () => {
+    const o = new Outbox({ maxMessages: 3, maxBytes: 1e6 });
+    o.append(1, 'post-1a');
+    o.append(1, 'post-1b');
+    o.append(0, 'get-a');
+    o.append(1, 'post-1c'); // evicts post-1a
+    assert.throws(() => o.since(0, 1), ResumeUnavailableError, 'stream 1 lost an entry');
+    assert.deepEqual(
+      o.since(0, 0).map((e) => e.raw),
+      ['get-a'],
+      'stream 0 lost nothing',
+    );
+    assert.throws(() => o.since(0), ResumeUnavailableError, 'a resume of everything did lose one');
+    assert.deepEqual(
+      o.retainedSince(0).map((e) => e.raw),
+      ['post-1b', 'get-a', 'post-1c'],
+    );
+  });
+});

@@ -37,6 +37,8 @@ export class Outbox {
   private lastSeq = 0;
   /** Highest seq known to be dropped without acknowledgement; resuming at or before it loses data. */
   private lostThrough = 0;
+  /** The same per stream (Streamable HTTP resumes one stream: only its own losses matter). */
+  private lostByStream: Map<number, number> | undefined = undefined;
   private ackedThrough = 0;
 
   constructor(private readonly limits: OutboxLimits) {}
@@ -60,7 +62,10 @@ export class Outbox {
     this.bytes += entry.bytes;
     while (this.size > 1 && (this.size > this.limits.maxMessages || this.bytes > this.limits.maxBytes)) {
       const dropped = this.shift();
-      if (dropped.seq > this.ackedThrough) this.lostThrough = dropped.seq;
+      if (dropped.seq > this.ackedThrough) {
+        this.lostThrough = dropped.seq;
+        (this.lostByStream ??= new Map()).set(dropped.stream, dropped.seq);
+      }
     }
     return entry;
   }
@@ -81,7 +86,13 @@ export class Outbox {
    * Throws ResumeUnavailableError when entries the caller has not seen were already dropped.
    */
   since(seq: number, stream?: number): OutboxEntry[] {
-    if (seq < this.lostThrough) throw new ResumeUnavailableError(seq, this.lostThrough + 1);
+    const lost = stream === undefined ? this.lostThrough : (this.lostByStream?.get(stream) ?? 0);
+    if (seq < lost) throw new ResumeUnavailableError(seq, lost + 1);
+    return this.retainedSince(seq, stream);
+  }
+
+  /** Like since(), but without the loss check: for a client that starts listening now, not resuming. */
+  retainedSince(seq: number, stream?: number): OutboxEntry[] {
     const out: OutboxEntry[] = [];
     if (!this.entries) return out;
     for (let i = this.head; i < this.entries.length; i++) {
@@ -104,6 +115,7 @@ export class Outbox {
     this.entries = undefined;
     this.head = 0;
     this.bytes = 0;
+    this.lostByStream = undefined;
   }
 
   private shift(): OutboxEntry {

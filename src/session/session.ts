@@ -499,8 +499,9 @@ export class Session implements ChannelListener, UpstreamSink {
     }
   }
 
+  /** Hands a new standalone channel what waited for one (a fresh listener: nothing to resume). */
   private replay(channel: ClientChannel, afterSeq: number, stream: number): void {
-    const entries = this.outbox.since(afterSeq, stream);
+    const entries = this.outbox.retainedSince(afterSeq, stream);
     for (const e of entries) {
       this.sendTo(channel, e.seq, e.stream, e.raw);
       this.standaloneSentThrough = e.seq;
@@ -510,9 +511,12 @@ export class Session implements ChannelListener, UpstreamSink {
   private finishStreamIfDone(stream: number, state: StreamState): void {
     if (stream === STANDALONE_STREAM || !state.sealed || state.pending > 0) return;
     this.streams.delete(stream);
-    if (state.channel && !this.primary) {
+    if (state.channel && !state.channel.closed && !this.primary) {
       state.channel.listener = undefined;
       state.channel.end();
+      // Its entries stay until the bound evicts them: a client whose connection broke after the
+      // last write re-sends the request and gets the retained answer (evicting them loses nothing
+      // of the other streams: losses are tracked per stream).
     }
   }
 

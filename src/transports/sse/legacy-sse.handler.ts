@@ -52,7 +52,7 @@ export class LegacySseHandler {
     }
     const resume = resumePosition(req.headers['last-event-id'], query);
     if (resume) {
-      this.resumeStream(req, res, resume);
+      this.resumeStream(req, res, resume, service, query);
       return;
     }
     const target = service ?? this.router.defaultService;
@@ -62,14 +62,36 @@ export class LegacySseHandler {
     }
     const session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse');
     const channel = this.channelFor(session, res);
-    channel.event('endpoint', `${MESSAGES_PATH}?sessionId=${session.id}`);
+    channel.event('endpoint', endpointFor(session, req, query));
     session.attachPrimary(channel, undefined);
   }
 
-  private resumeStream(req: IncomingMessage, res: ServerResponse, resume: ResumePosition): void {
+  private resumeStream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    resume: ResumePosition,
+    service: string | undefined,
+    query: QueryParams,
+  ): void {
     const session = this.sessions.get(resume.sessionId);
-    if (!session || session.clientId !== clientIdFrom(req.headers, {})) {
+    // A session answers only to the client (and service) that created it: anything else is "not found".
+    if (
+      !session ||
+      session.clientId !== clientIdFrom(req.headers, query) ||
+      (service !== undefined && service !== session.service)
+    ) {
       this.refuse(res, 404, 'session_not_found', 'Session not found: it expired or never existed', true);
+      return;
+    }
+    try {
+      // Refuse before the stream opens (409): an EventSource would retry a stream that ends in an error.
+      session.outbox.since(resume.seq);
+    } catch (err) {
+      if (!(err instanceof ResumeUnavailableError)) throw err;
+      this.metrics.error('resume_unavailable');
+      sendJsonRpcError(res, 409, ErrorCode.ResumeUnavailable, err.message, {
+        data: { requested: err.requested, oldestAvailable: err.oldestAvailable },
+      });
       return;
     }
     if (session.transport !== 'sse') {
@@ -77,6 +99,10 @@ export class LegacySseHandler {
       this.sessions.admitTransportSwitch(session, 'sse').then(
         (verdict) => {
           if (res.destroyed || res.writableEnded) return;
+          if (session.closed) {
+            this.refuse(res, 404, 'session_not_found', 'Session not found: it ended meanwhile', true);
+            return;
+          }
           if (!verdict.allowed) {
             this.metrics.error('transport_switch_refused');
             sendJsonRpcError(
@@ -87,19 +113,19 @@ export class LegacySseHandler {
             );
             return;
           }
-          this.attachResumed(session, res, resume.seq);
+          this.attachResumed(session, res, resume.seq, endpointFor(session, req, query));
         },
         (err: Error) => sendJsonRpcError(res, 500, ErrorCode.InternalError, `Internal error: ${err.message}`),
       );
       return;
     }
-    this.attachResumed(session, res, resume.seq);
+    this.attachResumed(session, res, resume.seq, endpointFor(session, req, query));
   }
 
-  private attachResumed(session: Session, res: ServerResponse, afterSeq: number): void {
+  private attachResumed(session: Session, res: ServerResponse, afterSeq: number, endpoint: string): void {
     const channel = this.channelFor(session, res);
     // Announce the endpoint again: clients that reconnected from scratch need it, the rest ignore it.
-    channel.event('endpoint', `${MESSAGES_PATH}?sessionId=${session.id}`);
+    channel.event('endpoint', endpoint);
     try {
       session.attachPrimary(channel, afterSeq);
     } catch (err) {
@@ -122,7 +148,7 @@ export class LegacySseHandler {
       return;
     }
     const session = this.sessions.get(sessionId);
-    if (!session) {
+    if (!session || session.clientId !== clientIdFrom(req.headers, query)) {
       this.refuse(res, 404, 'session_not_found', 'Session not found: it expired or never existed', true);
       return;
     }
@@ -195,6 +221,17 @@ export class LegacySseHandler {
 }
 
 export type QueryParams = Record<string, string | string[] | undefined>;
+
+/**
+ * The POST URL announced in the `endpoint` event. A client that named itself in the query
+ * (browsers cannot set headers on an EventSource) gets its id back in the URL, so its POSTs
+ * speak for the same client.
+ */
+function endpointFor(session: Session, req: IncomingMessage, query: QueryParams): string {
+  const url = `${MESSAGES_PATH}?sessionId=${session.id}`;
+  const fromQuery = typeof query.client_id === 'string' && clientIdFrom(req.headers, {}) !== session.clientId;
+  return fromQuery ? `${url}&client_id=${encodeURIComponent(session.clientId)}` : url;
+}
 
 interface ResumePosition {
   sessionId: string;

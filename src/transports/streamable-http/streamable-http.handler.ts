@@ -289,7 +289,7 @@ export class StreamableHttpHandler {
     const accept = headers.accept;
     // Clients send the same Accept header on every POST: remember the last one that passed.
     if (
-      accept !== this.acceptedPost &&
+      (accept === undefined || accept !== this.acceptedPost) &&
       (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream'))
     ) {
       refuse(
