@@ -110,6 +110,11 @@ export const EnvSchema = z.object({
   OUTBOX_MAX_BYTES: int(1024).default(1024 * 1024),
   /** Client requests a session may have waiting for the upstream. */
   MAX_IN_FLIGHT_PER_SESSION: int(1).default(256),
+  /**
+   * A request with no answer and no progress notification for this long is answered with
+   * an upstream-timeout error and cancelled upstream (0: never). Checked by the idle sweep.
+   */
+  REQUEST_TIMEOUT_MS: int(0).default(5 * 60 * 1000),
   /** Completed request ids remembered per session for de-duplication of re-sent requests. */
   DEDUPE_WINDOW: int(1).default(1024),
   /** `retry:` value (ms) sent on SSE streams so clients reconnect by themselves. */
@@ -168,6 +173,7 @@ export interface GatewayConfig {
     outboxMaxBytes: number;
     maxInFlight: number;
     dedupeWindow: number;
+    requestTimeoutMs: number;
   };
   sse: { retryMs: number; keepAliveMs: number };
   shutdownGraceMs: number;

@@ -84,6 +84,7 @@ export function loadConfig(
       outboxMaxBytes: e.OUTBOX_MAX_BYTES,
       maxInFlight: e.MAX_IN_FLIGHT_PER_SESSION,
       dedupeWindow: e.DEDUPE_WINDOW,
+      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     },
     sse: { retryMs: e.SSE_RETRY_MS, keepAliveMs: e.SSE_KEEPALIVE_MS },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

@@ -11,6 +11,8 @@ export interface SessionRegistryOptions {
   outboxMaxBytes: number;
   maxInFlight: number;
   dedupeWindow: number;
+  /** A request with no answer and no progress for this long gets UpstreamTimeout (0: never). */
+  requestTimeoutMs: number;
 }
 
 /** Opens the upstream for a new session (the Router + PoolManager seam). */
@@ -81,7 +83,7 @@ export class SessionRegistry {
       hooks: this.hooks,
     });
     this.store.set(session);
-    this.openUpstream(service, clientId === 'anonymous' ? session.id : clientId).then(
+    this.openUpstream(service, session.policyKey).then(
       (lease) => session.useUpstream(lease),
       (err: Error) => session.upstreamFailed(err.message),
     );
@@ -119,7 +121,9 @@ export class SessionRegistry {
       if (now - session.lastActivity >= this.options.idleTimeoutMs && !session.hasLiveChannel()) {
         this.end(session, 'session expired after idle timeout');
         ended++;
+        continue;
       }
+      if (this.options.requestTimeoutMs > 0) session.expireRequests(now, this.options.requestTimeoutMs);
     }
     return ended;
   }

@@ -90,7 +90,7 @@ export class SessionService
       async (session, to) => {
         const verdict = await vsm.checkOscillation({
           type: 'check_oscillation',
-          clientId: session.clientId,
+          clientId: session.policyKey,
           from: session.transport,
           to,
         });

@@ -4,7 +4,7 @@ import { ErrorCode, type JsonRpcMessage } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamConnection, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
-import { Session, STANDALONE_STREAM } from './session';
+import { ANONYMOUS_CLIENT, Session, STANDALONE_STREAM } from './session';
 
 class FakeUpstream implements UpstreamConnection {
   readonly kind = 'embedded' as const;
@@ -186,6 +186,8 @@ describe('Session', () => {
       ],
     );
     assert.match(ws.got[0].message.error.message, /child exited/);
+    assert.equal(session.closed, true, 'a session whose upstream is gone for good ends');
+    assert.equal(ws.closed, true);
   });
 
   test('past the in-flight bound a request is refused with retryAfterMs', () => {
@@ -297,5 +299,66 @@ describe('Session moving to Streamable HTTP', () => {
     assert.equal(post.got.length, 1, 'the POST gets its answer');
     assert.equal(get.got.at(-1)?.message.params.i, 2, 'the GET stream gets the rest');
     assert.equal(ws.got.length, 1, 'nothing more goes to the old connection');
+  });
+});
+
+describe('Session request timeout', () => {
+  test('a request with no answer and no progress gets UpstreamTimeout and is cancelled upstream', (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const ws = new FakeChannel('ws');
+    session.attachPrimary(ws, undefined);
+    session.receive(
+      req('slow', 'tools/call', { _meta: { progressToken: 't' } }),
+      undefined,
+      STANDALONE_STREAM,
+    );
+    assert.equal(session.expireRequests(1_000_500, 1000), 0, 'not yet');
+    t.mock.timers.tick(800);
+    upstream.reply({
+      jsonrpc: '2.0',
+      method: 'notifications/progress',
+      params: { progressToken: 't', progress: 1 },
+    });
+    assert.equal(
+      session.expireRequests(1_001_500, 1000),
+      0,
+      'progress at +800 ms kept it alive past +1000 ms',
+    );
+    assert.equal(session.expireRequests(1_001_800, 1000), 1);
+    const answer = ws.got.at(-1)!.message;
+    assert.equal(answer.id, 'slow');
+    assert.equal(answer.error.code, ErrorCode.UpstreamTimeout);
+    assert.deepEqual(upstream.sent.at(-1), {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 'slow', reason: 'gateway request timeout' },
+    });
+    assert.equal(session.inFlightCount, 0);
+  });
+});
+
+describe('Session policy key', () => {
+  test('anonymous sessions count as themselves, named clients as the client', () => {
+    const make = (id: string, clientId: string) =>
+      new Session({
+        id,
+        clientId,
+        service: 'demo',
+        transport: 'ws',
+        outbox: { maxMessages: 10, maxBytes: 1e4 },
+        maxInFlight: 1,
+        dedupeWindow: 1,
+        hooks: {
+          clientMessage() {},
+          upstreamMessage() {},
+          sessionClosed() {},
+          overflow() {},
+          backpressure() {},
+        },
+      });
+    assert.notEqual(make('a', ANONYMOUS_CLIENT).policyKey, make('b', ANONYMOUS_CLIENT).policyKey);
+    assert.equal(make('a', 'acme').policyKey, make('b', 'acme').policyKey);
   });
 });

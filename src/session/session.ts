@@ -26,6 +26,15 @@ class EmptyMap extends Map<any, any> {
 }
 const NO_ENTRIES: Map<any, any> = new EmptyMap();
 
+/** Server→client requests (sampling, elicitation, roots) a session tracks while the client answers. */
+const MAX_PENDING_SERVER_REQUESTS = 1024;
+
+/** The client id of a client that did not name itself (until authentication proves one). */
+export const ANONYMOUS_CLIENT = 'anonymous';
+
+/** Close code for a session that ended (idle, upstream gone for good): WebSocket 4001, start a new one. */
+export const SESSION_ENDED_CODE = 4001;
+
 /** Close code for a session ended by outbox overflow (WebSocket 4008; HTTP streams end with an error event). */
 export const SESSION_OVERFLOW_CODE = 4008;
 
@@ -65,6 +74,8 @@ export interface SessionHooks {
 interface InFlight {
   stream: number;
   progressToken: string | number | undefined;
+  /** When it was sent, or when its last progress notification came (progress keeps a request alive). */
+  lastSign: number;
 }
 
 interface StreamState {
@@ -316,7 +327,7 @@ export class Session implements ChannelListener, UpstreamSink {
       }
       const token = progressTokenOf(message);
       if (this.inFlight === NO_ENTRIES) this.inFlight = new Map();
-      this.inFlight.set(key, { stream, progressToken: token });
+      this.inFlight.set(key, { stream, progressToken: token, lastSign: this.lastActivity });
       if (token !== undefined) {
         if (this.progressTokens === NO_ENTRIES) this.progressTokens = new Map();
         this.progressTokens.set(tokenKey(token), key);
@@ -417,6 +428,10 @@ export class Session implements ChannelListener, UpstreamSink {
     if (isRequest(message)) {
       if (this.serverRequests === NO_ENTRIES) this.serverRequests = new Map();
       this.serverRequests.set(idKey(message.id), this.lease!.connection);
+      // A client that never answers must not grow this without bound: forget the oldest question.
+      if (this.serverRequests.size > MAX_PENDING_SERVER_REQUESTS) {
+        this.serverRequests.delete(this.serverRequests.keys().next().value as string);
+      }
     }
     this.deliverTo(stream, text);
   }
@@ -433,6 +448,9 @@ export class Session implements ChannelListener, UpstreamSink {
       );
     }
     this.serverRequests = NO_ENTRIES;
+    // The upstream gave up for good (restarts exhausted): the client must start a new session
+    // rather than keep one that answers every request with an error.
+    this.close(`upstream gone: ${reason}`, SESSION_ENDED_CODE);
   }
 
   private noteInitializeResult(message: JsonRpcMessage): void {
@@ -449,7 +467,10 @@ export class Session implements ChannelListener, UpstreamSink {
       const token = (m.params as { progressToken?: string | number } | undefined)?.progressToken;
       const key = token === undefined ? undefined : this.progressTokens.get(tokenKey(token));
       const req = key === undefined ? undefined : this.inFlight.get(key);
-      if (req) return req.stream;
+      if (req) {
+        req.lastSign = Date.now();
+        return req.stream;
+      }
     }
     if (related !== undefined) {
       const req = this.inFlight.get(idKey(related));
@@ -569,21 +590,63 @@ export class Session implements ChannelListener, UpstreamSink {
     this.lastActivity = Date.now();
   }
 
+  /**
+   * Who the session counts as for per-client policy (S2 switch budget, routing): its client
+   * id, or the session itself for an anonymous client, so strangers do not share one budget.
+   */
+  get policyKey(): string {
+    return this.clientId === ANONYMOUS_CLIENT ? `${ANONYMOUS_CLIENT}:${this.id}` : this.clientId;
+  }
+
   get inFlightCount(): number {
     return this.inFlight.size;
   }
 
   /**
+   * Answers requests that have had no answer and no progress for `timeoutMs` with an
+   * UpstreamTimeout error, and tells the upstream to stop working on them. Driven by the
+   * registry's shared sweep, not a timer per request. Returns how many timed out.
+   */
+  expireRequests(now: number, timeoutMs: number): number {
+    if (this.inFlight.size === 0 || this.closed) return 0;
+    let expired = 0;
+    for (const [key, req] of this.inFlight) {
+      if (now - req.lastSign < timeoutMs) continue;
+      const id = unKey(key);
+      this.lease?.connection.send(
+        {
+          jsonrpc: '2.0',
+          method: Method.Cancelled,
+          params: { requestId: id, reason: 'gateway request timeout' },
+        },
+        undefined,
+      );
+      // Deleting the entry being visited is safe while iterating a Map.
+      this.upstreamMessage(
+        errorResponse(
+          id,
+          ErrorCode.UpstreamTimeout,
+          `Upstream timeout: no answer or progress within ${timeoutMs} ms`,
+        ),
+        undefined,
+        undefined,
+      );
+      expired++;
+    }
+    return expired;
+  }
+
+  /**
    * Whether `requests` more client requests fit under the in-flight bound. HTTP transports
    * ask before reading a POST so they can answer 429 with Retry-After instead of a stream.
-   * Re-sent requests already in flight do not count (they are not forwarded again).
+   * Re-sent requests are counted too (a client at the bound retries a little later).
    */
   canAccept(requests: number): boolean {
     return this.inFlight.size + requests <= this.options.maxInFlight;
   }
 
   /** Ends the session: closes every channel, releases the upstream lease. Idempotent. */
-  close(reason: string, code = 4001): void {
+  close(reason: string, code = SESSION_ENDED_CODE): void {
     if (this.closed) return;
     this.closed = true;
     const channels = new Set<ClientChannel>();

@@ -1,8 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { ANONYMOUS_CLIENT } from '../../session/session';
+
+export { ANONYMOUS_CLIENT };
 
 /** Header a client names itself with until authentication (API keys / JWT) takes over the client id. */
 export const CLIENT_ID_HEADER = 'x-mcp-client-id';
-export const ANONYMOUS_CLIENT = 'anonymous';
 
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 

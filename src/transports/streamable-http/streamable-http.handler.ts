@@ -247,6 +247,10 @@ export class StreamableHttpHandler {
     this.deps.sessions.admitTransportSwitch(session, 'streamable').then(
       (verdict) => {
         if (res.destroyed || res.writableEnded) return; // the client gave up meanwhile
+        if (session.closed) {
+          refuse(this.deps, res, 404, ErrorCode.SessionNotFound, 'session_not_found', 'Session not found');
+          return;
+        }
         if (!verdict.allowed) {
           refuse(
             this.deps,

@@ -241,11 +241,20 @@ export class WsServer implements WsChannelOwner {
         admission.resume = session;
         admission.service = session.service;
         if (session.transport !== 'ws') {
-          // A failover from another transport: S2 decides before the upgrade completes.
+          // A failover from another transport: S2 decides before the upgrade completes. Node removed
+          // its error handler when it handed the socket over: a reset meanwhile must not go unhandled.
+          socket.on('error', destroySocket);
           this.sessions.admitTransportSwitch(session, 'ws').then(
             (verdict) => {
+              socket.off('error', destroySocket);
               if (socket.destroyed) return;
-              if (!verdict.allowed) {
+              if (session.closed) {
+                admission.resume = undefined;
+                admission.refusal = {
+                  code: WsClose.SessionNotFound,
+                  reason: 'Session not found: it ended meanwhile',
+                };
+              } else if (!verdict.allowed) {
                 admission.refusal = {
                   code: WsClose.TransportSwitchRefused,
                   reason: verdict.reason ?? 'Transport switch refused',
