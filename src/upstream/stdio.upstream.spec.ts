@@ -226,3 +226,28 @@ describe('StdioUpstream framing', () => {
     assert.deepEqual((pretty.message as { result: { echo: unknown } }).result.echo, msg.params);
   });
 });
+
+describe('StdioUpstream: a child that answers and exits at once', () => {
+  test('its last answer is delivered, not replaced by an "upstream unavailable" error', async () => {
+    // Reads one request, answers it and exits in the same breath: the answer and the exit race.
+    const script =
+      "process.stdin.once('data', (d) => { const m = JSON.parse(String(d).split('\\n')[0]);" +
+      " process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { last: 'words' } }) + '\\n');" +
+      ' process.exit(0); });';
+    const { up, sink } = open(
+      {
+        transport: 'stdio',
+        command: process.execPath,
+        args: ['-e', script],
+        env: {},
+        weight: 1,
+        id: 'one-shot',
+      },
+      { ...FAST_OPTIONS, maxRestarts: 0 },
+    );
+    await up.start();
+    up.send({ jsonrpc: '2.0', id: 'q', method: 'tools/list' }, undefined);
+    const answer = await sink.waitFor((r) => (r.message as { id?: unknown }).id === 'q');
+    assert.deepEqual((answer.message as { result?: unknown }).result, { last: 'words' });
+  });
+});

@@ -257,7 +257,9 @@ export class StdioUpstream implements UpstreamConnection {
           this.logger.warn(`Child process error: ${err.message}`);
         }
       });
-      child.once('exit', (code, signal) => this.onExit(child, code, signal));
+      // 'close', not 'exit': it comes after the child's stdout is drained, so answers it wrote
+      // just before dying are delivered instead of being failed as lost.
+      child.once('close', (code, signal) => this.onExit(child, code, signal));
     });
   }
 
@@ -407,7 +409,7 @@ export class StdioUpstream implements UpstreamConnection {
   };
 
   private readonly onPipeError = (err: Error): void => {
-    // EPIPE and friends: the child is dying; its 'exit' drives what happens next.
+    // EPIPE and friends: the child is dying; its 'close' drives what happens next.
     if (!this.closed) this.logger.debug(`Pipe error: ${err.message}`);
   };
 
