@@ -14,7 +14,8 @@ export function readTlsFiles(tls: TlsConfig): SecureContextOptions & {
     key: readFileSync(tls.keyFile),
     ca: tls.caFile ? readFileSync(tls.caFile) : undefined,
     requestCert: tls.clientCert !== 'none',
-    // 'request' verifies a certificate when one is sent but lets clients without one in.
+    // 'request' asks for a certificate but lets every client in (with none, or one that did not
+    // verify: socket.authorized tells which); 'require' refuses the handshake without a valid one.
     rejectUnauthorized: tls.clientCert === 'require',
   };
 }

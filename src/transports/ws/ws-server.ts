@@ -478,7 +478,7 @@ export class WsServer implements WsChannelOwner {
   }
 
   /**
-   * Stops taking upgrades and closes every connection with 1001 (sessions stay resumable);
+   * Stops taking upgrades and closes every connection with 1001 (going away);
    * connections that do not finish the close handshake within `graceMs` are dropped.
    */
   async shutdown(graceMs: number): Promise<void> {

@@ -17,33 +17,17 @@ import { RequestGuard } from '../http/request-guard';
 import { WsServer, type WsSettings } from './ws-server';
 
 /** Defaults used until (or unless) the configuration names a value. */
-const DEFAULT_HEARTBEAT_MS = 30_000;
-const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
-const DEFAULT_COMPRESSION_THRESHOLD = 1024;
 /** Shutdown waits at most this long for clients to answer the close frame. */
 const MAX_CLOSE_WAIT_MS = 2000;
 
-/** The optional config fields this transport reads (see the `ws` block of GatewayConfig). */
-interface WsConfigFields {
-  ws?: Partial<{
-    heartbeatIntervalMs: number;
-    maxFrameBytes: number;
-    compression: boolean;
-    compressionThresholdBytes: number;
-  }>;
-  channelHighWaterMarkBytes?: number;
-}
-
-/** Reads the WebSocket settings, with defaults for fields a configuration may not have. */
+/** The WebSocket settings, from the validated configuration. */
 export function wsSettingsFrom(config: GatewayConfig): WsSettings {
-  const extra = config as GatewayConfig & WsConfigFields;
-  const ws = extra.ws ?? {};
   return {
-    maxPayload: ws.maxFrameBytes ?? config.maxBodyBytes,
-    heartbeatIntervalMs: ws.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS,
-    compression: ws.compression ?? false,
-    compressionThreshold: ws.compressionThresholdBytes ?? DEFAULT_COMPRESSION_THRESHOLD,
-    highWaterMark: extra.channelHighWaterMarkBytes ?? DEFAULT_HIGH_WATER_MARK,
+    maxPayload: config.ws.maxFrameBytes,
+    heartbeatIntervalMs: config.ws.heartbeatIntervalMs,
+    compression: config.ws.compression,
+    compressionThreshold: config.ws.compressionThresholdBytes,
+    highWaterMark: config.channelHighWaterMarkBytes,
   };
 }
 
