@@ -252,6 +252,107 @@ describe('Session cancellation', () => {
   });
 });
 
+describe('Session public API for transports', () => {
+  test('abandonRequest stops waiting without inventing an answer, ends the stream and cancels upstream', () => {
+    const { session, upstream } = newSession(1);
+    session.useUpstream({ connection: upstream, release() {} });
+    const post = new FakeChannel();
+    const stream = session.openStream(post);
+    session.receive(req(4, 'tools/call', { _meta: { progressToken: 'p' } }), undefined, stream);
+    session.sealStream(stream);
+    assert.equal(session.abandonRequest(4, 'client went away'), true);
+    assert.equal(session.inFlightCount, 0, 'no longer counts against the in-flight bound');
+    assert.equal(post.ended, true, 'its stream ends');
+    assert.equal(post.got.length, 0, 'no answer was made up');
+    assert.equal(session.outbox.size, 0, 'nothing was queued for the client');
+    assert.deepEqual(upstream.sent.at(-1), {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 4, reason: 'client went away' },
+    });
+    upstream.reply({ jsonrpc: '2.0', id: 4, result: {} });
+    upstream.reply({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'p' } });
+    assert.equal(post.got.length, 0, 'a late answer is dropped');
+    assert.equal(session.receive(req(5), undefined, STANDALONE_STREAM), true, 'the slot is free again');
+  });
+
+  test('abandonRequest can skip the upstream notice, and ignores requests not in flight', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    session.receive(req('a'), undefined, STANDALONE_STREAM);
+    assert.equal(session.abandonRequest('a', 'gone', false), true);
+    assert.equal(upstream.sent.length, 1, 'only the request itself went up');
+    assert.equal(session.abandonRequest('a', 'gone'), false, 'already abandoned');
+    assert.equal(session.abandonRequest('never', 'gone'), false);
+    assert.equal(upstream.sent.length, 1, 'no cancel for what is not in flight');
+  });
+
+  test('abandonRequest before the upstream is ready sends the cancel after the request', () => {
+    const { session, upstream } = newSession();
+    session.receive(req(1), undefined, STANDALONE_STREAM);
+    session.abandonRequest(1, 'gone');
+    session.useUpstream({ connection: upstream, release() {} });
+    assert.deepEqual(
+      upstream.sent.map((m) => (m as { method: string }).method),
+      ['tools/call', 'notifications/cancelled'],
+    );
+  });
+
+  test('detachStandalone removes the standalone stream without closing it; later messages wait', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const first = new FakeChannel();
+    session.attachStandalone(first);
+    upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i: 1 } });
+    assert.equal(session.detachStandalone(new FakeChannel()), false, 'not the attached one');
+    assert.equal(session.detachStandalone(first), true);
+    assert.equal(first.listener, undefined);
+    assert.equal(first.closed, false, 'the caller owns the channel');
+    assert.equal(session.hasLiveChannel(), false);
+    assert.equal(session.detachStandalone(first), false, 'already detached');
+    upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i: 2 } });
+    assert.equal(first.got.length, 1, 'nothing more reaches the detached channel');
+    const second = new FakeChannel();
+    session.attachStandalone(second);
+    assert.deepEqual(
+      second.got.map((g) => g.message.params.i),
+      [2],
+      'the next standalone stream gets only what nobody received',
+    );
+  });
+
+  test('detachStandalone resumes an upstream paused for that channel', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const get = new FakeChannel();
+    get.accept = false;
+    session.attachStandalone(get);
+    upstream.reply({ jsonrpc: '2.0', method: 'n', params: {} });
+    assert.equal(upstream.paused, 1);
+    session.detachStandalone(get);
+    assert.equal(upstream.resumed, 1);
+  });
+
+  test('ack drops entries up to a seq; ackAll drops everything delivered', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const ws = new FakeChannel('ws');
+    session.attachPrimary(ws, undefined);
+    for (let i = 0; i < 4; i++) upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i } });
+    assert.equal(session.outbox.size, 4);
+    session.ack(2);
+    assert.equal(session.outbox.size, 2);
+    session.ack(99);
+    session.ack(-1);
+    session.ack(1.5);
+    assert.equal(session.outbox.size, 2, 'a seq never issued (or not a seq) is ignored');
+    session.ackAll();
+    assert.equal(session.outbox.size, 0);
+    upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i: 4 } });
+    assert.equal(session.outbox.size, 1, 'later messages are retained as usual');
+  });
+});
+
 describe('Session backpressure bound', () => {
   test('a reader that stays behind past the bound ends the session with a reason and code 4008', () => {
     const { session, upstream } = newSession();

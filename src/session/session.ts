@@ -263,6 +263,22 @@ export class Session implements ChannelListener, UpstreamSink {
     if (!previous.closed) previous.close(4002, 'session moved to another connection');
   }
 
+  /**
+   * Lets go of `channel` as the standalone stream (nobody listens any more) without closing
+   * it and without replaying anything; what arrives later waits in the outbox for the next
+   * attachStandalone(). Returns false when `channel` is not the attached standalone stream.
+   */
+  detachStandalone(channel: ClientChannel): boolean {
+    const state = this.streams.get(STANDALONE_STREAM);
+    if (!state || state.channel !== channel) return false;
+    this.streams.delete(STANDALONE_STREAM);
+    channel.listener = undefined;
+    // A paused upstream may have been waiting for this channel to drain.
+    if (this.pausedUpstream) this.channelDrained(channel);
+    this.touch();
+    return true;
+  }
+
   hasLiveChannel(): boolean {
     if (this.primary) return true;
     for (const s of this.streams.values()) if (s.channel) return true;
@@ -357,9 +373,32 @@ export class Session implements ChannelListener, UpstreamSink {
   private cancelled(message: JsonRpcRequest): void {
     const requestId = (message.params as { requestId?: unknown } | undefined)?.requestId;
     if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
-    const key = idKey(requestId);
+    this.stopWaiting(idKey(requestId));
+  }
+
+  /**
+   * The client that sent request `id` is gone (e.g. it closed the response): stop waiting for
+   * the answer so it no longer counts against the in-flight bound, and let its stream end. No
+   * answer is invented: a late upstream answer is dropped as one to nothing asked. With
+   * `notifyUpstream` the upstream is told (notifications/cancelled) to stop working on it.
+   * Returns false when the request was not in flight (already answered, or unknown).
+   */
+  abandonRequest(id: JsonRpcId, reason: string, notifyUpstream = true): boolean {
+    if (this.closed || !this.stopWaiting(idKey(id))) return false;
+    if (notifyUpstream) {
+      this.forward(
+        { jsonrpc: '2.0', method: Method.Cancelled, params: { requestId: id, reason } },
+        undefined,
+      );
+    }
+    this.touch();
+    return true;
+  }
+
+  /** Forgets an in-flight request without an answer; false when it was not in flight. */
+  private stopWaiting(key: string): boolean {
     const req = this.inFlight.get(key);
-    if (!req) return;
+    if (!req) return false;
     this.inFlight.delete(key);
     if (req.progressToken !== undefined) this.progressTokens.delete(tokenKey(req.progressToken));
     const state = this.streams.get(req.stream);
@@ -367,6 +406,7 @@ export class Session implements ChannelListener, UpstreamSink {
       state.pending--;
       this.finishStreamIfDone(req.stream, state);
     }
+    return true;
   }
 
   private forward(message: JsonRpcMessage, raw: string | undefined, headers?: MessageHeaders): void {
@@ -582,6 +622,23 @@ export class Session implements ChannelListener, UpstreamSink {
       const oldest = this.completed.keys().next().value as string;
       this.completed.delete(oldest);
     }
+  }
+
+  // ---------------------------------------------------------------- acknowledgement
+
+  /**
+   * The client confirmed it has every message up to `seq`: drop those entries so the outbox
+   * bound is spent on what it still lacks. Ignored unless 0 ≤ seq ≤ the last sequence issued
+   * (acknowledging the future would hide later losses from a resume).
+   */
+  ack(seq: number): void {
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq > this.outbox.seq) return;
+    this.outbox.ack(seq);
+  }
+
+  /** Drops every delivered entry: for transports that never resume (nothing will be asked again). */
+  ackAll(): void {
+    this.outbox.ack(this.outbox.seq);
   }
 
   // ---------------------------------------------------------------- lifecycle

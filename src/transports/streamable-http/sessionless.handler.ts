@@ -15,7 +15,6 @@ import {
   type JsonRpcRequest,
 } from '../../../libs/protocol/src';
 import type { ChannelListener, ClientChannel } from '../../session/client-channel';
-import { ResumeUnavailableError } from '../../session/outbox';
 import { STANDALONE_STREAM, type Session } from '../../session/session';
 import { clientIdFrom } from '../http/client-identity';
 import { sendJson, sendStatus } from '../http/http-reply';
@@ -161,7 +160,7 @@ class CaptureChannel implements ClientChannel {
   ) {}
 
   send(_seq: number, _stream: number, raw: string): boolean {
-    this.session.outbox.ack(this.session.outbox.seq); // nothing here is ever resumed
+    this.session.ackAll(); // nothing here is ever resumed
     const m = JSON.parse(raw) as JsonRpcMessage;
     if (isNotification(m)) this.notification?.(m);
     if (!isResponse(m)) return true;
@@ -216,7 +215,7 @@ class StandaloneChannel implements ClientChannel {
   ) {}
 
   send(_seq: number, _stream: number, raw: string): boolean {
-    this.session.outbox.ack(this.session.outbox.seq);
+    this.session.ackAll();
     const m = JSON.parse(raw) as JsonRpcMessage;
     if (isNotification(m)) {
       this.handler.upstreamNotification(this.entry, m);
@@ -332,7 +331,7 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   send(_seq: number, _stream: number, raw: string): boolean {
     if (this.closed) return false;
     // Nothing here is ever resumed (2026-07-28 has no Last-Event-ID): drop what was delivered.
-    this.session.outbox.ack(this.session.outbox.seq);
+    this.session.ackAll();
     const m = JSON.parse(raw) as Record<string, unknown> & JsonRpcMessage;
     if (isResponse(m)) {
       m.id = this.clientId;
@@ -485,21 +484,9 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     const listener = this.listener;
     this.listener = undefined;
     listener?.channelClosed(this);
-    const session = this.session;
-    if (session.closed) return;
-    session.receive(
-      { jsonrpc: '2.0', method: Method.Cancelled, params: { requestId: this.upstreamId, reason } },
-      undefined,
-      STANDALONE_STREAM,
-    );
-    // A cancelled request gets no answer from a conforming server: settle it in the session
-    // ourselves so it does not count against the in-flight bound forever. A late real answer is dropped.
-    session.upstreamMessage(
-      errorResponse(this.upstreamId, ErrorCode.InternalError, 'Request cancelled'),
-      undefined,
-      undefined,
-    );
-    session.outbox.ack(session.outbox.seq);
+    // A cancelled request gets no answer from a conforming server: stop waiting for it so it does
+    // not count against the in-flight bound forever, and tell the upstream. A late answer is dropped.
+    this.session.abandonRequest(this.upstreamId, reason);
   }
 }
 
@@ -688,7 +675,7 @@ export class SessionlessHandler {
       (result) => {
         target.init = result;
         session.receive({ jsonrpc: '2.0', method: Method.Initialized }, undefined, STANDALONE_STREAM);
-        session.outbox.ack(session.outbox.seq);
+        session.ackAll();
       },
       (reason: string) => {
         target.error = reason;
@@ -951,16 +938,12 @@ export class SessionlessHandler {
   private attachStandalone(entry: BridgeEntry): void {
     const session = entry.session!;
     if ((entry.standalone && !entry.standalone.closed) || session.closed) return;
-    // What waited for a standalone stream predates every subscription: none of it is due.
-    session.outbox.ack(session.outbox.seq);
+    // What waited for a standalone stream predates every subscription: none of it is due, so
+    // attaching replays nothing.
+    session.ackAll();
     const channel = new StandaloneChannel(this, entry, session);
     entry.standalone = channel;
-    try {
-      session.attachStandalone(channel);
-    } catch (err) {
-      // Only the replay of older messages can fail (they were dropped); the channel is attached.
-      if (!(err instanceof ResumeUnavailableError)) throw err;
-    }
+    session.attachStandalone(channel);
   }
 
   /** The last listener left: give the standalone stream back, so the idle session can expire. */
@@ -969,8 +952,7 @@ export class SessionlessHandler {
     entry.standalone = undefined;
     if (!channel || channel.closed) return;
     channel.closed = true;
-    channel.listener = undefined;
-    entry.session!.channelClosed(channel);
+    entry.session!.detachStandalone(channel);
   }
 
   /** The hidden session ended under its listeners: end each subscription gracefully. */
