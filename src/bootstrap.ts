@@ -8,11 +8,8 @@ import { AppModule } from './app.module';
 import type { GatewayConfig, GatewayConfigOverrides } from './config/gateway-config';
 import { loadConfig } from './config/load-config';
 import { registerRawBodyParser } from './transports/http/raw-body';
+import { installRawRoutes } from './transports/http/raw-routes';
 import { readTlsFiles } from './transports/http/tls';
-import {
-  RAW_REQUEST_HANDLER,
-  type RawRequestServer,
-} from './transports/streamable-http/streamable-http.routes';
 
 export interface BootstrapOptions {
   /** Environment to read (defaults to process.env). */
@@ -36,7 +33,7 @@ export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway
   const adapter = new FastifyAdapter({
     // One port for every transport: with a certificate it speaks HTTPS and WSS.
     ...(tls ? { https: tls } : {}),
-    // Our own server, so the MCP endpoint's hot path can skip Fastify (see RAW_REQUEST_HANDLER).
+    // Our own server, so the transports' hot paths can skip Fastify (see raw-routes.ts).
     serverFactory: (fastifyHandler: RequestListener, options: ServerTimeouts) =>
       createServer(tls, fastifyHandler, options),
     bodyLimit: config.maxBodyBytes,
@@ -70,17 +67,17 @@ interface ServerTimeouts {
 
 /**
  * The Node HTTP(S) server, configured as Fastify configures its own, that offers each request to
- * the transport that registered a raw handler on it (the Streamable HTTP endpoint) before Fastify.
+ * the transport that claimed its path as a raw route (/mcp, /sse, /messages) before Fastify.
  */
 function createServer(
   tls: ReturnType<typeof readTlsFiles> | undefined,
   fastifyHandler: RequestListener,
   options: ServerTimeouts,
 ): HttpServer {
-  const server: RawRequestServer = tls ? https.createServer(tls) : http.createServer();
+  const server: HttpServer = tls ? https.createServer(tls) : http.createServer();
+  const routes = installRawRoutes(server);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const raw = server[RAW_REQUEST_HANDLER];
-    if (raw === undefined || !raw(req, res)) fastifyHandler(req, res);
+    if (!routes.dispatch(req, res)) fastifyHandler(req, res);
   });
   server.keepAliveTimeout = options.keepAliveTimeout ?? 72_000;
   server.requestTimeout = options.requestTimeout ?? 0;

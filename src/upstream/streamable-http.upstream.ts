@@ -70,6 +70,19 @@ const enum BodyMode {
   Stream = 2,
   /** discard(): chunks are dropped (bounded; past the bound the exchange is aborted). */
   Discard = 3,
+  /** notifyAtEnd(): chunks are kept and the listener is called at the end. */
+  Notify = 4,
+}
+
+/**
+ * Callbacks instead of promises, for exchanges made once per message (see {@link HttpCall.start}):
+ * the headers, the end of a body read with notifyAtEnd(), and errors before the headers or during
+ * such a body. Body readers started with text()/stream() still settle their promises.
+ */
+export interface HttpCallListener {
+  callHeaders(call: HttpCall): void;
+  callBody(call: HttpCall): void;
+  callFailed(call: HttpCall, err: Error): void;
 }
 
 /** What a discarded body may still carry before we cut the connection rather than read it all. */
@@ -96,6 +109,7 @@ export class HttpCall implements Dispatcher.DispatchHandler, Abortable {
   /** Settles send() (headers) and then the body reader: one pending promise at a time. */
   private resolveWait: ((value: unknown) => void) | undefined = undefined;
   private rejectWait: ((err: Error) => void) | undefined = undefined;
+  private listener: HttpCallListener | undefined = undefined;
 
   /** Starts the exchange; resolves with this call once the response headers are in. */
   send(
@@ -108,6 +122,30 @@ export class HttpCall implements Dispatcher.DispatchHandler, Abortable {
     const waited = this.wait<HttpCall>();
     agent.dispatch({ origin, path, method, headers, body }, this);
     return waited;
+  }
+
+  /** Starts the exchange without a promise: `listener` hears of the headers (or the failure). */
+  start(
+    origin: string,
+    path: string,
+    method: Dispatcher.HttpMethod,
+    headers: Record<string, string>,
+    body: string | undefined,
+    listener: HttpCallListener,
+  ): void {
+    this.listener = listener;
+    try {
+      agent.dispatch({ origin, path, method, headers, body }, this);
+    } catch (err) {
+      this.onResponseError(undefined, err as Error);
+    }
+  }
+
+  /** Keeps the body and calls the listener's callBody at its end (or callFailed if it breaks). */
+  notifyAtEnd(): void {
+    this.mode = BodyMode.Notify;
+    if (this.error) this.listener!.callFailed(this, this.error);
+    else if (this.ended) this.listener!.callBody(this);
   }
 
   /** The whole body is in (and no error): text() would resolve at once. */
@@ -186,7 +224,8 @@ export class HttpCall implements Dispatcher.DispatchHandler, Abortable {
   ): void {
     this.status = statusCode;
     this.headers = headers;
-    this.settle(this, undefined);
+    if (this.listener !== undefined) this.listener.callHeaders(this);
+    else this.settle(this, undefined);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -216,15 +255,21 @@ export class HttpCall implements Dispatcher.DispatchHandler, Abortable {
 
   onResponseEnd(): void {
     this.ended = true;
-    this.settle(undefined, undefined);
+    if (this.mode === BodyMode.Notify) this.listener!.callBody(this);
+    else this.settle(undefined, undefined);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     if (this.ended) return;
     // Network errors say which socket error it was, as fetch's "cause" does.
     const code = (err as { code?: unknown }).code;
     this.error = typeof code === 'string' && err !== this.abortReason ? new NetworkError(err) : err;
-    this.settle(undefined, this.error);
+    const listener = this.listener;
+    if (listener !== undefined && (this.status === 0 || this.mode === BodyMode.Notify)) {
+      listener.callFailed(this, this.error);
+    } else {
+      this.settle(undefined, this.error);
+    }
   }
 
   // ------------------------------------------------------------------ internals
@@ -402,11 +447,89 @@ interface Outgoing {
   headers: MessageHeaders | undefined;
 }
 
+/** Where the messages of one answer go: the request it answers is marked answered when they do. */
+interface AnswerTarget {
+  readonly requestId: JsonRpcId | undefined;
+  answered: boolean;
+}
+
+/**
+ * One POST of a client message, and its state: undici's callbacks become method calls on the
+ * upstream (HttpCallListener), so the common exchange needs no promise or closure.
+ */
+class PostCall extends HttpCall implements HttpCallListener, AnswerTarget {
+  /** Header deadline (see post()). */
+  timer: NodeJS.Timeout | undefined = undefined;
+  /** A message in the answer was the response to requestId. */
+  answered = false;
+  private finished = false;
+  /** Made only when someone waits for the exchange (the handshake replay). */
+  private whenDone: Promise<void> | undefined = undefined;
+  private resolveDone: (() => void) | undefined = undefined;
+
+  constructor(
+    readonly owner: StreamableHttpUpstream,
+    readonly message: JsonRpcMessage,
+    readonly raw: string | undefined,
+    readonly requestId: JsonRpcId | undefined,
+    readonly sentSession: string | undefined,
+    readonly generation: number,
+    readonly attempt: number,
+    readonly extraHeaders: MessageHeaders | undefined,
+  ) {
+    super();
+  }
+
+  callHeaders(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.owner.postAnswerStarted(this);
+  }
+
+  callBody(): void {
+    this.owner.postAnswered(this);
+  }
+
+  callFailed(_call: HttpCall, err: Error): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.owner.postFailed(this, err);
+  }
+
+  /** The exchange is over (answered, failed, or handed on). */
+  finish(): void {
+    this.finished = true;
+    const resolve = this.resolveDone;
+    this.resolveDone = undefined;
+    resolve?.();
+  }
+
+  /** Resolves when the exchange is over. */
+  done(): Promise<void> {
+    if (this.finished) return Promise.resolve();
+    this.whenDone ??= new Promise<void>((resolve) => (this.resolveDone = resolve));
+    return this.whenDone;
+  }
+}
+
+function postDoneOf(upstream: StreamableHttpUpstream, call: PostCall): void {
+  upstream.postDone(call);
+}
+
+function postBrokenOf(upstream: StreamableHttpUpstream, call: PostCall, err: unknown): void {
+  upstream.postBroken(call, err);
+}
+
+/** Like `text.trim().length === 0`; a JSON answer (`{…}`, `[…]`) is told apart without trimming it. */
+function isBlank(text: string): boolean {
+  const first = text.charCodeAt(0);
+  if (first === 123 /* { */ || first === 91 /* [ */) return false;
+  return text.trim().length === 0;
+}
+
 /**
  * One SSE response stream: a POST's (carrying the answer to `requestId`), the same stream resumed
  * by GET + Last-Event-ID, or the standalone GET stream (`requestId` undefined).
  */
-class StreamState implements SseHandler, ChunkSink {
+class StreamState implements SseHandler, ChunkSink, AnswerTarget {
   /** The response to requestId has arrived: nothing left to resume. */
   answered = false;
   /** The server's `retry:` hint (2025-11-25 polling: reconnect after this many ms). */
@@ -534,7 +657,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
       this.beginReplay();
       return;
     }
-    void this.post(message, raw, 0, headers);
+    this.post(message, raw, 0, headers);
   }
 
   pause(): void {
@@ -623,123 +746,178 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     return headers;
   }
 
-  /** POSTs one message and handles whatever comes back. Never throws. */
-  private async post(
+  /**
+   * POSTs one message and handles whatever comes back. Never throws. No promise or closure per
+   * message on the common path (a JSON answer or a 202): the PostCall is the exchange's state and
+   * undici's callbacks reach postAnswered() / postFailed() as method calls.
+   */
+  private post(
     message: JsonRpcMessage,
     raw: string | undefined,
     attempt: number,
     extraHeaders?: MessageHeaders,
-  ): Promise<void> {
-    const method = (message as JsonRpcRequest).method;
+  ): PostCall {
     const requestId = isRequest(message) ? message.id : undefined;
-    const isInit = method === Method.Initialize;
+    const isInit = (message as JsonRpcRequest).method === Method.Initialize;
     const base = this.postHeaders(!isInit);
     // The cached session headers are shared: copy only when this message brings its own.
     const headers = extraHeaders ? { ...base, ...extraHeaders } : base;
-    const sentSession = this.sessionId;
-    const generation = this.generation;
-    const call = new HttpCall();
+    const call = new PostCall(
+      this,
+      message,
+      raw,
+      requestId,
+      this.sessionId,
+      this.generation,
+      attempt,
+      extraHeaders,
+    );
     this.active.add(call);
     // Header deadline only where the answer must come at once (notifications, responses,
     // initialize): a server in JSON-response mode sends no headers until a long tool call is done,
     // and undici's own connect timeout already catches an unreachable host.
-    const timer =
-      requestId === undefined || isInit
-        ? setTimeout(
-            abortForTimeout,
-            this.options.connectTimeoutMs,
-            call,
-            `no response within ${this.options.connectTimeoutMs} ms`,
-          )
-        : undefined;
-    let res: HttpCall;
-    try {
-      res = await call.send(this.origin, this.path, 'POST', headers, raw ?? JSON.stringify(message));
-    } catch (err) {
-      if (timer) clearTimeout(timer);
-      this.active.delete(call);
-      if (!this.closed) this.requestFailed(message, `Upstream unreachable: ${describeError(err)}`);
-      return;
-    }
-    if (timer) clearTimeout(timer);
-    try {
-      await this.handlePostResponse(
-        res,
-        message,
-        raw,
-        requestId,
-        sentSession,
-        generation,
-        attempt,
-        extraHeaders,
+    if (requestId === undefined || isInit) {
+      call.timer = setTimeout(
+        abortForTimeout,
+        this.options.connectTimeoutMs,
+        call,
+        `no response within ${this.options.connectTimeoutMs} ms`,
       );
-    } catch (err) {
-      if (!this.closed) {
-        this.logger.warn(`Reading the answer to ${method ?? 'a response'} failed: ${describeError(err)}`);
-        this.requestFailed(message, `Upstream unreachable: ${describeError(err)}`);
-      }
-    } finally {
-      this.active.delete(call);
     }
+    call.start(this.origin, this.path, 'POST', headers, raw ?? JSON.stringify(message), call);
+    return call;
   }
 
-  private async handlePostResponse(
-    res: HttpCall,
-    message: JsonRpcMessage,
-    raw: string | undefined,
-    requestId: JsonRpcId | undefined,
-    sentSession: string | undefined,
-    generation: number,
-    attempt: number,
-    extraHeaders: MessageHeaders | undefined,
-  ): Promise<void> {
+  /**
+   * The headers of a POST's answer are in (called by PostCall, inside undici's callback). A JSON
+   * answer or an empty 2xx is handled when its body has ended (usually in the same read); anything
+   * else is handled in a microtask, outside undici's parser, as it always was.
+   */
+  postAnswerStarted(call: PostCall): void {
+    const status = call.status;
+    if (status >= 200 && status < 300) {
+      if (
+        status === 202 ||
+        status === 204 ||
+        (call.header('content-type') ?? '').includes('application/json')
+      ) {
+        call.notifyAtEnd();
+        return;
+      }
+    }
+    queueMicrotask(() => this.postAnswered(call));
+  }
+
+  /** A POST failed before its answer was read (called by PostCall). */
+  postFailed(call: PostCall, err: Error): void {
+    if (call.status !== 0 && !this.closed) {
+      this.logger.warn(
+        `Reading the answer to ${(call.message as JsonRpcRequest).method ?? 'a response'} failed: ${describeError(err)}`,
+      );
+    }
+    this.active.delete(call);
+    if (!this.closed) this.requestFailed(call.message, `Upstream unreachable: ${describeError(err)}`);
+    call.finish();
+  }
+
+  /** Handles the answer to a POST; the exchange is over when this (or what it started) is done. */
+  postAnswered(call: PostCall): void {
+    let pending: Promise<void> | undefined;
+    try {
+      pending = this.handlePostResponse(call);
+    } catch (err) {
+      this.postBroken(call, err);
+      return;
+    }
+    if (pending === undefined) this.postDone(call);
+    else pending.then(postDoneOf.bind(undefined, this, call), postBrokenOf.bind(undefined, this, call));
+  }
+
+  postDone(call: PostCall): void {
+    this.active.delete(call);
+    call.finish();
+  }
+
+  postBroken(call: PostCall, err: unknown): void {
+    if (!this.closed) {
+      const message = call.message;
+      this.logger.warn(
+        `Reading the answer to ${(message as JsonRpcRequest).method ?? 'a response'} failed: ${describeError(err)}`,
+      );
+      this.requestFailed(message, `Upstream unreachable: ${describeError(err)}`);
+    }
+    this.postDone(call);
+  }
+
+  /** Acts on a POST's answer; returns a promise only when reading or waiting goes on. */
+  private handlePostResponse(res: PostCall): Promise<void> | undefined {
     const status = res.status;
+    const message = res.message;
     const method = (message as JsonRpcRequest).method;
     if (method === Method.Initialize && res.ok) {
       const sid = res.header(Header.SessionId);
       if (sid) this.sessionId = sid;
       this.needsHandshake = false;
     }
-    if (status === 404 && sentSession !== undefined && method !== Method.Initialize) {
+    if (status === 404 && res.sentSession !== undefined && method !== Method.Initialize) {
       res.discard();
-      this.sessionExpired(message, raw, sentSession, generation, attempt, extraHeaders);
-      return;
+      this.sessionExpired(message, res.raw, res.sentSession, res.generation, res.attempt, res.extraHeaders);
+      return undefined;
     }
     if (status >= 500) {
       res.discard();
       this.requestFailed(message, `Upstream unreachable: HTTP ${status}`);
-      return;
+      return undefined;
     }
-    if (status >= 300) {
-      const text = await readSmallText(res);
-      this.refused(message, status, text);
-      return;
-    }
+    if (status >= 300) return this.readRefusal(res);
     this.failures = 0;
     if (status === 202 || status === 204) {
       res.discard();
       if (method === Method.Initialized) this.openStandalone();
       // A request answered 202 gets its response on the GET stream; nothing to wait for here.
-      return;
+      return undefined;
     }
     const type = res.header('content-type') ?? '';
-    const stream = new StreamState(this, requestId);
-    if (type.includes('text/event-stream')) {
-      await this.readSse(res, stream);
-    } else if (type.includes('application/json')) {
-      if (this.gate.paused) await this.gate.wait();
-      // Usually the body came with the headers: no need to wait for it.
-      const text = res.complete ? res.takeText() : await res.text();
-      if (text.trim().length > 0) this.deliverText(text, stream);
-    } else {
+    if (type.includes('text/event-stream')) return this.readPostSse(res);
+    if (!type.includes('application/json')) {
       res.discard();
-      if (requestId !== undefined) {
+      if (res.requestId !== undefined) {
         this.requestFailed(message, `Upstream unreachable: unexpected content-type "${type}"`);
       }
-      return;
+      return undefined;
     }
-    if (method === Method.Initialized) this.openStandalone();
-    if (requestId !== undefined && !stream.answered && !this.closed) await this.resumeOrFail(message, stream);
+    if (this.gate.paused || !res.complete) return this.readPostJson(res);
+    this.postJson(res, res.takeText());
+    return undefined;
+  }
+
+  /** A JSON answer: deliver it; a request it did not answer gets an error (there is nothing to resume). */
+  private postJson(res: PostCall, text: string): void {
+    if (!isBlank(text)) this.deliverText(text, res);
+    if ((res.message as JsonRpcRequest).method === Method.Initialized) this.openStandalone();
+    if (res.requestId !== undefined && !res.answered && !this.closed) {
+      this.requestFailed(res.message, 'Upstream unreachable: the response stream closed before the answer');
+    }
+  }
+
+  private async readPostJson(res: PostCall): Promise<void> {
+    if (this.gate.paused) await this.gate.wait();
+    // Usually the body came with the headers: no need to wait for it.
+    this.postJson(res, res.complete ? res.takeText() : await res.text());
+  }
+
+  private async readPostSse(res: PostCall): Promise<void> {
+    const message = res.message;
+    const stream = new StreamState(this, res.requestId);
+    await this.readSse(res, stream);
+    if ((message as JsonRpcRequest).method === Method.Initialized) this.openStandalone();
+    if (res.requestId !== undefined && !stream.answered && !this.closed)
+      await this.resumeOrFail(message, stream);
+  }
+
+  private async readRefusal(res: PostCall): Promise<void> {
+    const text = await readSmallText(res);
+    this.refused(res.message, res.status, text);
   }
 
   /** 3xx/4xx (other than an expired session): pass on the upstream's error, or say what happened. */
@@ -804,7 +982,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     if (generation !== this.generation || (this.sessionId !== undefined && this.sessionId !== sentSession)) {
       // Another message already re-established the session: just send this one again.
       if (this.handshake.replaying) this.hold(message, raw, attempt + 1, extraHeaders);
-      else void this.post(message, raw, attempt + 1, extraHeaders);
+      else this.post(message, raw, attempt + 1, extraHeaders);
       return;
     }
     this.hold(message, raw, attempt + 1, extraHeaders);
@@ -824,13 +1002,13 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.sessionId = undefined;
     this.needsHandshake = true;
     this.stopStandalone();
-    void this.post(init, undefined, 0);
+    this.post(init, undefined, 0);
   }
 
   private async finishReplay(): Promise<void> {
     const initialized = this.handshake.initialized;
     // The initialized notification must be in before the held requests, so wait for its 202.
-    if (initialized) await this.post(initialized, undefined, 0);
+    if (initialized) await this.post(initialized, undefined, 0).done();
     this.flushHeld();
   }
 
@@ -846,13 +1024,13 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   private flushHeld(): void {
     const held = this.held;
     this.held = [];
-    for (const h of held) void this.post(h.message, h.raw, h.attempt, h.headers);
+    for (const h of held) this.post(h.message, h.raw, h.attempt, h.headers);
   }
 
   // ------------------------------------------------------------------------------ receiving
 
   /** Parses one JSON body or SSE data field and hands its message(s) to the sink. */
-  deliverText(text: string, stream: StreamState): void {
+  deliverText(text: string, stream: AnswerTarget): void {
     const parsed = parseUpstreamText(text);
     if (typeof parsed === 'string') {
       this.logger.warn(`Dropped an upstream message: ${parsed}`);
@@ -866,7 +1044,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     }
   }
 
-  private deliver(message: JsonRpcMessage, raw: string | undefined, stream: StreamState): void {
+  private deliver(message: JsonRpcMessage, raw: string | undefined, stream: AnswerTarget): void {
     if (stream.requestId !== undefined && isResponse(message) && message.id === stream.requestId) {
       stream.answered = true;
     }

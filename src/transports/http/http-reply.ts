@@ -54,6 +54,8 @@ export function accepts(accept: string | undefined, type: string): boolean {
 
 /** The media type of a Content-Type header, lower-cased, without parameters. */
 export function mediaType(contentType: string | undefined): string | undefined {
+  // What every MCP client sends: no need to split, trim and lower-case a copy per request.
+  if (contentType === 'application/json') return contentType;
   return contentType?.split(';')[0].trim().toLowerCase();
 }
 

@@ -1,23 +1,41 @@
 import { Inject, Injectable, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
+import { ErrorCode } from '../../../libs/protocol/src';
 import { mcpErrorHandler } from '../http/fastify-errors';
+import { sendJsonRpcError } from '../http/http-reply';
 import { KeepAliveTicker } from '../http/keep-alive-ticker';
+import {
+  hasRequestBody,
+  parseQuery,
+  rawRoutesOf,
+  readRawBody,
+  type RawBodyTarget,
+  type RawRoute,
+} from '../http/raw-routes';
 import { RequestGuard } from '../http/request-guard';
 import { LegacySseHandler, MESSAGES_PATH, type QueryParams } from './legacy-sse.handler';
 
 type ServiceParams = { service?: string };
 
-/** Registers the legacy HTTP+SSE routes straight on Fastify: no Nest pipeline per request. */
+/**
+ * Serves GET /sse[/:service] and POST /messages straight from the Node HTTP server (raw routes, see
+ * raw-routes.ts), answering as the Fastify routes would; the same paths are also Fastify routes
+ * (hijacked, no Nest pipeline), which serve them when the server was not built by bootstrap's
+ * factory, and whatever the raw routes leave (HEAD, other methods, unusual paths, shutdown).
+ */
 @Injectable()
-export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown {
+export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, RawRoute {
   private readonly keepAlive: KeepAliveTicker;
-  private readonly handler: LegacySseHandler;
+  readonly handler: LegacySseHandler;
+  /** Set when the HTTP server starts closing: requests then go to Fastify, which answers 503. */
+  closing = false;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -55,10 +73,66 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown {
       reply.hijack();
       this.handler.postMessage(req.raw, reply.raw, req.body, req.query as QueryParams);
     });
+    const raw = rawRoutesOf(this.adapterHost.httpAdapter.getHttpServer() as HttpServer | undefined);
+    if (raw) {
+      raw.add('/sse', this, true);
+      raw.add(MESSAGES_PATH, new MessagesRoute(this, this.config.maxBodyBytes), false);
+      fastify.addHook('preClose', (done) => {
+        this.closing = true;
+        done();
+      });
+    }
+  }
+
+  /** GET /sse and /sse/<service> (RawRoute). */
+  serve(req: IncomingMessage, res: ServerResponse, service: string | undefined, query: string): boolean {
+    if (req.method !== 'GET' || this.closing) return false;
+    this.handler.openStream(req, res, service, parseQuery(query));
+    return true;
+  }
+
+  /** A POST /messages body that went over the limit: what the Fastify route's error handler answers. */
+  bodyTooLarge(res: ServerResponse): void {
+    this.metrics.error('body_too_large');
+    sendJsonRpcError(
+      res,
+      413,
+      ErrorCode.InvalidRequest,
+      `Request body exceeds ${this.config.maxBodyBytes} bytes`,
+    );
   }
 
   onApplicationShutdown(): void {
     this.keepAlive.stop();
+  }
+}
+
+/** POST /messages as a raw route: the body is read here (bounded), then handed to the handler. */
+class MessagesRoute implements RawRoute, RawBodyTarget {
+  constructor(
+    private readonly routes: LegacySseRoutes,
+    readonly maxBodyBytes: number,
+  ) {}
+
+  serve(req: IncomingMessage, res: ServerResponse, _service: string | undefined, query: string): boolean {
+    if (req.method !== 'POST' || this.routes.closing) return false;
+    if (hasRequestBody(req)) readRawBody(this, req, res, undefined, query);
+    else this.routes.handler.postMessage(req, res, undefined, parseQuery(query));
+    return true;
+  }
+
+  bodyRead(
+    req: IncomingMessage,
+    res: ServerResponse,
+    _service: string | undefined,
+    query: string,
+    body: Buffer,
+  ): void {
+    this.routes.handler.postMessage(req, res, body, parseQuery(query));
+  }
+
+  bodyTooLarge(_req: IncomingMessage, res: ServerResponse): void {
+    this.routes.bodyTooLarge(res);
   }
 }
 

@@ -17,6 +17,13 @@ import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { sendJsonRpcError } from '../http/http-reply';
 import { KeepAliveTicker } from '../http/keep-alive-ticker';
+import {
+  hasRequestBody,
+  rawRoutesOf,
+  readRawBody,
+  type RawBodyTarget,
+  type RawRoute,
+} from '../http/raw-routes';
 import { StreamableHttpHandler } from './streamable-http.handler';
 
 /** Every method is routed to the handler, which answers 405 (with Allow) for the ones MCP does not use. */
@@ -24,22 +31,16 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 const RAW_METHODS = new Set(METHODS);
 
 /**
- * Where the Node HTTP server built by bootstrap's server factory looks for a handler that sees
- * each request before Fastify does (it returns false for requests it does not take).
- */
-export const RAW_REQUEST_HANDLER = Symbol('raw request handler');
-export type RawRequestHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
-export type RawRequestServer = HttpServer & { [RAW_REQUEST_HANDLER]?: RawRequestHandler };
-
-/**
- * Serves /mcp and /mcp/:service straight from the Node HTTP server (RAW_REQUEST_HANDLER): no Nest
+ * Serves /mcp and /mcp/:service straight from the Node HTTP server (a raw route, see raw-routes.ts): no Nest
  * middleware, guard, pipe or interceptor and no Fastify routing, hooks or body parser run per
  * request — at a few thousand requests a second they cost more CPU than forwarding the message.
  * The same paths are also registered as Fastify routes (hijacked, writing to the Node response
  * themselves), which serve them when the server was not built by bootstrap's factory.
  */
 @Injectable()
-export class StreamableHttpRoutes implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
+export class StreamableHttpRoutes
+  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown, RawRoute, RawBodyTarget
+{
   private readonly log = new Logger('StreamableHttp');
   readonly keepAlive: KeepAliveTicker;
   readonly handler: StreamableHttpHandler;
@@ -103,9 +104,9 @@ export class StreamableHttpRoutes implements OnModuleInit, BeforeApplicationShut
         error.message,
       );
     };
-    const server = this.adapterHost.httpAdapter.getHttpServer() as RawRequestServer | undefined;
-    if (server) {
-      server[RAW_REQUEST_HANDLER] = (req, res) => this.rawRequest(req, res);
+    const raw = rawRoutesOf(this.adapterHost.httpAdapter.getHttpServer() as HttpServer | undefined);
+    if (raw) {
+      raw.add('/mcp', this, true);
       fastify.addHook('preClose', (done) => {
         this.closing = true;
         done();
@@ -142,27 +143,8 @@ export class StreamableHttpRoutes implements OnModuleInit, BeforeApplicationShut
     this.handler.priming.stop();
   }
 
-  /**
-   * Takes /mcp and /mcp/<service> (exactly; anything unusual, like an encoded or nested path, is
-   * left to Fastify's router) and answers them as the Fastify routes would.
-   */
-  private rawRequest(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = req.url ?? '';
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    let service: string | undefined;
-    if (path === '/mcp') {
-      service = undefined;
-    } else if (
-      path.length > 5 &&
-      path.startsWith('/mcp/') &&
-      path.indexOf('/', 5) === -1 &&
-      path.indexOf('%') === -1
-    ) {
-      service = path.slice(5);
-    } else {
-      return false;
-    }
+  /** A request on /mcp or /mcp/<service> (RawRoute), answered as the Fastify routes would. */
+  serve(req: IncomingMessage, res: ServerResponse, service: string | undefined, query: string): boolean {
     const method = req.method ?? 'GET';
     if (!RAW_METHODS.has(method)) return false;
     if (this.closing) {
@@ -170,25 +152,23 @@ export class StreamableHttpRoutes implements OnModuleInit, BeforeApplicationShut
       sendJsonRpcError(res, 503, ErrorCode.InternalError, 'Gateway shutting down');
       return true;
     }
-    const hasBody =
-      req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    if (!hasBody || method === 'GET' || method === 'HEAD') {
+    if (!hasRequestBody(req) || method === 'GET' || method === 'HEAD') {
       this.handler.handle(method, service, req.headers, undefined, res);
       return true;
     }
-    new RawBody(this, req, res, method, service);
+    readRawBody(this, req, res, service, query);
     return true;
   }
 
-  /** A request body was read completely. */
+  /** A request body was read completely (RawBodyTarget). */
   bodyRead(
     req: IncomingMessage,
     res: ServerResponse,
-    method: string,
     service: string | undefined,
+    _query: string,
     body: Buffer,
   ): void {
-    this.handler.handle(method, service, req.headers, body, res);
+    this.handler.handle(req.method ?? 'POST', service, req.headers, body, res);
   }
 
   /** The body went over maxBodyBytes: 413 with a JSON-RPC error, as the Fastify route's error handler says. */
@@ -206,54 +186,5 @@ export class StreamableHttpRoutes implements OnModuleInit, BeforeApplicationShut
 
   get maxBodyBytes(): number {
     return this.config.maxBodyBytes;
-  }
-}
-
-/** Reads one request body into a Buffer, bounded by maxBodyBytes. */
-class RawBody {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  private done = false;
-
-  constructor(
-    private readonly routes: StreamableHttpRoutes,
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
-    private readonly method: string,
-    private readonly service: string | undefined,
-  ) {
-    if (Number(req.headers['content-length']) > routes.maxBodyBytes) {
-      this.tooLarge();
-      return;
-    }
-    req.on('data', (chunk: Buffer) => this.data(chunk));
-    req.on('end', () => this.end());
-  }
-
-  private data(chunk: Buffer): void {
-    if (this.done) return;
-    this.size += chunk.length;
-    if (this.size > this.routes.maxBodyBytes) {
-      this.tooLarge();
-      return;
-    }
-    this.chunks.push(chunk);
-  }
-
-  private end(): void {
-    if (this.done) return;
-    this.done = true;
-    const chunks = this.chunks;
-    this.chunks = [];
-    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.size);
-    this.routes.bodyRead(this.req, this.res, this.method, this.service, body);
-  }
-
-  private tooLarge(): void {
-    this.done = true;
-    this.chunks = [];
-    // The rest is not worth reading: answer, and let Node close the connection afterwards.
-    this.res.setHeader('connection', 'close');
-    this.routes.bodyTooLarge(this.req, this.res, this.service);
   }
 }
