@@ -78,3 +78,25 @@ const PERMANENT_REASONS = new Set<FailureReason>([
 export function isPermanent(err: unknown): boolean {
   return err instanceof ResilientTransportError && err.permanent;
 }
+
+/**
+ * Statuses that say the connection or session failed, not the one message: the gateway
+ * lost the session (404), refused a switch (409), the credentials (401/403), or is
+ * overloaded or broken (429, 5xx). Anything else is an answer to that message.
+ */
+export function isConnectionRefusal(status: number): boolean {
+  return (
+    status === 404 || status === 409 || status === 401 || status === 403 || status === 429 || status >= 500
+  );
+}
+
+/** Overload and server errors are worth a reconnect (with backoff); the rest stand as they are. */
+export function connectionFailure(
+  err: ResilientTransportError,
+  transport: TransportKind,
+  status: number,
+): ResilientTransportError {
+  return status === 429 || status >= 500
+    ? new ResilientTransportError('connection-lost', err.message, { transport, status })
+    : err;
+}

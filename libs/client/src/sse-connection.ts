@@ -1,6 +1,6 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCode, type SseHandler } from '../../protocol/src';
-import { ResilientTransportError } from './errors';
+import { connectionFailure, isConnectionRefusal, ResilientTransportError } from './errors';
 import { errorBody, httpRefusal, isAbort, readEventStream } from './http-stream';
 import { isRequestMessage } from './pending-requests';
 import type { ConnectionContext, ConnectionSink, WireConnection } from './wire';
@@ -164,20 +164,9 @@ export class SseConnection implements WireConnection {
       return true;
     }
     const status = response.status;
-    if (
-      status === 404 ||
-      status === 409 ||
-      status === 401 ||
-      status === 403 ||
-      status === 429 ||
-      status >= 500
-    ) {
+    if (isConnectionRefusal(status)) {
       const err = await httpRefusal('sse', 'POST', response, true);
-      this.fail(
-        status === 429 || status >= 500
-          ? new ResilientTransportError('connection-lost', err.message, { transport: 'sse', status })
-          : err,
-      );
+      this.fail(connectionFailure(err, 'sse', status));
       return false;
     }
     const { code, message: text } = await errorBody(response);

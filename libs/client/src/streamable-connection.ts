@@ -1,6 +1,6 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { parseEventId, type SseHandler } from '../../protocol/src';
-import { ResilientTransportError } from './errors';
+import { connectionFailure, isConnectionRefusal, ResilientTransportError } from './errors';
 import { errorBody, header, httpRefusal, isAbort, readEventStream } from './http-stream';
 import { isRequestMessage, isResponseMessage } from './pending-requests';
 import type { ConnectionContext, ConnectionSink, WireConnection } from './wire';
@@ -156,21 +156,10 @@ export class StreamableConnection implements WireConnection {
     hadSession: boolean,
   ): Promise<boolean> {
     const status = response.status;
-    if (
-      status === 404 ||
-      status === 409 ||
-      status === 401 ||
-      status === 403 ||
-      status === 429 ||
-      status >= 500
-    ) {
+    if (isConnectionRefusal(status)) {
       const err = await httpRefusal('streamable', 'POST', response, hadSession);
       // Overload and server errors are worth a reconnect (with backoff), not a failed request.
-      this.fail(
-        status === 429 || status >= 500
-          ? new ResilientTransportError('connection-lost', err.message, { transport: 'streamable', status })
-          : err,
-      );
+      this.fail(connectionFailure(err, 'streamable', status));
       return false;
     }
     // Anything else is about this message (bad request, too large): answer the request with it.
