@@ -64,3 +64,19 @@ export function header(response: Response, name: string): string | undefined {
 export function isAbort(err: unknown): boolean {
   return (err as { name?: string } | undefined)?.name === 'AbortError';
 }
+
+/** A fetch that failed below HTTP (refused, reset, aborted), as the error the transport reports. */
+export function networkError(
+  transport: TransportKind,
+  what: string,
+  err: unknown,
+  reason: 'connect-failed' | 'connection-lost',
+): ResilientTransportError {
+  const why = isAbort(err) ? 'aborted' : ((err as Error)?.message ?? String(err));
+  const cause = (err as { cause?: { message?: string } })?.cause?.message;
+  return new ResilientTransportError(
+    reason,
+    `${TRANSPORT_LABEL[transport]} ${what} failed: ${why}${cause ? ` (${cause})` : ''}`,
+    { transport, cause: err },
+  );
+}

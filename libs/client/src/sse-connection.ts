@@ -1,7 +1,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCode, type SseHandler } from '../../protocol/src';
 import { connectionFailure, isConnectionRefusal, ResilientTransportError } from './errors';
-import { errorBody, httpRefusal, isAbort, readEventStream } from './http-stream';
+import { errorBody, httpRefusal, networkError, readEventStream } from './http-stream';
 import { isRequestMessage } from './pending-requests';
 import type { ConnectionContext, ConnectionSink, WireConnection } from './wire';
 import { withSlash } from './ws-connection';
@@ -41,7 +41,7 @@ export class SseConnection implements WireConnection {
       try {
         response = await ctx.fetch(url, { method: 'GET', headers, signal: this.abort.signal });
       } catch (err) {
-        throw this.networkError('GET', err, 'connect-failed');
+        throw networkError('sse', 'GET', err, 'connect-failed');
       }
       if (!response.ok) throw await httpRefusal('sse', 'GET', response, ctx.sessionId !== undefined);
       await new Promise<void>((resolve, reject) => {
@@ -70,7 +70,8 @@ export class SseConnection implements WireConnection {
         readEventStream(response, handler).then(
           () => this.ended(reject),
           (err: unknown) => {
-            const error = this.networkError(
+            const error = networkError(
+              'sse',
               'stream',
               err,
               this.opened ? 'connection-lost' : 'connect-failed',
@@ -155,7 +156,7 @@ export class SseConnection implements WireConnection {
         signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.ctx.connectTimeoutMs)]),
       });
     } catch (err) {
-      this.fail(this.networkError('POST', err, 'connection-lost'));
+      this.fail(networkError('sse', 'POST', err, 'connection-lost'));
       return false;
     }
     if (response.ok) {
@@ -201,18 +202,5 @@ export class SseConnection implements WireConnection {
     this.gone = true;
     this.abort.abort();
     if (this.opened) this.sink.lost(this, err);
-  }
-
-  private networkError(
-    what: string,
-    err: unknown,
-    reason: 'connect-failed' | 'connection-lost',
-  ): ResilientTransportError {
-    const why = isAbort(err) ? 'aborted' : ((err as Error)?.message ?? String(err));
-    const cause = (err as { cause?: { message?: string } })?.cause?.message;
-    return new ResilientTransportError(reason, `SSE ${what} failed: ${why}${cause ? ` (${cause})` : ''}`, {
-      transport: 'sse',
-      cause: err,
-    });
   }
 }

@@ -1,7 +1,7 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { parseEventId, type SseHandler } from '../../protocol/src';
 import { connectionFailure, isConnectionRefusal, ResilientTransportError } from './errors';
-import { errorBody, header, httpRefusal, isAbort, readEventStream } from './http-stream';
+import { errorBody, header, httpRefusal, networkError, readEventStream } from './http-stream';
 import { isRequestMessage, isResponseMessage } from './pending-requests';
 import type { ConnectionContext, ConnectionSink, WireConnection } from './wire';
 import { withSlash } from './ws-connection';
@@ -62,7 +62,7 @@ export class StreamableConnection implements WireConnection {
     try {
       exchange = await this.fetchHeaders(this.endpoint, { method: 'GET', headers });
     } catch (err) {
-      throw this.networkError('GET', err, 'connect-failed');
+      throw networkError('streamable', 'GET', err, 'connect-failed');
     }
     const response = exchange.response;
     if (!response.ok) {
@@ -88,7 +88,7 @@ export class StreamableConnection implements WireConnection {
         body: JSON.stringify(message),
       });
     } catch (err) {
-      this.fail(this.networkError('POST', err, 'connection-lost'));
+      this.fail(networkError('streamable', 'POST', err, 'connection-lost'));
       return false;
     }
     const response = exchange.response;
@@ -119,7 +119,7 @@ export class StreamableConnection implements WireConnection {
       try {
         body = await response.json();
       } catch (err) {
-        this.fail(this.networkError('POST', err, 'connection-lost'));
+        this.fail(networkError('streamable', 'POST', err, 'connection-lost'));
         return false;
       } finally {
         exchange.done();
@@ -144,7 +144,9 @@ export class StreamableConnection implements WireConnection {
   private openStandaloneInBackground(): void {
     this.openGet(STANDALONE_STREAM, undefined).catch((err: unknown) => {
       this.fail(
-        err instanceof ResilientTransportError ? err : this.networkError('GET', err, 'connection-lost'),
+        err instanceof ResilientTransportError
+          ? err
+          : networkError('streamable', 'GET', err, 'connection-lost'),
       );
     });
   }
@@ -209,7 +211,7 @@ export class StreamableConnection implements WireConnection {
     try {
       await readEventStream(exchange.response, handler);
     } catch (err) {
-      if (!this.gone) this.fail(this.networkError('stream', err, 'connection-lost'));
+      if (!this.gone) this.fail(networkError('streamable', 'stream', err, 'connection-lost'));
       return;
     } finally {
       exchange.done();
@@ -293,22 +295,5 @@ export class StreamableConnection implements WireConnection {
   private abortAll(): void {
     for (const controller of this.live) controller.abort();
     this.live.clear();
-  }
-
-  private networkError(
-    what: string,
-    err: unknown,
-    reason: 'connect-failed' | 'connection-lost',
-  ): ResilientTransportError {
-    const why = isAbort(err) ? 'aborted' : ((err as Error)?.message ?? String(err));
-    const cause = (err as { cause?: { message?: string } })?.cause?.message;
-    return new ResilientTransportError(
-      reason,
-      `Streamable HTTP ${what} failed: ${why}${cause ? ` (${cause})` : ''}`,
-      {
-        transport: 'streamable',
-        cause: err,
-      },
-    );
   }
 }
