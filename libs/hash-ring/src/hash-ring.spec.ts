@@ -102,6 +102,9 @@ describe('HashRing', () => {
           b.remove('temporary');
           for (const r of shuffled) b.setWeight(r.id, r.weight);
           assert.deepEqual(content(b), content(a));
+          const c = new HashRing();
+          c.addMany(shuffled.map((r) => [r.id, r.weight] as const));
+          assert.deepEqual(content(c), content(a));
           for (const key of keys(200)) assert.deepEqual(b.pick(key, a.size), a.pick(key, a.size));
         },
       ),
@@ -109,18 +112,19 @@ describe('HashRing', () => {
     );
   });
 
-  test('any sequence of add / remove / setWeight leaves the ring a fresh build of the final state would have', () => {
+  test('any sequence of add / addMany / remove / setWeight leaves the ring a fresh build of the final state would have', () => {
+    const idArb = fc.constantFrom('a', 'b', 'c', 'd', 'e');
     const op = fc.oneof(
-      fc.record({
-        kind: fc.constant('add' as const),
-        id: fc.constantFrom('a', 'b', 'c', 'd', 'e'),
-        weight: fc.integer({ min: 0, max: 5 }),
-      }),
-      fc.record({ kind: fc.constant('remove' as const), id: fc.constantFrom('a', 'b', 'c', 'd', 'e') }),
+      fc.record({ kind: fc.constant('add' as const), id: idArb, weight: fc.integer({ min: 0, max: 5 }) }),
+      fc.record({ kind: fc.constant('remove' as const), id: idArb }),
       fc.record({
         kind: fc.constant('weight' as const),
-        id: fc.constantFrom('a', 'b', 'c', 'd', 'e'),
+        id: idArb,
         weight: fc.double({ min: 0, max: 3, noNaN: true }),
+      }),
+      fc.record({
+        kind: fc.constant('many' as const),
+        batch: fc.array(fc.tuple(idArb, fc.integer({ min: 0, max: 3 })), { maxLength: 6 }),
       }),
     );
     fc.assert(
@@ -131,6 +135,9 @@ describe('HashRing', () => {
           if (o.kind === 'add') {
             ring.add(o.id, o.weight);
             model.set(o.id, o.weight);
+          } else if (o.kind === 'many') {
+            ring.addMany(o.batch);
+            for (const [id, weight] of o.batch) model.set(id, weight);
           } else if (o.kind === 'remove') {
             assert.equal(ring.remove(o.id), model.delete(o.id));
           } else if (model.has(o.id)) {
