@@ -126,8 +126,28 @@ describe('HashRing', () => {
           for (const key of keys(200)) assert.deepEqual(b.pick(key, a.size), a.pick(key, a.size));
         },
       ),
-      opts(60),
+      opts(40),
     );
+  });
+
+  test('two replicas on the same point are ordered by id, not by which came first', () => {
+    // hash32('red#14074') === hash32('blue#8752'): a real tie within 15,000 vnodes each.
+    assert.equal(hash32('red#14074'), hash32('blue#8752'));
+    const build2 = (first: string, second: string) => {
+      const ring = new HashRing({ vnodesPerWeight: 15_000 });
+      ring.add(first);
+      ring.add(second);
+      return ring;
+    };
+    const a = build2('red', 'blue');
+    const b = build2('blue', 'red');
+    assert.deepEqual(content(a), content(b));
+    const tie = hash32('red#14074');
+    const at = content(a).findIndex(([p]) => p === tie);
+    assert.deepEqual(content(a).slice(at, at + 2), [
+      [tie, 'blue'],
+      [tie, 'red'],
+    ]);
   });
 
   test('any sequence of add / addMany / remove / setWeight leaves the ring a fresh build of the final state would have', () => {
@@ -219,7 +239,7 @@ describe('HashRing', () => {
           assert.deepEqual([...all].sort(), ring.ids());
         },
       ),
-      opts(300),
+      opts(150),
     );
   });
 
