@@ -167,7 +167,7 @@ describe('HashRing', () => {
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 30 }), (ops) => {
-        const ring = new HashRing({ vnodesPerWeight: 40 });
+        const ring = new HashRing({ vnodesPerWeight: 40, boundedLoadFactor: 1.25 });
         const model = new Map<string, number>();
         for (const o of ops) {
           if (o.kind === 'add') {
@@ -191,6 +191,11 @@ describe('HashRing', () => {
         assert.deepEqual(ring.ids(), [...model.keys()].sort());
         assert.equal(ring.size, model.size);
         for (const [id, weight] of model) assert.equal(ring.weight(id), weight);
+        // The bounds use the live total weight: after any sequence it is the model's.
+        const total = [...model.values()].reduce((a, b) => a + b, 0);
+        for (const [id, weight] of model) {
+          assert.equal(ring.loadBound(id), weight === 0 ? 0 : Math.ceil((1.25 * weight) / total - 1e-9));
+        }
       }),
       opts(150),
     );

@@ -129,12 +129,9 @@ export class HashRing {
     for (const slot of pending) {
       const vnodes = this.vnodesFor(this.slotWeights[slot]);
       this.slotVnodes[slot] = vnodes;
-      if (vnodes > 0) {
-        this.active++;
-        this.activeWeight += this.slotWeights[slot];
-      }
       total += vnodes;
     }
+    this.recount();
     if (total === 0) return;
     const points = new Uint32Array(total);
     const owners = new Uint32Array(total);
@@ -173,11 +170,7 @@ export class HashRing {
   remove(id: string): boolean {
     const slot = this.slotById.get(id);
     if (slot === undefined) return false;
-    if (this.slotVnodes[slot] > 0) {
-      this.dropOwner(slot);
-      this.active--;
-      this.activeWeight -= this.slotWeights[slot];
-    }
+    if (this.slotVnodes[slot] > 0) this.dropOwner(slot);
     this.totalLoad -= this.slotLoads[slot];
     this.slotById.delete(id);
     this.slotIds[slot] = '';
@@ -185,7 +178,7 @@ export class HashRing {
     this.slotVnodes[slot] = 0;
     this.slotLoads[slot] = 0;
     this.freeSlots.push(slot);
-    if (this.slotById.size === 0) this.activeWeight = 0; // no float residue on an empty ring
+    this.recount();
     return true;
   }
 
@@ -331,6 +324,19 @@ export class HashRing {
     return slot;
   }
 
+  /** Summed afresh after each change (rare, and O(V) anyway): no float drift from += and -=. */
+  private recount(): void {
+    let active = 0;
+    let weight = 0;
+    for (const slot of this.slotById.values()) {
+      if (this.slotVnodes[slot] === 0) continue;
+      active++;
+      weight += this.slotWeights[slot];
+    }
+    this.active = active;
+    this.activeWeight = weight;
+  }
+
   private vnodesFor(weight: number): number {
     if (weight === 0) return 0;
     const v = Math.round(weight * this.vnodesPerWeight);
@@ -341,12 +347,9 @@ export class HashRing {
   private reweight(slot: number, weight: number): void {
     const before = this.slotVnodes[slot];
     const after = this.vnodesFor(weight);
-    if (before > 0) this.activeWeight -= this.slotWeights[slot];
-    if (after > 0) this.activeWeight += weight;
-    if (before === 0 && after > 0) this.active++;
-    if (before > 0 && after === 0) this.active--;
     this.slotWeights[slot] = weight;
     this.slotVnodes[slot] = after;
+    this.recount();
     if (after > before) {
       const added = this.labelPoints(slot, before, after);
       this.mergeIn(added, new Uint32Array(added.length).fill(slot));
