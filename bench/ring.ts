@@ -29,12 +29,15 @@ export interface RingResult {
   library: 'hash-ring' | 'hashring';
   /** What one operation is, in the library's own API. */
   operation: string;
-  /** Median of the rounds. */
+  /** CPU time of this process per operation, median of the rounds. */
   nsPerOp: number;
-  /** Fastest round: the least disturbed by other work on the machine. */
+  /** Fastest round (CPU time): the least disturbed by other work on the machine. */
   bestNsPerOp: number;
+  /** Wall-clock time per operation, median of the rounds: above nsPerOp when the cores were shared. */
+  wallNsPerOp: number;
+  /** 1e9 / nsPerOp: what one core does. */
   opsPerSec: number;
-  /** ns/op of the three rounds (the spread says how steady the machine was). */
+  /** CPU ns/op of the three rounds (the spread says how steady the machine was). */
   roundsNsPerOp: number[];
 }
 
@@ -44,7 +47,7 @@ export interface RingReport {
   results: RingResult[];
   /** hashring ns/op ÷ ours, per replica count, for the primary pick and for 3 distinct replicas. */
   speedup: Array<{ replicas: number; primary: number; threeReplicas: number }>;
-  /** Time to add then remove one replica on a ring of the last size (ours merges, hashring rebuilds). */
+  /** CPU µs to add then remove one replica on a ring of the last size (ours merges, hashring rebuilds). */
   changeUs: { replicas: number; hashRing: number; hashring: number };
   elapsedMs: number;
   /** 1-minute load average before and after: above the core count, every figure is inflated. */
@@ -158,18 +161,27 @@ function cases(sizes: number[], keys: string[]): Built {
   return { cases: out, last };
 }
 
-/** ns/op over one round of about `ms`: batches of 1,024 operations until the time is up. */
-function measure(c: Case, ms: number, offset: number): number {
-  const budget = BigInt(ms) * 1_000_000n;
+/**
+ * One round: batches of 1,024 operations until this process has used `ms` of CPU (or 10 × `ms`
+ * of wall time has passed). Both times per operation are returned: on a shared machine wall
+ * time includes the time the process waited for a core, CPU time mostly does not.
+ */
+function measure(c: Case, ms: number, offset: number): { cpuNs: number; wallNs: number } {
+  const cpuBudgetUs = ms * 1000;
+  const wallBudget = BigInt(ms) * 10_000_000n;
+  const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   let ops = 0;
-  let elapsed = 0n;
+  let wall = 0n;
+  let cpuUs = 0;
   do {
     sink ^= c.run(offset + ops, 1024);
     ops += 1024;
-    elapsed = process.hrtime.bigint() - start;
-  } while (elapsed < budget);
-  return Number(elapsed) / ops;
+    wall = process.hrtime.bigint() - start;
+    const used = process.cpuUsage(cpuStart);
+    cpuUs = used.user + used.system;
+  } while (cpuUs < cpuBudgetUs && wall < wallBudget);
+  return { cpuNs: (cpuUs * 1000) / ops, wallNs: Number(wall) / ops };
 }
 
 function median(xs: number[]): number {
@@ -182,10 +194,12 @@ function median(xs: number[]): number {
  * rebuilds and re-sorts its continuum (hundreds of ms at 300, so it is timed once, unwarmed).
  */
 function changeCost(n: number, ours: HashRing, legacy: LegacyHashRing): RingReport['changeUs'] {
+  // CPU time, like the picks.
   const time = (fn: () => void, reps: number) => {
-    const start = process.hrtime.bigint();
+    const start = process.cpuUsage();
     for (let i = 0; i < reps; i++) fn();
-    return Number(process.hrtime.bigint() - start) / reps / 1000;
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / reps;
   };
   const oursChange = () => {
     ours.add('replica-new');
@@ -215,8 +229,13 @@ export function runRingSuite(options: RingOptions = RING_DEFAULTS): RingReport {
   for (const c of all) measure(c, WARMUP_MS, 0);
   // Rounds interleave the cases, so a slow moment on the machine is shared rather than pinned on one.
   const rounds: number[][] = all.map(() => []);
+  const wallRounds: number[][] = all.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
-    all.forEach((c, i) => rounds[i].push(measure(c, options.ringMs, r * 7919)));
+    all.forEach((c, i) => {
+      const m = measure(c, options.ringMs, r * 7919);
+      rounds[i].push(m.cpuNs);
+      wallRounds[i].push(m.wallNs);
+    });
   }
   const results: RingResult[] = all.map((c, i) => {
     const ns = median(rounds[i]);
@@ -226,6 +245,7 @@ export function runRingSuite(options: RingOptions = RING_DEFAULTS): RingReport {
       operation: c.operation,
       nsPerOp: round(ns),
       bestNsPerOp: round(Math.min(...rounds[i])),
+      wallNsPerOp: round(median(wallRounds[i])),
       opsPerSec: Math.round(1e9 / ns),
       roundsNsPerOp: rounds[i].map(round),
     };
@@ -241,7 +261,8 @@ export function runRingSuite(options: RingOptions = RING_DEFAULTS): RingReport {
   if (sink === 0.5) console.log('unreachable'); // sink is an integer; this only keeps it alive
   return {
     note:
-      'ns per routing decision, in the orchestrator process, one new key per operation (no cache hits); ' +
+      'CPU ns per routing decision (wallNsPerOp: wall clock), in the orchestrator process, one new key per ' +
+      'operation (no cache hits); ' +
       '160 points per replica in both rings. hash-ring: libs/hash-ring; hashring: the npm package (MD5, libketama).',
     options,
     results,
@@ -257,11 +278,11 @@ export function printRing(report: RingReport): void {
   if (report.loadAverage.start > cores / 2) {
     console.log(
       `warning: load average ${report.loadAverage.start} on ${cores} CPU(s) — other work shares the cores, ` +
-        'so the ns/op below are high; the ratios between the libraries (measured interleaved) hold better',
+        'so wall ns/op is high; CPU ns/op and the ratios between the libraries (measured interleaved) hold better',
     );
   }
   console.log(
-    '\nreplicas  library     operation                                         ns/op    best ns      ops/s',
+    '\nreplicas  library     operation                                     CPU ns/op    best ns    wall ns      ops/s',
   );
   for (const r of report.results) {
     console.log(
@@ -271,6 +292,7 @@ export function printRing(report: RingReport): void {
         r.operation.padEnd(44),
         r.nsPerOp.toFixed(1).padStart(9),
         r.bestNsPerOp.toFixed(1).padStart(9),
+        r.wallNsPerOp.toFixed(1).padStart(9),
         String(r.opsPerSec).padStart(10),
       ].join('  '),
     );
