@@ -1,0 +1,2 @@
+export * from './hash32';
+export * from './hash-ring';
