@@ -7,11 +7,13 @@
  * code that overflows and the error boundary of their entry point answers 500 −32603, logs and counts.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { ErrorCode } from '../libs/protocol/src';
 import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { startGateway, type RunningGateway } from './helpers/gateway';
+import { SseReader } from './helpers/sse-reader';
 import { BOTH, raw } from './helpers/streamable-http-client';
 
 const MODERN = '2026-07-28';
@@ -174,5 +176,107 @@ describe('the error boundary, with the depth bound lifted so the inputs reach th
     } finally {
       ws.terminate();
     }
+  });
+});
+
+/**
+ * The other entry points, reached with crafted input and a real stdio upstream (which serialises
+ * each message it writes): a 2025-03-26 batch whose item is nested 10,000 deep overflows the stack
+ * while it is handed to the upstream. Before the boundaries, POST /messages ended the process
+ * (an uncaught exception in the request's 'end' handler).
+ */
+describe('the error boundary of POST /messages and of a WebSocket frame', () => {
+  const PROBE = join(__dirname, 'fixtures', 'streamable-http-probe-server.js');
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway({
+      maxJsonDepth: 100_000,
+      services: { probe: { replicas: [{ transport: 'stdio', command: process.execPath, args: [PROBE] }] } },
+      defaultService: 'probe',
+    });
+  });
+  after(() => gw.close());
+
+  it('POST /messages: counted under "messages", the process lives and the session is served afterwards', async () => {
+    const res = await fetch(`${gw.url}/sse`, {
+      headers: { accept: 'text/event-stream', 'x-mcp-client-id': CLIENT },
+    });
+    assert.equal(res.status, 200);
+    const reader = new SseReader(res);
+    try {
+      const endpoint = await reader.next();
+      assert.equal(endpoint?.event, 'endpoint');
+      const postUrl = new URL(endpoint!.data, gw.url).toString();
+      const post = (body: string) =>
+        fetch(postUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-mcp-client-id': CLIENT },
+          body,
+        });
+      const before = internalErrors(gw, 'messages');
+      // The 202 is out before the message is handed over: the boundary can only end the (finished) response.
+      const refused = await post(deepBatch(10_000));
+      assert.equal(refused.status, 202);
+      await refused.text();
+      assert.equal(internalErrors(gw, 'messages'), before + 1);
+      assert.deepEqual(fatal, []);
+      const init = {
+        jsonrpc: '2.0',
+        id: 'init',
+        method: 'initialize',
+        params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      };
+      assert.equal((await post(JSON.stringify(init))).status, 202);
+      const answer = await reader.nextMessage();
+      assert.equal(answer?.message.id, 'init');
+    } finally {
+      await reader.cancel();
+    }
+  });
+
+  it('a WebSocket frame: close 1011, counted under "ws_message", a new connection is served', async () => {
+    const open = async () => {
+      const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/ws`, 'mcp');
+      const frames: any[] = [];
+      ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+      const closed = new Promise<number>((ok) => ws.once('close', (code) => ok(code)));
+      await new Promise((ok, fail) => {
+        ws.once('open', ok);
+        ws.once('error', fail);
+      });
+      const answer = async (id: string) => {
+        const deadline = Date.now() + 10_000;
+        while (!frames.some((f) => f.id === id)) {
+          if (Date.now() > deadline) throw new Error(`no answer to ${id}`);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        return frames.find((f) => f.id === id);
+      };
+      ws.send(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 'init',
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-03-26',
+            capabilities: {},
+            clientInfo: { name: 't', version: '1' },
+          },
+        }),
+      );
+      await answer('init');
+      return { ws, closed, answer };
+    };
+    const first = await open();
+    const before = internalErrors(gw, 'ws_message');
+    first.ws.send(deepBatch(10_000));
+    assert.equal(await first.closed, 1011);
+    assert.equal(internalErrors(gw, 'ws_message'), before + 1);
+    assert.deepEqual(fatal, []);
+    const second = await open();
+    second.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'list', method: 'tools/list' }));
+    assert.ok(Array.isArray((await second.answer('list')).result.tools));
+    second.ws.close();
+    await second.closed;
   });
 });
