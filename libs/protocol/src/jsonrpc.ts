@@ -3,7 +3,8 @@
  *
  * The gateway forwards messages untouched wherever it can, so parsing here only
  * classifies a message (request, notification, response) and validates the fields a
- * forwarder relies on; params and results are never walked.
+ * forwarder relies on plus what MCP requires of their shape (ids, params, `_meta`); params
+ * and results are never walked, and nesting depth is bounded on the text before parsing.
  */
 
 export type JsonRpcId = string | number;
