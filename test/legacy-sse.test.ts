@@ -170,6 +170,37 @@ describe('legacy HTTP+SSE transport', () => {
         code: ErrorCode.InvalidRequest,
       },
       { name: 'a foreign Origin', body: INIT, headers: { origin: 'https://evil.example.com' }, status: 403 },
+      // Shapes MCP does not allow (issue 6, defect 11): refused here, never left waiting upstream.
+      {
+        name: 'params an array',
+        body: { jsonrpc: '2.0', id: 41, method: 'tools/list', params: [] },
+        status: 400,
+        code: ErrorCode.InvalidParams,
+      },
+      {
+        name: 'a fractional id',
+        body: { jsonrpc: '2.0', id: 1.5, method: 'tools/list' },
+        status: 400,
+        code: ErrorCode.InvalidRequest,
+      },
+      {
+        name: 'an integer id beyond 2^53',
+        body: '{"jsonrpc":"2.0","id":9007199254740993,"method":"tools/list"}',
+        status: 400,
+        code: ErrorCode.InvalidRequest,
+      },
+      {
+        name: '_meta not an object',
+        body: { jsonrpc: '2.0', id: 42, method: 'tools/list', params: { _meta: 7 } },
+        status: 400,
+        code: ErrorCode.InvalidParams,
+      },
+      {
+        name: 'nesting deeper than MAX_JSON_DEPTH',
+        body: `[{"jsonrpc":"2.0","id":43,"method":"tools/list","params":{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}}]`,
+        status: 400,
+        code: ErrorCode.InvalidRequest,
+      },
     ];
     for (const c of cases) {
       test(`${c.name} → ${c.status}`, async () => {

@@ -50,16 +50,17 @@ describe('Streamable HTTP transport', () => {
         method: 'tools/call',
         params: { name: 'echo', arguments: { text: 'x' }, ...body },
       });
-    // [name, request (a function of the session ids), status, JSON-RPC code or undefined, metric kind]
-    const table: Array<
-      [
-        string,
-        () => { method?: string; path?: string; headers?: Record<string, string>; body?: string },
-        number,
-        number | undefined,
-        string,
-      ]
-    > = [
+    // [name, request (a function of the session ids), status, JSON-RPC code or undefined, metric kind,
+    //  and whether to check right after that the session still answers]
+    type Row = [
+      string,
+      () => { method?: string; path?: string; headers?: Record<string, string>; body?: string },
+      number,
+      number | undefined,
+      string,
+      'then the session works'?,
+    ];
+    const table: Row[] = [
       [
         'foreign Origin',
         () => ({ headers: { ...ok(), origin: 'http://evil.example.com' }, body: echo }),
@@ -133,6 +134,91 @@ describe('Streamable HTTP transport', () => {
       [
         'not JSON-RPC',
         () => ({ headers: sessionHeaders(session0618, '2025-06-18'), body: '{"hello":"world"}' }),
+        400,
+        -32600,
+        'invalid_request',
+      ],
+      // Shapes MCP does not allow: no upstream would ever answer them (issue 6, defect 11).
+      ...(
+        [
+          [
+            'params an array',
+            '{"jsonrpc":"2.0","id":31,"method":"tools/list","params":[]}',
+            -32602,
+            'invalid_params',
+          ],
+          ['a fractional id', '{"jsonrpc":"2.0","id":1.5,"method":"tools/list"}', -32600, 'invalid_request'],
+          [
+            'an integer id beyond 2^53',
+            '{"jsonrpc":"2.0","id":9007199254740993,"method":"tools/list"}',
+            -32600,
+            'invalid_request',
+          ],
+          [
+            '_meta not an object',
+            '{"jsonrpc":"2.0","id":32,"method":"tools/list","params":{"_meta":"x"}}',
+            -32602,
+            'invalid_params',
+          ],
+          [
+            'nesting deeper than MAX_JSON_DEPTH (64)',
+            `{"jsonrpc":"2.0","id":33,"method":"tools/list","params":{"a":${'['.repeat(100)}${']'.repeat(100)}}}`,
+            -32600,
+            'invalid_request',
+          ],
+        ] as const
+      ).map(
+        ([name, body, code, kind]) =>
+          [
+            name,
+            () => ({ headers: sessionHeaders(session0618, '2025-06-18'), body }),
+            400,
+            code,
+            kind,
+            'then the session works',
+          ] satisfies Row,
+      ),
+      [
+        '2026: params an array',
+        () => ({
+          headers: modern({ 'mcp-method': 'tools/list' }),
+          body: '{"jsonrpc":"2.0","id":34,"method":"tools/list","params":[]}',
+        }),
+        400,
+        -32602,
+        'invalid_params',
+      ],
+      [
+        '2026: a fractional id',
+        () => ({
+          headers: modern({ 'mcp-method': 'tools/list' }),
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id: 2.5,
+            method: 'tools/list',
+            params: { _meta: modernMeta },
+          }),
+        }),
+        400,
+        -32600,
+        'invalid_request',
+      ],
+      [
+        '2026: _meta an array',
+        () => ({
+          headers: modern({ 'mcp-method': 'tools/list' }),
+          body: '{"jsonrpc":"2.0","id":35,"method":"tools/list","params":{"_meta":[]}}',
+        }),
+        400,
+        -32602,
+        'invalid_params',
+      ],
+      [
+        '2026: nesting deeper than MAX_JSON_DEPTH',
+        () => ({
+          headers: modern({ 'mcp-method': 'tools/list' }),
+          body: `{"jsonrpc":"2.0","id":36,"method":"tools/list","params":{"_meta":${JSON.stringify(modernMeta)},"a":${'['.repeat(1_000)}${']'.repeat(1_000)}}}`,
+        }),
         400,
         -32600,
         'invalid_request',
@@ -326,7 +412,7 @@ describe('Streamable HTTP transport', () => {
       ],
     ];
 
-    for (const [name, make, status, code, kind] of table) {
+    for (const [name, make, status, code, kind, thenWorks] of table) {
       it(`${name} → ${status}${code === undefined ? '' : ` / ${code}`}`, async () => {
         const metrics = gw.gateway.app.get(GatewayMetrics);
         const before = metrics.errors.get(kind) ?? 0;
@@ -338,6 +424,11 @@ describe('Streamable HTTP transport', () => {
         assert.equal(typeof res.json.error.message, 'string');
         if (status === 405) assert.ok(res.headers.allow, 'a 405 says what is allowed');
         assert.equal(metrics.errors.get(kind), before + 1, `metric ${kind} counted`);
+        if (thenWorks) {
+          const after = await raw(base, { headers: sessionHeaders(session0618, '2025-06-18'), body: echo });
+          assert.equal(after.status, 200, after.text);
+          assert.equal(after.json.result.content[0].text, 'x');
+        }
       });
     }
 

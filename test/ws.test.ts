@@ -408,6 +408,73 @@ describe('WebSocket transport', () => {
     });
   });
 
+  describe('shapes MCP does not allow get a JSON-RPC error and the connection stays (issue 6, defect 11)', () => {
+    let c: RawClient;
+    before(async () => {
+      c = await RawClient.open(wsUrl(gw.url, '/ws'));
+      await c.initialize('2025-03-26');
+    });
+    after(async () => {
+      c.close();
+      await c.closed;
+    });
+
+    // [name, frame, JSON-RPC code, id the error carries, metric kind]
+    const rows: Array<[string, string, number, number | null, string]> = [
+      [
+        'params an array',
+        '{"jsonrpc":"2.0","id":51,"method":"tools/list","params":[]}',
+        -32602,
+        51,
+        'invalid_params',
+      ],
+      [
+        'a fractional id',
+        '{"jsonrpc":"2.0","id":1.5,"method":"tools/list"}',
+        -32600,
+        null,
+        'invalid_request',
+      ],
+      [
+        'an integer id beyond 2^53',
+        '{"jsonrpc":"2.0","id":9007199254740993,"method":"tools/list"}',
+        -32600,
+        null,
+        'invalid_request',
+      ],
+      [
+        '_meta not an object',
+        '{"jsonrpc":"2.0","id":52,"method":"tools/list","params":{"_meta":[1]}}',
+        -32602,
+        52,
+        'invalid_params',
+      ],
+      [
+        'nesting deeper than MAX_JSON_DEPTH (a 2025-03-26 batch)',
+        `[{"jsonrpc":"2.0","id":53,"method":"tools/list","params":{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}}]`,
+        -32600,
+        null,
+        'invalid_request',
+      ],
+    ];
+    let n = 0;
+    for (const [name, frame, code, id, kind] of rows) {
+      test(`${name} → ${code}, then the session still answers`, async () => {
+        const metrics = gw.gateway.app.get(GatewayMetrics);
+        const before = metrics.errors.get(kind) ?? 0;
+        const from = c.frames.length;
+        c.send(frame);
+        const err = await c.next((m) => m.error !== undefined, 5000, from);
+        assert.equal(err.msg.error.code, code, err.raw);
+        assert.equal(err.msg.id, id, err.raw);
+        assert.equal(metrics.errors.get(kind), before + 1, `metric ${kind} counted`);
+        const alive = `alive-${n++}`;
+        c.send(JSON.stringify({ jsonrpc: '2.0', id: alive, method: 'tools/list' }));
+        assert.ok(Array.isArray((await c.response(alive)).msg.result.tools));
+      });
+    }
+  });
+
   describe('resume', () => {
     test('sessionId + lastEventId query parameters replay exactly the missed messages', async () => {
       const c1 = await RawClient.open(wsUrl(gw.url, '/ws'));

@@ -93,6 +93,11 @@ export const EnvSchema = z.object({
   GATEWAY_CONFIG: z.string().optional(),
   /** Largest accepted HTTP request body in bytes (larger → 413). */
   MAX_BODY_BYTES: int(1024).default(4 * 1024 * 1024),
+  /**
+   * Deepest nesting of arrays and objects accepted in a client message (a batch counts as one
+   * level); deeper → −32600 (HTTP 400). Keeps every later JSON.stringify clear of stack overflow.
+   */
+  MAX_JSON_DEPTH: int(2, 100_000).default(64),
   /** Origins allowed to call the gateway from a browser, besides localhost ones while bound to loopback. */
   ALLOWED_ORIGINS: csv.default([]),
   /** Host header values accepted (DNS-rebinding protection); empty = loopback names while bound to loopback. */
@@ -164,6 +169,8 @@ export interface GatewayConfig {
   port: number;
   logLevel: EnvConfig['LOG_LEVEL'];
   maxBodyBytes: number;
+  /** Deepest JSON nesting accepted in a client message. */
+  maxJsonDepth: number;
   allowedOrigins: string[];
   allowedHosts: string[];
   session: {

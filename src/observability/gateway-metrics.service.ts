@@ -15,6 +15,11 @@ export class GatewayMetrics {
   /** Times a slow client made a session stop reading its upstream, and times it drained. */
   upstreamPauses = 0;
   upstreamResumes = 0;
+  /**
+   * Failures an error boundary caught (a gateway bug, never a client mistake), by entry point:
+   * `mcp`, `sse`, `messages`, `ws_upgrade`, `ws_message` (see src/transports/error-boundary.ts).
+   */
+  readonly internalErrors = new Map<string, number>();
   /** Transport failovers by `from->to`. */
   readonly transportSwitches = new Map<string, number>();
 
@@ -34,6 +39,10 @@ export class GatewayMetrics {
   transportSwitch(from: ChannelKind, to: ChannelKind): void {
     const key = `${from}->${to}`;
     this.transportSwitches.set(key, (this.transportSwitches.get(key) ?? 0) + 1);
+  }
+
+  internalError(entry: string): void {
+    this.internalErrors.set(entry, (this.internalErrors.get(entry) ?? 0) + 1);
   }
 
   /** Counts a refused or failed client interaction by kind (parse_error, session_not_found, …). */

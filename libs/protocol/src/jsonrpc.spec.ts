@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ErrorCode, idKey, parseJsonRpc } from './jsonrpc';
+import { DEFAULT_MAX_JSON_DEPTH, ErrorCode, exceedsDepth, idKey, parseJsonRpc } from './jsonrpc';
 import { formatEventId, parseEventId } from './event-id';
 
 describe('parseJsonRpc', () => {
@@ -23,6 +23,43 @@ describe('parseJsonRpc', () => {
     ['error without code', '{"jsonrpc":"2.0","id":1,"error":{"message":"m"}}', ErrorCode.InvalidRequest],
     ['empty batch', '[]', ErrorCode.InvalidRequest],
     ['batch with a bad item', '[{"jsonrpc":"2.0","method":"a"},{"x":1}]', ErrorCode.InvalidRequest],
+    // What MCP does not allow (issue 6, defect 11): no upstream answers these.
+    ['fractional id', '{"jsonrpc":"2.0","id":1.5,"method":"ping"}', ErrorCode.InvalidRequest],
+    ['id beyond 2^53', '{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"}', ErrorCode.InvalidRequest],
+    ['id below -2^53', '{"jsonrpc":"2.0","id":-9007199254740993,"method":"ping"}', ErrorCode.InvalidRequest],
+    [
+      'exponent id that is not an integer',
+      '{"jsonrpc":"2.0","id":1e-3,"method":"ping"}',
+      ErrorCode.InvalidRequest,
+    ],
+    ['fractional response id', '{"jsonrpc":"2.0","id":0.5,"result":{}}', ErrorCode.InvalidRequest],
+    [
+      'params an array',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[]}',
+      ErrorCode.InvalidParams,
+    ],
+    ['notification params an array', '{"jsonrpc":"2.0","method":"n","params":[1]}', ErrorCode.InvalidParams],
+    [
+      '_meta an array',
+      '{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":[]}}',
+      ErrorCode.InvalidParams,
+    ],
+    [
+      '_meta a string',
+      '{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":"m"}}',
+      ErrorCode.InvalidParams,
+    ],
+    ['_meta null', '{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":null}}', ErrorCode.InvalidParams],
+    [
+      'batch item with array params',
+      '[{"jsonrpc":"2.0","id":1,"method":"x","params":[]}]',
+      ErrorCode.InvalidParams,
+    ],
+    [
+      'nesting deeper than the default',
+      `{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":${'['.repeat(64)}${']'.repeat(64)}}}`,
+      ErrorCode.InvalidRequest,
+    ],
   ];
   for (const [name, text, code] of bad) {
     test(`rejects ${name} with ${code}`, () => {
@@ -47,6 +84,65 @@ describe('parseJsonRpc', () => {
       assert.equal(r.batch, true);
       assert.equal(r.messages.length, 3);
     }
+  });
+
+  test('accepts what MCP allows: string ids, integer ids up to 2^53-1, negative ids, _meta objects', () => {
+    for (const text of [
+      '{"jsonrpc":"2.0","id":"a","method":"x","params":{"_meta":{"progressToken":1}}}',
+      '{"jsonrpc":"2.0","id":9007199254740991,"method":"x"}',
+      '{"jsonrpc":"2.0","id":-9007199254740991,"method":"x"}',
+      '{"jsonrpc":"2.0","id":0,"method":"x","params":{}}',
+      '{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"m"}}',
+    ]) {
+      assert.ok(parseJsonRpc(text).ok, text);
+    }
+  });
+
+  test('an error names the id only when it is one the client can match', () => {
+    const arrayParams = parseJsonRpc('{"jsonrpc":"2.0","id":7,"method":"x","params":[]}');
+    assert.ok(!arrayParams.ok);
+    if (!arrayParams.ok) {
+      assert.equal(arrayParams.error.id, 7);
+      assert.match(arrayParams.error.error.message, /^Invalid params: params must be an object/);
+    }
+    const fractional = parseJsonRpc('{"jsonrpc":"2.0","id":1.5,"method":"x"}');
+    assert.ok(!fractional.ok);
+    if (!fractional.ok) assert.equal(fractional.error.id, null);
+  });
+
+  test('the depth bound counts nesting, not brackets, and ignores brackets inside strings', () => {
+    const depth = (d: number) => `${'['.repeat(d)}${']'.repeat(d)}`;
+    // A message is one level; params another; so 62 nested arrays inside params make 64.
+    const at = `{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":${depth(62)}}}`;
+    assert.ok(parseJsonRpc(at).ok, 'exactly the limit passes');
+    assert.equal(DEFAULT_MAX_JSON_DEPTH, 64);
+    const over = `{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":${depth(63)}}}`;
+    const r = parseJsonRpc(over);
+    assert.ok(!r.ok);
+    if (!r.ok) {
+      assert.equal(r.error.error.code, ErrorCode.InvalidRequest);
+      assert.match(r.error.error.message, /nested deeper than 64 levels/);
+    }
+    // Many brackets side by side are shallow: the exact scan runs and lets them through.
+    const wide = `{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":[${Array(500).fill('[{}]').join(',')}]}}`;
+    assert.ok(parseJsonRpc(wide).ok);
+    // Brackets in strings (with escaped quotes before them) do not count.
+    const params = { s: `\\"${'['.repeat(200)}`, t: `${'{'.repeat(200)}\\` };
+    const inString = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'x', params });
+    assert.ok(parseJsonRpc(inString).ok, inString.slice(0, 60));
+    assert.equal(exceedsDepth(inString, 3), false);
+    assert.equal(exceedsDepth(depth(4), 3), true);
+    assert.equal(exceedsDepth(depth(3), 3), false);
+    // A batch is one more level.
+    assert.equal(exceedsDepth(`[${at}]`, 64), true);
+    // The limit is the caller's.
+    assert.ok(parseJsonRpc(over, 65).ok);
+  });
+
+  test('a body nested 100,000 deep is refused without parsing it', () => {
+    const r = parseJsonRpc(`[${'['.repeat(100_000)}${']'.repeat(100_000)}]`);
+    assert.ok(!r.ok);
+    if (!r.ok) assert.equal(r.error.error.code, ErrorCode.InvalidRequest);
   });
 
   test('idKey keeps string and number ids apart', () => {

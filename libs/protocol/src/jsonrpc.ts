@@ -3,7 +3,8 @@
  *
  * The gateway forwards messages untouched wherever it can, so parsing here only
  * classifies a message (request, notification, response) and validates the fields a
- * forwarder relies on; params and results are never walked.
+ * forwarder relies on plus what MCP requires of their shape (ids, params, `_meta`); params
+ * and results are never walked, and nesting depth is bounded on the text before parsing.
  */
 
 export type JsonRpcId = string | number;
@@ -106,6 +107,13 @@ export function idKey(id: JsonRpcId): string {
 export type ParseResult =
   { ok: true; messages: JsonRpcMessage[]; batch: boolean } | { ok: false; error: JsonRpcFailure };
 
+/**
+ * Nesting depth accepted in a client message by default (a batch counts as one level). MCP
+ * messages need a handful; JSON.stringify and every recursive walk overflow the stack at a few
+ * thousand, so a bound checked once at parse time keeps them all safe.
+ */
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+
 /** Validates one already-parsed JSON value as a JSON-RPC 2.0 message; returns a reason when it is not. */
 export function checkShape(value: unknown): string | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'message must be an object';
@@ -137,12 +145,98 @@ export function checkShape(value: unknown): string | undefined {
   return undefined;
 }
 
+/** Why a client message is refused: the JSON-RPC code to answer with, and the reason. */
+export interface Refusal {
+  code: number;
+  reason: string;
+}
+
 /**
- * Parses a body that holds one JSON-RPC message or (where the caller allows it) a batch.
- * Errors come back as ready-to-send JSON-RPC error responses: −32700 for bad JSON,
- * −32600 for a wrong shape.
+ * What MCP allows of a message a client sends, beyond the JSON-RPC envelope ({@link checkShape}):
+ * ids are strings or integers (MCP schema `RequestId`; a number JavaScript cannot hold exactly
+ * would come back as a different id), params is an object (MCP never uses positional params) and
+ * `params._meta`, when present, is an object. No upstream answers anything else, so such a
+ * request would only wait for its timeout while holding an in-flight slot.
  */
-export function parseJsonRpc(text: string): ParseResult {
+export function checkClientMessage(value: unknown): Refusal | undefined {
+  const reason = checkShape(value);
+  if (reason !== undefined) return { code: ErrorCode.InvalidRequest, reason };
+  const m = value as Record<string, unknown>;
+  if (typeof m.id === 'number' && !Number.isSafeInteger(m.id)) {
+    return {
+      code: ErrorCode.InvalidRequest,
+      reason: 'id must be a string or an integer between -(2^53-1) and 2^53-1',
+    };
+  }
+  const params = m.params;
+  if (params === undefined) return undefined;
+  if (Array.isArray(params)) return { code: ErrorCode.InvalidParams, reason: 'params must be an object' };
+  const meta = (params as Record<string, unknown>)._meta;
+  if (meta !== undefined && (meta === null || typeof meta !== 'object' || Array.isArray(meta))) {
+    return { code: ErrorCode.InvalidParams, reason: '_meta must be an object' };
+  }
+  return undefined;
+}
+
+/**
+ * True when `text` nests arrays and objects deeper than `maxDepth`, counting brackets outside
+ * strings; malformed JSON is left to JSON.parse. Runs on every message, so the usual case costs
+ * two native indexOf scans: depth cannot exceed the number of opening brackets.
+ */
+export function exceedsDepth(text: string, maxDepth: number): boolean {
+  let openings = 0;
+  for (let i = text.indexOf('{'); i !== -1; i = text.indexOf('{', i + 1)) {
+    if (++openings > maxDepth) return scanDepth(text, maxDepth);
+  }
+  for (let i = text.indexOf('['); i !== -1; i = text.indexOf('[', i + 1)) {
+    if (++openings > maxDepth) return scanDepth(text, maxDepth);
+  }
+  return false;
+}
+
+/** The exact check: one pass, strings skipped with indexOf. */
+function scanDepth(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      depth--;
+    } else if (c === 0x22 /* " */) {
+      // Jump to the closing quote: the first one not preceded by an odd number of backslashes.
+      let end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        if (end === -1) return false;
+        let backslashes = 0;
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+        if ((backslashes & 1) === 0) break;
+      }
+      i = end;
+    }
+  }
+  return false;
+}
+
+/**
+ * Parses a body that holds one JSON-RPC message or (where the caller allows it) a batch, as a
+ * client sent it. Errors come back as ready-to-send JSON-RPC error responses: −32700 for bad
+ * JSON, −32600 for a wrong envelope, a bad id or nesting deeper than `maxDepth`, −32602 for
+ * params or `_meta` of the wrong shape (see {@link checkClientMessage}).
+ */
+export function parseJsonRpc(text: string, maxDepth = DEFAULT_MAX_JSON_DEPTH): ParseResult {
+  if (exceedsDepth(text, maxDepth)) {
+    return {
+      ok: false,
+      error: errorResponse(
+        null,
+        ErrorCode.InvalidRequest,
+        `Invalid Request: JSON nested deeper than ${maxDepth} levels`,
+      ),
+    };
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -155,6 +249,7 @@ export function parseJsonRpc(text: string): ParseResult {
   return classifyParsed(value);
 }
 
+/** Classifies and validates a parsed client body (see {@link parseJsonRpc}; depth is checked there). */
 export function classifyParsed(value: unknown): ParseResult {
   if (Array.isArray(value)) {
     if (value.length === 0) {
@@ -164,18 +259,29 @@ export function classifyParsed(value: unknown): ParseResult {
       };
     }
     for (let i = 0; i < value.length; i++) {
-      const reason = checkShape(value[i]);
-      if (reason) return { ok: false, error: invalid(value[i], `batch item ${i}: ${reason}`) };
+      const refusal = checkClientMessage(value[i]);
+      if (refusal) return { ok: false, error: refused(value[i], refusal, `batch item ${i}: `) };
     }
     return { ok: true, messages: value as JsonRpcMessage[], batch: true };
   }
-  const reason = checkShape(value);
-  if (reason) return { ok: false, error: invalid(value, reason) };
+  const refusal = checkClientMessage(value);
+  if (refusal) return { ok: false, error: refused(value, refusal, '') };
   return { ok: true, messages: [value as JsonRpcMessage], batch: false };
 }
 
-function invalid(value: unknown, reason: string): JsonRpcFailure {
+/** The metric kind a parse refusal is counted under. */
+export function refusalKind(code: number): 'parse_error' | 'invalid_params' | 'invalid_request' {
+  return code === ErrorCode.ParseError
+    ? 'parse_error'
+    : code === ErrorCode.InvalidParams
+      ? 'invalid_params'
+      : 'invalid_request';
+}
+
+function refused(value: unknown, refusal: Refusal, where: string): JsonRpcFailure {
   const id = value && typeof value === 'object' ? (value as { id?: unknown }).id : undefined;
-  const safeId = typeof id === 'string' || typeof id === 'number' ? id : null;
-  return errorResponse(safeId, ErrorCode.InvalidRequest, `Invalid Request: ${reason}`);
+  // Only an id the client can match: one MCP allows (an inexact number would not be its id).
+  const safeId = typeof id === 'string' || (typeof id === 'number' && Number.isSafeInteger(id)) ? id : null;
+  const label = refusal.code === ErrorCode.InvalidParams ? 'Invalid params' : 'Invalid Request';
+  return errorResponse(safeId, refusal.code, `${label}: ${where}${refusal.reason}`);
 }

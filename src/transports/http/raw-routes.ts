@@ -1,5 +1,6 @@
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQueryString, type ParsedUrlQuery } from 'node:querystring';
+import type { ErrorBoundary } from '../error-boundary';
 
 /**
  * A transport's hot-path endpoint served straight from the Node HTTP server, before Fastify:
@@ -13,6 +14,8 @@ export interface RawRoute {
    * the exact path); `query` is the raw query string without `?` ('' when there is none).
    */
   serve(req: IncomingMessage, res: ServerResponse, service: string | undefined, query: string): boolean;
+  /** Answers whatever `serve` (or the body it reads) throws: the route's entry point. */
+  readonly boundary: ErrorBoundary;
 }
 
 /** Where bootstrap's server keeps its table (see {@link rawRoutesOf}). */
@@ -47,7 +50,7 @@ export class RawRoutes {
     const path = q === -1 ? url : url.slice(0, q);
     const query = q === -1 ? '' : url.slice(q + 1);
     const route = this.exact.get(path);
-    if (route !== undefined) return route.serve(req, res, undefined, query);
+    if (route !== undefined) return serveWithin(route, req, res, undefined, query);
     if (this.prefixed.size === 0) return false;
     const slash = path.indexOf('/', 1);
     if (slash === -1 || slash === path.length - 1) return false;
@@ -60,8 +63,30 @@ export class RawRoutes {
     ) {
       return false;
     }
-    return prefixRoute.serve(req, res, path.slice(slash + 1), query);
+    return serveWithin(prefixRoute, req, res, path.slice(slash + 1), query);
   }
+}
+
+/** Runs a route inside its error boundary: what it throws becomes an answer, never a crash. */
+function serveWithin(
+  route: RawRoute,
+  req: IncomingMessage,
+  res: ServerResponse,
+  service: string | undefined,
+  query: string,
+): boolean {
+  try {
+    return route.serve(req, res, service, query);
+  } catch (err) {
+    route.boundary.http(res, err, sessionIdOf(req));
+    return true;
+  }
+}
+
+/** The session a failed request named, for the boundary's log line (error path only). */
+export function sessionIdOf(req: IncomingMessage): string | undefined {
+  const id = req.headers['mcp-session-id'];
+  return typeof id === 'string' ? id : undefined;
 }
 
 /** Gives `server` a raw route table; bootstrap's request listener dispatches through it. */
@@ -111,6 +136,8 @@ export function hasRequestBody(req: IncomingMessage): boolean {
 /** What receives a request body read by {@link readRawBody}. */
 export interface RawBodyTarget {
   readonly maxBodyBytes: number;
+  /** Answers what bodyRead / bodyTooLarge throw (they run in the request's event handlers). */
+  readonly boundary: ErrorBoundary;
   /** The whole body is in. */
   bodyRead(
     req: IncomingMessage,
@@ -170,7 +197,11 @@ class RawBody {
     const chunks = this.chunks;
     this.chunks = [];
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.size);
-    this.target.bodyRead(this.req, this.res, this.service, this.query, body);
+    try {
+      this.target.bodyRead(this.req, this.res, this.service, this.query, body);
+    } catch (err) {
+      this.target.boundary.http(this.res, err, sessionIdOf(this.req));
+    }
   }
 
   private tooLarge(): void {
@@ -178,6 +209,10 @@ class RawBody {
     this.chunks = [];
     // The rest is not worth reading: answer, and let Node close the connection afterwards.
     this.res.setHeader('connection', 'close');
-    this.target.bodyTooLarge(this.req, this.res, this.service, this.query);
+    try {
+      this.target.bodyTooLarge(this.req, this.res, this.service, this.query);
+    } catch (err) {
+      this.target.boundary.http(this.res, err, sessionIdOf(this.req));
+    }
   }
 }

@@ -3,6 +3,7 @@ import {
   ErrorCode,
   isRequest,
   parseJsonRpc,
+  refusalKind,
   type JsonRpcId,
   type JsonRpcMessage,
 } from '../../../libs/protocol/src';
@@ -12,6 +13,7 @@ import type { Router } from '../../routing/router.service';
 import { ResumeUnavailableError } from '../../session/outbox';
 import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
+import type { ErrorBoundary } from '../error-boundary';
 import { clientIdFrom } from '../http/client-identity';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
@@ -36,6 +38,8 @@ export class LegacySseHandler {
     private readonly guard: RequestGuard,
     private readonly keepAlive: KeepAliveTicker,
     private readonly metrics: GatewayMetrics,
+    /** Answers what the async continuations below GET /sse throw (the routes' own boundary). */
+    private readonly boundary: ErrorBoundary,
   ) {}
 
   /** GET /sse[/:service] — new session, or resume of an existing one. */
@@ -96,7 +100,7 @@ export class LegacySseHandler {
     }
     if (session.transport !== 'sse') {
       // A failover from another transport: S2 decides first.
-      this.sessions.admitTransportSwitch(session, 'sse').then(
+      const admitted = this.sessions.admitTransportSwitch(session, 'sse').then(
         (verdict) => {
           if (res.destroyed || res.writableEnded) return;
           if (session.closed) {
@@ -117,6 +121,8 @@ export class LegacySseHandler {
         },
         (err: Error) => sendJsonRpcError(res, 500, ErrorCode.InternalError, `Internal error: ${err.message}`),
       );
+      // attachResumed serves the stream: what it throws would otherwise be an unhandled rejection.
+      admitted.catch((err: unknown) => this.boundary.http(res, err, session.id));
       return;
     }
     this.attachResumed(session, res, resume.seq, endpointFor(session, req, query));
@@ -162,11 +168,9 @@ export class LegacySseHandler {
       return;
     }
     const text = Buffer.isBuffer(body) ? body.toString('utf8') : '';
-    const parsed = parseJsonRpc(text);
+    const parsed = parseJsonRpc(text, this.config.maxJsonDepth);
     if (!parsed.ok) {
-      this.metrics.error(
-        parsed.error.error.code === ErrorCode.ParseError ? 'parse_error' : 'invalid_request',
-      );
+      this.metrics.error(refusalKind(parsed.error.error.code));
       sendJsonRpcError(res, 400, parsed.error.error.code, parsed.error.error.message, {
         id: parsed.error.id,
       });

@@ -1,4 +1,11 @@
-import { Inject, Injectable, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Module,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
@@ -8,6 +15,7 @@ import { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { ErrorCode } from '../../../libs/protocol/src';
+import { ErrorBoundary } from '../error-boundary';
 import { mcpErrorHandler } from '../http/fastify-errors';
 import { sendJsonRpcError } from '../http/http-reply';
 import { KeepAliveTicker } from '../http/keep-alive-ticker';
@@ -34,6 +42,10 @@ type ServiceParams = { service?: string };
 export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, RawRoute {
   private readonly keepAlive: KeepAliveTicker;
   readonly handler: LegacySseHandler;
+  /** Error boundary of GET /sse (RawRoute, the Fastify routes, the handler's continuations). */
+  readonly boundary: ErrorBoundary;
+  /** Error boundary of POST /messages. */
+  readonly messagesBoundary: ErrorBoundary;
   /** Set when the HTTP server starts closing: requests then go to Fastify, which answers 503. */
   closing = false;
 
@@ -45,6 +57,9 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     router: Router,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
+    const log = new Logger('LegacySse');
+    this.boundary = new ErrorBoundary('sse', metrics, log);
+    this.messagesBoundary = new ErrorBoundary('messages', metrics, log);
     this.handler = new LegacySseHandler(
       config,
       sessions,
@@ -52,6 +67,7 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
       new RequestGuard(config),
       this.keepAlive,
       metrics,
+      this.boundary,
     );
   }
 
@@ -60,18 +76,26 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     const errorHandler = mcpErrorHandler(this.metrics, this.config.maxBodyBytes);
     const open = (req: FastifyRequest, reply: FastifyReply) => {
       reply.hijack();
-      this.handler.openStream(
-        req.raw,
-        reply.raw,
-        (req.params as ServiceParams).service,
-        req.query as QueryParams,
-      );
+      try {
+        this.handler.openStream(
+          req.raw,
+          reply.raw,
+          (req.params as ServiceParams).service,
+          req.query as QueryParams,
+        );
+      } catch (err) {
+        this.boundary.http(reply.raw, err);
+      }
     };
     fastify.get('/sse', { errorHandler }, open);
     fastify.get('/sse/:service', { errorHandler }, open);
     fastify.post(MESSAGES_PATH, { errorHandler }, (req: FastifyRequest, reply: FastifyReply) => {
       reply.hijack();
-      this.handler.postMessage(req.raw, reply.raw, req.body, req.query as QueryParams);
+      try {
+        this.handler.postMessage(req.raw, reply.raw, req.body, req.query as QueryParams);
+      } catch (err) {
+        this.messagesBoundary.http(reply.raw, err);
+      }
     });
     const raw = rawRoutesOf(this.adapterHost.httpAdapter.getHttpServer() as HttpServer | undefined);
     if (raw) {
@@ -109,10 +133,14 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
 
 /** POST /messages as a raw route: the body is read here (bounded), then handed to the handler. */
 class MessagesRoute implements RawRoute, RawBodyTarget {
+  readonly boundary: ErrorBoundary;
+
   constructor(
     private readonly routes: LegacySseRoutes,
     readonly maxBodyBytes: number,
-  ) {}
+  ) {
+    this.boundary = routes.messagesBoundary;
+  }
 
   serve(req: IncomingMessage, res: ServerResponse, _service: string | undefined, query: string): boolean {
     if (req.method !== 'POST' || this.routes.closing) return false;

@@ -8,6 +8,7 @@ import {
   LATEST_SESSION_PROTOCOL,
   Method,
   parseJsonRpc,
+  refusalKind,
   SESSIONLESS_PROTOCOL,
   type JsonRpcId,
   type JsonRpcMessage,
@@ -510,20 +511,12 @@ export class SessionlessHandler {
   }
 
   post(service: string, headers: IncomingHttpHeaders, body: Buffer | undefined, res: ServerResponse): void {
-    const parsed = parseJsonRpc(body ? body.toString('utf8') : '');
+    const parsed = parseJsonRpc(body ? body.toString('utf8') : '', this.deps.config.maxJsonDepth);
     if (!parsed.ok) {
       const code = parsed.error.error.code;
-      refuse(
-        this.deps,
-        res,
-        400,
-        code,
-        code === ErrorCode.ParseError ? 'parse_error' : 'invalid_request',
-        parsed.error.error.message,
-        {
-          id: parsed.error.id,
-        },
-      );
+      refuse(this.deps, res, 400, code, refusalKind(code), parsed.error.error.message, {
+        id: parsed.error.id,
+      });
       return;
     }
     if (parsed.batch) {
@@ -577,7 +570,7 @@ export class SessionlessHandler {
       this.run(entry, request, meta!, headers, res);
       return;
     }
-    entry.ready!.then(
+    const served = entry.ready!.then(
       () => {
         if (res.destroyed || res.writableEnded) return; // gave up while the upstream was starting
         this.run(entry, request, meta!, headers, res);
@@ -595,6 +588,8 @@ export class SessionlessHandler {
         );
       },
     );
+    // run() serves the request: what it throws would otherwise be an unhandled rejection.
+    served.catch((err: unknown) => this.owner.internalError(res, err));
   }
 
   /** Mcp-Method, Mcp-Name and the per-request `_meta` checks; false after sending the refusal. */
@@ -799,7 +794,7 @@ export class SessionlessHandler {
       }
       entry.toolsLoadedAt = 0;
     }
-    this.loadTools(entry).then(
+    const checked = this.loadTools(entry).then(
       () => {
         if (res.destroyed || res.writableEnded) return;
         const problem = verdict();
@@ -811,6 +806,7 @@ export class SessionlessHandler {
         if (!res.destroyed && !res.writableEnded) then();
       },
     );
+    checked.catch((err: unknown) => this.owner.internalError(res, err));
   }
 
   private headerMismatch(res: ServerResponse, id: JsonRpcId, problem: string): void {

@@ -11,6 +11,7 @@ import {
   parseEventId,
   parseJsonRpc,
   PROTOCOL_VERSIONS,
+  refusalKind,
   SESSIONLESS_PROTOCOL,
   supportsPriming,
   type JsonRpcId,
@@ -20,6 +21,7 @@ import type { GatewayConfig } from '../../config/gateway-config';
 import { ResumeUnavailableError } from '../../session/outbox';
 import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
+import type { ErrorBoundary } from '../error-boundary';
 import { clientIdFrom } from '../http/client-identity';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
@@ -32,14 +34,20 @@ import { SessionlessHandler } from './sessionless.handler';
 export interface StreamableHttpDeps {
   config: Pick<
     GatewayConfig,
-    'host' | 'allowedHosts' | 'allowedOrigins' | 'sse' | 'enableSessionless' | 'defaultService'
+    | 'host'
+    | 'allowedHosts'
+    | 'allowedOrigins'
+    | 'sse'
+    | 'enableSessionless'
+    | 'defaultService'
+    | 'maxJsonDepth'
   >;
   sessions: SessionRegistry;
   hasService(service: string): boolean;
   metrics: { error(kind: string): void };
   keepAlive: KeepAliveTicker | undefined;
-  /** Unexpected failures (a bug, never a client mistake). */
-  logError?(message: string, err: unknown): void;
+  /** Where unexpected failures (a bug, never a client mistake) are answered, logged and counted. */
+  boundary: ErrorBoundary;
 }
 
 /** Methods served on the MCP endpoint (the Allow header of a 405). */
@@ -178,11 +186,8 @@ export class StreamableHttpHandler {
     }
   }
 
-  internalError(res: ServerResponse, err: unknown): void {
-    this.deps.logError?.('streamable http request failed', err);
-    this.deps.metrics.error('internal_error');
-    if (!res.headersSent) sendJsonRpcError(res, 500, ErrorCode.InternalError, 'Internal error');
-    else res.end();
+  internalError(res: ServerResponse, err: unknown, sessionId?: string): void {
+    this.deps.boundary.http(res, err, sessionId);
   }
 
   /**
@@ -244,7 +249,7 @@ export class StreamableHttpHandler {
    * allowed, answers 409 (TransportSwitchRefused, with the reason) when not.
    */
   private afterSwitch(session: Session, res: ServerResponse, then: (session: Session) => void): void {
-    this.deps.sessions.admitTransportSwitch(session, 'streamable').then(
+    const admitted = this.deps.sessions.admitTransportSwitch(session, 'streamable').then(
       (verdict) => {
         if (res.destroyed || res.writableEnded) return; // the client gave up meanwhile
         if (session.closed) {
@@ -268,6 +273,8 @@ export class StreamableHttpHandler {
         refuse(this.deps, res, 500, ErrorCode.InternalError, 'internal', `Internal error: ${err.message}`);
       },
     );
+    // What `then` throws (it serves the request) would otherwise be an unhandled rejection.
+    admitted.catch((err: unknown) => this.internalError(res, err, session.id));
   }
 
   // ------------------------------------------------------------------ POST
@@ -315,10 +322,9 @@ export class StreamableHttpHandler {
     }
 
     const text = body ? body.toString('utf8') : '';
-    const parsed = parseJsonRpc(text);
+    const parsed = parseJsonRpc(text, this.deps.config.maxJsonDepth);
     if (!parsed.ok) {
-      const parseError = parsed.error.error.code === ErrorCode.ParseError;
-      this.deps.metrics.error(parseError ? 'parse_error' : 'invalid_request');
+      this.deps.metrics.error(refusalKind(parsed.error.error.code));
       sendJsonRpcError(res, 400, parsed.error.error.code, parsed.error.error.message, {
         id: parsed.error.id,
       });

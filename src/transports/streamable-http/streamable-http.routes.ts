@@ -24,6 +24,7 @@ import {
   type RawBodyTarget,
   type RawRoute,
 } from '../http/raw-routes';
+import { ErrorBoundary } from '../error-boundary';
 import { StreamableHttpHandler } from './streamable-http.handler';
 
 /** Every method is routed to the handler, which answers 405 (with Allow) for the ones MCP does not use. */
@@ -44,6 +45,8 @@ export class StreamableHttpRoutes
   private readonly log = new Logger('StreamableHttp');
   readonly keepAlive: KeepAliveTicker;
   readonly handler: StreamableHttpHandler;
+  /** The error boundary of /mcp (RawRoute, RawBodyTarget, the Fastify routes and the handler's continuations). */
+  readonly boundary: ErrorBoundary;
   /** Set when the HTTP server starts closing: requests that still arrive get 503, as Fastify answers. */
   private closing = false;
 
@@ -55,13 +58,14 @@ export class StreamableHttpRoutes
     metrics: GatewayMetrics,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
+    this.boundary = new ErrorBoundary('mcp', metrics, this.log);
     this.handler = new StreamableHttpHandler({
       config,
       sessions,
       hasService: (name) => router.hasService(name),
       metrics,
       keepAlive: this.keepAlive,
-      logError: (message, err) => this.log.error({ err }, message),
+      boundary: this.boundary,
     });
   }
 
@@ -71,13 +75,17 @@ export class StreamableHttpRoutes
     const serve = (request: FastifyRequest, reply: FastifyReply): void => {
       reply.hijack();
       const service = (request.params as { service?: string } | undefined)?.service;
-      handler.handle(
-        request.raw.method ?? 'GET',
-        service,
-        request.raw.headers,
-        request.body as Buffer | undefined,
-        reply.raw,
-      );
+      try {
+        handler.handle(
+          request.raw.method ?? 'GET',
+          service,
+          request.raw.headers,
+          request.body as Buffer | undefined,
+          reply.raw,
+        );
+      } catch (err) {
+        this.boundary.http(reply.raw, err);
+      }
     };
     // Fastify refuses the body before the handler runs (too large, aborted): answer with a JSON-RPC error.
     const errorHandler = (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {

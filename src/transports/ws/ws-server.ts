@@ -4,17 +4,19 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type Server as WsLibServer } from 'ws';
 import {
   allowsBatches,
-  classifyParsed,
   ErrorCode,
   errorResponse,
   Header,
   parseEventId,
+  parseJsonRpc,
+  refusalKind,
   type JsonRpcMessage,
 } from '../../../libs/protocol/src';
 import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import { ResumeUnavailableError } from '../../session/outbox';
 import { STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
+import { ErrorBoundary } from '../error-boundary';
 import { clientIdFrom } from '../http/client-identity';
 import type { RequestGuard } from '../http/request-guard';
 import { GatewayMethod, GatewaySocket, WsChannel, type WsChannelOwner } from './ws-channel';
@@ -36,6 +38,8 @@ export interface WsSettings {
   compressionThreshold: number;
   /** Buffered bytes per connection above which `send` says "stop" and the session pauses its upstream. */
   highWaterMark: number;
+  /** Deepest JSON nesting accepted in a frame (deeper → a −32600 answer; the connection stays). */
+  maxJsonDepth: number;
 }
 
 export interface ServiceDirectory {
@@ -98,6 +102,10 @@ export class WsServer implements WsChannelOwner {
   private readonly onHeartbeat = (): void => this.heartbeat();
   /** Resolves shutdown once the last connection is gone. */
   private whenEmpty: (() => void) | undefined = undefined;
+  /** What throws during a handshake (and its S2 continuation) or while a connection attaches. */
+  private readonly upgradeBoundary: ErrorBoundary;
+  /** What throws while a frame is handled: the connection closes 1011, the session stays resumable. */
+  private readonly frameBoundary: ErrorBoundary;
 
   constructor(
     private readonly settings: WsSettings,
@@ -124,6 +132,8 @@ export class WsServer implements WsChannelOwner {
       WebSocket: GatewaySocket,
     });
     this.wss.on('headers', this.onHeaders);
+    this.upgradeBoundary = new ErrorBoundary('ws_upgrade', metrics, log);
+    this.frameBoundary = new ErrorBoundary('ws_message', metrics, log);
   }
 
   /** Starts taking upgrades on the server Fastify listens on. */
@@ -161,8 +171,7 @@ export class WsServer implements WsChannelOwner {
     try {
       this.admit(req, socket, head, route, q === -1 ? {} : queryOf(url.slice(q + 1)));
     } catch (err) {
-      this.log.error(`WebSocket upgrade failed: ${(err as Error).message}`, (err as Error).stack);
-      this.refuse(socket, 500, 'internal', ErrorCode.InternalError, 'Internal error');
+      this.upgradeBoundary.upgrade(socket, err);
     }
   }
 
@@ -244,7 +253,7 @@ export class WsServer implements WsChannelOwner {
           // A failover from another transport: S2 decides before the upgrade completes. Node removed
           // its error handler when it handed the socket over: a reset meanwhile must not go unhandled.
           socket.on('error', destroySocket);
-          this.sessions.admitTransportSwitch(session, 'ws').then(
+          const admitted = this.sessions.admitTransportSwitch(session, 'ws').then(
             (verdict) => {
               socket.off('error', destroySocket);
               if (socket.destroyed) return;
@@ -267,6 +276,8 @@ export class WsServer implements WsChannelOwner {
               this.refuse(socket, 500, 'internal', ErrorCode.InternalError, 'Internal error');
             },
           );
+          // The upgrade runs in there: what it throws would otherwise be an unhandled rejection.
+          admitted.catch((err: unknown) => this.upgradeBoundary.upgrade(socket, err));
           return;
         }
       }
@@ -303,10 +314,7 @@ export class WsServer implements WsChannelOwner {
       this.openChannel(ws, admission);
     } catch (err) {
       // The 101 is out: from here on a failure is a close code, never an HTTP answer.
-      this.log.error(`WebSocket attach failed: ${(err as Error).message}`, (err as Error).stack);
-      this.metrics.error('internal');
-      if (ws.channel) ws.channel.close(WsClose.Internal, 'internal error');
-      else ws.close(WsClose.Internal, 'internal error');
+      this.upgradeBoundary.ws(ws.channel ?? ws, err, admission.session?.id);
     }
   }
 
@@ -386,16 +394,9 @@ export class WsServer implements WsChannelOwner {
         return;
       }
       const text = data.toString('utf8');
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (err) {
-        this.reject(session, ErrorCode.ParseError, `Parse error: ${(err as Error).message}`, 'parse_error');
-        return;
-      }
-      const parsed = classifyParsed(value);
+      const parsed = parseJsonRpc(text, this.settings.maxJsonDepth);
       if (!parsed.ok) {
-        this.metrics.error('invalid_request');
+        this.metrics.error(refusalKind(parsed.error.error.code));
         session.answer(parsed.error, STANDALONE_STREAM);
         return;
       }
@@ -418,9 +419,7 @@ export class WsServer implements WsChannelOwner {
       for (const message of parsed.messages) this.receive(session, message, undefined);
     } catch (err) {
       // Client input must never take the process down; the session may still be resumed.
-      this.log.error(`WebSocket frame failed: ${(err as Error).message}`, (err as Error).stack);
-      this.metrics.error('internal');
-      channel.close(WsClose.Internal, 'internal error');
+      this.frameBoundary.ws(channel, err, session.id);
     }
   }
 

@@ -28,6 +28,7 @@ export function wsSettingsFrom(config: GatewayConfig): WsSettings {
     compression: config.ws.compression,
     compressionThreshold: config.ws.compressionThresholdBytes,
     highWaterMark: config.channelHighWaterMarkBytes,
+    maxJsonDepth: config.maxJsonDepth,
   };
 }
 
