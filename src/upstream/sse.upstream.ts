@@ -9,18 +9,12 @@ import {
   type SseHandler,
 } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
-import {
-  abortForTimeout,
-  HttpCall,
-  parseUpstreamText,
-  PauseGate,
-  Sleeper,
-  type ChunkSink,
-} from './streamable-http.upstream';
+import { abortForTimeout, HttpCall, PauseGate, Sleeper, type ChunkSink } from './http-client';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { answerUnavailable, InFlightRequests } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
+import { parseUpstreamText } from './upstream-message';
 
 type SseReplica = Extract<ReplicaConfig, { transport: 'sse' }>;
 

@@ -2,11 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Logger } from '@nestjs/common';
 import { isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
-import { parseUpstreamText } from './streamable-http.upstream';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { answerUnavailable, InFlightRequests } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
+import { parseUpstreamText } from './upstream-message';
 
 type StdioReplica = Extract<ReplicaConfig, { transport: 'stdio' }>;
 
