@@ -63,6 +63,11 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
     this.parser = new SseParser(this);
   }
 
+  /** Requests posted and not yet answered, cancelled or failed. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
   /** Opens the stream; resolves once the server has named its POST endpoint. */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('connection closed'));
@@ -281,6 +286,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
   private async post(endpoint: string, message: JsonRpcMessage, raw: string | undefined): Promise<void> {
     const request = isRequest(message);
     if (request) this.inFlight.add(message.id);
+    else this.inFlight.forgetCancelled(message);
     const headers: Record<string, string> = {
       ...(this.replica as SseReplica).headers,
       'content-type': 'application/json',

@@ -133,6 +133,11 @@ export class StdioUpstream implements UpstreamConnection {
     this.logger = new Logger(`StdioUpstream ${replica.id ?? r.command}`);
   }
 
+  /** Requests written to the child and not yet answered, cancelled or failed. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
   /** The current child's pid (tests kill it to simulate a crash). */
   get pid(): number | undefined {
     return this.child?.pid;
@@ -371,6 +376,7 @@ export class StdioUpstream implements UpstreamConnection {
     }
     const request = isRequest(message);
     if (request) this.inFlight.add(message.id);
+    else this.inFlight.forgetCancelled(message);
     if (!this.writeLine(text)) {
       if (request) this.inFlight.delete(message.id);
       this.fail(message, 'Upstream unavailable: upstream process is not reading its input');

@@ -3,6 +3,7 @@ import {
   ErrorCode,
   errorResponse,
   Header,
+  idKey,
   isRequest,
   isResponse,
   Method,
@@ -23,6 +24,7 @@ import {
   readSmallText,
   Sleeper,
 } from './http-client';
+import { cancelledRequestId } from './in-flight-requests';
 import type { UpstreamOptions } from './upstream.factory';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
@@ -72,6 +74,10 @@ class PostCall extends HttpCall implements HttpCallListener, AnswerTarget {
   timer: NodeJS.Timeout | undefined = undefined;
   /** A message in the answer was the response to requestId. */
   answered = false;
+  /** The client cancelled the request (or the session gave up on it): nothing more is reported. */
+  cancelled = false;
+  /** The GET that resumes this answer's stream, while one runs (aborted with the POST). */
+  resumeCall: HttpCall | undefined = undefined;
   private finished = false;
   /** Made only when someone waits for the exchange (the handshake replay). */
   private whenDone: Promise<void> | undefined = undefined;
@@ -205,6 +211,8 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   private standalone = 0;
   private standaloneAbort: HttpCall | undefined = undefined;
   private readonly active = new Set<HttpCall>();
+  /** The exchange of each client request whose answer is awaited, by idKey (see cancelPost()). */
+  private readonly requests = new Map<string, PostCall>();
   /** See postHeaders(). */
   private sessionPostHeaders: Record<string, string> | undefined = undefined;
   private readonly gate = new PauseGate();
@@ -220,6 +228,11 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.origin = url.origin;
     this.path = url.pathname + url.search;
     this.logger = new Logger(`StreamableHttpUpstream ${replica.id ?? r.url}`);
+  }
+
+  /** Client requests whose answer is still awaited (POST or resumed stream open). */
+  get inFlightCount(): number {
+    return this.requests.size;
   }
 
   /**
@@ -294,6 +307,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.gate.resume();
     for (const call of this.active) call.abort(new Error('connection closed'));
     this.active.clear();
+    this.requests.clear();
     const sessionId = this.sessionId;
     this.sessionId = undefined;
     if (sessionId === undefined) return;
@@ -383,6 +397,11 @@ export class StreamableHttpUpstream implements UpstreamConnection {
       extraHeaders,
     );
     this.active.add(call);
+    if (requestId !== undefined) this.requests.set(idKey(requestId), call);
+    else {
+      const cancelled = cancelledRequestId(message);
+      if (cancelled !== undefined) this.cancelPost(cancelled);
+    }
     // Header deadline only where the answer must come at once (notifications, responses,
     // initialize): a server in JSON-response mode sends no headers until a long tool call is done,
     // and undici's own connect timeout already catches an unreachable host.
@@ -418,14 +437,44 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     queueMicrotask(() => this.postAnswered(call));
   }
 
+  /**
+   * The request is cancelled: its answer will never be read, so the POST (or the GET resuming its
+   * stream) is aborted — undici closes that socket, and the upstream sees the client go — and
+   * nothing is reported for it. The notifications/cancelled itself is still posted.
+   */
+  private cancelPost(id: JsonRpcId): void {
+    const key = idKey(id);
+    const call = this.requests.get(key);
+    if (call === undefined) return;
+    this.requests.delete(key);
+    call.cancelled = true;
+    const why = new Error('request cancelled');
+    call.abort(why);
+    call.resumeCall?.abort(why);
+  }
+
+  /** The exchange of a request is over: it no longer counts as awaited. */
+  private forget(call: PostCall): void {
+    this.active.delete(call);
+    const id = call.requestId;
+    if (id === undefined) return;
+    const key = idKey(id);
+    if (this.requests.get(key) === call) this.requests.delete(key);
+  }
+
   /** A POST failed before its answer was read (called by PostCall). */
   postFailed(call: PostCall, err: Error): void {
+    if (call.cancelled) {
+      this.forget(call);
+      call.finish();
+      return;
+    }
     if (call.status !== 0 && !this.closed) {
       this.logger.warn(
         `Reading the answer to ${(call.message as JsonRpcRequest).method ?? 'a response'} failed: ${describeError(err)}`,
       );
     }
-    this.active.delete(call);
+    this.forget(call);
     if (!this.closed) this.requestFailed(call.message, `Upstream unreachable: ${describeError(err)}`);
     call.finish();
   }
@@ -444,12 +493,12 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   }
 
   postDone(call: PostCall): void {
-    this.active.delete(call);
+    this.forget(call);
     call.finish();
   }
 
   postBroken(call: PostCall, err: unknown): void {
-    if (!this.closed) {
+    if (!this.closed && !call.cancelled) {
       const message = call.message;
       this.logger.warn(
         `Reading the answer to ${(message as JsonRpcRequest).method ?? 'a response'} failed: ${describeError(err)}`,
@@ -505,7 +554,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   private postJson(res: PostCall, text: string): void {
     if (!isBlank(text)) this.deliverText(text, res);
     if ((res.message as JsonRpcRequest).method === Method.Initialized) this.openStandalone();
-    if (res.requestId !== undefined && !res.answered && !this.closed) {
+    if (res.requestId !== undefined && !res.answered && !res.cancelled && !this.closed) {
       this.requestFailed(res.message, 'Upstream unreachable: the response stream closed before the answer');
     }
   }
@@ -521,8 +570,8 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     const stream = new StreamState(this, res.requestId);
     await this.readSse(res, stream);
     if ((message as JsonRpcRequest).method === Method.Initialized) this.openStandalone();
-    if (res.requestId !== undefined && !stream.answered && !this.closed)
-      await this.resumeOrFail(message, stream);
+    if (res.requestId !== undefined && !stream.answered && !res.cancelled && !this.closed)
+      await this.resumeOrFail(res, stream);
   }
 
   private async readRefusal(res: PostCall): Promise<void> {
@@ -683,7 +732,8 @@ export class StreamableHttpUpstream implements UpstreamConnection {
    * with GET + Last-Event-ID (and under 2025-11-25 polling it closes on purpose and expects us back
    * after `retry`); without one the answer is lost and the request gets an error.
    */
-  private async resumeOrFail(message: JsonRpcMessage, stream: StreamState): Promise<void> {
+  private async resumeOrFail(post: PostCall, stream: StreamState): Promise<void> {
+    const message = post.message;
     const requestId = stream.requestId!;
     const generation = this.generation;
     let failedAttempts = 0;
@@ -700,10 +750,11 @@ export class StreamableHttpUpstream implements UpstreamConnection {
       await this.sleeper.sleep(
         stream.retryMs ?? backoffDelay(failedAttempts, this.options.retryMinMs, this.options.retryMaxMs),
       );
-      if (this.closed) return;
+      if (this.closed || post.cancelled) return;
       stream.parser.reset();
       stream.delivered = 0;
-      const status = await this.get(stream, lastEventId, false);
+      const status = await this.get(stream, lastEventId, false, post);
+      if (post.cancelled) return;
       if (status === 200 && (stream.delivered > 0 || stream.parser.lastEventId !== lastEventId)) {
         failedAttempts = 0; // progress was made (polling): keep following the stream
         continue;
@@ -738,6 +789,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     stream: StreamState,
     lastEventId: string | undefined,
     standalone: boolean,
+    resuming?: PostCall,
   ): Promise<number> {
     const headers = this.headers(true);
     headers.accept = 'text/event-stream';
@@ -745,6 +797,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     const call = new HttpCall();
     this.active.add(call);
     if (standalone) this.standaloneAbort = call;
+    if (resuming !== undefined) resuming.resumeCall = call;
     const timer = setTimeout(
       abortForTimeout,
       this.options.connectTimeoutMs,
@@ -768,6 +821,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     } finally {
       this.active.delete(call);
       if (this.standaloneAbort === call) this.standaloneAbort = undefined;
+      if (resuming !== undefined && resuming.resumeCall === call) resuming.resumeCall = undefined;
     }
   }
 
