@@ -105,6 +105,21 @@ describe('WsUpstream with an SDK server over WebSocket', () => {
     assert.equal(sink.closedWith, null);
   });
 
+  test('an upstream gone for good: reconnects give up, waiting requests fail, the sink is told', async () => {
+    const srv = await startWsMcpServer();
+    const { up, sink } = open(srv.url, { ...FAST_OPTIONS, retryMinMs: 20, retryMaxMs: 40, maxRestarts: 2 });
+    await up.start();
+    await handshake(up, sink);
+    await srv.close();
+    await waitUntil(() => !up.healthy(), 5000, 'the connection to be lost');
+    callTool(up, 'late', 'echo', { text: 'nobody home' });
+    const failed = errorOf(await sink.response('late'));
+    assert.equal(failed?.code, ErrorCode.UpstreamUnavailable);
+    assert.match(failed!.message, /gave up after 2 reconnects/);
+    await waitUntil(() => sink.closedWith !== null, 5000, 'upstreamClosed');
+    assert.match(String(sink.closedWith?.message), /gave up/);
+  });
+
   test('a cancelled request is forgotten and the cancel reaches the server', async () => {
     const srv = await server();
     const { up, sink } = open(srv.url);
