@@ -1,7 +1,8 @@
 /**
  * One end-to-end suite, run with the official SDK Client over every client transport
- * against every kind of upstream: the embedded demo, server-everything over stdio, and
- * server-everything over Streamable HTTP.
+ * against every kind of upstream: the embedded demo, and server-everything over stdio, over
+ * Streamable HTTP, over legacy HTTP+SSE, and over WebSocket (a second gateway in front of it,
+ * reached at its /ws endpoint, is the real MCP-over-WebSocket server).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -82,7 +83,43 @@ const everythingHttp: UpstreamProfile = {
   ...everythingCommon,
 };
 
-for (const upstream of [demo, everythingStdio, everythingHttp]) {
+const everythingSse: UpstreamProfile = {
+  name: 'server-everything over legacy HTTP+SSE',
+  service: 'everything-sse',
+  start: async () => {
+    const server: RunningEverything = await startEverythingHttp('sse');
+    return {
+      services: { 'everything-sse': { replicas: [{ transport: 'sse', url: server.url }] } },
+      stop: () => server.stop(),
+      pid: server.child.pid,
+    };
+  },
+  ...everythingCommon,
+};
+
+const everythingWs: UpstreamProfile = {
+  name: 'server-everything over WebSocket',
+  service: 'everything-ws',
+  start: async () => {
+    const server: RunningEverything = await startEverythingHttp('streamableHttp');
+    const inner = await startGateway({
+      services: { everything: { replicas: [{ transport: 'streamable-http', url: server.url }] } },
+    });
+    const url = new URL('/ws/everything', inner.url);
+    url.protocol = 'ws:';
+    return {
+      services: { 'everything-ws': { replicas: [{ transport: 'ws', url: url.href }] } },
+      stop: async () => {
+        await inner.close();
+        await server.stop();
+      },
+      pid: server.child.pid,
+    };
+  },
+  ...everythingCommon,
+};
+
+for (const upstream of [demo, everythingStdio, everythingHttp, everythingSse, everythingWs]) {
   describe(`through the gateway to the ${upstream.name}`, () => {
     let gw: RunningGateway;
     let stopUpstream: () => Promise<void>;

@@ -26,6 +26,11 @@ const urlString = z
   .url()
   .refine((u) => /^(https?):\/\//.test(u), 'must be an http:// or https:// URL');
 
+const wsUrlString = z
+  .string()
+  .url()
+  .refine((u) => /^wss?:\/\//.test(u), 'must be a ws:// or wss:// URL');
+
 /** One upstream replica: a URL for network transports, a command for stdio. */
 export const ReplicaSchema = z.discriminatedUnion('transport', [
   z
@@ -41,6 +46,16 @@ export const ReplicaSchema = z.discriminatedUnion('transport', [
     .object({
       transport: z.literal('sse'),
       url: urlString,
+      headers: z.record(z.string()).default({}),
+      weight: int(1, 1000).default(1),
+    })
+    .strict(),
+  z
+    .object({
+      transport: z.literal('ws'),
+      /** MCP over WebSocket (subprotocol `mcp`, one JSON-RPC message per text frame). */
+      url: wsUrlString,
+      /** Extra HTTP headers sent with the upgrade request (e.g. its API key). */
       headers: z.record(z.string()).default({}),
       weight: int(1, 1000).default(1),
     })
@@ -135,6 +150,12 @@ export const EnvSchema = z.object({
   UPSTREAM_RETRY_MAX_MS: int(10).default(10_000),
   /** Restarts of a stdio upstream before the session is told it is gone. */
   UPSTREAM_MAX_RESTARTS: int(0).default(5),
+  /** One shared ping interval for all WebSocket upstreams; one that missed the last pong is reconnected. */
+  UPSTREAM_WS_HEARTBEAT_INTERVAL_MS: int(100).default(30_000),
+  /** Largest frame accepted from a WebSocket upstream (larger → the connection is closed 1009 and re-opened). */
+  UPSTREAM_WS_MAX_FRAME_BYTES: int(1024).default(64 * 1024 * 1024),
+  /** Bytes buffered on a WebSocket upstream's socket past which further messages wait (bounded) for it to drain. */
+  UPSTREAM_WS_HIGH_WATER_MARK_BYTES: int(1024).default(1024 * 1024),
   /** Serve the sessionless 2026-07-28 revision of Streamable HTTP. */
   ENABLE_2026_07_28: bool.default(true),
   /** One shared ping interval for all WebSocket connections; a peer that missed the last pong is dropped. */
@@ -184,7 +205,15 @@ export interface GatewayConfig {
   };
   sse: { retryMs: number; keepAliveMs: number };
   shutdownGraceMs: number;
-  upstream: { connectTimeoutMs: number; retryMinMs: number; retryMaxMs: number; maxRestarts: number };
+  upstream: {
+    connectTimeoutMs: number;
+    retryMinMs: number;
+    retryMaxMs: number;
+    maxRestarts: number;
+    wsHeartbeatIntervalMs: number;
+    wsMaxFrameBytes: number;
+    wsHighWaterMarkBytes: number;
+  };
   enableSessionless: boolean;
   ws: {
     heartbeatIntervalMs: number;

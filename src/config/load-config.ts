@@ -94,6 +94,9 @@ export function loadConfig(
       retryMinMs: e.UPSTREAM_RETRY_MIN_MS,
       retryMaxMs: e.UPSTREAM_RETRY_MAX_MS,
       maxRestarts: e.UPSTREAM_MAX_RESTARTS,
+      wsHeartbeatIntervalMs: e.UPSTREAM_WS_HEARTBEAT_INTERVAL_MS,
+      wsMaxFrameBytes: e.UPSTREAM_WS_MAX_FRAME_BYTES,
+      wsHighWaterMarkBytes: e.UPSTREAM_WS_HIGH_WATER_MARK_BYTES,
     },
     enableSessionless: e.ENABLE_2026_07_28,
     ws: {

@@ -102,7 +102,9 @@ describe('EmbeddedUpstream (demo server)', () => {
 
     callTool(up, 11, 'long_task', { duration: 10, steps: 10 });
     await new Promise((r) => setTimeout(r, 50));
+    assert.equal(up.inFlightCount, 1, 'the running call is awaited');
     up.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 11 } }, undefined);
+    assert.equal(up.inFlightCount, 0, 'a cancelled call is no longer awaited');
     // The SDK does not answer a cancelled request; the task must stop (no more logs for it).
     await new Promise((r) => setTimeout(r, 1200));
     assert.equal(

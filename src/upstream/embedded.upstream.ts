@@ -6,11 +6,13 @@ import {
   ErrorCode,
   errorResponse,
   isRequest,
+  isResponse,
   type JsonRpcId,
   type JsonRpcMessage,
 } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import { createDemoServer } from './demo-server';
+import { InFlightRequests } from './in-flight-requests';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 
@@ -39,6 +41,8 @@ export class EmbeddedUpstream implements UpstreamConnection {
   /** Client messages sent before start() finished. */
   private pending: JsonRpcMessage[] = [];
   private held: HeldMessage[] = [];
+  /** Requests handed to the server and not yet answered or cancelled (failed if it closes). */
+  private readonly inFlight = new InFlightRequests();
   /**
    * The relatedRequestId the server gave for the message being delivered right now. The in-memory
    * transport delivers synchronously inside send(), so it is exact, and it lets the session put
@@ -51,6 +55,11 @@ export class EmbeddedUpstream implements UpstreamConnection {
     _options: UpstreamOptions,
   ) {
     this.logger = new Logger(`EmbeddedUpstream ${replica.id ?? 'demo'}`);
+  }
+
+  /** Requests handed to the server and not yet answered or cancelled. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
   }
 
   async start(): Promise<void> {
@@ -92,6 +101,9 @@ export class EmbeddedUpstream implements UpstreamConnection {
       this.pending.push(message);
       return;
     }
+    // The SDK server stops the cancelled handler itself; the gateway only stops waiting.
+    if (isRequest(message)) this.inFlight.add(message.id);
+    else this.inFlight.forgetCancelled(message);
     clientSide.send(message as JSONRPCMessage).catch(this.onSendError);
   }
 
@@ -121,6 +133,7 @@ export class EmbeddedUpstream implements UpstreamConnection {
     this.closed = true;
     this.pending = [];
     this.held = [];
+    this.inFlight.clear();
     const server = this.server;
     this.server = undefined;
     this.clientSide = undefined;
@@ -133,6 +146,10 @@ export class EmbeddedUpstream implements UpstreamConnection {
 
   private readonly onMessage = (message: JSONRPCMessage): void => {
     const related = this.related;
+    if (isResponse(message as JsonRpcMessage)) {
+      const id = (message as { id: JsonRpcId | null }).id;
+      if (id !== null) this.inFlight.delete(id);
+    }
     if (this.paused) {
       if (this.held.length >= MAX_HELD) {
         this.logger.error('Dropped an embedded server message: the client has not read for too long');
@@ -147,6 +164,7 @@ export class EmbeddedUpstream implements UpstreamConnection {
   private readonly onClose = (): void => {
     if (this.closed) return;
     this.closed = true;
+    this.inFlight.failAll(this.sink, undefined, 'Upstream unavailable: embedded server closed');
     this.sink?.upstreamClosed(new Error('embedded server closed'));
   };
 

@@ -1,4 +1,12 @@
-import { ErrorCode, errorResponse, idKey, type JsonRpcId } from '../../libs/protocol/src';
+import {
+  ErrorCode,
+  errorResponse,
+  idKey,
+  Method,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+} from '../../libs/protocol/src';
 import type { UpstreamHandshake } from './upstream-handshake';
 import type { UpstreamSink } from './upstream-connection';
 
@@ -6,6 +14,8 @@ import type { UpstreamSink } from './upstream-connection';
  * Requests written to an upstream that has not answered them yet. When the connection is
  * lost (a child exits, a stream drops) every one of them gets an error, so no client request
  * is left hanging; the gateway's own handshake requests are not the client's to hear about.
+ * A request the client cancelled (or the session gave up on, which it tells the upstream with the
+ * same notifications/cancelled) is forgotten as that notice goes out: it will never be answered.
  */
 export class InFlightRequests {
   private readonly ids = new Map<string, JsonRpcId>();
@@ -18,17 +28,40 @@ export class InFlightRequests {
     this.ids.delete(idKey(id));
   }
 
+  /** Requests still waiting for an answer. */
+  get size(): number {
+    return this.ids.size;
+  }
+
+  /** Forgets the request a notifications/cancelled names, when `message` is one. */
+  forgetCancelled(message: JsonRpcMessage): void {
+    const id = cancelledRequestId(message);
+    if (id !== undefined) this.ids.delete(idKey(id));
+  }
+
   clear(): void {
     this.ids.clear();
   }
 
-  failAll(sink: UpstreamSink | undefined, handshake: UpstreamHandshake, why: string): void {
+  failAll(sink: UpstreamSink | undefined, handshake: UpstreamHandshake | undefined, why: string): void {
     const ids = [...this.ids.values()];
     this.ids.clear();
     for (const id of ids) {
-      if (!handshake.isInternal(id)) answerUnavailable(sink, id, why);
+      if (handshake === undefined || !handshake.isInternal(id)) answerUnavailable(sink, id, why);
     }
   }
+}
+
+/**
+ * The id of the request a notifications/cancelled names, or undefined for any other message. The
+ * session sends one both when the client cancels and when it abandons a request (timeout, client
+ * gone), so recognising it here is how every upstream learns to stop waiting.
+ */
+export function cancelledRequestId(message: JsonRpcMessage): JsonRpcId | undefined {
+  if ((message as JsonRpcNotification).method !== Method.Cancelled || 'id' in message) return undefined;
+  const requestId = ((message as JsonRpcNotification).params as { requestId?: unknown } | undefined)
+    ?.requestId;
+  return typeof requestId === 'string' || typeof requestId === 'number' ? requestId : undefined;
 }
 
 /** Answers one client request with UpstreamUnavailable and the reason. */

@@ -78,6 +78,22 @@ describe('SseUpstream with server-everything (legacy HTTP+SSE)', () => {
     assert.match(resultText(await sink.response(4)), /sse-sampled/);
   });
 
+  test('a cancelled request is no longer awaited', async () => {
+    const server = await startEverythingHttp('sse');
+    stops.push(server.stop);
+    const { up, sink } = open(`http://127.0.0.1:${server.port}/sse`);
+    await up.start();
+    await handshake(up, sink);
+    callTool(up, 'slow', 'trigger-long-running-operation', { duration: 10, steps: 2 });
+    assert.equal(up.inFlightCount, 1);
+    up.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'slow' } }, undefined);
+    assert.equal(up.inFlightCount, 0);
+    // The session goes on over the same stream.
+    callTool(up, 'next', 'echo', { message: 'still here' });
+    assert.equal(resultText(await sink.response('next')), 'Echo: still here');
+    assert.equal(up.inFlightCount, 0);
+  });
+
   test('a dropped stream reconnects, fails what was in flight, and replays the handshake', async () => {
     const first = await startEverythingHttp('sse');
     const { up, sink } = open(`http://127.0.0.1:${first.port}/sse`, { ...FAST_OPTIONS, maxRestarts: 20 });

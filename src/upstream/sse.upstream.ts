@@ -9,18 +9,12 @@ import {
   type SseHandler,
 } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
-import {
-  abortForTimeout,
-  HttpCall,
-  parseUpstreamText,
-  PauseGate,
-  Sleeper,
-  type ChunkSink,
-} from './streamable-http.upstream';
+import { abortForTimeout, HttpCall, PauseGate, Sleeper, type ChunkSink } from './http-client';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { answerUnavailable, InFlightRequests } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
+import { parseUpstreamText } from './upstream-message';
 
 type SseReplica = Extract<ReplicaConfig, { transport: 'sse' }>;
 
@@ -67,6 +61,11 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
   ) {
     this.logger = new Logger(`SseUpstream ${replica.id ?? (replica as SseReplica).url}`);
     this.parser = new SseParser(this);
+  }
+
+  /** Requests posted and not yet answered, cancelled or failed. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
   }
 
   /** Opens the stream; resolves once the server has named its POST endpoint. */
@@ -287,6 +286,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
   private async post(endpoint: string, message: JsonRpcMessage, raw: string | undefined): Promise<void> {
     const request = isRequest(message);
     if (request) this.inFlight.add(message.id);
+    else this.inFlight.forgetCancelled(message);
     const headers: Record<string, string> = {
       ...(this.replica as SseReplica).headers,
       'content-type': 'application/json',

@@ -115,6 +115,36 @@ describe('StdioUpstream with server-everything', () => {
     assert.match(resultText(sampled), /hi from the test/);
   });
 
+  test('a cancelled or timed-out request is forgotten: no late error for it when the child dies', async () => {
+    const { up, sink } = open(everything());
+    await up.start();
+    await handshake(up, sink);
+    callTool(up, 'cancelled', 'trigger-long-running-operation', { duration: 5, steps: 5 });
+    callTool(up, 'timed-out', 'trigger-long-running-operation', { duration: 5, steps: 5 });
+    callTool(up, 'kept', 'trigger-long-running-operation', { duration: 5, steps: 5 });
+    assert.equal(up.inFlightCount, 3);
+    // What the session sends when the client cancels, and when it gives up (Session.abandonRequest).
+    up.send(
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'cancelled' } },
+      undefined,
+    );
+    up.send(
+      {
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 'timed-out', reason: 'gateway request timeout' },
+      },
+      undefined,
+    );
+    assert.equal(up.inFlightCount, 1, 'only the call still awaited counts');
+    process.kill(up.pid!, 'SIGKILL');
+    const failed = (await sink.response('kept')).message as { error?: { code: number } };
+    assert.equal(failed.error?.code, ErrorCode.UpstreamUnavailable);
+    assert.equal(up.inFlightCount, 0);
+    const ids = sink.received.map((r) => (r.message as { id?: unknown }).id);
+    assert.ok(!ids.includes('cancelled') && !ids.includes('timed-out'), 'nothing is invented for them');
+  });
+
   test('kill -9 mid-session: in-flight request fails, child restarts, handshake is replayed', async () => {
     const { up, sink } = open(everything());
     await up.start();

@@ -2,11 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Logger } from '@nestjs/common';
 import { isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
-import { parseUpstreamText } from './streamable-http.upstream';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { answerUnavailable, InFlightRequests } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
+import { parseUpstreamText } from './upstream-message';
 
 type StdioReplica = Extract<ReplicaConfig, { transport: 'stdio' }>;
 
@@ -131,6 +131,11 @@ export class StdioUpstream implements UpstreamConnection {
   ) {
     const r = replica as StdioReplica;
     this.logger = new Logger(`StdioUpstream ${replica.id ?? r.command}`);
+  }
+
+  /** Requests written to the child and not yet answered, cancelled or failed. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
   }
 
   /** The current child's pid (tests kill it to simulate a crash). */
@@ -371,6 +376,7 @@ export class StdioUpstream implements UpstreamConnection {
     }
     const request = isRequest(message);
     if (request) this.inFlight.add(message.id);
+    else this.inFlight.forgetCancelled(message);
     if (!this.writeLine(text)) {
       if (request) this.inFlight.delete(message.id);
       this.fail(message, 'Upstream unavailable: upstream process is not reading its input');

@@ -292,3 +292,63 @@ describe('StreamableHttpUpstream failures', () => {
     }
   });
 });
+
+describe('StreamableHttpUpstream cancellation', () => {
+  test('a cancelled request aborts its POST (before or after the headers) and is never answered', async () => {
+    const received = new Set<string>();
+    const closed = new Set<string>();
+    const cancels: unknown[] = [];
+    const http = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        if (req.method !== 'POST') {
+          res.writeHead(405).end();
+          return;
+        }
+        const msg = JSON.parse(body) as { id?: string; method?: string; params?: { requestId?: unknown } };
+        if (msg.method === 'notifications/cancelled') cancels.push(msg.params?.requestId);
+        if (msg.id !== undefined) received.add(msg.id);
+        if (msg.id === undefined) {
+          res.writeHead(202).end();
+        } else if (msg.id === 'silent') {
+          // JSON-response mode: no headers until the (never finished) call is done.
+          res.on('close', () => closed.add('silent'));
+        } else if (msg.id === 'streaming') {
+          // SSE answer: a priming event with an id, then nothing.
+          res.on('close', () => closed.add('streaming'));
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write('id: 1\ndata: \n\n');
+        } else {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: {} }));
+        }
+      });
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    try {
+      const { up, sink } = open(`http://127.0.0.1:${(http.address() as { port: number }).port}/mcp`);
+      await up.start();
+      up.send({ jsonrpc: '2.0', id: 'silent', method: 'tools/call' }, undefined);
+      up.send({ jsonrpc: '2.0', id: 'streaming', method: 'tools/call' }, undefined);
+      assert.equal(up.inFlightCount, 2);
+      await waitUntil(() => received.size === 2, 5000, 'both calls to reach the upstream');
+      for (const requestId of ['silent', 'streaming']) {
+        up.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId } }, undefined);
+      }
+      assert.equal(up.inFlightCount, 0, 'cancelled requests are no longer awaited');
+      await waitUntil(() => closed.size === 2, 5000, 'both POSTs to close at the upstream');
+      await waitUntil(() => cancels.length === 2, 5000, 'both cancellations to reach the upstream');
+      assert.deepEqual(cancels, ['silent', 'streaming']);
+      up.send({ jsonrpc: '2.0', id: 'next', method: 'ping' }, undefined);
+      await sink.response('next');
+      const ids = sink.received.map((r) => (r.message as { id?: unknown }).id);
+      assert.deepEqual(ids, ['next'], 'no error is invented for the cancelled requests');
+      assert.equal(up.inFlightCount, 0);
+      await up.close();
+    } finally {
+      http.closeAllConnections();
+      await new Promise((r) => http.close(r));
+    }
+  });
+});

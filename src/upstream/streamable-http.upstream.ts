@@ -1,15 +1,12 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import { Logger } from '@nestjs/common';
-import { Agent, type Dispatcher } from 'undici';
 import {
-  checkShape,
   ErrorCode,
   errorResponse,
   Header,
+  idKey,
   isRequest,
   isResponse,
   Method,
-  type JsonRpcErrorObject,
   type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcRequest,
@@ -17,9 +14,21 @@ import {
   type SseHandler,
 } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
+import {
+  abortForTimeout,
+  type ChunkSink,
+  errorObjectOf,
+  HttpCall,
+  type HttpCallListener,
+  PauseGate,
+  readSmallText,
+  Sleeper,
+} from './http-client';
+import { cancelledRequestId } from './in-flight-requests';
 import type { UpstreamOptions } from './upstream.factory';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
+import { parseUpstreamText } from './upstream-message';
 
 type HttpReplica = Extract<ReplicaConfig, { transport: 'streamable-http' | 'sse' }>;
 
@@ -31,403 +40,6 @@ const DELETE_TIMEOUT_MS = 1000;
 const UNHEALTHY_AFTER_FAILURES = 3;
 /** A GET stream that stayed open this long ended normally (e.g. an idle proxy cut it). */
 const STABLE_STREAM_MS = 5000;
-
-// ---------------------------------------------------------------------------------------------
-// HTTP client (undici's dispatcher API, shared with the legacy SSE upstream)
-// ---------------------------------------------------------------------------------------------
-
-/**
- * One keep-alive connection pool per upstream origin for the whole process (undici's Agent keeps a
- * Pool per origin), with undici's defaults — the same ones Node's fetch uses.
- *
- * The dispatcher API instead of fetch: fetch wraps every exchange in Request/Response/Headers
- * objects, WHATWG streams and an AbortSignal, which cost more CPU than the forwarding itself at a
- * few thousand requests a second. Here one small handler object per exchange gets the status, the
- * headers and the body chunks directly.
- */
-const agent = new Agent();
-
-/** Something an exchange can be aborted through (an HttpCall, or a test's stand-in). */
-export interface Abortable {
-  abort(reason: Error): void;
-}
-
-export function abortForTimeout(target: Abortable, what: string): void {
-  target.abort(new Error(what));
-}
-
-/** Receives the body of an HttpCall chunk by chunk (see {@link HttpCall.stream}). */
-export interface ChunkSink {
-  chunk(bytes: Buffer): void;
-}
-
-const enum BodyMode {
-  /** Nobody asked for the body yet: chunks are kept. */
-  Buffer = 0,
-  /** text(): chunks are kept until the end (bounded). */
-  Collect = 1,
-  /** stream(): chunks go to the sink as they arrive. */
-  Stream = 2,
-  /** discard(): chunks are dropped (bounded; past the bound the exchange is aborted). */
-  Discard = 3,
-  /** notifyAtEnd(): chunks are kept and the listener is called at the end. */
-  Notify = 4,
-}
-
-/**
- * Callbacks instead of promises, for exchanges made once per message (see {@link HttpCall.start}):
- * the headers, the end of a body read with notifyAtEnd(), and errors before the headers or during
- * such a body. Body readers started with text()/stream() still settle their promises.
- */
-export interface HttpCallListener {
-  callHeaders(call: HttpCall): void;
-  callBody(call: HttpCall): void;
-  callFailed(call: HttpCall, err: Error): void;
-}
-
-/** What a discarded body may still carry before we cut the connection rather than read it all. */
-const DISCARD_LIMIT = 64 * 1024;
-
-/**
- * One HTTP exchange with an upstream, as an undici dispatch handler. {@link HttpCall.send} resolves
- * when the status and headers are in (like fetch); the body is then read with text(), stream() or
- * discard(). Errors before the headers reject send(); errors after them reject the body reader.
- */
-export class HttpCall implements Dispatcher.DispatchHandler, Abortable {
-  status = 0;
-  headers: IncomingHttpHeaders = NO_HEADERS;
-  private controller: Dispatcher.DispatchController | undefined = undefined;
-  private abortReason: Error | undefined = undefined;
-  private mode = BodyMode.Buffer;
-  private chunks: Buffer[] | undefined = undefined;
-  private received = 0;
-  private limit = 0;
-  private ended = false;
-  private error: Error | undefined = undefined;
-  private sink: ChunkSink | undefined = undefined;
-  private gate: PauseGate | undefined = undefined;
-  /** Settles send() (headers) and then the body reader: one pending promise at a time. */
-  private resolveWait: ((value: unknown) => void) | undefined = undefined;
-  private rejectWait: ((err: Error) => void) | undefined = undefined;
-  private listener: HttpCallListener | undefined = undefined;
-
-  /** Starts the exchange; resolves with this call once the response headers are in. */
-  send(
-    origin: string,
-    path: string,
-    method: Dispatcher.HttpMethod,
-    headers: Record<string, string>,
-    body: string | undefined,
-  ): Promise<HttpCall> {
-    const waited = this.wait<HttpCall>();
-    agent.dispatch({ origin, path, method, headers, body }, this);
-    return waited;
-  }
-
-  /** Starts the exchange without a promise: `listener` hears of the headers (or the failure). */
-  start(
-    origin: string,
-    path: string,
-    method: Dispatcher.HttpMethod,
-    headers: Record<string, string>,
-    body: string | undefined,
-    listener: HttpCallListener,
-  ): void {
-    this.listener = listener;
-    try {
-      agent.dispatch({ origin, path, method, headers, body }, this);
-    } catch (err) {
-      this.onResponseError(undefined, err as Error);
-    }
-  }
-
-  /** Keeps the body and calls the listener's callBody at its end (or callFailed if it breaks). */
-  notifyAtEnd(): void {
-    this.mode = BodyMode.Notify;
-    if (this.error) this.listener!.callFailed(this, this.error);
-    else if (this.ended) this.listener!.callBody(this);
-  }
-
-  /** The whole body is in (and no error): text() would resolve at once. */
-  get complete(): boolean {
-    return this.ended && this.error === undefined;
-  }
-
-  get ok(): boolean {
-    return this.status >= 200 && this.status < 300;
-  }
-
-  /** A response header as one string (the first value when repeated). */
-  header(name: string): string | undefined {
-    const v = this.headers[name];
-    return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
-  }
-
-  abort(reason: Error): void {
-    if (this.ended || this.error) return;
-    this.abortReason = reason;
-    // Not on a socket yet: onRequestStart aborts it as soon as undici hands it one.
-    if (this.controller) this.controller.abort(reason);
-  }
-
-  /**
-   * The whole body as text. Past `limit` bytes the connection is cut and what arrived is returned;
-   * with `tolerant` a broken body also gives what arrived instead of rejecting.
-   */
-  text(limit = Number.MAX_SAFE_INTEGER, tolerant = false): Promise<string> {
-    this.mode = BodyMode.Collect;
-    this.limit = limit;
-    if (this.error) return tolerant ? Promise.resolve(this.takeText()) : Promise.reject(this.error);
-    if (this.ended) return Promise.resolve(this.takeText());
-    const read = this.wait<void>();
-    const take = takeTextOf.bind(undefined, this);
-    return tolerant ? read.then(take, take) : read.then(take);
-  }
-
-  /**
-   * Hands every body chunk to `sink` as it arrives; resolves at the end of the body. While `gate`
-   * is paused no more is read (TCP then pushes back on the upstream).
-   */
-  stream(sink: ChunkSink, gate: PauseGate | undefined): Promise<void> {
-    this.mode = BodyMode.Stream;
-    this.sink = sink;
-    this.gate = gate;
-    const kept = this.chunks;
-    this.chunks = undefined;
-    if (kept) for (const c of kept) if (!this.deliverChunk(c)) break;
-    if (this.error) return Promise.reject(this.error);
-    if (this.ended) return Promise.resolve();
-    return this.wait<void>();
-  }
-
-  /** Drops the body (so the socket can be reused); a long one is cut off instead. */
-  discard(): void {
-    this.mode = BodyMode.Discard;
-    this.chunks = undefined;
-    if (this.ended || this.error) return;
-    if (this.received > DISCARD_LIMIT || this.header('content-type')?.includes('text/event-stream')) {
-      this.abort(new Error('body discarded'));
-    }
-  }
-
-  // ------------------------------------------------------------------ undici DispatchHandler
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.abortReason) controller.abort(this.abortReason);
-  }
-
-  onResponseStart(
-    _controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: IncomingHttpHeaders,
-  ): void {
-    this.status = statusCode;
-    this.headers = headers;
-    if (this.listener !== undefined) this.listener.callHeaders(this);
-    else this.settle(this, undefined);
-  }
-
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.received += chunk.length;
-    switch (this.mode) {
-      case BodyMode.Stream:
-        this.deliverChunk(chunk);
-        return;
-      case BodyMode.Discard:
-        if (this.received > DISCARD_LIMIT) controller.abort(new Error('body discarded'));
-        return;
-      case BodyMode.Collect:
-        if (this.received > this.limit) {
-          // Enough to explain a failure: stop reading and give back what we have.
-          (this.chunks ??= []).push(chunk);
-          this.ended = true;
-          controller.abort(new Error('body too large'));
-          this.settle(undefined, undefined);
-          return;
-        }
-        (this.chunks ??= []).push(chunk);
-        return;
-      default:
-        (this.chunks ??= []).push(chunk);
-    }
-  }
-
-  onResponseEnd(): void {
-    this.ended = true;
-    if (this.mode === BodyMode.Notify) this.listener!.callBody(this);
-    else this.settle(undefined, undefined);
-  }
-
-  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
-    if (this.ended) return;
-    // Network errors say which socket error it was, as fetch's "cause" does.
-    const code = (err as { code?: unknown }).code;
-    this.error = typeof code === 'string' && err !== this.abortReason ? new NetworkError(err) : err;
-    const listener = this.listener;
-    if (listener !== undefined && (this.status === 0 || this.mode === BodyMode.Notify)) {
-      listener.callFailed(this, this.error);
-    } else {
-      this.settle(undefined, this.error);
-    }
-  }
-
-  // ------------------------------------------------------------------ internals
-
-  /** Passes one chunk to the stream sink; false when the exchange stopped meanwhile. */
-  private deliverChunk(chunk: Buffer): boolean {
-    try {
-      this.sink!.chunk(chunk);
-    } catch (err) {
-      this.abort(err as Error);
-      return false;
-    }
-    const gate = this.gate;
-    if (gate?.paused && this.controller && !this.controller.paused) {
-      this.controller.pause();
-      gate.wait().then(resumeCall.bind(undefined, this), ignore);
-    }
-    return true;
-  }
-
-  /** Called when the pause gate opens again. */
-  resumeReading(): void {
-    const controller = this.controller;
-    if (controller && controller.paused && !controller.aborted) controller.resume();
-  }
-
-  /** The collected body as text (once). */
-  takeText(): string {
-    const chunks = this.chunks;
-    this.chunks = undefined;
-    if (!chunks) return '';
-    return chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
-  }
-
-  private wait<T>(): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.resolveWait = resolve as (value: unknown) => void;
-      this.rejectWait = reject;
-    });
-  }
-
-  private settle(value: unknown, err: Error | undefined): void {
-    const resolve = this.resolveWait;
-    const reject = this.rejectWait;
-    this.resolveWait = undefined;
-    this.rejectWait = undefined;
-    if (err) reject?.(err);
-    else resolve?.(value);
-  }
-}
-
-const NO_HEADERS: IncomingHttpHeaders = {};
-
-function takeTextOf(call: HttpCall): string {
-  return call.takeText();
-}
-
-function resumeCall(call: HttpCall): void {
-  call.resumeReading();
-}
-
-/** A socket-level failure, worded like fetch's ("fetch failed" with the socket error as cause). */
-class NetworkError extends Error {
-  constructor(cause: Error) {
-    super('fetch failed', { cause });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small shared helpers
-// ---------------------------------------------------------------------------------------------
-
-/** Parses one message or a batch without the result wrapper parseJsonRpc allocates. */
-export function parseUpstreamText(text: string): JsonRpcMessage | JsonRpcMessage[] | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    return `invalid JSON: ${(err as Error).message}`;
-  }
-  if (Array.isArray(value)) {
-    for (const item of value) {
-      const reason = checkShape(item);
-      if (reason) return reason;
-    }
-    return value as JsonRpcMessage[];
-  }
-  return checkShape(value) ?? (value as JsonRpcMessage);
-}
-
-export function ignore(): void {
-  // deliberately empty: best-effort operations whose failure changes nothing
-}
-
-/** Text of a small error body (bounded: a misbehaving server must not make us read megabytes). */
-export function readSmallText(res: HttpCall, limit = 64 * 1024): Promise<string> {
-  return res.text(limit, true);
-}
-
-/** The JSON-RPC error object inside an error body, if the upstream sent one. */
-export function errorObjectOf(text: string): JsonRpcErrorObject | undefined {
-  if (text.length === 0) return undefined;
-  try {
-    const value = JSON.parse(text) as { error?: JsonRpcErrorObject };
-    const e = value?.error;
-    if (e && typeof e.code === 'number' && typeof e.message === 'string') return e;
-  } catch {
-    // not JSON: the caller falls back to the HTTP status
-  }
-  return undefined;
-}
-
-/** A promise that is resolved by resume() — one per pause, not per message. */
-export class PauseGate {
-  paused = false;
-  private promise: Promise<void> | undefined = undefined;
-  private release: (() => void) | undefined = undefined;
-
-  pause(): void {
-    this.paused = true;
-  }
-
-  resume(): void {
-    this.paused = false;
-    const release = this.release;
-    this.promise = undefined;
-    this.release = undefined;
-    release?.();
-  }
-
-  wait(): Promise<void> {
-    if (!this.promise) this.promise = new Promise<void>((resolve) => (this.release = resolve));
-    return this.promise;
-  }
-}
-
-/** Cancellable sleeps, so close() never waits for a backoff timer and leaves none behind. */
-export class Sleeper {
-  private readonly pending = new Map<NodeJS.Timeout, () => void>();
-
-  sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(timer);
-        resolve();
-      }, ms);
-      this.pending.set(timer, resolve);
-    });
-  }
-
-  wakeAll(): void {
-    for (const [timer, resolve] of this.pending) {
-      clearTimeout(timer);
-      resolve();
-    }
-    this.pending.clear();
-  }
-}
 
 function withPostFields(headers: Record<string, string>): Record<string, string> {
   headers['content-type'] = 'application/json';
@@ -462,6 +74,10 @@ class PostCall extends HttpCall implements HttpCallListener, AnswerTarget {
   timer: NodeJS.Timeout | undefined = undefined;
   /** A message in the answer was the response to requestId. */
   answered = false;
+  /** The client cancelled the request (or the session gave up on it): nothing more is reported. */
+  cancelled = false;
+  /** The GET that resumes this answer's stream, while one runs (aborted with the POST). */
+  resumeCall: HttpCall | undefined = undefined;
   private finished = false;
   /** Made only when someone waits for the exchange (the handshake replay). */
   private whenDone: Promise<void> | undefined = undefined;
@@ -595,6 +211,8 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   private standalone = 0;
   private standaloneAbort: HttpCall | undefined = undefined;
   private readonly active = new Set<HttpCall>();
+  /** The exchange of each client request whose answer is awaited, by idKey (see cancelPost()). */
+  private readonly requests = new Map<string, PostCall>();
   /** See postHeaders(). */
   private sessionPostHeaders: Record<string, string> | undefined = undefined;
   private readonly gate = new PauseGate();
@@ -610,6 +228,11 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.origin = url.origin;
     this.path = url.pathname + url.search;
     this.logger = new Logger(`StreamableHttpUpstream ${replica.id ?? r.url}`);
+  }
+
+  /** Client requests whose answer is still awaited (POST or resumed stream open). */
+  get inFlightCount(): number {
+    return this.requests.size;
   }
 
   /**
@@ -684,6 +307,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.gate.resume();
     for (const call of this.active) call.abort(new Error('connection closed'));
     this.active.clear();
+    this.requests.clear();
     const sessionId = this.sessionId;
     this.sessionId = undefined;
     if (sessionId === undefined) return;
@@ -773,6 +397,11 @@ export class StreamableHttpUpstream implements UpstreamConnection {
       extraHeaders,
     );
     this.active.add(call);
+    if (requestId !== undefined) this.requests.set(idKey(requestId), call);
+    else {
+      const cancelled = cancelledRequestId(message);
+      if (cancelled !== undefined) this.cancelPost(cancelled);
+    }
     // Header deadline only where the answer must come at once (notifications, responses,
     // initialize): a server in JSON-response mode sends no headers until a long tool call is done,
     // and undici's own connect timeout already catches an unreachable host.
@@ -808,14 +437,44 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     queueMicrotask(() => this.postAnswered(call));
   }
 
+  /**
+   * The request is cancelled: its answer will never be read, so the POST (or the GET resuming its
+   * stream) is aborted — undici closes that socket, and the upstream sees the client go — and
+   * nothing is reported for it. The notifications/cancelled itself is still posted.
+   */
+  private cancelPost(id: JsonRpcId): void {
+    const key = idKey(id);
+    const call = this.requests.get(key);
+    if (call === undefined) return;
+    this.requests.delete(key);
+    call.cancelled = true;
+    const why = new Error('request cancelled');
+    call.abort(why);
+    call.resumeCall?.abort(why);
+  }
+
+  /** The exchange of a request is over: it no longer counts as awaited. */
+  private forget(call: PostCall): void {
+    this.active.delete(call);
+    const id = call.requestId;
+    if (id === undefined) return;
+    const key = idKey(id);
+    if (this.requests.get(key) === call) this.requests.delete(key);
+  }
+
   /** A POST failed before its answer was read (called by PostCall). */
   postFailed(call: PostCall, err: Error): void {
+    if (call.cancelled) {
+      this.forget(call);
+      call.finish();
+      return;
+    }
     if (call.status !== 0 && !this.closed) {
       this.logger.warn(
         `Reading the answer to ${(call.message as JsonRpcRequest).method ?? 'a response'} failed: ${describeError(err)}`,
       );
     }
-    this.active.delete(call);
+    this.forget(call);
     if (!this.closed) this.requestFailed(call.message, `Upstream unreachable: ${describeError(err)}`);
     call.finish();
   }
@@ -834,12 +493,12 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   }
 
   postDone(call: PostCall): void {
-    this.active.delete(call);
+    this.forget(call);
     call.finish();
   }
 
   postBroken(call: PostCall, err: unknown): void {
-    if (!this.closed) {
+    if (!this.closed && !call.cancelled) {
       const message = call.message;
       this.logger.warn(
         `Reading the answer to ${(message as JsonRpcRequest).method ?? 'a response'} failed: ${describeError(err)}`,
@@ -895,7 +554,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   private postJson(res: PostCall, text: string): void {
     if (!isBlank(text)) this.deliverText(text, res);
     if ((res.message as JsonRpcRequest).method === Method.Initialized) this.openStandalone();
-    if (res.requestId !== undefined && !res.answered && !this.closed) {
+    if (res.requestId !== undefined && !res.answered && !res.cancelled && !this.closed) {
       this.requestFailed(res.message, 'Upstream unreachable: the response stream closed before the answer');
     }
   }
@@ -911,8 +570,8 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     const stream = new StreamState(this, res.requestId);
     await this.readSse(res, stream);
     if ((message as JsonRpcRequest).method === Method.Initialized) this.openStandalone();
-    if (res.requestId !== undefined && !stream.answered && !this.closed)
-      await this.resumeOrFail(message, stream);
+    if (res.requestId !== undefined && !stream.answered && !res.cancelled && !this.closed)
+      await this.resumeOrFail(res, stream);
   }
 
   private async readRefusal(res: PostCall): Promise<void> {
@@ -1073,7 +732,8 @@ export class StreamableHttpUpstream implements UpstreamConnection {
    * with GET + Last-Event-ID (and under 2025-11-25 polling it closes on purpose and expects us back
    * after `retry`); without one the answer is lost and the request gets an error.
    */
-  private async resumeOrFail(message: JsonRpcMessage, stream: StreamState): Promise<void> {
+  private async resumeOrFail(post: PostCall, stream: StreamState): Promise<void> {
+    const message = post.message;
     const requestId = stream.requestId!;
     const generation = this.generation;
     let failedAttempts = 0;
@@ -1090,10 +750,11 @@ export class StreamableHttpUpstream implements UpstreamConnection {
       await this.sleeper.sleep(
         stream.retryMs ?? backoffDelay(failedAttempts, this.options.retryMinMs, this.options.retryMaxMs),
       );
-      if (this.closed) return;
+      if (this.closed || post.cancelled) return;
       stream.parser.reset();
       stream.delivered = 0;
-      const status = await this.get(stream, lastEventId, false);
+      const status = await this.get(stream, lastEventId, false, post);
+      if (post.cancelled) return;
       if (status === 200 && (stream.delivered > 0 || stream.parser.lastEventId !== lastEventId)) {
         failedAttempts = 0; // progress was made (polling): keep following the stream
         continue;
@@ -1128,6 +789,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     stream: StreamState,
     lastEventId: string | undefined,
     standalone: boolean,
+    resuming?: PostCall,
   ): Promise<number> {
     const headers = this.headers(true);
     headers.accept = 'text/event-stream';
@@ -1135,6 +797,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     const call = new HttpCall();
     this.active.add(call);
     if (standalone) this.standaloneAbort = call;
+    if (resuming !== undefined) resuming.resumeCall = call;
     const timer = setTimeout(
       abortForTimeout,
       this.options.connectTimeoutMs,
@@ -1158,6 +821,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     } finally {
       this.active.delete(call);
       if (this.standaloneAbort === call) this.standaloneAbort = undefined;
+      if (resuming !== undefined && resuming.resumeCall === call) resuming.resumeCall = undefined;
     }
   }
 

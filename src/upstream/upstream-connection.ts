@@ -4,7 +4,7 @@ import type { ReplicaConfig } from '../config/gateway-config';
 /** Extra HTTP headers that travel with one message. */
 export type MessageHeaders = Readonly<Record<string, string>>;
 
-export type UpstreamTransportKind = 'streamable-http' | 'sse' | 'stdio' | 'embedded';
+export type UpstreamTransportKind = 'streamable-http' | 'sse' | 'stdio' | 'ws' | 'embedded';
 
 /** Where an upstream connection delivers what it reads. A Session implements it. */
 export interface UpstreamSink {

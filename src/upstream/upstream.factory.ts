@@ -5,6 +5,7 @@ import { EmbeddedUpstream } from './embedded.upstream';
 import { SseUpstream } from './sse.upstream';
 import { StdioUpstream } from './stdio.upstream';
 import { StreamableHttpUpstream } from './streamable-http.upstream';
+import { WsUpstream } from './ws.upstream';
 import type { UpstreamConnection } from './upstream-connection';
 
 export interface UpstreamOptions {
@@ -15,6 +16,10 @@ export interface UpstreamOptions {
   retryMaxMs: number;
   /** Restarts/reconnects before the connection gives up and reports upstreamClosed. */
   maxRestarts: number;
+  /** WebSocket upstreams (defaults in ws.upstream.ts): shared ping interval, frame bound, send high-water mark. */
+  wsHeartbeatIntervalMs?: number;
+  wsMaxFrameBytes?: number;
+  wsHighWaterMarkBytes?: number;
 }
 
 /** Builds the UpstreamConnection for a replica's transport. */
@@ -34,6 +39,8 @@ export class UpstreamFactory {
         return new SseUpstream(replica, this.options);
       case 'stdio':
         return new StdioUpstream(replica, this.options);
+      case 'ws':
+        return new WsUpstream(replica, this.options);
       case 'embedded':
         return new EmbeddedUpstream(replica, this.options);
     }
