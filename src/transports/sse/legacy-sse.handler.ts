@@ -62,7 +62,8 @@ export class LegacySseHandler {
     }
     const session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse');
     const channel = this.channelFor(session, res);
-    channel.event('endpoint', endpointFor(session, req, query));
+    // With an id (position 0: nothing sent yet) so a reconnect before the first message resumes this session.
+    channel.event('endpoint', endpointFor(session, req, query), 0);
     session.attachPrimary(channel, undefined);
   }
 
@@ -125,7 +126,7 @@ export class LegacySseHandler {
   private attachResumed(session: Session, res: ServerResponse, afterSeq: number, endpoint: string): void {
     const channel = this.channelFor(session, res);
     // Announce the endpoint again: clients that reconnected from scratch need it, the rest ignore it.
-    channel.event('endpoint', endpoint);
+    channel.event('endpoint', endpoint, afterSeq);
     try {
       session.attachPrimary(channel, afterSeq);
     } catch (err) {
