@@ -1,10 +1,12 @@
 /**
  * A session that ends while a client listens on an HTTP stream says why before the stream ends:
- * a last `event: error` whose data carries the close code (README's table: 4001 ended, 4008
- * overflow) and the reason — on legacy SSE, the Streamable HTTP GET stream and a POST stream.
+ * a last `event: error` whose data carries the JSON-RPC code (−31005: start over), the close
+ * code (README's table: 4001 ended, 4008 overflow) and the reason — on legacy SSE, the
+ * Streamable HTTP GET stream and a POST stream.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { ErrorCode } from '../libs/protocol/src';
 import { SESSION_ENDED_CODE, SESSION_OVERFLOW_CODE, type Session } from '../src/session/session';
 import { SessionService } from '../src/session/session.module';
 import { startGateway, type RunningGateway } from './helpers/gateway';
@@ -104,7 +106,7 @@ describe('a session that ends on an HTTP stream ends it with an error event that
       // Upstream gone answers the POST's request with an error first (it must not hang), which
       // completes that stream normally: covered by the in-flight tests, not an ending here.
       if (kind === 'Streamable HTTP POST stream' && e.why === 'upstream gone') continue;
-      test(`${kind}, ${e.why}: error event with code ${e.code} and the reason, then the end`, async () => {
+      test(`${kind}, ${e.why}: error event with −31005, close code ${e.code} and the reason, then the end`, async () => {
         const { session, reader } = await listen(gw.url, sessions, kind);
         e.end(session);
         const events = (await rest(reader)).filter((ev) => ev.event !== 'message');
@@ -112,7 +114,8 @@ describe('a session that ends on an HTTP stream ends it with an error event that
         assert.equal(events[0].event, 'error');
         assert.equal(events[0].id, undefined, 'no id: it is not a position to resume from');
         const data = JSON.parse(events[0].data);
-        assert.equal(data.code, e.code);
+        assert.equal(data.code, ErrorCode.SessionNotFound, 'the session is gone: start a new one');
+        assert.equal(data.closeCode, e.code);
         assert.match(data.message, e.message);
         assert.equal(sessions.get(session.id), undefined, 'the session is gone');
       });

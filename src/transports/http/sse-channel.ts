@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
-import { toCloseCode } from '../ws/ws-close-codes';
+import { ErrorCode } from '../../../libs/protocol/src';
+import { toCloseCode, WsClose } from '../ws/ws-close-codes';
 import type { KeepAliveTicker } from './keep-alive-ticker';
 
 export interface SseChannelOptions {
@@ -148,10 +149,11 @@ export class SseChannel implements ClientChannel {
 
   /**
    * Ends the stream and says why: a last `error` event (no id: it is not a position to resume
-   * from) whose data holds the code of the WebSocket close-code table and the reason, so a
-   * client can tell "session ended, start over" (4001, 4008) from "moved elsewhere" (4002).
-   * Before headers went out it becomes an HTTP error with a JSON-RPC body instead
-   * (`unopenedStatus`, or the code when it is an HTTP status, else 410).
+   * from) with the JSON-RPC error code a client acts on (−31005: the session is gone, start
+   * over), the reason, and `closeCode` from the WebSocket close-code table (4001 ended, 4008
+   * overflow, 4002 moved, 1001 shutdown) for the detail. Before headers went out it becomes an
+   * HTTP error with a JSON-RPC body instead (`unopenedStatus`, or the code when it is an HTTP
+   * status, else 410).
    */
   close(code: number, reason: string, unopenedStatus?: number): void {
     if (this.closed) return;
@@ -164,7 +166,9 @@ export class SseChannel implements ClientChannel {
       return;
     }
     if (this.headersWritten && !this.res.destroyed) {
-      this.write(`event: error\ndata: ${JSON.stringify({ code: toCloseCode(code), message: reason })}\n\n`);
+      const closeCode = toCloseCode(code);
+      const error = { code: rpcCodeOf(closeCode), message: reason, closeCode };
+      this.write(`event: error\ndata: ${JSON.stringify(error)}\n\n`);
     }
     this.res.end();
   }
@@ -172,6 +176,23 @@ export class SseChannel implements ClientChannel {
   private write(chunk: string): boolean {
     this.lastWrite = Date.now();
     return this.res.write(chunk);
+  }
+}
+
+/** The JSON-RPC error code an SSE `error` event carries for a close code (as the SSE client reads it). */
+function rpcCodeOf(closeCode: number): number {
+  switch (closeCode) {
+    case WsClose.SessionEnded:
+    case WsClose.SessionNotFound:
+    case WsClose.OutboxOverflow:
+      return ErrorCode.SessionNotFound;
+    case WsClose.ResumeUnavailable:
+      return ErrorCode.ResumeUnavailable;
+    case WsClose.TransportSwitchRefused:
+      return ErrorCode.TransportSwitchRefused;
+    default:
+      // Moved elsewhere, shutting down, internal: JSON-RPC's generic server error; closeCode says which.
+      return -32000;
   }
 }
 
