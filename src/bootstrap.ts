@@ -9,6 +9,7 @@ import type { GatewayConfig, GatewayConfigOverrides } from './config/gateway-con
 import { loadConfig } from './config/load-config';
 import { registerRawBodyParser } from './transports/http/raw-body';
 import { installRawRoutes } from './transports/http/raw-routes';
+import { hostCheckWarning } from './transports/http/request-guard';
 import { readTlsFiles } from './transports/http/tls';
 
 export interface BootstrapOptions {
@@ -49,6 +50,8 @@ export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway
     abortOnError: false,
   });
   app.useLogger(app.get(Logger));
+  const hostWarning = hostCheckWarning(config);
+  if (hostWarning) app.get(Logger).warn(hostWarning, 'Bootstrap');
   registerRawBodyParser(app.getHttpAdapter().getInstance());
   app.enableShutdownHooks();
   await app.init();

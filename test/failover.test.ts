@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { WebSocket } from 'ws';
+import { ErrorCode } from '../libs/protocol/src';
 import {
   ResilientClientTransport,
   ResilientTransportError,
@@ -356,10 +357,11 @@ describe('Resilient client: failures that reconnecting cannot fix are reported c
       assert.ok(error instanceof ResilientTransportError, String(error));
       if (process.env.FAILOVER_DEBUG) console.log(error.message);
       assert.equal(error.reason, 'session-expired');
-      assert.equal(error.status, 404);
+      // The stream's last event says so (−31005 and the reason): no reconnect needed to find out.
+      assert.equal(error.rpcCode, ErrorCode.SessionNotFound);
       assert.match(
         error.message,
-        /^Session \S+ expired or was ended on the gateway; a new session .* is needed \(legacy HTTP\+SSE GET: HTTP 404 Session not found/,
+        /^Session \S+ expired or was ended on the gateway; a new session .* is needed \(SSE: terminated by the client \(DELETE\)\)/,
       );
     } finally {
       await client.close();

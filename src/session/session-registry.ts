@@ -26,7 +26,16 @@ export interface SwitchVerdict {
 /** Decides whether a session may move to another transport (S2 anti-oscillation in the app). */
 export type TransportSwitchGuard = (session: Session, to: ChannelKind) => Promise<SwitchVerdict>;
 
-const ALWAYS_ALLOW: TransportSwitchGuard = async () => ({ allowed: true });
+const ALLOWED: SwitchVerdict = Object.freeze({ allowed: true });
+const ALWAYS_ALLOW: TransportSwitchGuard = async () => ALLOWED;
+
+function ignore(): void {}
+
+/** A transport switch S2 is deciding on; concurrent requests for the same move share it. */
+interface PendingSwitch {
+  to: ChannelKind;
+  verdict: Promise<SwitchVerdict>;
+}
 
 /**
  * Creates, finds and expires sessions. One shared sweep timer ends sessions that have
@@ -34,6 +43,8 @@ const ALWAYS_ALLOW: TransportSwitchGuard = async () => ({ allowed: true });
  */
 export class SessionRegistry {
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** At most one S2 decision per session at a time (entries live only while S2 is asked). */
+  private readonly pendingSwitches = new Map<Session, PendingSwitch>();
 
   constructor(
     private readonly store: SessionStore,
@@ -45,11 +56,29 @@ export class SessionRegistry {
 
   /**
    * Asks before a session continues on another transport (failover). Staying on the same
-   * transport is always allowed and not counted. On approval the session is marked as
-   * moved, so a second connection racing in on the same transport is not counted twice.
+   * transport is always allowed and not counted. One decision per switch: requests that race
+   * onto the same new transport while S2 is asked share that pending decision (S2 counts the
+   * switch once); one aimed at yet another transport waits for it, then asks for its own.
    */
   async admitTransportSwitch(session: Session, to: ChannelKind): Promise<SwitchVerdict> {
-    if (session.transport === to) return { allowed: true };
+    for (;;) {
+      const pending = this.pendingSwitches.get(session);
+      if (pending === undefined) break;
+      if (pending.to === to) return pending.verdict;
+      await pending.verdict.catch(ignore);
+    }
+    if (session.transport === to) return ALLOWED;
+    const verdict = this.switchTo(session, to);
+    this.pendingSwitches.set(session, { to, verdict });
+    try {
+      return await verdict;
+    } finally {
+      this.pendingSwitches.delete(session);
+    }
+  }
+
+  /** Asks S2; on approval the session is marked as moved before anyone else decides. */
+  private async switchTo(session: Session, to: ChannelKind): Promise<SwitchVerdict> {
     const verdict = await this.switchGuard(session, to);
     if (verdict.allowed && !session.closed) {
       session.transport = to;

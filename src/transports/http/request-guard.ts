@@ -1,7 +1,18 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { GatewayConfig } from '../../config/gateway-config';
 
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+/** Loopback as IP literals only: 127.0.0.0/8 and ::1 (a name such as `127.evil.example` is not). */
+const LOOPBACK_ADDRESSES = new BlockList();
+LOOPBACK_ADDRESSES.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK_ADDRESSES.addAddress('::1', 'ipv6');
+
+/**
+ * A host name as a Host header may carry it: labels of letters, digits, `-` and `_` (container
+ * names use it) separated by single dots. No userinfo, no percent-encoding, no trailing dot.
+ */
+const HOST_NAME =
+  /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
 export interface GuardRefusal {
   status: 403 | 421;
@@ -21,7 +32,7 @@ export class RequestGuard {
   private readonly allowedOrigins: Set<string>;
 
   constructor(config: Pick<GatewayConfig, 'host' | 'allowedHosts' | 'allowedOrigins'>) {
-    this.loopbackBind = LOOPBACK_NAMES.has(config.host) || config.host.startsWith('127.');
+    this.loopbackBind = isLoopbackHost(config.host.toLowerCase());
     this.allowedHosts = new Set(config.allowedHosts.map((h) => h.toLowerCase()));
     this.allowedOrigins = new Set(config.allowedOrigins.map((o) => o.toLowerCase().replace(/\/$/, '')));
   }
@@ -42,8 +53,11 @@ export class RequestGuard {
   private hostAllowed(host: string | undefined): boolean {
     if (!host) return !this.loopbackBind;
     const lower = host.toLowerCase();
-    if (this.allowedHosts.has(lower) || this.allowedHosts.has(stripPort(lower))) return true;
-    if (this.loopbackBind) return LOOPBACK_NAMES.has(stripPort(lower)) || stripPort(lower).startsWith('127.');
+    // Only a well-formed host [":" port] is compared at all: `127.0.0.1:80@evil.com` is none.
+    const name = hostnameOf(lower);
+    if (name === undefined) return false;
+    if (this.allowedHosts.has(lower) || this.allowedHosts.has(name)) return true;
+    if (this.loopbackBind) return isLoopbackHost(name);
     return this.allowedHosts.size === 0;
   }
 
@@ -52,19 +66,54 @@ export class RequestGuard {
     if (this.allowedOrigins.has(lower) || this.allowedOrigins.has('*')) return true;
     if (!this.loopbackBind) return false;
     try {
-      const url = new URL(lower);
-      return LOOPBACK_NAMES.has(url.hostname) || LOOPBACK_NAMES.has(`[${url.hostname}]`);
+      return isLoopbackHost(new URL(lower).hostname);
     } catch {
       return false;
     }
   }
 }
 
-function stripPort(host: string): string {
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    return end === -1 ? host : host.slice(0, end + 1);
+/**
+ * The host of a Host header value (lower case), parsed strictly as RFC 9110 §7.2 / RFC 3986 §3.2.2
+ * define it: `host [":" port]`, an IPv6 literal in brackets, the port digits only, nothing else
+ * (no userinfo, path, second colon or trailing garbage). Undefined when the value is not one.
+ */
+export function hostnameOf(value: string): string | undefined {
+  let name: string;
+  let rest: string;
+  if (value.startsWith('[')) {
+    const end = value.indexOf(']');
+    if (end === -1) return undefined;
+    name = value.slice(0, end + 1);
+    if (!isIPv6(name.slice(1, -1))) return undefined;
+    rest = value.slice(end + 1);
+  } else {
+    const colon = value.indexOf(':');
+    name = colon === -1 ? value : value.slice(0, colon);
+    rest = colon === -1 ? '' : value.slice(colon);
+    if (!isIPv4(name) && !HOST_NAME.test(name)) return undefined;
   }
-  const colon = host.lastIndexOf(':');
-  return colon === -1 ? host : host.slice(0, colon);
+  if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return undefined;
+  return name;
+}
+
+/** `localhost`, or an IP literal in 127.0.0.0/8 or ::1 (IPv6 with or without brackets). */
+export function isLoopbackHost(name: string): boolean {
+  if (name === 'localhost') return true;
+  if (isIPv4(name)) return LOOPBACK_ADDRESSES.check(name, 'ipv4');
+  const v6 = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
+  return isIPv6(v6) && LOOPBACK_ADDRESSES.check(v6, 'ipv6');
+}
+
+/**
+ * What to warn about at start: on a non-loopback bind with no ALLOWED_HOSTS every Host header is
+ * served, so DNS rebinding is only stopped if a reverse proxy in front pins the Host.
+ */
+export function hostCheckWarning(config: Pick<GatewayConfig, 'host' | 'allowedHosts'>): string | undefined {
+  if (isLoopbackHost(config.host.toLowerCase()) || config.allowedHosts.length > 0) return undefined;
+  return (
+    `HOST=${config.host} is not loopback and ALLOWED_HOSTS is empty: any Host header is accepted, ` +
+    'so browsers can reach the gateway through DNS rebinding. Set ALLOWED_HOSTS to the names clients use ' +
+    '(e.g. ALLOWED_HOSTS=mcp.example.com,mcp.example.com:8443) unless a reverse proxy pins the Host.'
+  );
 }

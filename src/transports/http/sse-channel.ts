@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
+import { ErrorCode } from '../../../libs/protocol/src';
+import { toCloseCode, WsClose } from '../ws/ws-close-codes';
 import type { KeepAliveTicker } from './keep-alive-ticker';
 
 export interface SseChannelOptions {
@@ -116,10 +118,15 @@ export class SseChannel implements ClientChannel {
     this.openWith(this.primeText(eventId));
   }
 
-  /** A named event without id (legacy `endpoint` event). */
-  event(name: string, data: string): void {
+  /**
+   * A named event (legacy `endpoint`, `error`). With `seq` it carries the event id of that
+   * position, so a client that reconnects before any message still names its session and
+   * what it has (EventSource sends the id of the last event that had one).
+   */
+  event(name: string, data: string, seq?: number): void {
     this.open();
-    this.write(`event: ${name}\ndata: ${data}\n\n`);
+    const id = seq === undefined ? '' : `id: ${this.options.eventId(0, seq)}\n`;
+    this.write(`${id}event: ${name}\ndata: ${data}\n\n`);
   }
 
   send(seq: number, stream: number, raw: string): boolean {
@@ -140,16 +147,28 @@ export class SseChannel implements ClientChannel {
     this.res.end();
   }
 
-  /** Ends the stream; before headers went out it becomes an HTTP error with a JSON-RPC body. */
-  close(code: number, reason: string): void {
+  /**
+   * Ends the stream and says why: a last `error` event (no id: it is not a position to resume
+   * from) with the JSON-RPC error code a client acts on (−31005: the session is gone, start
+   * over), the reason, and `closeCode` from the WebSocket close-code table (4001 ended, 4008
+   * overflow, 4002 moved, 1001 shutdown) for the detail. Before headers went out it becomes an
+   * HTTP error with a JSON-RPC body instead (`unopenedStatus`, or the code when it is an HTTP
+   * status, else 410).
+   */
+  close(code: number, reason: string, unopenedStatus?: number): void {
     if (this.closed) return;
     this.closed = true;
     this.options.keepAlive?.delete(this);
     if (!this.headersWritten && !this.res.headersSent) {
-      const status = code >= 400 && code < 600 ? code : 410;
+      const status = unopenedStatus ?? (code >= 400 && code < 600 ? code : 410);
       this.res.writeHead(status, { 'content-type': 'application/json' });
       this.res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: reason } }));
       return;
+    }
+    if (this.headersWritten && !this.res.destroyed) {
+      const closeCode = toCloseCode(code);
+      const error = { code: rpcCodeOf(closeCode), message: reason, closeCode };
+      this.write(`event: error\ndata: ${JSON.stringify(error)}\n\n`);
     }
     this.res.end();
   }
@@ -157,6 +176,23 @@ export class SseChannel implements ClientChannel {
   private write(chunk: string): boolean {
     this.lastWrite = Date.now();
     return this.res.write(chunk);
+  }
+}
+
+/** The JSON-RPC error code an SSE `error` event carries for a close code (as the SSE client reads it). */
+function rpcCodeOf(closeCode: number): number {
+  switch (closeCode) {
+    case WsClose.SessionEnded:
+    case WsClose.SessionNotFound:
+    case WsClose.OutboxOverflow:
+      return ErrorCode.SessionNotFound;
+    case WsClose.ResumeUnavailable:
+      return ErrorCode.ResumeUnavailable;
+    case WsClose.TransportSwitchRefused:
+      return ErrorCode.TransportSwitchRefused;
+    default:
+      // Moved elsewhere, shutting down, internal: JSON-RPC's generic server error; closeCode says which.
+      return -32000;
   }
 }
 

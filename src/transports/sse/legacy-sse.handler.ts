@@ -12,7 +12,7 @@ import type { GatewayMetrics } from '../../observability/gateway-metrics.service
 import type { Router } from '../../routing/router.service';
 import { ResumeUnavailableError } from '../../session/outbox';
 import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
-import type { SessionRegistry } from '../../session/session-registry';
+import type { SessionRegistry, SwitchVerdict } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
 import { clientIdFrom } from '../http/client-identity';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
@@ -66,7 +66,8 @@ export class LegacySseHandler {
     }
     const session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse');
     const channel = this.channelFor(session, res);
-    channel.event('endpoint', endpointFor(session, req, query));
+    // With an id (position 0: nothing sent yet) so a reconnect before the first message resumes this session.
+    channel.event('endpoint', endpointFor(session, req, query), 0);
     session.attachPrimary(channel, undefined);
   }
 
@@ -131,7 +132,7 @@ export class LegacySseHandler {
   private attachResumed(session: Session, res: ServerResponse, afterSeq: number, endpoint: string): void {
     const channel = this.channelFor(session, res);
     // Announce the endpoint again: clients that reconnected from scratch need it, the rest ignore it.
-    channel.event('endpoint', endpoint);
+    channel.event('endpoint', endpoint, afterSeq);
     try {
       session.attachPrimary(channel, afterSeq);
     } catch (err) {
@@ -176,6 +177,62 @@ export class LegacySseHandler {
       });
       return;
     }
+    if (session.transport !== 'sse') {
+      // Messages for a session on WebSocket or Streamable HTTP move it here: S2 decides first,
+      // as it does for every other switch.
+      this.sessions.admitTransportSwitch(session, 'sse').then(
+        (verdict) => this.postAfterSwitch(session, verdict, parsed, text, res),
+        (err: Error) => this.switchFailed(res, err),
+      );
+      return;
+    }
+    this.accept(session, parsed, text, res);
+  }
+
+  /** S2 answered for a POST that moves its session to this transport (never throws: it runs in a continuation). */
+  private postAfterSwitch(
+    session: Session,
+    verdict: SwitchVerdict,
+    parsed: { messages: JsonRpcMessage[]; batch: boolean },
+    text: string,
+    res: ServerResponse,
+  ): void {
+    try {
+      if (res.destroyed || res.writableEnded) return;
+      if (session.closed) {
+        this.refuse(res, 404, 'session_not_found', 'Session not found: it ended meanwhile', true);
+        return;
+      }
+      if (!verdict.allowed) {
+        this.metrics.error('transport_switch_refused');
+        sendJsonRpcError(
+          res,
+          409,
+          ErrorCode.TransportSwitchRefused,
+          verdict.reason ?? 'Transport switch refused',
+        );
+        return;
+      }
+      this.accept(session, parsed, text, res);
+    } catch (err) {
+      this.switchFailed(res, err as Error);
+    }
+  }
+
+  private switchFailed(res: ServerResponse, err: Error): void {
+    this.metrics.error('internal_error');
+    if (!res.headersSent)
+      sendJsonRpcError(res, 500, ErrorCode.InternalError, `Internal error: ${err.message}`);
+    else res.end();
+  }
+
+  /** In-flight bound, then 202 and the messages handed to the session. */
+  private accept(
+    session: Session,
+    parsed: { messages: JsonRpcMessage[]; batch: boolean },
+    text: string,
+    res: ServerResponse,
+  ): void {
     let requests = 0;
     for (const m of parsed.messages) if (isRequest(m)) requests++;
     if (!session.canAccept(requests)) {

@@ -234,8 +234,9 @@ export class PostChannel implements ClientChannel, ChannelListener {
     // A primed stream counts as open (as if the priming event had gone out at once): it ends as a stream.
     if (this.mode === ResponseMode.SsePrimed) this.flushPrimed();
     this.finished = true;
-    // Before anything was written this becomes an HTTP error (a closed session reads as 404).
-    this.sse.close(code >= 400 && code < 600 ? code : 404, reason);
+    // Before anything was written this becomes an HTTP error (a closed session reads as 404);
+    // an open stream ends with an error event that carries the session's own code.
+    this.sse.close(code, reason, code >= 400 && code < 600 ? code : 404);
   }
 
   // ChannelListener of the inner SseChannel: report as this channel.

@@ -50,6 +50,9 @@ export interface StreamableHttpDeps {
   boundary: ErrorBoundary;
 }
 
+/** The parsed query of a request (only `client_id` is read here). */
+export type ClientQuery = Record<string, unknown>;
+
 /** Methods served on the MCP endpoint (the Allow header of a 405). */
 export const ALLOWED_METHODS = 'GET, POST, DELETE';
 
@@ -148,25 +151,30 @@ export class StreamableHttpHandler {
     return name;
   }
 
+  /**
+   * One request on /mcp[/<service>]. `query` is the parsed query string, when there is one: a
+   * client that cannot set headers names itself with `?client_id=` as on the other transports.
+   */
   handle(
     method: string,
     service: string | undefined,
     headers: IncomingHttpHeaders,
     body: Buffer | undefined,
     res: ServerResponse,
+    query?: ClientQuery,
   ): void {
     try {
       const name = this.admit(headers, service, res);
       if (name === undefined) return;
       switch (method) {
         case 'POST':
-          this.post(name, headers, body, res);
+          this.post(name, headers, body, res, query);
           return;
         case 'GET':
-          this.get(name, headers, res);
+          this.get(name, headers, res, query);
           return;
         case 'DELETE':
-          this.delete(name, headers, res);
+          this.delete(name, headers, res, query);
           return;
         default:
           refuse(
@@ -220,6 +228,7 @@ export class StreamableHttpHandler {
     headers: IncomingHttpHeaders,
     service: string,
     res: ServerResponse,
+    query: ClientQuery | undefined,
   ): Session | undefined {
     const id = headerValue(headers[Header.SessionId]);
     if (id === undefined) {
@@ -235,7 +244,7 @@ export class StreamableHttpHandler {
     }
     const session = this.deps.sessions.get(id);
     // A session belongs to the service and the client that created it; anything else is "not found".
-    if (!session || session.service !== service || session.clientId !== clientIdFrom(headers)) {
+    if (!session || session.service !== service || session.clientId !== clientIdFrom(headers, query)) {
       refuse(this.deps, res, 404, ErrorCode.SessionNotFound, 'session_not_found', 'Session not found');
       return undefined;
     }
@@ -284,6 +293,7 @@ export class StreamableHttpHandler {
     headers: IncomingHttpHeaders,
     body: Buffer | undefined,
     res: ServerResponse,
+    query: ClientQuery | undefined,
   ): void {
     const contentType = headers['content-type'];
     if (contentType !== 'application/json' && mediaType(contentType) !== 'application/json') {
@@ -364,9 +374,9 @@ export class StreamableHttpHandler {
         );
         return;
       }
-      session = this.deps.sessions.create(clientIdFrom(headers), service, 'streamable');
+      session = this.deps.sessions.create(clientIdFrom(headers, query), service, 'streamable');
     } else {
-      session = this.sessionFor(headers, service, res);
+      session = this.sessionFor(headers, service, res, query);
       if (!session) return;
       if (session.transport !== 'streamable') {
         // The session arrives from WebSocket or legacy SSE: a failover S2 must allow first.
@@ -442,7 +452,12 @@ export class StreamableHttpHandler {
 
   // ------------------------------------------------------------------ GET
 
-  private get(service: string, headers: IncomingHttpHeaders, res: ServerResponse): void {
+  private get(
+    service: string,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+    query: ClientQuery | undefined,
+  ): void {
     if (!accepts(headers.accept, 'text/event-stream')) {
       refuse(
         this.deps,
@@ -460,7 +475,7 @@ export class StreamableHttpHandler {
       this.sessionlessMethodNotAllowed('GET', res);
       return;
     }
-    const session = this.sessionFor(headers, service, res);
+    const session = this.sessionFor(headers, service, res, query);
     if (!session) return;
     if (session.transport !== 'streamable') {
       this.afterSwitch(session, res, (moved) => this.getForSession(moved, headers, version, res));
@@ -521,14 +536,19 @@ export class StreamableHttpHandler {
 
   // ------------------------------------------------------------------ DELETE
 
-  private delete(service: string, headers: IncomingHttpHeaders, res: ServerResponse): void {
+  private delete(
+    service: string,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+    query: ClientQuery | undefined,
+  ): void {
     const version = this.protocolVersion(headers, res);
     if (version === null) return;
     if (version === SESSIONLESS_PROTOCOL) {
       this.sessionlessMethodNotAllowed('DELETE', res);
       return;
     }
-    const session = this.sessionFor(headers, service, res);
+    const session = this.sessionFor(headers, service, res, query);
     if (!session) return;
     this.deps.sessions.end(session, 'terminated by the client (DELETE)');
     sendStatus(res, 200);

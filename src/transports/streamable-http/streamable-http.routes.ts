@@ -19,6 +19,7 @@ import { sendJsonRpcError } from '../http/http-reply';
 import { KeepAliveTicker } from '../http/keep-alive-ticker';
 import {
   hasRequestBody,
+  parseQuery,
   rawRoutesOf,
   readRawBody,
   type RawBodyTarget,
@@ -82,6 +83,7 @@ export class StreamableHttpRoutes
           request.raw.headers,
           request.body as Buffer | undefined,
           reply.raw,
+          request.query as Record<string, unknown> | undefined,
         );
       } catch (err) {
         this.boundary.http(reply.raw, err);
@@ -161,7 +163,7 @@ export class StreamableHttpRoutes
       return true;
     }
     if (!hasRequestBody(req) || method === 'GET' || method === 'HEAD') {
-      this.handler.handle(method, service, req.headers, undefined, res);
+      this.handler.handle(method, service, req.headers, undefined, res, queryOf(query));
       return true;
     }
     readRawBody(this, req, res, service, query);
@@ -173,10 +175,10 @@ export class StreamableHttpRoutes
     req: IncomingMessage,
     res: ServerResponse,
     service: string | undefined,
-    _query: string,
+    query: string,
     body: Buffer,
   ): void {
-    this.handler.handle(req.method ?? 'POST', service, req.headers, body, res);
+    this.handler.handle(req.method ?? 'POST', service, req.headers, body, res, queryOf(query));
   }
 
   /** The body went over maxBodyBytes: 413 with a JSON-RPC error, as the Fastify route's error handler says. */
@@ -195,4 +197,9 @@ export class StreamableHttpRoutes
   get maxBodyBytes(): number {
     return this.config.maxBodyBytes;
   }
+}
+
+/** Most requests have no query string: parse only when there is one. */
+function queryOf(query: string): Record<string, unknown> | undefined {
+  return query === '' ? undefined : parseQuery(query);
 }
