@@ -32,7 +32,14 @@ import { SessionlessHandler } from './sessionless.handler';
 export interface StreamableHttpDeps {
   config: Pick<
     GatewayConfig,
-    'host' | 'allowedHosts' | 'allowedOrigins' | 'sse' | 'enableSessionless' | 'defaultService'
+    | 'host'
+    | 'allowedHosts'
+    | 'allowedOrigins'
+    | 'sse'
+    | 'enableSessionless'
+    | 'defaultService'
+    | 'session'
+    | 'sessionlessMaxBridges'
   >;
   sessions: SessionRegistry;
   hasService(service: string): boolean;
