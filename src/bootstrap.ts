@@ -50,7 +50,7 @@ export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway
   });
   app.useLogger(app.get(Logger));
   registerRawBodyParser(app.getHttpAdapter().getInstance());
-  app.enableShutdownHooks();
+  // No enableShutdownHooks(): main.ts owns the signals and bounds the shutdown (app.close() runs the hooks).
   await app.init();
   return { app, config };
 }
