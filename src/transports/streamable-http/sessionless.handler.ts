@@ -487,8 +487,6 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     if (this.answered) return;
     this.answered = true;
     this.closed = true;
-    // What is still buffered is this response's own tail; the upstream need not wait for it.
-    this.unblock();
     const res = this.res;
     if (this.streaming) {
       this.handler.deps.keepAlive?.delete(this);
@@ -502,6 +500,9 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     } else {
       res.end();
     }
+    // What is still buffered is this response's own tail (no 'drain' comes after end()): the
+    // upstream need not wait for it.
+    this.unblock();
   }
 
   end(): void {
