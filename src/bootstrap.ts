@@ -53,7 +53,7 @@ export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway
   const hostWarning = hostCheckWarning(config);
   if (hostWarning) app.get(Logger).warn(hostWarning, 'Bootstrap');
   registerRawBodyParser(app.getHttpAdapter().getInstance());
-  app.enableShutdownHooks();
+  // No enableShutdownHooks(): main.ts owns the signals and bounds the shutdown (app.close() runs the hooks).
   await app.init();
   return { app, config };
 }

@@ -158,6 +158,11 @@ export const EnvSchema = z.object({
   UPSTREAM_WS_HIGH_WATER_MARK_BYTES: int(1024).default(1024 * 1024),
   /** Serve the sessionless 2026-07-28 revision of Streamable HTTP. */
   ENABLE_2026_07_28: bool.default(true),
+  /**
+   * Hidden upstream sessions the 2026-07-28 bridge keeps (one per client and service); past it
+   * the least recently used idle one is ended, and with none idle new clients get 503.
+   */
+  SESSIONLESS_MAX_BRIDGES: int(1).default(1000),
   /** One shared ping interval for all WebSocket connections; a peer that missed the last pong is dropped. */
   WS_HEARTBEAT_INTERVAL_MS: int(100).default(30_000),
   /** Largest WebSocket frame accepted (larger → close 1009); defaults to MAX_BODY_BYTES. */
@@ -215,6 +220,8 @@ export interface GatewayConfig {
     wsHighWaterMarkBytes: number;
   };
   enableSessionless: boolean;
+  /** Hidden upstream sessions the 2026-07-28 bridge keeps at most. */
+  sessionlessMaxBridges: number;
   ws: {
     heartbeatIntervalMs: number;
     maxFrameBytes: number;

@@ -99,6 +99,7 @@ export function loadConfig(
       wsHighWaterMarkBytes: e.UPSTREAM_WS_HIGH_WATER_MARK_BYTES,
     },
     enableSessionless: e.ENABLE_2026_07_28,
+    sessionlessMaxBridges: e.SESSIONLESS_MAX_BRIDGES,
     ws: {
       heartbeatIntervalMs: e.WS_HEARTBEAT_INTERVAL_MS,
       maxFrameBytes: e.WS_MAX_FRAME_BYTES ?? e.MAX_BODY_BYTES,

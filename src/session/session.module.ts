@@ -69,6 +69,9 @@ export class GatewaySessionHooks implements SessionHooks {
   }
 }
 
+/** Sessions ended per event-loop turn on shutdown. */
+const SHUTDOWN_CLOSE_BATCH = 256;
+
 /** Owns the session registry and its sweep timer; drains sessions on shutdown. */
 @Injectable()
 export class SessionService
@@ -120,9 +123,21 @@ export class SessionService
         await new Promise((r) => setTimeout(r, 25));
       }
       this.stop();
-      this.closeAll('gateway shutting down', GOING_AWAY);
+      await this.closeAllInBatches('gateway shutting down', GOING_AWAY);
     })();
     return this.draining;
+  }
+
+  /**
+   * Ends every session, giving the event loop a turn between batches: ending tens of thousands
+   * in one loop holds off I/O and the shutdown deadline in main.ts for seconds.
+   */
+  private async closeAllInBatches(reason: string, code: number): Promise<void> {
+    let n = 0;
+    for (const session of [...this.all()]) {
+      if (!session.closed) this.end(session, reason, code);
+      if (++n % SHUTDOWN_CLOSE_BATCH === 0) await new Promise((r) => setImmediate(r));
+    }
   }
 
   beforeApplicationShutdown(): Promise<void> {

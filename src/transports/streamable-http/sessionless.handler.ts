@@ -128,6 +128,10 @@ function bridgeId(): string {
 
 /** The gateway-owned upstream session shared by one client's sessionless requests to one service. */
 class BridgeEntry {
+  constructor(
+    /** Its key in the bridges map: client id and service. */
+    readonly key: string,
+  ) {}
   session: Session | undefined = undefined;
   init: InitializeResult | undefined = undefined;
   ready: Promise<void> | undefined = undefined;
@@ -143,6 +147,14 @@ class BridgeEntry {
   standalone: StandaloneChannel | undefined = undefined;
   /** Upstream resources/subscribe reference counts, by URI. */
   readonly resourceSubscriptions = new Map<string, number>();
+
+  /** Nothing depends on it: no listener, no request on its way, not starting up. */
+  idle(): boolean {
+    const session = this.session;
+    if (!session || session.closed) return true;
+    if (this.init === undefined || this.listeners.size > 0 || this.toolsLoading !== undefined) return false;
+    return session.inFlightCount === 0 && !session.hasLiveChannel();
+  }
 }
 
 /** Captures the answer to a request the gateway itself sends on a hidden session. */
@@ -251,6 +263,8 @@ class ListenStream implements KeepAliveTarget {
   ended = false;
 
   constructor(
+    private readonly handler: SessionlessHandler,
+    readonly entry: BridgeEntry,
     readonly res: ServerResponse,
     /** The listen request's id: the subscription id every message on the stream carries. */
     readonly id: JsonRpcId,
@@ -267,16 +281,29 @@ class ListenStream implements KeepAliveTarget {
     return false;
   }
 
+  /**
+   * Fan-out cannot pause the shared upstream for one listener, so a listener that does not keep
+   * up is cut off once it has more than the outbox bound waiting (the session's slow-reader bound).
+   */
   write(message: unknown): void {
     if (this.ended) return;
     this.lastWrite = Date.now();
     this.res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    if (this.res.writableLength > this.handler.deps.config.session.outboxMaxBytes)
+      this.handler.listenerOverflow(this);
   }
 
   keepAlive(): void {
     if (this.ended) return;
     this.lastWrite = Date.now();
     this.res.write(': keep-alive\n\n');
+  }
+
+  /** Abnormal end: an error answer to the listen request, then the end of the stream. */
+  fail(code: number, message: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.res.end(`event: message\ndata: ${JSON.stringify(errorResponse(this.id, code, message))}\n\n`);
   }
 
   /** Graceful end: the answer to the listen request, then the end of the stream. */
@@ -307,6 +334,8 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   lastWrite = Date.now();
   private streaming = false;
   private answered = false;
+  /** A write said "full": the session may have paused the upstream until this response drains. */
+  private blocked = false;
 
   get bufferedBytes(): number {
     return this.res.writableLength;
@@ -327,6 +356,7 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     readonly capabilities: Record<string, unknown>,
   ) {
     res.on('close', onSessionlessClose.bind(this));
+    res.on('drain', onSessionlessDrain.bind(this));
   }
 
   send(_seq: number, _stream: number, raw: string): boolean {
@@ -430,7 +460,20 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
       this.handler.deps.keepAlive?.add(this);
     }
     this.lastWrite = Date.now();
-    return res.write(`event: message\ndata: ${data}\n\n`);
+    if (res.write(`event: message\ndata: ${data}\n\n`)) return true;
+    this.blocked = true;
+    return false;
+  }
+
+  /**
+   * The response took what was buffered, or no longer takes anything from the session (answered
+   * or gone): let the session resume the upstream it may have paused for this response. Goes to
+   * the session directly: after the answer the session has already let go of this channel.
+   */
+  unblock(): void {
+    if (!this.blocked) return;
+    this.blocked = false;
+    this.session.channelDrained(this);
   }
 
   keepAlive(): void {
@@ -458,6 +501,9 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     } else {
       res.end();
     }
+    // What is still buffered is this response's own tail (no 'drain' comes after end()): the
+    // upstream need not wait for it.
+    this.unblock();
   }
 
   end(): void {
@@ -474,6 +520,7 @@ class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   /** The client went away before the answer: that is the cancellation signal in 2026-07-28. */
   clientClosed(): void {
     this.handler.deps.keepAlive?.delete(this);
+    this.unblock();
     if (this.answered) return;
     this.answered = true;
     this.closed = true;
@@ -495,11 +542,37 @@ function onSessionlessClose(this: SessionlessChannel): void {
   this.clientClosed();
 }
 
+function onSessionlessDrain(this: SessionlessChannel): void {
+  this.unblock();
+}
+
+function sweepBridges(handler: SessionlessHandler): void {
+  handler.sweep();
+}
+
 /** Handles POSTs whose MCP-Protocol-Version is 2026-07-28. */
 export class SessionlessHandler {
+  /** Hidden sessions by client id and service, least recently used first. */
   private readonly bridges = new Map<string, BridgeEntry>();
+  /** One shared timer drops the bridges whose hidden session ended (idle expiry, upstream gone). */
+  private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly owner: StreamableHttpHandler) {}
+  constructor(private readonly owner: StreamableHttpHandler) {
+    this.sweeper = setInterval(sweepBridges, owner.deps.config.session.sweepIntervalMs, this);
+    this.sweeper.unref();
+  }
+
+  /** Shutdown: the sessions themselves are ended by the session registry. */
+  stop(): void {
+    clearInterval(this.sweeper);
+  }
+
+  /** Forgets the bridges whose hidden session has ended. */
+  sweep(): void {
+    for (const [key, entry] of this.bridges) {
+      if (entry.session?.closed) this.bridges.delete(key);
+    }
+  }
 
   get deps() {
     return this.owner.deps;
@@ -565,6 +638,18 @@ export class SessionlessHandler {
 
     const clientId = clientIdFrom(headers);
     const entry = this.entryFor(clientId, service, meta!);
+    if (!entry) {
+      refuse(
+        this.deps,
+        res,
+        503,
+        ErrorCode.Overloaded,
+        'overloaded',
+        `Overloaded: ${this.bridges.size} sessionless bridges are busy (SESSIONLESS_MAX_BRIDGES)`,
+        { id: request.id, data: { retryAfterMs: 1000 }, headers: { 'retry-after': '1' } },
+      );
+      return;
+    }
     this.owner.track(res);
     if (entry.init && entry.session && !entry.session.closed) {
       this.run(entry, request, meta!, headers, res);
@@ -651,12 +736,26 @@ export class SessionlessHandler {
     return true;
   }
 
-  /** The hidden upstream session for (client, service), created and initialized on first use. */
-  private entryFor(clientId: string, service: string, meta: Record<string, unknown>): BridgeEntry {
+  /**
+   * The hidden upstream session for (client, service), created and initialized on first use;
+   * undefined when the bridges are at their bound and none of them is idle.
+   */
+  private entryFor(
+    clientId: string,
+    service: string,
+    meta: Record<string, unknown>,
+  ): BridgeEntry | undefined {
     const key = `${clientId}\u0000${service}`;
     let entry = this.bridges.get(key);
-    if (entry && entry.session && !entry.session.closed && entry.error === undefined) return entry;
-    entry = new BridgeEntry();
+    if (entry && entry.session && !entry.session.closed && entry.error === undefined) {
+      // Most recently used last: eviction takes the oldest idle bridge from the front.
+      this.bridges.delete(key);
+      this.bridges.set(key, entry);
+      return entry;
+    }
+    if (entry) this.bridges.delete(key);
+    if (this.bridges.size >= this.deps.config.sessionlessMaxBridges && !this.evictIdle()) return undefined;
+    entry = new BridgeEntry(key);
     this.bridges.set(key, entry);
     const session = this.deps.sessions.create(clientId, service, 'streamable');
     entry.session = session;
@@ -682,6 +781,21 @@ export class SessionlessHandler {
     // Waiters attach their own handlers; this one only keeps a failure from being "unhandled".
     entry.ready.catch(() => undefined);
     return entry;
+  }
+
+  /** Ends the least recently used idle bridge and its hidden session; false when none is idle. */
+  private evictIdle(): boolean {
+    for (const [key, entry] of this.bridges) {
+      if (!entry.idle()) continue;
+      this.bridges.delete(key);
+      const session = entry.session;
+      if (session && !session.closed) {
+        this.deps.metrics.error('bridge_evicted');
+        this.deps.sessions.end(session, 'sessionless bridge evicted (SESSIONLESS_MAX_BRIDGES)');
+      }
+      return true;
+    }
+    return false;
   }
 
   private run(
@@ -912,23 +1026,41 @@ export class SessionlessHandler {
   }
 
   private openListen(entry: BridgeEntry, id: JsonRpcId, filter: AcceptedFilter, res: ServerResponse): void {
-    const stream = new ListenStream(res, id, filter);
+    const stream = new ListenStream(this, entry, res, id, filter);
     res.writeHead(200, SSE_HEADERS);
-    stream.write({
-      jsonrpc: '2.0',
-      method: 'notifications/subscriptions/acknowledged',
-      params: { _meta: { [META_SUBSCRIPTION_ID]: id }, notifications: filter },
-    });
     entry.listeners.add(stream);
     this.deps.keepAlive?.add(stream);
     this.attachStandalone(entry);
     res.on('close', () => {
       stream.ended = true;
-      this.deps.keepAlive?.delete(stream);
-      if (!entry.listeners.delete(stream)) return;
-      for (const uri of filter.resourceSubscriptions ?? []) this.unsubscribeResource(entry, uri);
-      if (entry.listeners.size === 0) this.detachStandalone(entry);
+      this.dropListener(stream);
     });
+    stream.write({
+      jsonrpc: '2.0',
+      method: 'notifications/subscriptions/acknowledged',
+      params: { _meta: { [META_SUBSCRIPTION_ID]: id }, notifications: filter },
+    });
+  }
+
+  /** A listen stream ended (closed by the client or cut off): release what it held. */
+  private dropListener(stream: ListenStream): void {
+    const entry = stream.entry;
+    this.deps.keepAlive?.delete(stream);
+    if (!entry.listeners.delete(stream)) return;
+    for (const uri of stream.filter.resourceSubscriptions ?? []) this.unsubscribeResource(entry, uri);
+    if (entry.listeners.size === 0) this.detachStandalone(entry);
+  }
+
+  /** A listener too slow for what it subscribed to: ended with an error it can read, counted. */
+  listenerOverflow(stream: ListenStream): void {
+    const waiting = stream.res.writableLength;
+    const bound = this.deps.config.session.outboxMaxBytes;
+    this.deps.metrics.error('listener_overflow');
+    stream.fail(
+      ErrorCode.InternalError,
+      `Subscription ended: the client reads too slowly (${waiting} bytes waiting, bound ${bound}, OUTBOX_MAX_BYTES)`,
+    );
+    this.dropListener(stream);
   }
 
   private attachStandalone(entry: BridgeEntry): void {

@@ -41,6 +41,8 @@ export interface StreamableHttpDeps {
     | 'enableSessionless'
     | 'defaultService'
     | 'maxJsonDepth'
+    | 'session'
+    | 'sessionlessMaxBridges'
   >;
   sessions: SessionRegistry;
   hasService(service: string): boolean;

@@ -151,6 +151,7 @@ export class StreamableHttpRoutes
   onApplicationShutdown(): void {
     this.keepAlive.stop();
     this.handler.priming.stop();
+    this.handler.sessionless?.stop();
   }
 
   /** A request on /mcp or /mcp/<service> (RawRoute), answered as the Fastify routes would. */
