@@ -5,6 +5,7 @@ import type { ZodError } from 'zod';
 import {
   EnvSchema,
   FileSchema,
+  ServicesSchema,
   type GatewayConfig,
   type GatewayConfigOverrides,
   type ServiceConfig,
@@ -28,16 +29,13 @@ export function loadConfig(
   const envResult = EnvSchema.safeParse(stripEmpty(env));
   if (!envResult.success) problems.push(...describe(envResult.error, 'env '));
 
-  let file: { defaultService?: string; services: Record<string, ServiceConfig> } = { services: {} };
+  let file: ServicesFile = { services: {} };
   const path = env.GATEWAY_CONFIG ?? (existsSync('gateway.yaml') ? 'gateway.yaml' : undefined);
-  if (path && !overrides.services) {
-    try {
-      const parsed = FileSchema.safeParse(parseYaml(readFileSync(resolve(path), 'utf8')) ?? {});
-      if (parsed.success) file = parsed.data;
-      else problems.push(...describe(parsed.error, `${path}: `));
-    } catch (err) {
-      problems.push(`${path}: ${(err as Error).message}`);
-    }
+  const usesFile = Boolean(path) && !overrides.services;
+  if (path && usesFile) {
+    const read = readServicesFile(path);
+    if (read.ok) file = read.file;
+    else problems.push(...read.problems);
   }
   const e = envResult.data;
   // Checked on the raw values so file problems are listed even when other variables are invalid.
@@ -52,19 +50,11 @@ export function loadConfig(
 
   let services = file.services;
   if (overrides.services) {
-    const parsed = FileSchema.shape.services.safeParse(overrides.services);
+    const parsed = ServicesSchema.safeParse(overrides.services);
     if (!parsed.success) throw new ConfigError(describe(parsed.error, 'services.'));
     services = parsed.data;
   }
-  const hasServices = Object.keys(services).length > 0;
-  const finalServices: Record<string, ServiceConfig> = hasServices
-    ? services
-    : {
-        [DEMO_SERVICE]: {
-          mode: 'dedicated',
-          replicas: [{ transport: 'embedded', server: 'demo', weight: 1 }],
-        },
-      };
+  const finalServices = servicesOrDemo(services);
   const defaultService = overrides.defaultService ?? file.defaultService ?? Object.keys(finalServices)[0];
   if (!finalServices[defaultService]) {
     throw new ConfigError([`defaultService "${defaultService}" is not one of the declared services`]);
@@ -113,10 +103,60 @@ export function loadConfig(
           }
         : undefined,
     s2: { maxSwitches: e.S2_MAX_SWITCHES, windowMs: e.S2_WINDOW_MS },
+    configFile:
+      path && usesFile
+        ? { path: resolve(path), watch: e.GATEWAY_CONFIG_WATCH, pollIntervalMs: e.GATEWAY_CONFIG_POLL_MS }
+        : undefined,
+    admin: { token: e.ADMIN_TOKEN },
     defaultService,
     services: finalServices,
   };
   return applyOverrides(config, overrides);
+}
+
+/** The services part of gateway.yaml, validated. */
+export interface ServicesFile {
+  defaultService?: string;
+  services: Record<string, ServiceConfig>;
+}
+
+/** The embedded demo upstream, served as "demo" when no service is declared. */
+function demoServices(): Record<string, ServiceConfig> {
+  return ServicesSchema.parse({ [DEMO_SERVICE]: { replicas: [{ transport: 'embedded', server: 'demo' }] } });
+}
+
+/**
+ * Reads and validates gateway.yaml: at start-up and again on every edit while the gateway runs
+ * (the same schema both times, so a live edit is held to the same rules). With no declared
+ * service the file means the demo service, as at start-up. Every problem is listed.
+ */
+export function readServicesFile(path: string): ServicesFileResult {
+  let text: string;
+  try {
+    text = readFileSync(resolve(path), 'utf8');
+  } catch (err) {
+    return { ok: false, problems: [`${path}: ${(err as Error).message}`] };
+  }
+  return parseServicesFile(path, text);
+}
+
+export type ServicesFileResult = { ok: true; file: ServicesFile } | { ok: false; problems: string[] };
+
+/** Validates the text of gateway.yaml (`path` names it in the problems). */
+export function parseServicesFile(path: string, text: string): ServicesFileResult {
+  try {
+    const parsed = FileSchema.safeParse(parseYaml(text) ?? {});
+    if (!parsed.success) return { ok: false, problems: describe(parsed.error, `${path}: `) };
+    return { ok: true, file: parsed.data };
+  } catch (err) {
+    // YAML syntax errors span several lines (a code frame): the first one says what and where.
+    return { ok: false, problems: [`${path}: ${(err as Error).message.split('\n')[0]}`] };
+  }
+}
+
+/** Services for a (re)loaded file: the demo when it declares none, as at start-up. */
+export function servicesOrDemo(services: Record<string, ServiceConfig>): Record<string, ServiceConfig> {
+  return Object.keys(services).length > 0 ? services : demoServices();
 }
 
 function applyOverrides(config: GatewayConfig, overrides: GatewayConfigOverrides): GatewayConfig {

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig, ReplicaConfig } from '../config/gateway-config';
+import type { GatewayConfig, ResolvedReplica } from '../config/gateway-config';
 import { Router } from '../routing/router.service';
 import { UpstreamFactory } from '../upstream/upstream.factory';
 import type { UpstreamConnection, UpstreamLease } from '../upstream/upstream-connection';
@@ -28,7 +28,16 @@ export class PoolManager implements OnApplicationShutdown {
     const errors: string[] = [];
     for (const replica of replicas) {
       try {
-        return await this.acquireOn(replica);
+        const lease = await this.acquireOn(replica);
+        // Counted on the ring once the upstream is up: bounded loads and the admin API's per-replica sessions.
+        const placement = this.router.place(service, key, replica.id);
+        return {
+          connection: lease.connection,
+          release: () => {
+            placement.release();
+            lease.release();
+          },
+        };
       } catch (err) {
         errors.push(`${replica.id}: ${(err as Error).message}`);
         this.log.warn(`upstream ${replica.id} failed to start: ${(err as Error).message}`);
@@ -37,7 +46,7 @@ export class PoolManager implements OnApplicationShutdown {
     throw new Error(`no replica of "${service}" could be reached (${errors.join('; ')})`);
   }
 
-  private async acquireOn(replica: ReplicaConfig): Promise<UpstreamLease> {
+  private async acquireOn(replica: ResolvedReplica): Promise<UpstreamLease> {
     const connection = this.factory.create(replica);
     this.live.add(connection);
     try {

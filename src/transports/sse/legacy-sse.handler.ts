@@ -60,7 +60,7 @@ export class LegacySseHandler {
       this.refuse(res, 404, 'unknown_service', `Unknown service "${target}"`);
       return;
     }
-    const session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse');
+    const session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse', req.headers);
     const channel = this.channelFor(session, res);
     channel.event('endpoint', endpointFor(session, req, query));
     session.attachPrimary(channel, undefined);

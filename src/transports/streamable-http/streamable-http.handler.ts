@@ -358,7 +358,7 @@ export class StreamableHttpHandler {
         );
         return;
       }
-      session = this.deps.sessions.create(clientIdFrom(headers), service, 'streamable');
+      session = this.deps.sessions.create(clientIdFrom(headers), service, 'streamable', headers);
     } else {
       session = this.sessionFor(headers, service, res);
       if (!session) return;
