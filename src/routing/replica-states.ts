@@ -13,6 +13,11 @@ export class ReplicaStates {
   private readonly unhealthy = new Set<string>();
   private readonly listeners: StateListener[] = [];
 
+  /**
+   * A draining replica takes no new sessions. Its open sessions stay on it for now: moving them to
+   * the next replica of their failover order at their next request needs the upstream port that
+   * replays a session's handshake elsewhere (issue 7's seam) and comes with it.
+   */
   setDraining(replicaId: string, draining: boolean): void {
     const before = this.state(replicaId);
     if (draining) this.draining.add(replicaId);
