@@ -3,6 +3,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
 import { startEverythingHttp, type RunningEverything } from './helpers/everything';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { raw, sessionHeaders, BOTH } from './helpers/streamable-http-client';
@@ -335,6 +336,70 @@ describe('routing over three weighted replicas', () => {
       return !v.has('r5') && v.get('r2')!.state === 'active' ? true : undefined;
     });
     assert.equal((await admin('GET', '/config')).json.refused, undefined);
+  });
+
+  test('routing key "header": one tenant’s sessions share a replica, whatever the client and transport', async () => {
+    const text = yamlFor(baseEntries()).replace(
+      '    replicas:',
+      '    routing: { key: header, header: X-Tenant }\n    replicas:',
+    );
+    writeConfig(text);
+    await waitFor('the routing change applied', async () => {
+      const res = await admin('GET', '/services');
+      return res.json.services[0].routing.key === 'header' ? true : undefined;
+    });
+    const before = await sessionsPerReplica();
+    const tenant = 'acme';
+    const opened: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const clientId = `tenant-client-${i}`;
+      const res = await raw(gw.url, {
+        headers: {
+          'content-type': 'application/json',
+          accept: BOTH,
+          'x-mcp-client-id': clientId,
+          'x-tenant': tenant,
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 0,
+          method: 'initialize',
+          params: {
+            protocolVersion: VERSION,
+            capabilities: {},
+            clientInfo: { name: 'routing-test', version: '1' },
+          },
+        }),
+      });
+      assert.equal(res.status, 200);
+      opened.push(res.headers['mcp-session-id'] as string);
+    }
+    // Legacy SSE and WebSocket create their session on the GET / the upgrade, with its headers.
+    const sse = new AbortController();
+    const stream = await fetch(`${gw.url}/sse`, {
+      headers: { accept: 'text/event-stream', 'x-mcp-client-id': 'tenant-sse', 'x-tenant': tenant },
+      signal: sse.signal,
+    });
+    assert.equal(stream.status, 200);
+    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/ws`, 'mcp', {
+      headers: { 'x-mcp-client-id': 'tenant-ws', 'x-tenant': tenant },
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const delta = await waitFor('8 sessions placed', async () => {
+      const now = await sessionsPerReplica();
+      const d = Object.fromEntries(Object.entries(now).map(([id, n]) => [id, n - (before[id] ?? 0)]));
+      return Object.values(d).reduce((a, b) => a + b, 0) === 8 ? d : undefined;
+    });
+    assert.equal(
+      Object.values(delta).filter((n) => n > 0).length,
+      1,
+      `one replica: ${JSON.stringify(delta)}`,
+    );
+    ws.close();
+    sse.abort();
   });
 });
 

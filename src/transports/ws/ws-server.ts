@@ -1,10 +1,6 @@
 import { isUtf8 } from 'node:buffer';
-import {
-  STATUS_CODES,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type Server as HttpServer,
-} from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type Server as WsLibServer } from 'ws';
 import {
