@@ -24,7 +24,7 @@ interface ReplicaView {
   sessions: number;
 }
 
-let replicas: RunningEverything[] = [];
+const replicas: RunningEverything[] = [];
 let gw: RunningGateway;
 let dir: string;
 let file: string;
@@ -149,11 +149,9 @@ async function spread(prefix: string, count: number, batch = 40): Promise<Record
 
 describe('routing over three weighted replicas', () => {
   before(async () => {
-    replicas = await Promise.all([
-      startEverythingHttp('streamableHttp'),
-      startEverythingHttp('streamableHttp'),
-      startEverythingHttp('streamableHttp'),
-    ]);
+    // One after the other (three cold starts at once can overrun the helper's start deadline on a
+    // busy machine), each recorded at once so `after` stops whatever did start.
+    for (let i = 0; i < 3; i++) replicas.push(await startEverythingHttp('streamableHttp'));
     dir = mkdtempSync(join(tmpdir(), 'gateway-routing-'));
     file = join(dir, 'gateway.yaml');
     writeFileSync(file, yamlFor(baseEntries()));
@@ -400,6 +398,42 @@ describe('routing over three weighted replicas', () => {
     );
     ws.close();
     sse.abort();
+  });
+});
+
+describe('admin API on a one-replica service', () => {
+  test('the last replica cannot be removed; drained, new sessions get a clear error', async () => {
+    const demo = await startGateway({}, { ADMIN_TOKEN: TOKEN });
+    const call = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${demo.url}/admin${path}`, {
+        method,
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, json: text ? JSON.parse(text) : undefined };
+    };
+    try {
+      const [replica] = (await call('GET', '/services')).json.services[0].replicas;
+      assert.equal((await call('DELETE', `/services/demo/replicas/${replica.id}`)).status, 409);
+      assert.equal(
+        (await call('PATCH', `/services/demo/replicas/${replica.id}`, { draining: true })).status,
+        200,
+      );
+      const res = await raw(demo.url, {
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: VERSION, capabilities: {}, clientInfo: { name: 't', version: '1' } },
+        }),
+      });
+      assert.match(res.text, /-31001/);
+      assert.match(res.text, /no replica of \\"demo\\" takes new sessions/);
+    } finally {
+      await demo.close();
+    }
   });
 });
 

@@ -25,6 +25,9 @@ export class PoolManager implements OnApplicationShutdown {
   /** Opens the session's upstream on the first replica that starts, in the router's failover order. */
   async acquire(service: string, key: string): Promise<UpstreamLease> {
     const replicas = this.router.pick(service, key);
+    if (replicas.length === 0) {
+      throw new Error(`no replica of "${service}" takes new sessions (all draining or unhealthy)`);
+    }
     const errors: string[] = [];
     for (const replica of replicas) {
       try {

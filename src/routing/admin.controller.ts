@@ -86,6 +86,11 @@ export class AdminController {
   @Delete('services/:service/replicas/:id')
   @HttpCode(204)
   remove(@Param('service') service: string, @Param('id') id: string): void {
+    const replicas = this.service(service).replicas;
+    // As in gateway.yaml, a service keeps at least one replica (drain it to stop new sessions).
+    if (replicas.length === 1 && replicas[0].id === id) {
+      throw new ConflictException(`"${id}" is the last replica of "${service}"; drain it instead`);
+    }
     try {
       this.router.removeReplica(service, id);
     } catch (err) {
