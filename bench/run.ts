@@ -3,19 +3,20 @@
  * the same upstream, at several concurrency levels, over Streamable HTTP, legacy SSE and
  * WebSocket (suite `load`); idle-connection cost at 10,000 WebSocket and 10,000 SSE
  * connections (suite `idle`); what WebSocket permessage-deflate costs and saves (suite
- * `compression`).
+ * `compression`); how long a routing decision takes on the hash ring, ours next to the npm
+ * `hashring` package (suite `ring`, in this process, about two seconds; also `node dist/bench/ring.js`).
  *
  * Processes: this orchestrator; the fast upstream; the gateway; one load worker per scenario
  * (several idle workers per idle scenario). Each has its own event loop, but they share the
  * machine's cores — on a 2-core machine the direct baseline runs two busy processes, the
  * gateway path three, which the output states.
  *
- * Options (all optional; see bench/README.md): --suites=load,idle,compression
+ * Options (all optional; see bench/README.md): --suites=ring,load,idle,compression
  *   --duration-ms=5000 --warmup-ms=1000 --levels=1,50,500 --transports=streamable-http,sse,ws
  *   --targets=direct,gateway,demo --log-level=warn --profile
  *   --idle-connections=10000 --idle-workers=4 --idle-kinds=ws,sse --idle-hold-ms=2000 --fd-limit=65536
  *   --compression-connections=1000 --compression-levels=1,50 --compression-duration-ms=2000
- *   --large-bytes=65536
+ *   --large-bytes=65536 --ring-ms=25 --ring-sizes=3,30,300
  * Results: bench/results/<date>.json and bench/results/latest.json; a summary on stdout.
  */
 import { execFileSync } from 'node:child_process';
@@ -34,6 +35,14 @@ import {
   type FdLimitResult,
 } from './children';
 import { kb, runIdleScenario, type IdleKind, type IdleScenarioResult } from './idle';
+import {
+  parseRingOption,
+  printRing,
+  RING_DEFAULTS,
+  runRingSuite,
+  type RingOptions,
+  type RingReport,
+} from './ring';
 import type {
   BenchTransport,
   LoadFailure,
@@ -46,11 +55,13 @@ import type {
 
 type TargetKind = 'direct' | 'gateway';
 type UpstreamKind = 'fast' | 'embedded-demo';
-type Suite = 'load' | 'idle' | 'compression';
+type Suite = 'ring' | 'load' | 'idle' | 'compression';
 
 interface Options {
-  /** load: tools/call throughput/latency; idle: 10k idle connections; compression: WS permessage-deflate. */
+  /** ring: hash-ring pick time; load: tools/call throughput/latency; idle: 10k idle connections; compression: WS permessage-deflate. */
   suites: Suite[];
+  /** Ring suite: measured round per operation, and the replica counts. */
+  ring: RingOptions;
   durationMs: number;
   warmupMs: number;
   levels: number[];
@@ -146,7 +157,8 @@ const resultsDir = resolve(here, '../../bench/results');
 
 function parseOptions(argv: string[]): Options {
   const opts: Options = {
-    suites: ['load', 'idle', 'compression'],
+    suites: ['ring', 'load', 'idle', 'compression'],
+    ring: { ...RING_DEFAULTS, ringSizes: [...RING_DEFAULTS.ringSizes] },
     durationMs: 5_000,
     warmupMs: 1_000,
     levels: [1, 50, 500],
@@ -187,7 +199,7 @@ function parseOptions(argv: string[]): Options {
         opts.transports = list.map((v) => oneOf(key, v, ['streamable-http', 'sse', 'ws'] as const));
         break;
       case 'suites':
-        opts.suites = list.map((v) => oneOf(key, v, ['load', 'idle', 'compression'] as const));
+        opts.suites = list.map((v) => oneOf(key, v, ['ring', 'load', 'idle', 'compression'] as const));
         break;
       case 'idle-connections':
         opts.idleConnections = positive(key, value);
@@ -223,7 +235,7 @@ function parseOptions(argv: string[]): Options {
         opts.logLevel = value;
         break;
       default:
-        throw new Error(`unknown option --${key}`);
+        if (!parseRingOption(key, value, opts.ring)) throw new Error(`unknown option --${key}`);
     }
   }
   return opts;
@@ -685,7 +697,9 @@ function printSummary(report: {
   idle: IdleScenarioResult[];
   idleBudget: ReturnType<typeof idleBudget>;
   compression: CompressionReport | null;
+  ring: RingReport | null;
 }): void {
+  if (report.ring) printRing(report.ring);
   if (report.scenarios.length > 0) {
     console.log(
       '\ntransport        target   upstream       sess   req/s     p50     p90     p99     max  err   gw rss MB before/peak/afterGc',
@@ -1081,6 +1095,13 @@ async function main(): Promise<void> {
   const idle: IdleScenarioResult[] = [];
   let compression: CompressionReport | null = null;
   const failures: Array<{ what: string; error: string }> = [];
+  // First, while no child process is running: it measures this process alone.
+  let ring: RingReport | null = null;
+  if (opts.suites.includes('ring')) {
+    console.log('\nhash ring (ns per pick, ours and the hashring package):');
+    ring = runRingSuite(opts.ring);
+    console.log(`  done in ${ring.elapsedMs} ms`);
+  }
   if (opts.suites.includes('load')) {
     console.log('\nload (closed loop of tools/call):');
     await runLoadSuite(opts, profileFile, scenarios, failures);
@@ -1123,6 +1144,7 @@ async function main(): Promise<void> {
       budget: idleBudget(idle),
     },
     compression,
+    ring,
     failures,
   };
   mkdirSync(resultsDir, { recursive: true });
@@ -1139,6 +1161,7 @@ async function main(): Promise<void> {
     idle,
     idleBudget: report.idle.budget,
     compression,
+    ring,
   });
   console.log(`\nresults: ${file}`);
   const seconds = ((Date.now() - started.getTime()) / 1000).toFixed(1);

@@ -104,6 +104,61 @@ export class HashRing {
     this.reweight(slot, weight);
   }
 
+  /**
+   * add() for many replicas with a single merge: building a ring of N replicas costs one sort of
+   * the new points, not N merges of the whole ring. Same result as adding them one by one.
+   */
+  addMany(replicas: Iterable<readonly [id: string, weight?: number]>): void {
+    const pending = new Set<number>();
+    for (const [id, weight = 1] of replicas) {
+      checkWeight(weight);
+      const existing = this.slotById.get(id);
+      if (existing !== undefined && pending.has(existing)) {
+        this.slotWeights[existing] = weight; // listed twice in the batch: the last weight wins, as with add()
+      } else if (existing !== undefined) {
+        this.reweight(existing, weight);
+      } else {
+        const slot = this.allocSlot(id);
+        this.slotWeights[slot] = weight;
+        this.slotVnodes[slot] = 0;
+        this.slotLoads[slot] = 0;
+        pending.add(slot);
+      }
+    }
+    let total = 0;
+    for (const slot of pending) {
+      const vnodes = this.vnodesFor(this.slotWeights[slot]);
+      this.slotVnodes[slot] = vnodes;
+      total += vnodes;
+    }
+    this.recount();
+    if (total === 0) return;
+    const points = new Uint32Array(total);
+    const owners = new Uint32Array(total);
+    let o = 0;
+    for (const slot of pending) {
+      const id = this.slotIds[slot];
+      for (let i = 0; i < this.slotVnodes[slot]; i++) {
+        points[o] = hash32(`${id}#${i}`);
+        owners[o++] = slot;
+      }
+    }
+    const order = Array.from({ length: total }, (_, i) => i).sort((a, b) =>
+      this.before(points[a], owners[a], points[b], owners[b])
+        ? -1
+        : this.before(points[b], owners[b], points[a], owners[a])
+          ? 1
+          : 0,
+    );
+    const sortedPoints = new Uint32Array(total);
+    const sortedOwners = new Uint32Array(total);
+    for (let i = 0; i < total; i++) {
+      sortedPoints[i] = points[order[i]];
+      sortedOwners[i] = owners[order[i]];
+    }
+    this.mergeIn(sortedPoints, sortedOwners);
+  }
+
   setWeight(id: string, weight: number): void {
     checkWeight(weight);
     const slot = this.slotById.get(id);
@@ -115,11 +170,7 @@ export class HashRing {
   remove(id: string): boolean {
     const slot = this.slotById.get(id);
     if (slot === undefined) return false;
-    if (this.slotVnodes[slot] > 0) {
-      this.dropOwner(slot);
-      this.active--;
-      this.activeWeight -= this.slotWeights[slot];
-    }
+    if (this.slotVnodes[slot] > 0) this.dropOwner(slot);
     this.totalLoad -= this.slotLoads[slot];
     this.slotById.delete(id);
     this.slotIds[slot] = '';
@@ -127,7 +178,7 @@ export class HashRing {
     this.slotVnodes[slot] = 0;
     this.slotLoads[slot] = 0;
     this.freeSlots.push(slot);
-    if (this.slotById.size === 0) this.activeWeight = 0; // no float residue on an empty ring
+    this.recount();
     return true;
   }
 
@@ -273,6 +324,19 @@ export class HashRing {
     return slot;
   }
 
+  /** Summed afresh after each change (rare, and O(V) anyway): no float drift from += and -=. */
+  private recount(): void {
+    let active = 0;
+    let weight = 0;
+    for (const slot of this.slotById.values()) {
+      if (this.slotVnodes[slot] === 0) continue;
+      active++;
+      weight += this.slotWeights[slot];
+    }
+    this.active = active;
+    this.activeWeight = weight;
+  }
+
   private vnodesFor(weight: number): number {
     if (weight === 0) return 0;
     const v = Math.round(weight * this.vnodesPerWeight);
@@ -283,14 +347,13 @@ export class HashRing {
   private reweight(slot: number, weight: number): void {
     const before = this.slotVnodes[slot];
     const after = this.vnodesFor(weight);
-    if (before > 0) this.activeWeight -= this.slotWeights[slot];
-    if (after > 0) this.activeWeight += weight;
-    if (before === 0 && after > 0) this.active++;
-    if (before > 0 && after === 0) this.active--;
     this.slotWeights[slot] = weight;
     this.slotVnodes[slot] = after;
-    if (after > before) this.mergeIn(slot, this.labelPoints(slot, before, after));
-    else if (after === 0) this.dropOwner(slot);
+    this.recount();
+    if (after > before) {
+      const added = this.labelPoints(slot, before, after);
+      this.mergeIn(added, new Uint32Array(added.length).fill(slot));
+    } else if (after === 0) this.dropOwner(slot);
     else if (after < before) this.dropPoints(slot, this.labelPoints(slot, after, before));
   }
 
@@ -307,72 +370,81 @@ export class HashRing {
     return pointA < pointB || (pointA === pointB && this.slotIds[slotA] < this.slotIds[slotB]);
   }
 
-  private mergeIn(slot: number, added: Uint32Array): void {
+  /**
+   * Merges new (point, owner) pairs, sorted in ring order, into the ring: a binary search per new point and block
+   * copies of the runs between them, so O(V) memcpy plus O(k log V) rather than a re-sort.
+   */
+  private mergeIn(added: Uint32Array, addedOwners: Uint32Array): void {
     const oldPoints = this.points;
     const oldOwners = this.owners;
     const n = oldPoints.length;
-    const k = added.length;
-    const points = new Uint32Array(n + k);
-    const owners = new Uint32Array(n + k);
+    const points = new Uint32Array(n + added.length);
+    const owners = new Uint32Array(n + added.length);
     let i = 0;
-    let j = 0;
     let o = 0;
-    while (i < n && j < k) {
-      if (this.before(added[j], slot, oldPoints[i], oldOwners[i])) {
-        points[o] = added[j++];
-        owners[o++] = slot;
-      } else {
-        points[o] = oldPoints[i];
-        owners[o++] = oldOwners[i++];
+    for (let j = 0; j < added.length; j++) {
+      const point = added[j];
+      const slot = addedOwners[j];
+      let lo = i;
+      let hi = n;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (this.before(oldPoints[mid], oldOwners[mid], point, slot)) lo = mid + 1;
+        else hi = mid;
       }
-    }
-    while (i < n) {
-      points[o] = oldPoints[i];
-      owners[o++] = oldOwners[i++];
-    }
-    while (j < k) {
-      points[o] = added[j++];
+      if (lo > i) {
+        points.set(oldPoints.subarray(i, lo), o);
+        owners.set(oldOwners.subarray(i, lo), o);
+        o += lo - i;
+        i = lo;
+      }
+      points[o] = point;
       owners[o++] = slot;
     }
+    points.set(oldPoints.subarray(i), o);
+    owners.set(oldOwners.subarray(i), o);
     this.points = points;
     this.owners = owners;
   }
 
+  /** Removes all the slot's points. */
   private dropOwner(slot: number): void {
-    const oldPoints = this.points;
-    const oldOwners = this.owners;
-    const n = oldPoints.length;
-    const keep = n - countOwner(oldOwners, slot);
-    const points = new Uint32Array(keep);
-    const owners = new Uint32Array(keep);
-    let o = 0;
-    for (let i = 0; i < n; i++) {
-      if (oldOwners[i] === slot) continue;
-      points[o] = oldPoints[i];
-      owners[o++] = oldOwners[i];
-    }
-    this.points = points;
-    this.owners = owners;
+    this.dropWhere(slot, null, this.slotVnodesOnRing(slot));
   }
 
   /** Removes the slot's points listed in `removed` (sorted): both walk the ring in hash order. */
   private dropPoints(slot: number, removed: Uint32Array): void {
+    this.dropWhere(slot, removed, removed.length);
+  }
+
+  /** Points the slot has on the ring now (its vnode count may already be updated). */
+  private slotVnodesOnRing(slot: number): number {
+    const owners = this.owners;
+    let c = 0;
+    for (let i = 0; i < owners.length; i++) if (owners[i] === slot) c++;
+    return c;
+  }
+
+  /** Copies the ring without `count` of the slot's points (all of them, or those in `only`), run by run. */
+  private dropWhere(slot: number, only: Uint32Array | null, count: number): void {
     const oldPoints = this.points;
     const oldOwners = this.owners;
     const n = oldPoints.length;
-    const keep = n - removed.length;
-    const points = new Uint32Array(keep);
-    const owners = new Uint32Array(keep);
+    const points = new Uint32Array(n - count);
+    const owners = new Uint32Array(n - count);
     let r = 0;
     let o = 0;
-    for (let i = 0; i < n; i++) {
-      if (oldOwners[i] === slot && r < removed.length && oldPoints[i] === removed[r]) {
-        r++;
-        continue;
-      }
-      points[o] = oldPoints[i];
-      owners[o++] = oldOwners[i];
+    let runStart = 0;
+    for (let i = 0; i < n && r < count; i++) {
+      if (oldOwners[i] !== slot || (only !== null && oldPoints[i] !== only[r])) continue;
+      points.set(oldPoints.subarray(runStart, i), o);
+      owners.set(oldOwners.subarray(runStart, i), o);
+      o += i - runStart;
+      runStart = i + 1;
+      r++;
     }
+    points.set(oldPoints.subarray(runStart), o);
+    owners.set(oldOwners.subarray(runStart), o);
     this.points = points;
     this.owners = owners;
   }
@@ -382,12 +454,6 @@ function checkWeight(weight: number): void {
   if (!(Number.isFinite(weight) && weight >= 0)) {
     throw new RangeError(`weight must be a finite number ≥ 0, got ${weight}`);
   }
-}
-
-function countOwner(owners: Uint32Array, slot: number): number {
-  let c = 0;
-  for (let i = 0; i < owners.length; i++) if (owners[i] === slot) c++;
-  return c;
 }
 
 /** First index whose point is ≥ h (points.length when none: the walk wraps to 0). */
