@@ -22,11 +22,6 @@ const bool = z.union([
   z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
 ]);
 
-const urlString = z
-  .string()
-  .url()
-  .refine((u) => /^(https?):\/\//.test(u), 'must be an http:// or https:// URL');
-
 /** Fields every replica has, whatever its transport (see README "Routing"). */
 const replicaFields = {
   /**
@@ -43,6 +38,11 @@ const replicaFields = {
   /** A draining replica takes no new sessions; the sessions it serves stay. */
   draining: z.boolean().optional(),
 };
+
+const urlString = z
+  .string()
+  .url()
+  .refine((u) => /^(https?):\/\//.test(u), 'must be an http:// or https:// URL');
 
 /** One upstream replica: a URL for network transports, a command for stdio. */
 export const ReplicaSchema = z.discriminatedUnion('transport', [

@@ -29,13 +29,16 @@ export function loadConfig(
   const envResult = EnvSchema.safeParse(stripEmpty(env));
   if (!envResult.success) problems.push(...describe(envResult.error, 'env '));
 
-  let file: ServicesFile = { services: {} };
+  let file: { defaultService?: string; services: Record<string, ServiceConfig> } = { services: {} };
   const path = env.GATEWAY_CONFIG ?? (existsSync('gateway.yaml') ? 'gateway.yaml' : undefined);
-  const usesFile = Boolean(path) && !overrides.services;
-  if (path && usesFile) {
-    const read = readServicesFile(path);
-    if (read.ok) file = read.file;
-    else problems.push(...read.problems);
+  if (path && !overrides.services) {
+    try {
+      const parsed = FileSchema.safeParse(parseYaml(readFileSync(resolve(path), 'utf8')) ?? {});
+      if (parsed.success) file = parsed.data;
+      else problems.push(...describe(parsed.error, `${path}: `));
+    } catch (err) {
+      problems.push(`${path}: ${(err as Error).message}`);
+    }
   }
   const e = envResult.data;
   // Checked on the raw values so file problems are listed even when other variables are invalid.
@@ -50,7 +53,7 @@ export function loadConfig(
 
   let services = file.services;
   if (overrides.services) {
-    const parsed = ServicesSchema.safeParse(overrides.services);
+    const parsed = FileSchema.shape.services.safeParse(overrides.services);
     if (!parsed.success) throw new ConfigError(describe(parsed.error, 'services.'));
     services = parsed.data;
   }
@@ -104,7 +107,7 @@ export function loadConfig(
         : undefined,
     s2: { maxSwitches: e.S2_MAX_SWITCHES, windowMs: e.S2_WINDOW_MS },
     configFile:
-      path && usesFile
+      path && !overrides.services
         ? { path: resolve(path), watch: e.GATEWAY_CONFIG_WATCH, pollIntervalMs: e.GATEWAY_CONFIG_POLL_MS }
         : undefined,
     admin: { token: e.ADMIN_TOKEN },
