@@ -8,10 +8,9 @@ import type { ReplicaConfig, ResolvedReplica, ServiceConfig } from './gateway-co
  * reweight or a rotated API key keeps the replica's id and with it its place on the hash ring.
  */
 function identity(replica: ReplicaConfig): string {
+  // Every network transport (streamable-http, sse, ws…) is identified by its URL.
+  if ('url' in replica) return `${replica.transport}\u0000${replica.url}`;
   switch (replica.transport) {
-    case 'streamable-http':
-    case 'sse':
-      return `${replica.transport}\u0000${replica.url}`;
     case 'stdio':
       return `stdio\u0000${replica.command}\u0000${replica.args.join('\u0000')}\u0000${replica.cwd ?? ''}`;
     case 'embedded':

@@ -329,15 +329,13 @@ export class RoutingTable {
 
 /** Where a replica is, for display: its URL, its command line, or the embedded server's name. */
 function targetOf(replica: ResolvedReplica): string {
+  if ('url' in replica) return replica.url;
   switch (replica.transport) {
-    case 'streamable-http':
-    case 'sse':
-      return replica.url;
     case 'stdio':
       return [replica.command, ...replica.args].join(' ');
     case 'embedded':
       return `embedded:${replica.server}`;
     default:
-      return (replica as { url?: string }).url ?? '';
+      return (replica as { transport: string }).transport;
   }
 }
