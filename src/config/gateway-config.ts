@@ -82,7 +82,8 @@ export const ReplicaSchema = z.discriminatedUnion('transport', [
     })
     .strict(),
 ]);
-export type ReplicaConfig = z.infer<typeof ReplicaSchema> & { id?: string };
+/** `id` and `draining` are declared by every transport through `replicaFields`. */
+export type ReplicaConfig = z.infer<typeof ReplicaSchema> & { id?: string; draining?: boolean };
 
 /** A replica once the configuration is loaded: its id is always set. */
 export type ResolvedReplica = ReplicaConfig & { id: string };

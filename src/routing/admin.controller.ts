@@ -13,7 +13,7 @@ import {
   UseGuards,
 } from '@nestjs/common';
 import { z } from 'zod';
-import { ReplicaSchema, type ResolvedReplica } from '../config/gateway-config';
+import { ReplicaSchema, type ReplicaConfig, type ResolvedReplica } from '../config/gateway-config';
 import { derivedReplicaId } from '../config/replica-id';
 import { AdminTokenGuard } from './admin-token.guard';
 import { ConfigReloadService } from './config-reload.service';
@@ -56,7 +56,7 @@ export class AdminController {
     this.service(service);
     const parsed = ReplicaSchema.safeParse(json(body));
     if (!parsed.success) throw invalid(parsed.error);
-    const replica = parsed.data;
+    const replica: ReplicaConfig = parsed.data;
     let id = replica.id;
     if (id === undefined) {
       const base = derivedReplicaId(service, replica);
