@@ -128,24 +128,13 @@ function demoServices(): Record<string, ServiceConfig> {
   return ServicesSchema.parse({ [DEMO_SERVICE]: { replicas: [{ transport: 'embedded', server: 'demo' }] } });
 }
 
-/**
- * Reads and validates gateway.yaml: at start-up and again on every edit while the gateway runs
- * (the same schema both times, so a live edit is held to the same rules). With no declared
- * service the file means the demo service, as at start-up. Every problem is listed.
- */
-export function readServicesFile(path: string): ServicesFileResult {
-  let text: string;
-  try {
-    text = readFileSync(resolve(path), 'utf8');
-  } catch (err) {
-    return { ok: false, problems: [`${path}: ${(err as Error).message}`] };
-  }
-  return parseServicesFile(path, text);
-}
-
 export type ServicesFileResult = { ok: true; file: ServicesFile } | { ok: false; problems: string[] };
 
-/** Validates the text of gateway.yaml (`path` names it in the problems). */
+/**
+ * Validates the text of gateway.yaml on every edit while the gateway runs, with the schema that
+ * start-up uses, so a live edit is held to the same rules. Every problem is listed; `path` names
+ * the file in them.
+ */
 export function parseServicesFile(path: string, text: string): ServicesFileResult {
   try {
     const parsed = FileSchema.safeParse(parseYaml(text) ?? {});
