@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { assignReplicaIds } from './replica-id';
 
 /**
  * The one configuration schema: environment variables plus an optional gateway.yaml
@@ -21,6 +22,23 @@ const bool = z.union([
   z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
 ]);
 
+/** Fields every replica has, whatever its transport (see README "Routing"). */
+const replicaFields = {
+  /**
+   * Stable name of the replica (its position on the hash ring is derived from it). When unset it
+   * is derived from the service and the replica's URL or command, so editing the list renames no
+   * other replica. Unique across the file.
+   */
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9._~-]{1,64}$/, 'use 1-64 letters, digits or . _ ~ -')
+    .optional(),
+  /** Share of the service's sessions, relative to the other replicas' weights. */
+  weight: int(1, 1000).default(1),
+  /** A draining replica takes no new sessions; the sessions it serves stay. */
+  draining: z.boolean().optional(),
+};
+
 const urlString = z
   .string()
   .url()
@@ -39,7 +57,7 @@ export const ReplicaSchema = z.discriminatedUnion('transport', [
       url: urlString,
       /** Extra HTTP headers sent to the upstream (e.g. its API key). */
       headers: z.record(z.string()).default({}),
-      weight: int(1, 1000).default(1),
+      ...replicaFields,
     })
     .strict(),
   z
@@ -47,7 +65,7 @@ export const ReplicaSchema = z.discriminatedUnion('transport', [
       transport: z.literal('sse'),
       url: urlString,
       headers: z.record(z.string()).default({}),
-      weight: int(1, 1000).default(1),
+      ...replicaFields,
     })
     .strict(),
   z
@@ -57,7 +75,7 @@ export const ReplicaSchema = z.discriminatedUnion('transport', [
       url: wsUrlString,
       /** Extra HTTP headers sent with the upgrade request (e.g. its API key). */
       headers: z.record(z.string()).default({}),
-      weight: int(1, 1000).default(1),
+      ...replicaFields,
     })
     .strict(),
   z
@@ -67,7 +85,7 @@ export const ReplicaSchema = z.discriminatedUnion('transport', [
       args: z.array(z.string()).default([]),
       env: z.record(z.string()).default({}),
       cwd: z.string().optional(),
-      weight: int(1, 1000).default(1),
+      ...replicaFields,
     })
     .strict(),
   z
@@ -75,25 +93,69 @@ export const ReplicaSchema = z.discriminatedUnion('transport', [
       transport: z.literal('embedded'),
       /** Which in-process server: the demo, or the conformance fixture server used by tests. */
       server: z.enum(['demo']).default('demo'),
-      weight: int(1, 1000).default(1),
+      ...replicaFields,
     })
     .strict(),
 ]);
-export type ReplicaConfig = z.infer<typeof ReplicaSchema> & { id?: string };
+/** `id` and `draining` are declared by every transport through `replicaFields`. */
+export type ReplicaConfig = z.infer<typeof ReplicaSchema> & { id?: string; draining?: boolean };
+
+/** A replica once the configuration is loaded: its id is always set. */
+export type ResolvedReplica = ReplicaConfig & { id: string };
+
+/** How a service's sessions are placed on its replicas' hash ring. */
+export const RoutingSchema = z
+  .object({
+    /**
+     * What a session hashes: its client id (the default: one client's sessions share a replica),
+     * its session id (spread evenly), or a request header captured when the session is created
+     * (falling back to the client id when the header is absent).
+     */
+    key: z.enum(['client_id', 'session', 'header']).default('client_id'),
+    /** The header for `key: header` (case-insensitive). */
+    header: z
+      .string()
+      .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
+      .transform((h) => h.toLowerCase())
+      .optional(),
+    /**
+     * Consistent hashing with bounded loads: no replica takes a new session while it holds more
+     * than `factor` × its weighted share of the service's live sessions. Off by default.
+     */
+    boundedLoads: z
+      .union([z.literal(false), z.object({ factor: z.number().min(1).max(10).default(1.25) }).strict()])
+      .default(false),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.key === 'header' && !r.header) {
+      ctx.addIssue({ code: 'custom', path: ['header'], message: 'key "header" needs a header name' });
+    }
+  });
+export type RoutingConfig = z.infer<typeof RoutingSchema>;
 
 export const ServiceSchema = z
   .object({
     /** dedicated: one upstream session per client session. pooled arrives with the pooling work. */
     mode: z.enum(['dedicated']).default('dedicated'),
+    routing: RoutingSchema.default({}),
     replicas: z.array(ReplicaSchema).min(1, 'a service needs at least one replica'),
   })
   .strict();
-export type ServiceConfig = z.infer<typeof ServiceSchema>;
+export type ServiceConfig = Omit<z.infer<typeof ServiceSchema>, 'replicas'> & {
+  replicas: ResolvedReplica[];
+};
+
+/** The services of gateway.yaml, each replica given its stable id (explicit ids unique across the file). */
+export const ServicesSchema = z
+  .record(ServiceSchema)
+  .default({})
+  .transform((services, ctx) => assignReplicaIds(services, ctx));
 
 export const FileSchema = z
   .object({
     defaultService: z.string().optional(),
-    services: z.record(ServiceSchema).default({}),
+    services: ServicesSchema,
   })
   .strict();
 
@@ -106,6 +168,12 @@ export const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Path of gateway.yaml; when unset, ./gateway.yaml is used if it exists. */
   GATEWAY_CONFIG: z.string().optional(),
+  /** Watch gateway.yaml and apply valid edits to services and replicas live. */
+  GATEWAY_CONFIG_WATCH: bool.default(true),
+  /** Interval of the stat poll that backs up the file watch (fs.watch misses some editors and mounts); 0 = off. */
+  GATEWAY_CONFIG_POLL_MS: int(0).default(2000),
+  /** Bearer token of the admin API under /admin/; when unset the admin API is off (404). */
+  ADMIN_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   /** Largest accepted HTTP request body in bytes (larger → 413). */
   MAX_BODY_BYTES: int(1024).default(4 * 1024 * 1024),
   /**
@@ -241,6 +309,10 @@ export interface GatewayConfig {
       }
     | undefined;
   s2: { maxSwitches: number; windowMs: number };
+  /** The gateway.yaml the services came from (absent when none, or when they were passed in). */
+  configFile: { path: string; watch: boolean; pollIntervalMs: number } | undefined;
+  /** Admin API bearer token; the API is off without one. */
+  admin: { token: string | undefined };
   defaultService: string;
   services: Record<string, ServiceConfig>;
 }

@@ -16,6 +16,24 @@ describe('loadConfig', () => {
     assert.equal(config.tls, undefined);
   });
 
+  test('routing settings: watched file, admin token, replica ids and routing defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-routing-config-'));
+    const file = join(dir, 'gateway.yaml');
+    writeFileSync(
+      file,
+      'services:\n  a:\n    replicas:\n      - { transport: sse, url: "http://127.0.0.1:1/sse" }\n',
+    );
+    const config = loadConfig({ GATEWAY_CONFIG: file, ADMIN_TOKEN: 'x'.repeat(16) });
+    assert.deepEqual(config.configFile, { path: resolve(file), watch: true, pollIntervalMs: 2000 });
+    assert.equal(config.admin.token, 'x'.repeat(16));
+    assert.deepEqual(config.services.a.routing, { key: 'client_id', boundedLoads: false });
+    assert.match(config.services.a.replicas[0].id, /^a-[0-9a-f]{8}$/);
+    // Services passed in (tests, embedders): no file is watched.
+    assert.equal(loadConfig({ GATEWAY_CONFIG: file }, { services: {} }).configFile, undefined);
+    assert.equal(loadConfig({}).admin.token, undefined);
+    assert.throws(() => loadConfig({ ADMIN_TOKEN: 'short' }), /ADMIN_TOKEN: use at least 16 characters/);
+  });
+
   test('lists every bad value in one error', () => {
     let error: unknown;
     try {

@@ -5,6 +5,7 @@ import type { ZodError } from 'zod';
 import {
   EnvSchema,
   FileSchema,
+  ServicesSchema,
   type GatewayConfig,
   type GatewayConfigOverrides,
   type ServiceConfig,
@@ -56,15 +57,7 @@ export function loadConfig(
     if (!parsed.success) throw new ConfigError(describe(parsed.error, 'services.'));
     services = parsed.data;
   }
-  const hasServices = Object.keys(services).length > 0;
-  const finalServices: Record<string, ServiceConfig> = hasServices
-    ? services
-    : {
-        [DEMO_SERVICE]: {
-          mode: 'dedicated',
-          replicas: [{ transport: 'embedded', server: 'demo', weight: 1 }],
-        },
-      };
+  const finalServices = servicesOrDemo(services);
   const defaultService = overrides.defaultService ?? file.defaultService ?? Object.keys(finalServices)[0];
   if (!finalServices[defaultService]) {
     throw new ConfigError([`defaultService "${defaultService}" is not one of the declared services`]);
@@ -118,10 +111,49 @@ export function loadConfig(
           }
         : undefined,
     s2: { maxSwitches: e.S2_MAX_SWITCHES, windowMs: e.S2_WINDOW_MS },
+    configFile:
+      path && !overrides.services
+        ? { path: resolve(path), watch: e.GATEWAY_CONFIG_WATCH, pollIntervalMs: e.GATEWAY_CONFIG_POLL_MS }
+        : undefined,
+    admin: { token: e.ADMIN_TOKEN },
     defaultService,
     services: finalServices,
   };
   return applyOverrides(config, overrides);
+}
+
+/** The services part of gateway.yaml, validated. */
+export interface ServicesFile {
+  defaultService?: string;
+  services: Record<string, ServiceConfig>;
+}
+
+/** The embedded demo upstream, served as "demo" when no service is declared. */
+function demoServices(): Record<string, ServiceConfig> {
+  return ServicesSchema.parse({ [DEMO_SERVICE]: { replicas: [{ transport: 'embedded', server: 'demo' }] } });
+}
+
+export type ServicesFileResult = { ok: true; file: ServicesFile } | { ok: false; problems: string[] };
+
+/**
+ * Validates the text of gateway.yaml on every edit while the gateway runs, with the schema that
+ * start-up uses, so a live edit is held to the same rules. Every problem is listed; `path` names
+ * the file in them.
+ */
+export function parseServicesFile(path: string, text: string): ServicesFileResult {
+  try {
+    const parsed = FileSchema.safeParse(parseYaml(text) ?? {});
+    if (!parsed.success) return { ok: false, problems: describe(parsed.error, `${path}: `) };
+    return { ok: true, file: parsed.data };
+  } catch (err) {
+    // YAML syntax errors span several lines (a code frame): the first one says what and where.
+    return { ok: false, problems: [`${path}: ${(err as Error).message.split('\n')[0]}`] };
+  }
+}
+
+/** Services for a (re)loaded file: the demo when it declares none, as at start-up. */
+export function servicesOrDemo(services: Record<string, ServiceConfig>): Record<string, ServiceConfig> {
+  return Object.keys(services).length > 0 ? services : demoServices();
 }
 
 function applyOverrides(config: GatewayConfig, overrides: GatewayConfigOverrides): GatewayConfig {

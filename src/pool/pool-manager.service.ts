@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig, ReplicaConfig } from '../config/gateway-config';
+import type { GatewayConfig, ResolvedReplica } from '../config/gateway-config';
 import { Router } from '../routing/router.service';
 import { UpstreamFactory } from '../upstream/upstream.factory';
 import type { UpstreamConnection, UpstreamLease } from '../upstream/upstream-connection';
@@ -25,10 +25,22 @@ export class PoolManager implements OnApplicationShutdown {
   /** Opens the session's upstream on the first replica that starts, in the router's failover order. */
   async acquire(service: string, key: string): Promise<UpstreamLease> {
     const replicas = this.router.pick(service, key);
+    if (replicas.length === 0) {
+      throw new Error(`no replica of "${service}" takes new sessions (all draining or unhealthy)`);
+    }
     const errors: string[] = [];
     for (const replica of replicas) {
       try {
-        return await this.acquireOn(replica);
+        const lease = await this.acquireOn(replica);
+        // Counted on the ring once the upstream is up: bounded loads and the admin API's per-replica sessions.
+        const placement = this.router.place(service, key, replica.id);
+        return {
+          connection: lease.connection,
+          release: () => {
+            placement.release();
+            lease.release();
+          },
+        };
       } catch (err) {
         errors.push(`${replica.id}: ${(err as Error).message}`);
         this.log.warn(`upstream ${replica.id} failed to start: ${(err as Error).message}`);
@@ -37,7 +49,7 @@ export class PoolManager implements OnApplicationShutdown {
     throw new Error(`no replica of "${service}" could be reached (${errors.join('; ')})`);
   }
 
-  private async acquireOn(replica: ReplicaConfig): Promise<UpstreamLease> {
+  private async acquireOn(replica: ResolvedReplica): Promise<UpstreamLease> {
     const connection = this.factory.create(replica);
     this.live.add(connection);
     try {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ChannelKind } from './client-channel';
 import { Session, type SessionHooks } from './session';
 import type { SessionStore } from './session-store';
@@ -15,8 +16,16 @@ export interface SessionRegistryOptions {
   requestTimeoutMs: number;
 }
 
+/** What a new session offers the router to choose its routing key from (client id, session id, a header). */
+export interface RoutingInput {
+  clientId: string;
+  sessionId: string;
+  /** Headers of the request that created the session; read while the upstream is opened, not kept. */
+  headers?: IncomingHttpHeaders;
+}
+
 /** Opens the upstream for a new session (the Router + PoolManager seam). */
-export type UpstreamOpener = (service: string, routingKey: string) => Promise<UpstreamLease>;
+export type UpstreamOpener = (service: string, routing: RoutingInput) => Promise<UpstreamLease>;
 
 export interface SwitchVerdict {
   allowed: boolean;
@@ -99,8 +108,11 @@ export class SessionRegistry {
     this.sweepTimer = undefined;
   }
 
-  /** Creates a session and starts acquiring its upstream; messages sent meanwhile wait for it. */
-  create(clientId: string, service: string, transport: ChannelKind): Session {
+  /**
+   * Creates a session and starts acquiring its upstream; messages sent meanwhile wait for it.
+   * `headers` (of the creating request) let a service route on a header.
+   */
+  create(clientId: string, service: string, transport: ChannelKind, headers?: IncomingHttpHeaders): Session {
     const session = new Session({
       id: newSessionId(),
       clientId,
@@ -112,7 +124,7 @@ export class SessionRegistry {
       hooks: this.hooks,
     });
     this.store.set(session);
-    this.openUpstream(service, session.policyKey).then(
+    this.openUpstream(service, { clientId: session.policyKey, sessionId: session.id, headers }).then(
       (lease) => session.useUpstream(lease),
       (err: Error) => session.upstreamFailed(err.message),
     );

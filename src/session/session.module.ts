@@ -12,6 +12,7 @@ import type { JsonRpcMessage } from '../../libs/protocol/src';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
 import { PoolManager } from '../pool/pool-manager.service';
+import { Router } from '../routing/router.service';
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { GatewayMetrics } from '../observability/gateway-metrics.service';
@@ -81,6 +82,7 @@ export class SessionService
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     pool: PoolManager,
+    router: Router,
     hooks: GatewaySessionHooks,
     vsm: VsmBus,
     metrics: GatewayMetrics,
@@ -88,7 +90,7 @@ export class SessionService
     super(
       new InMemorySessionStore(),
       config.session,
-      (service, key) => pool.acquire(service, key),
+      (service, routing) => pool.acquire(service, router.keyFor(service, routing)),
       hooks,
       async (session, to) => {
         const verdict = await vsm.checkOscillation({

@@ -64,7 +64,7 @@ export class LegacySseHandler {
       this.refuse(res, 404, 'unknown_service', `Unknown service "${target}"`);
       return;
     }
-    const session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse');
+    const session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse', req.headers);
     const channel = this.channelFor(session, res);
     // With an id (position 0: nothing sent yet) so a reconnect before the first message resumes this session.
     channel.event('endpoint', endpointFor(session, req, query), 0);

@@ -376,7 +376,7 @@ export class StreamableHttpHandler {
         );
         return;
       }
-      session = this.deps.sessions.create(clientIdFrom(headers, query), service, 'streamable');
+      session = this.deps.sessions.create(clientIdFrom(headers, query), service, 'streamable', headers);
     } else {
       session = this.sessionFor(headers, service, res, query);
       if (!session) return;

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type Server as WsLibServer } from 'ws';
 import {
@@ -57,6 +58,8 @@ interface Admission {
   socket: Duplex;
   clientId: string;
   service: string;
+  /** The upgrade request's headers (a service may route on one). */
+  headers: IncomingHttpHeaders;
   /** The session to resume, when the client named one that exists and is its own. */
   resume: Session | undefined;
   /** Resume position from Last-Event-ID / lastEventId. */
@@ -230,6 +233,7 @@ export class WsServer implements WsChannelOwner {
       socket,
       clientId: clientIdFrom(headers, query),
       service: route.service ?? this.services.defaultService,
+      headers,
       resume: undefined,
       afterSeq: resume?.afterSeq,
       refusal: undefined,
@@ -299,7 +303,9 @@ export class WsServer implements WsChannelOwner {
   private handshakeHeaders(headers: string[]): void {
     const admission = this.admission;
     if (!admission || admission.refusal) return;
-    const session = admission.resume ?? this.sessions.create(admission.clientId, admission.service, 'ws');
+    const session =
+      admission.resume ??
+      this.sessions.create(admission.clientId, admission.service, 'ws', admission.headers);
     admission.session = session;
     headers.push(`Mcp-Session-Id: ${session.id}`);
   }
