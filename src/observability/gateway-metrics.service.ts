@@ -15,6 +15,12 @@ export class GatewayMetrics {
   /** Times a slow client made a session stop reading its upstream, and times it drained. */
   upstreamPauses = 0;
   upstreamResumes = 0;
+  /**
+   * Outbox entries dropped before any acknowledgement: past the resume window after delivery,
+   * or to keep the global outbox budget (entries and bytes).
+   */
+  readonly outboxDropped = { resume_window: 0, global_budget: 0 };
+  readonly outboxDroppedBytes = { resume_window: 0, global_budget: 0 };
   /** Transport failovers by `from->to`. */
   readonly transportSwitches = new Map<string, number>();
 

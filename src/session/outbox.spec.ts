@@ -78,3 +78,17 @@ describe('Outbox losses are per stream', () => {
     );
   });
 });
+
+describe('Outbox positions (issue 6, defect 3)', () => {
+  test('a position beyond the last seq is refused by since() and ignored by ack()', () => {
+    const o = new Outbox({ maxMessages: 3, maxBytes: 1e6 });
+    o.append(0, 'a');
+    assert.throws(() => o.since(2), /only sent events up to 1/);
+    assert.throws(() => o.since(-1), ResumeUnavailableError);
+    assert.throws(() => o.since(0.5), ResumeUnavailableError);
+    o.ack(100);
+    assert.equal(o.size, 1, 'nothing acknowledged from the future');
+    for (const raw of ['b', 'c', 'd', 'e']) o.append(0, raw);
+    assert.throws(() => o.since(0), ResumeUnavailableError, 'the two evicted entries count as lost');
+  });
+});
