@@ -92,3 +92,27 @@ describe('Outbox positions (issue 6, defect 3)', () => {
     assert.throws(() => o.since(0), ResumeUnavailableError, 'the two evicted entries count as lost');
   });
 });
+
+describe('Outbox resume window (issue 6, defect 10)', () => {
+  test('delivered entries go after the window, undelivered stay; per-stream loss records stay bounded', () => {
+    const o = new Outbox({ maxMessages: 1000, maxBytes: 1e6, resumeWindowMs: 1000 });
+    const t = Date.now();
+    for (let stream = 1; stream <= 200; stream++) o.markDelivered(o.append(stream, `answer ${stream}`), t);
+    o.append(0, 'waits for a GET stream');
+    assert.equal(o.expireDelivered(t + 999), 0);
+    assert.equal(o.expireDelivered(t + 1000), 200);
+    assert.deepEqual(
+      o.retainedSince(0).map((e) => e.raw),
+      ['waits for a GET stream'],
+    );
+    assert.equal(o.deliveredBytes, 0);
+    assert.throws(() => o.since(0, 1), ResumeUnavailableError, 'an old stream whose record went still fails');
+    assert.throws(() => o.since(199, 200), ResumeUnavailableError, 'a recent one fails with its own record');
+    assert.deepEqual(
+      o.since(200, 200).map((e) => e.seq),
+      [],
+      'resuming after what it had is fine',
+    );
+    assert.equal(o.since(0, 0).length, 1, 'the standalone stream lost nothing');
+  });
+});

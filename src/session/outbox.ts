@@ -72,8 +72,15 @@ export class Outbox {
   private lastSeq = 0;
   /** Highest seq known to be dropped without acknowledgement; resuming at or before it loses data. */
   private lostThrough = 0;
-  /** The same per stream (Streamable HTTP resumes one stream: only its own losses matter). */
+  /** The same for the standalone stream (0), the only one of WebSocket and SSE sessions. */
+  private lostStandalone = 0;
+  /**
+   * The same per POST stream (Streamable HTTP resumes one stream: only its own losses matter).
+   * Bounded: past MAX_LOST_STREAMS the oldest records go and `lostStreamFloor` rises, so a
+   * resume of such an old stream fails rather than skipping what it lost.
+   */
   private lostByStream: Map<number, number> | undefined = undefined;
+  private lostStreamFloor = 0;
   private ackedThrough = 0;
   /** Bytes of retained entries that were written to a live channel. */
   private delivered = 0;
@@ -152,7 +159,7 @@ export class Outbox {
    */
   since(seq: number, stream?: number): OutboxEntry[] {
     if (!Number.isSafeInteger(seq) || seq < 0 || seq > this.lastSeq) throw beyondEnd(seq, this.lastSeq);
-    const lost = stream === undefined ? this.lostThrough : (this.lostByStream?.get(stream) ?? 0);
+    const lost = this.lostFor(stream);
     if (seq < lost) throw new ResumeUnavailableError(seq, lost + 1);
     return this.retainedSince(seq, stream);
   }
@@ -192,6 +199,15 @@ export class Outbox {
     const before = this.bytes;
     this.dropDelivered(isDelivered, bytes);
     return before - this.bytes;
+  }
+
+  private lostFor(stream: number | undefined): number {
+    if (stream === undefined) return this.lostThrough;
+    if (stream === STANDALONE) return this.lostStandalone;
+    const lost = this.lostByStream?.get(stream);
+    if (lost !== undefined) return lost;
+    // Its record was let go: all that is known is that it lost something, so nothing is safe.
+    return stream <= this.lostStreamFloor ? Number.MAX_SAFE_INTEGER - 1 : 0;
   }
 
   clear(): void {
@@ -254,8 +270,17 @@ export class Outbox {
   private noteDropped(dropped: OutboxEntry): void {
     if (dropped.seq <= this.ackedThrough) return;
     if (dropped.seq > this.lostThrough) this.lostThrough = dropped.seq;
+    if (dropped.stream === STANDALONE) {
+      if (dropped.seq > this.lostStandalone) this.lostStandalone = dropped.seq;
+      return;
+    }
     const byStream = (this.lostByStream ??= new Map());
     if (dropped.seq > (byStream.get(dropped.stream) ?? 0)) byStream.set(dropped.stream, dropped.seq);
+    if (byStream.size > MAX_LOST_STREAMS) {
+      const oldest = byStream.keys().next().value as number;
+      byStream.delete(oldest);
+      if (oldest > this.lostStreamFloor) this.lostStreamFloor = oldest;
+    }
   }
 
   /** Takes an entry's bytes out of the counters (it leaves the outbox). */
@@ -285,6 +310,12 @@ export class Outbox {
     return entry;
   }
 }
+
+/** The standalone stream's number (see Session): WebSocket and SSE sessions only use this one. */
+const STANDALONE = 0;
+
+/** POST streams whose losses are remembered one by one (older ones only as "lost something"). */
+const MAX_LOST_STREAMS = 64;
 
 function isDelivered(e: OutboxEntry): boolean {
   return e.deliveredAt !== 0;

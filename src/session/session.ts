@@ -736,6 +736,10 @@ export class Session implements ChannelListener, UpstreamSink {
       }
       if (this.completed.size === 0) this.completed = NO_ENTRIES;
     }
+    // Emptied maps go back to the shared sentinel: an idle session holds references, not Maps.
+    if (this.inFlight.size === 0) this.inFlight = NO_ENTRIES;
+    if (this.progressTokens.size === 0) this.progressTokens = NO_ENTRIES;
+    if (this.serverRequests.size === 0) this.serverRequests = NO_ENTRIES;
     return this.outbox.expireDelivered(now);
   }
 
