@@ -275,7 +275,10 @@ export class Outbox {
       return;
     }
     const byStream = (this.lostByStream ??= new Map());
-    if (dropped.seq > (byStream.get(dropped.stream) ?? 0)) byStream.set(dropped.stream, dropped.seq);
+    // Re-inserted so the Map's order is that of the latest loss: a stream that keeps losing
+    // (a long one with a slow reader) is never the one whose record goes.
+    byStream.delete(dropped.stream);
+    byStream.set(dropped.stream, dropped.seq);
     if (byStream.size > MAX_LOST_STREAMS) {
       const oldest = byStream.keys().next().value as number;
       byStream.delete(oldest);
@@ -314,8 +317,11 @@ export class Outbox {
 /** The standalone stream's number (see Session): WebSocket and SSE sessions only use this one. */
 const STANDALONE = 0;
 
-/** POST streams whose losses are remembered one by one (older ones only as "lost something"). */
-const MAX_LOST_STREAMS = 64;
+/**
+ * POST streams whose losses are remembered one by one; past it the stream whose last loss is
+ * oldest is only remembered through the floor (a resume of a stream at or below it fails).
+ */
+const MAX_LOST_STREAMS = 256;
 
 function isDelivered(e: OutboxEntry): boolean {
   return e.deliveredAt !== 0;
