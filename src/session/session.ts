@@ -659,9 +659,9 @@ export class Session implements ChannelListener, UpstreamSink {
     if (state.channel && !state.channel.closed) {
       state.channel.listener = undefined;
       state.channel.end();
-      // Its entries stay until the bound evicts them: a client whose connection broke after the
-      // last write re-sends the request and gets the retained answer (evicting them loses nothing
-      // of the other streams: losses are tracked per stream).
+      // Its entries stay for the resume window (or until the bound evicts them): a client whose
+      // connection broke after the last write re-sends the request and gets the retained answer
+      // (dropping them loses nothing of the other streams: losses are tracked per stream).
     }
   }
 
@@ -702,9 +702,10 @@ export class Session implements ChannelListener, UpstreamSink {
     );
   }
 
-  private rememberCompleted(key: string, entry: { seq: number }): void {
+  private rememberCompleted(key: string, entry: OutboxEntry): void {
     if (this.completed === NO_ENTRIES) this.completed = new Map();
-    this.completed.set(key, { seq: entry.seq, at: Date.now() });
+    // A delivered answer already carries the time: one clock read per message is enough.
+    this.completed.set(key, { seq: entry.seq, at: entry.deliveredAt || Date.now() });
     if (this.completed.size > this.options.dedupeWindow) {
       const oldest = this.completed.keys().next().value as string;
       this.completed.delete(oldest);
