@@ -185,8 +185,17 @@ export const EnvSchema = z.object({
   ALLOWED_ORIGINS: csv.default([]),
   /** Host header values accepted (DNS-rebinding protection); empty = loopback names while bound to loopback. */
   ALLOWED_HOSTS: csv.default([]),
-  /** A session with no live connection and no message for this long is ended. */
+  /**
+   * A Streamable HTTP session with no live stream and no message for this long is ended
+   * (Streamable HTTP clients hold no connection between POSTs, so only activity counts).
+   */
   SESSION_IDLE_TIMEOUT_MS: int(1000).default(10 * 60 * 1000),
+  /**
+   * A WebSocket or legacy SSE session whose connection went away is ended after this long unless
+   * the client reconnects and resumes (its resume window; well above the 5 s reconnect target).
+   * Frees the session's upstream (a stdio child in dedicated mode) long before the idle timeout.
+   */
+  SESSION_DETACHED_TIMEOUT_MS: int(1000).default(60_000),
   /** How often the one shared timer looks for idle sessions. */
   SESSION_SWEEP_INTERVAL_MS: int(100).default(5000),
   /**
@@ -196,6 +205,17 @@ export const EnvSchema = z.object({
   OUTBOX_MAX_MESSAGES: int(1).default(256),
   /** Bytes of server→client messages a session keeps for resume (also the slow-reader bound). */
   OUTBOX_MAX_BYTES: int(1024).default(1024 * 1024),
+  /**
+   * How long a message already written to a live connection stays in the outbox so a client
+   * that reconnects can resume (clients rarely acknowledge). Longer than the 5 s reconnect target;
+   * a resume from before a dropped message fails with −31006. Undelivered messages keep the bounds above.
+   */
+  OUTBOX_RESUME_WINDOW_MS: int(1000).default(30_000),
+  /**
+   * Bytes all sessions' outboxes may hold together. Past it, messages already delivered (kept only
+   * for a resume) are dropped from the sessions idle the longest first, and counted.
+   */
+  OUTBOX_GLOBAL_MAX_BYTES: int(1024).default(256 * 1024 * 1024),
   /** Client requests a session may have waiting for the upstream. */
   MAX_IN_FLIGHT_PER_SESSION: int(1).default(256),
   /**
@@ -205,6 +225,8 @@ export const EnvSchema = z.object({
   REQUEST_TIMEOUT_MS: int(0).default(5 * 60 * 1000),
   /** Completed request ids remembered per session for de-duplication of re-sent requests. */
   DEDUPE_WINDOW: int(1).default(1024),
+  /** How long a completed request id is remembered for de-duplication (the window in time). */
+  DEDUPE_WINDOW_MS: int(1000).default(60_000),
   /** `retry:` value (ms) sent on SSE streams so clients reconnect by themselves. */
   SSE_RETRY_MS: int(0).default(1000),
   /** Comment line sent on idle SSE streams so proxies keep them open (0 = off). */
@@ -269,11 +291,15 @@ export interface GatewayConfig {
   allowedHosts: string[];
   session: {
     idleTimeoutMs: number;
+    detachedTimeoutMs: number;
     sweepIntervalMs: number;
     outboxMaxMessages: number;
     outboxMaxBytes: number;
+    outboxResumeWindowMs: number;
+    outboxGlobalMaxBytes: number;
     maxInFlight: number;
     dedupeWindow: number;
+    dedupeWindowMs: number;
     requestTimeoutMs: number;
   };
   sse: { retryMs: number; keepAliveMs: number };

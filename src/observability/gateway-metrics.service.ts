@@ -20,6 +20,12 @@ export class GatewayMetrics {
    * `mcp`, `sse`, `messages`, `ws_upgrade`, `ws_message` (see src/transports/error-boundary.ts).
    */
   readonly internalErrors = new Map<string, number>();
+  /**
+   * Outbox entries dropped before any acknowledgement: past the resume window after delivery,
+   * or to keep the global outbox budget (entries and bytes).
+   */
+  readonly outboxDropped = { resume_window: 0, global_budget: 0 };
+  readonly outboxDroppedBytes = { resume_window: 0, global_budget: 0 };
   /** Transport failovers by `from->to`. */
   readonly transportSwitches = new Map<string, number>();
 

@@ -1,96 +1,162 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { ChannelKind } from './client-channel';
-import type { Session, SessionHooks } from './session';
-import { SessionRegistry, type SwitchVerdict } from './session-registry';
+import type { JsonRpcMessage } from '../../libs/protocol/src';
+import type { ReplicaConfig } from '../config/gateway-config';
+import type { UpstreamConnection, UpstreamSink } from '../upstream/upstream-connection';
+import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
+import { ResumeUnavailableError } from './outbox';
+import type { Session } from './session';
+import { SessionRegistry, type OutboxDropReason, type SessionRegistryOptions } from './session-registry';
 import { InMemorySessionStore } from './session-store';
 
-const HOOKS: SessionHooks = {
-  clientMessage() {},
-  upstreamMessage() {},
-  sessionClosed() {},
-  overflow() {},
-  backpressure() {},
+class FakeUpstream implements UpstreamConnection {
+  readonly kind = 'embedded' as const;
+  readonly replica = { transport: 'embedded', server: 'demo', weight: 1 } as ReplicaConfig;
+  sink: UpstreamSink | undefined;
+  released = false;
+  async start(): Promise<void> {}
+  send(_message: JsonRpcMessage): void {}
+  pause(): void {}
+  resume(): void {}
+  healthy(): boolean {
+    return true;
+  }
+  async close(): Promise<void> {}
+}
+
+class FakeChannel implements ClientChannel {
+  listener: ChannelListener | undefined;
+  closed = false;
+  bufferedBytes = 0;
+  constructor(readonly kind: ChannelKind) {}
+  send(): boolean {
+    return true;
+  }
+  end(): void {
+    this.closed = true;
+  }
+  close(): void {
+    this.closed = true;
+  }
+  /** The peer went away (what the transports report). */
+  drop(): void {
+    this.closed = true;
+    this.listener?.channelClosed(this);
+  }
+}
+
+const OPTIONS: SessionRegistryOptions = {
+  idleTimeoutMs: 600_000,
+  detachedTimeoutMs: 1000,
+  sweepIntervalMs: 100,
+  outboxMaxMessages: 100,
+  outboxMaxBytes: 1e6,
+  outboxResumeWindowMs: 30_000,
+  outboxGlobalMaxBytes: 1e9,
+  maxInFlight: 10,
+  dedupeWindow: 100,
+  dedupeWindowMs: 60_000,
+  requestTimeoutMs: 0,
 };
 
-/** A registry whose S2 answers only when the test says so, recording what it was asked. */
-function registryWithManualS2() {
-  const asked: ChannelKind[] = [];
-  const answers: Array<(v: SwitchVerdict) => void> = [];
+function newRegistry(options: Partial<SessionRegistryOptions> = {}) {
+  const upstreams: FakeUpstream[] = [];
   const registry = new SessionRegistry(
     new InMemorySessionStore(),
-    {
-      idleTimeoutMs: 60_000,
-      sweepIntervalMs: 60_000,
-      outboxMaxMessages: 16,
-      outboxMaxBytes: 1 << 16,
-      maxInFlight: 8,
-      dedupeWindow: 8,
-      requestTimeoutMs: 0,
+    { ...OPTIONS, ...options },
+    async () => {
+      const connection = new FakeUpstream();
+      upstreams.push(connection);
+      return {
+        connection,
+        release() {
+          connection.released = true;
+        },
+      };
     },
-    // An upstream that never comes: these tests only move sessions between transports.
-    () => new Promise(() => undefined),
-    HOOKS,
-    (_session: Session, to: ChannelKind) => {
-      asked.push(to);
-      return new Promise<SwitchVerdict>((ok) => answers.push(ok));
-    },
+    { clientMessage() {}, upstreamMessage() {}, sessionClosed() {}, overflow() {}, backpressure() {} },
   );
-  return { registry, asked, answers };
+  const drops: Array<{ reason: OutboxDropReason; entries: number; bytes: number }> = [];
+  registry.onOutboxDrop = (reason, entries, bytes) => drops.push({ reason, entries, bytes });
+  return { registry, upstreams, drops };
 }
 
-async function settle(): Promise<void> {
-  await new Promise((r) => setImmediate(r));
+async function connected(registry: SessionRegistry, kind: ChannelKind): Promise<[Session, FakeChannel]> {
+  const session = registry.create('c1', 'demo', kind);
+  await new Promise((r) => setImmediate(r)); // the upstream lease is handed over
+  const channel = new FakeChannel(kind);
+  if (kind === 'streamable') session.attachStandalone(channel);
+  else session.attachPrimary(channel, undefined);
+  return [session, channel];
 }
 
-describe('SessionRegistry.admitTransportSwitch: one S2 decision per switch', () => {
-  test('concurrent requests onto the same new transport share one pending decision', async () => {
-    const { registry, asked, answers } = registryWithManualS2();
-    const session = registry.create('c', 'svc', 'ws');
-    const verdicts = [0, 1, 2].map(() => registry.admitTransportSwitch(session, 'streamable'));
-    await settle();
-    assert.deepEqual(asked, ['streamable'], 'S2 asked once');
-    answers[0]({ allowed: true });
-    assert.deepEqual(
-      (await Promise.all(verdicts)).map((v) => v.allowed),
-      [true, true, true],
-    );
-    assert.equal(session.transport, 'streamable');
-    // Now on that transport: no further question.
-    assert.equal((await registry.admitTransportSwitch(session, 'streamable')).allowed, true);
-    assert.equal(asked.length, 1);
+function say(session: Session, text: string): void {
+  session.upstreamMessage({ jsonrpc: '2.0', method: 'n', params: { text } }, undefined, undefined);
+}
+
+describe('SessionRegistry sweep', () => {
+  test('defect 12: a WebSocket or SSE session whose client went away ends after the detached timeout', async () => {
+    const { registry, upstreams } = newRegistry();
+    const [ws, wsChannel] = await connected(registry, 'ws');
+    const [sse, sseChannel] = await connected(registry, 'sse');
+    const [http, httpChannel] = await connected(registry, 'streamable');
+    const [live] = await connected(registry, 'ws');
+    wsChannel.drop();
+    sseChannel.drop();
+    httpChannel.drop();
+    const t = Date.now();
+    assert.equal(registry.sweep(t + 500), 0, 'inside the resume window every session stays');
+    assert.equal(registry.sweep(t + 1000), 2, 'the two whose connection went away end');
+    assert.equal(ws.closed && sse.closed, true);
+    assert.equal(upstreams.filter((u) => u.released).length, 2, 'and their upstreams are released');
+    assert.equal(http.closed, false, 'a Streamable HTTP session without a GET stream is normal');
+    assert.equal(live.closed, false, 'a connected one is not touched');
+    assert.equal(registry.sweep(t + 600_000), 1, 'the Streamable HTTP one ends at the idle timeout');
+    assert.equal(http.closed, true);
+    assert.equal(registry.size, 1);
   });
 
-  test('a refusal is shared too, and the session stays where it was', async () => {
-    const { registry, asked, answers } = registryWithManualS2();
-    const session = registry.create('c', 'svc', 'sse');
-    const verdicts = [
-      registry.admitTransportSwitch(session, 'ws'),
-      registry.admitTransportSwitch(session, 'ws'),
-    ];
-    await settle();
-    answers[0]({ allowed: false, reason: 'too many' });
-    assert.deepEqual(
-      (await Promise.all(verdicts)).map((v) => v.reason),
-      ['too many', 'too many'],
-    );
-    assert.equal(asked.length, 1);
-    assert.equal(session.transport, 'sse');
+  test('defect 12: a client that reconnects within the window keeps its session', async () => {
+    const { registry } = newRegistry();
+    const [session, channel] = await connected(registry, 'ws');
+    channel.drop();
+    say(session, 'while away');
+    const back = new FakeChannel('ws');
+    session.attachPrimary(back, 0);
+    assert.equal(registry.sweep(Date.now() + 5000), 0);
+    assert.equal(session.closed, false);
   });
 
-  test('a request for another transport waits for the pending decision, then asks for its own', async () => {
-    const { registry, asked, answers } = registryWithManualS2();
-    const session = registry.create('c', 'svc', 'ws');
-    const toStreamable = registry.admitTransportSwitch(session, 'streamable');
-    const toSse = registry.admitTransportSwitch(session, 'sse');
-    await settle();
-    assert.deepEqual(asked, ['streamable'], 'the second waits instead of racing');
-    answers[0]({ allowed: true });
-    assert.equal((await toStreamable).allowed, true);
-    await settle();
-    assert.deepEqual(asked, ['streamable', 'sse']);
-    answers[1]({ allowed: true });
-    assert.equal((await toSse).allowed, true);
-    assert.equal(session.transport, 'sse');
+  test('defect 10: the sweep drops what was delivered longer ago than the resume window, and counts it', async () => {
+    const { registry, drops } = newRegistry({ outboxResumeWindowMs: 1000 });
+    const [session] = await connected(registry, 'ws');
+    for (let i = 0; i < 4; i++) say(session, `m${i}`);
+    assert.equal(session.outbox.size, 4);
+    registry.sweep(Date.now() + 1000);
+    assert.equal(session.outbox.size, 0, 'an idle connected session holds no outbox entries');
+    assert.equal(registry.outboxBudget.bytes, 0);
+    assert.deepEqual(
+      drops.map((d) => [d.reason, d.entries]),
+      [['resume_window', 4]],
+    );
+    assert.ok(drops[0].bytes > 0);
+  });
+
+  test('defect 10: past the global budget the longest-idle sessions lose their delivered entries first', async () => {
+    const { registry, drops } = newRegistry({ outboxGlobalMaxBytes: 2000 });
+    const [oldest] = await connected(registry, 'ws');
+    const [newest] = await connected(registry, 'sse');
+    const [detached, detachedChannel] = await connected(registry, 'ws');
+    detachedChannel.drop();
+    const pad = 'x'.repeat(150);
+    for (let i = 0; i < 4; i++) say(detached, pad); // undelivered: never dropped for the budget
+    oldest.lastActivity -= 10_000;
+    for (let i = 0; i < 4; i++) say(oldest, pad);
+    for (let i = 0; i < 4; i++) say(newest, pad);
+    assert.ok(registry.outboxBudget.bytes <= 2000, `within the budget: ${registry.outboxBudget.bytes}`);
+    assert.equal(detached.outbox.size, 4, 'undelivered messages are kept');
+    assert.ok(oldest.outbox.size < newest.outbox.size, 'the longest idle session paid first');
+    assert.ok(drops.some((d) => d.reason === 'global_budget' && d.entries > 0));
+    assert.throws(() => oldest.attachPrimary(new FakeChannel('ws'), 0), ResumeUnavailableError);
   });
 });

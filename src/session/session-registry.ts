@@ -1,17 +1,30 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ChannelKind } from './client-channel';
+import { OutboxBudget } from './outbox';
 import { Session, type SessionHooks } from './session';
 import type { SessionStore } from './session-store';
 import type { UpstreamLease } from '../upstream/upstream-connection';
 
 export interface SessionRegistryOptions {
+  /** A session without a live channel that stays on Streamable HTTP ends after this long without activity. */
   idleTimeoutMs: number;
+  /**
+   * A WebSocket or legacy SSE session whose connection went away ends after this long unless
+   * the client comes back: its resume window (the idle timeout, if shorter, wins).
+   */
+  detachedTimeoutMs: number;
   sweepIntervalMs: number;
   outboxMaxMessages: number;
   outboxMaxBytes: number;
+  /** How long a message delivered over a live channel stays in the outbox for a resume. */
+  outboxResumeWindowMs: number;
+  /** Bytes all outboxes together may hold; past it delivered entries of the longest-idle sessions go first. */
+  outboxGlobalMaxBytes: number;
   maxInFlight: number;
   dedupeWindow: number;
+  /** How long a completed request id is remembered for de-duplication. */
+  dedupeWindowMs: number;
   /** A request with no answer and no progress for this long gets UpstreamTimeout (0: never). */
   requestTimeoutMs: number;
 }
@@ -46,14 +59,29 @@ interface PendingSwitch {
   verdict: Promise<SwitchVerdict>;
 }
 
+/** Why retained outbox entries were dropped before anyone acknowledged them. */
+export type OutboxDropReason = 'resume_window' | 'global_budget';
+
+/** Counts what the registry dropped (metrics); entries and their bytes. */
+export type OutboxDropCounter = (reason: OutboxDropReason, entries: number, bytes: number) => void;
+
+/** The budget is brought back below this share of its maximum, so it is not enforced on every append. */
+const BUDGET_LOW_WATER = 0.9;
+
 /**
- * Creates, finds and expires sessions. One shared sweep timer ends sessions that have
- * been idle (no live channel, no message) for longer than the idle timeout.
+ * Creates, finds and expires sessions. One shared sweep timer ends sessions that have been
+ * without a live channel for too long (the detached timeout for WebSocket and legacy SSE,
+ * the idle timeout for Streamable HTTP), drops what outboxes keep past the resume window,
+ * and holds all outboxes to one process-wide byte budget.
  */
 export class SessionRegistry {
   private sweepTimer: NodeJS.Timeout | undefined;
   /** At most one S2 decision per session at a time (entries live only while S2 is asked). */
   private readonly pendingSwitches = new Map<Session, PendingSwitch>();
+  /** Shared by every session's outbox. */
+  readonly outboxBudget: OutboxBudget;
+  /** Counts outbox entries dropped by the resume window or the global budget. */
+  onOutboxDrop: OutboxDropCounter | undefined = undefined;
 
   constructor(
     private readonly store: SessionStore,
@@ -61,7 +89,10 @@ export class SessionRegistry {
     private readonly openUpstream: UpstreamOpener,
     private readonly hooks: SessionHooks,
     private readonly switchGuard: TransportSwitchGuard = ALWAYS_ALLOW,
-  ) {}
+  ) {
+    this.outboxBudget = new OutboxBudget(options.outboxGlobalMaxBytes);
+    this.outboxBudget.enforce = () => this.enforceOutboxBudget();
+  }
 
   /**
    * Asks before a session continues on another transport (failover). Staying on the same
@@ -118,9 +149,15 @@ export class SessionRegistry {
       clientId,
       service,
       transport,
-      outbox: { maxMessages: this.options.outboxMaxMessages, maxBytes: this.options.outboxMaxBytes },
+      outbox: {
+        maxMessages: this.options.outboxMaxMessages,
+        maxBytes: this.options.outboxMaxBytes,
+        resumeWindowMs: this.options.outboxResumeWindowMs,
+        budget: this.outboxBudget,
+      },
       maxInFlight: this.options.maxInFlight,
       dedupeWindow: this.options.dedupeWindow,
+      dedupeWindowMs: this.options.dedupeWindowMs,
       hooks: this.hooks,
     });
     this.store.set(session);
@@ -151,28 +188,93 @@ export class SessionRegistry {
     return this.store.values();
   }
 
-  /** Ends every idle session; returns how many. Public so tests can drive it without waiting. */
+  /**
+   * Ends every session that waited too long for its client, expires requests and what is kept
+   * past the resume window, then enforces the global outbox budget; returns how many sessions
+   * ended. Public so tests can drive it without waiting.
+   */
   sweep(now = Date.now()): number {
     let ended = 0;
+    let windowDrops = 0;
+    let windowBytes = 0;
     for (const session of this.store.values()) {
       if (session.closed) {
         this.store.delete(session.id);
         continue;
       }
-      if (now - session.lastActivity >= this.options.idleTimeoutMs && !session.hasLiveChannel()) {
-        this.end(session, 'session expired after idle timeout');
-        ended++;
-        continue;
+      if (!session.hasLiveChannel()) {
+        const limit = this.detachedLimit(session);
+        if (now - session.lastActivity >= limit) {
+          this.end(
+            session,
+            limit === this.options.idleTimeoutMs
+              ? 'session expired after idle timeout'
+              : 'session expired: its client did not come back within the detached timeout',
+          );
+          ended++;
+          continue;
+        }
       }
       if (this.options.requestTimeoutMs > 0) session.expireRequests(now, this.options.requestTimeoutMs);
+      const before = session.outbox.byteSize;
+      const dropped = session.expireRetained(now);
+      if (dropped > 0) {
+        windowDrops += dropped;
+        windowBytes += before - session.outbox.byteSize;
+      }
     }
+    if (windowDrops > 0) this.onOutboxDrop?.('resume_window', windowDrops, windowBytes);
+    if (this.outboxBudget.bytes > this.outboxBudget.maxBytes) this.enforceOutboxBudget();
+    else this.outboxBudget.nextCheck = this.outboxBudget.maxBytes;
     return ended;
+  }
+
+  /**
+   * How long `session` may be without a live channel. Streamable HTTP has no connection that
+   * lasts between POSTs (a client without a GET stream is normal), so only activity counts
+   * there: the idle timeout. A WebSocket or legacy SSE session without its connection has
+   * lost its client; it gets the (short) detached timeout to come back and resume.
+   */
+  private detachedLimit(session: Session): number {
+    if (session.transport === 'streamable') return this.options.idleTimeoutMs;
+    return Math.min(this.options.detachedTimeoutMs, this.options.idleTimeoutMs);
+  }
+
+  /**
+   * The global outbox budget is exceeded: drop entries that were already delivered (kept only
+   * for a resume) from the sessions idle the longest first, until the total is back under the
+   * low-water mark. Undelivered entries are never dropped here (their per-session bounds apply).
+   * When what is left is mostly undelivered, the next check waits for a tenth of the budget
+   * more, so appends do not scan the sessions each time.
+   */
+  enforceOutboxBudget(): void {
+    const budget = this.outboxBudget;
+    const target = Math.floor(budget.maxBytes * BUDGET_LOW_WATER);
+    let freed = 0;
+    let entries = 0;
+    if (budget.bytes > target && budget.deliveredBytes > 0) {
+      const candidates: Session[] = [];
+      for (const s of this.store.values()) if (!s.closed && s.outbox.deliveredBytes > 0) candidates.push(s);
+      candidates.sort(byLastActivity);
+      for (const s of candidates) {
+        if (budget.bytes <= target) break;
+        const size = s.outbox.size;
+        freed += s.outbox.shedDelivered(budget.bytes - target);
+        entries += size - s.outbox.size;
+      }
+    }
+    budget.nextCheck = Math.max(budget.maxBytes, budget.bytes + Math.ceil(budget.maxBytes / 10));
+    if (freed > 0) this.onOutboxDrop?.('global_budget', entries, freed);
   }
 
   /** Ends every session; `code` tells WebSocket clients why (1001 when the gateway shuts down). */
   closeAll(reason: string, code?: number): void {
     for (const session of [...this.store.values()]) this.end(session, reason, code);
   }
+}
+
+function byLastActivity(a: Session, b: Session): number {
+  return a.lastActivity - b.lastActivity;
 }
 
 /** 128 bits from the CSPRNG, base64url: visible ASCII as the spec requires. */

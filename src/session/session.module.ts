@@ -59,6 +59,11 @@ export class GatewaySessionHooks implements SessionHooks {
     else this.metrics.upstreamResumes++;
   }
 
+  overloaded(session: Session): void {
+    this.metrics.error('overloaded');
+    this.log.debug({ sessionId: session.id }, 'message refused: too much waits for the upstream to connect');
+  }
+
   overflow(session: Session): void {
     this.metrics.error('outbox_overflow');
     this.log.warn({ sessionId: session.id, clientId: session.clientId }, 'session closed: outbox overflow');
@@ -104,6 +109,10 @@ export class SessionService
         return verdict;
       },
     );
+    this.onOutboxDrop = (reason, entries, bytes) => {
+      metrics.outboxDropped[reason] += entries;
+      metrics.outboxDroppedBytes[reason] += bytes;
+    };
   }
 
   onModuleInit(): void {

@@ -4,6 +4,7 @@ import { ErrorCode, type JsonRpcMessage } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamConnection, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
+import { ResumeUnavailableError } from './outbox';
 import { ANONYMOUS_CLIENT, Session, STANDALONE_STREAM } from './session';
 
 class FakeUpstream implements UpstreamConnection {
@@ -48,20 +49,30 @@ class FakeChannel implements ClientChannel {
     this.ended = true;
     this.closed = true;
   }
-  close(_code: number, _reason: string): void {
+  closeCode: number | undefined = undefined;
+  close(code: number, _reason: string): void {
     this.closed = true;
+    this.closeCode = code;
   }
 }
 
-function newSession(maxInFlight = 10) {
+function newSession(
+  maxInFlight = 10,
+  outbox: { maxMessages: number; maxBytes: number; resumeWindowMs?: number } = {
+    maxMessages: 100,
+    maxBytes: 10_000,
+  },
+  dedupeWindowMs = 60_000,
+) {
   const session = new Session({
     id: 's1',
     clientId: 'c1',
     service: 'demo',
     transport: 'streamable',
-    outbox: { maxMessages: 100, maxBytes: 10_000 },
+    outbox,
     maxInFlight,
     dedupeWindow: 100,
+    dedupeWindowMs,
     hooks: { clientMessage() {}, upstreamMessage() {}, sessionClosed() {}, overflow() {}, backpressure() {} },
   });
   const upstream = new FakeUpstream();
@@ -451,6 +462,7 @@ describe('Session policy key', () => {
         outbox: { maxMessages: 10, maxBytes: 1e4 },
         maxInFlight: 1,
         dedupeWindow: 1,
+        dedupeWindowMs: 1000,
         hooks: {
           clientMessage() {},
           upstreamMessage() {},
@@ -461,5 +473,164 @@ describe('Session policy key', () => {
       });
     assert.notEqual(make('a', ANONYMOUS_CLIENT).policyKey, make('b', ANONYMOUS_CLIENT).policyKey);
     assert.equal(make('a', 'acme').policyKey, make('b', 'acme').policyKey);
+  });
+});
+
+describe('Session hardening (issue 6)', () => {
+  const note = (i: number): JsonRpcMessage => ({ jsonrpc: '2.0', method: 'n', params: { i } });
+
+  test('defect 3: a resume past the end is refused, acknowledges nothing, and later losses stay visible', () => {
+    // The measured case at small scale: outbox of 8, one resume from the future, 10 answers
+    // while detached, then a resume from the start must fail instead of replaying 8 of 10.
+    const { session, upstream } = newSession(10, { maxMessages: 8, maxBytes: 1e6 });
+    session.useUpstream({ connection: upstream, release() {} });
+    const first = new FakeChannel('ws');
+    session.attachPrimary(first, undefined);
+    upstream.reply(note(0));
+    session.channelClosed(first);
+    assert.throws(
+      () => session.attachPrimary(new FakeChannel('ws'), 1000),
+      (err: unknown) => err instanceof ResumeUnavailableError && /only sent events up to 1/.test(err.message),
+    );
+    assert.equal(session.hasLiveChannel(), false, 'the refused connection was not attached');
+    for (let i = 1; i <= 10; i++) upstream.reply(note(i));
+    assert.throws(() => session.attachPrimary(new FakeChannel('ws'), 1), ResumeUnavailableError);
+    // A Streamable HTTP resume from the future is refused the same way.
+    assert.throws(
+      () => session.resumeStream(new FakeChannel(), STANDALONE_STREAM, 99),
+      ResumeUnavailableError,
+    );
+    session.ack(1000);
+    assert.equal(session.outbox.size, 8, 'an acknowledgement from the future drops nothing');
+    const ok = new FakeChannel('ws');
+    session.attachPrimary(ok, 3);
+    assert.deepEqual(
+      ok.got.map((g) => g.message.params.i),
+      [3, 4, 5, 6, 7, 8, 9, 10],
+      'a valid position still resumes',
+    );
+  });
+
+  test('defect 7: a primary connection attaching closes the open POST streams; answers come on it', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const post = new FakeChannel();
+    const stream = session.openStream(post);
+    session.receive(req(1), undefined, stream);
+    session.sealStream(stream);
+    const get = new FakeChannel();
+    session.attachStandalone(get);
+    const ws = new FakeChannel('ws');
+    session.attachPrimary(ws, undefined);
+    assert.equal(post.closed, true, 'the POST stream is not left open');
+    assert.equal(post.closeCode, 409);
+    assert.equal(get.closed, true, 'nor the GET stream');
+    upstream.reply({ jsonrpc: '2.0', id: 1, result: { ok: true } });
+    assert.equal(ws.got.at(-1)?.message.id, 1, 'the answer arrives on the primary');
+    assert.equal(post.got.length, 0);
+  });
+
+  test('defect 7: resuming a POST stream closes the channel it replaces', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    const post = new FakeChannel();
+    const stream = session.openStream(post);
+    session.receive(req(1), undefined, stream);
+    session.sealStream(stream);
+    const resumed = new FakeChannel();
+    session.resumeStream(resumed, stream, 0);
+    assert.equal(post.closed, true, 'the half-open POST stream is closed');
+    upstream.reply({ jsonrpc: '2.0', id: 1, result: { ok: true } });
+    assert.equal(resumed.got[0].message.id, 1);
+    assert.equal(resumed.ended, true);
+  });
+
+  test('defect 7: a POST stream opened while a primary is attached still ends', () => {
+    const { session, upstream } = newSession();
+    session.useUpstream({ connection: upstream, release() {} });
+    session.attachPrimary(new FakeChannel('ws'), undefined);
+    const post = new FakeChannel();
+    const stream = session.openStream(post);
+    session.receive(req(1), undefined, stream);
+    session.sealStream(stream);
+    upstream.reply({ jsonrpc: '2.0', id: 1, result: { ok: true } });
+    assert.equal(post.ended, true);
+  });
+
+  test('defect 9: messages waiting for the upstream to connect are bounded; past it -31003 with retryAfterMs', () => {
+    const { session, upstream } = newSession(2);
+    const ws = new FakeChannel('ws');
+    session.attachPrimary(ws, undefined);
+    session.receive({ jsonrpc: '2.0', method: 'notifications/initialized' }, undefined, STANDALONE_STREAM);
+    assert.equal(session.receive(req(1), undefined, STANDALONE_STREAM), true);
+    assert.equal(session.receive(req(2), undefined, STANDALONE_STREAM), false, 'the queue is full');
+    session.receive(
+      { jsonrpc: '2.0', method: 'notifications/roots/list_changed' },
+      undefined,
+      STANDALONE_STREAM,
+    );
+    assert.deepEqual(
+      ws.got.map((g) => [g.message.id, g.message.error?.code, typeof g.message.error?.data?.retryAfterMs]),
+      [
+        [2, ErrorCode.Overloaded, 'number'],
+        [null, ErrorCode.Overloaded, 'number'],
+      ],
+    );
+    assert.equal(session.inFlightCount, 1, 'the refused request is not in flight');
+    session.useUpstream({ connection: upstream, release() {} });
+    assert.deepEqual(
+      upstream.sent.map(
+        (m) => (m as { id?: number; method?: string }).id ?? (m as { method: string }).method,
+      ),
+      ['notifications/initialized', 1],
+    );
+    // Once connected, nothing waits: no bound applies.
+    assert.equal(session.receive(req(3), undefined, STANDALONE_STREAM), true);
+  });
+
+  test('defect 9: the waiting queue is bounded in bytes too', () => {
+    const { session } = newSession(100, { maxMessages: 100, maxBytes: 100 });
+    const ws = new FakeChannel('ws');
+    session.attachPrimary(ws, undefined);
+    const big = JSON.stringify(req(1, 'tools/call', { pad: 'x'.repeat(80) }));
+    assert.equal(session.receive(JSON.parse(big), big, STANDALONE_STREAM), true);
+    assert.equal(session.receive(req(2), big, STANDALONE_STREAM), false);
+    assert.equal(ws.got[0].message.error.code, ErrorCode.Overloaded);
+  });
+
+  test('defect 10: delivered messages are kept only for the resume window; undelivered ones stay', () => {
+    const { session, upstream } = newSession(10, { maxMessages: 100, maxBytes: 1e6, resumeWindowMs: 1000 });
+    session.useUpstream({ connection: upstream, release() {} });
+    const ws = new FakeChannel('ws');
+    session.attachPrimary(ws, undefined);
+    for (let i = 0; i < 5; i++) upstream.reply(note(i));
+    const t0 = Date.now();
+    assert.equal(session.expireRetained(t0 + 10), 0, 'inside the window nothing goes');
+    session.channelClosed(ws);
+    for (let i = 5; i < 8; i++) upstream.reply(note(i));
+    assert.equal(session.expireRetained(t0 + 5000), 5, 'the five delivered ones go after the window');
+    assert.equal(session.outbox.size, 3, 'the three nobody received stay');
+    assert.equal(session.outbox.deliveredBytes, 0);
+    assert.throws(() => session.attachPrimary(new FakeChannel('ws'), 2), ResumeUnavailableError);
+    const back = new FakeChannel('ws');
+    session.attachPrimary(back, 5);
+    assert.deepEqual(
+      back.got.map((g) => g.message.params.i),
+      [5, 6, 7],
+    );
+  });
+
+  test('defect 10: completed request ids are forgotten after the de-duplication window', () => {
+    const { session, upstream } = newSession(10, { maxMessages: 100, maxBytes: 1e6 }, 1000);
+    session.useUpstream({ connection: upstream, release() {} });
+    const ws = new FakeChannel('ws');
+    session.attachPrimary(ws, undefined);
+    session.receive(req(1), undefined, STANDALONE_STREAM);
+    upstream.reply({ jsonrpc: '2.0', id: 1, result: {} });
+    session.receive(req(1), undefined, STANDALONE_STREAM);
+    assert.equal(upstream.sent.length, 1, 'inside the window a re-sent id is answered from the outbox');
+    session.expireRetained(Date.now() + 2000);
+    session.receive(req(1), undefined, STANDALONE_STREAM);
+    assert.equal(upstream.sent.length, 2, 'after it the id is new again');
   });
 });

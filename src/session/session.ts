@@ -16,7 +16,7 @@ import type {
   UpstreamSink,
 } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
-import { Outbox, type OutboxLimits } from './outbox';
+import { Outbox, type OutboxEntry, type OutboxLimits } from './outbox';
 
 /** The empty map every session starts with; writing to it is a bug, so it refuses. */
 class EmptyMap extends Map<any, any> {
@@ -54,6 +54,8 @@ export interface SessionOptions {
   maxInFlight: number;
   /** How many completed request ids are remembered for de-duplication. */
   dedupeWindow: number;
+  /** How long a completed request id is remembered (the de-duplication window in time). */
+  dedupeWindowMs: number;
   /** Hooks to the rest of the gateway; kept as one object so a session holds one reference. */
   hooks: SessionHooks;
 }
@@ -67,6 +69,8 @@ export interface SessionHooks {
   sessionClosed(session: Session, reason: string): void;
   /** The client fell behind past the outbox bound; the session is being closed. */
   overflow(session: Session): void;
+  /** A client message was refused because too much waits for the upstream to connect. */
+  overloaded?(session: Session): void;
   /** A slow reader made the session stop reading from its upstream (`paused`), or it drained. */
   backpressure(session: Session, paused: boolean): void;
 }
@@ -76,6 +80,19 @@ interface InFlight {
   progressToken: string | number | undefined;
   /** When it was sent, or when its last progress notification came (progress keeps a request alive). */
   lastSign: number;
+}
+
+/** A completed request: the seq of its answer, and when it was answered (for the time window). */
+interface Completed {
+  seq: number;
+  at: number;
+}
+
+/** A client message that arrived before the upstream lease was ready. */
+interface Waiting {
+  message: JsonRpcMessage;
+  raw: string | undefined;
+  headers: MessageHeaders | undefined;
 }
 
 interface StreamState {
@@ -114,16 +131,18 @@ export class Session implements ChannelListener, UpstreamSink {
 
   private inFlight: Map<string, InFlight> = NO_ENTRIES;
   private progressTokens: Map<string, string> = NO_ENTRIES;
-  private completed: Map<string, number> = NO_ENTRIES;
+  private completed: Map<string, Completed> = NO_ENTRIES;
   /** Server→client requests awaiting the client's answer, by id, with the connection that asked. */
   private serverRequests: Map<string, UpstreamConnection> = NO_ENTRIES;
 
   private lease: UpstreamLease | undefined = undefined;
   private upstreamError: string | undefined = undefined;
-  /** Client messages that arrived before the upstream lease was ready. */
-  private waiting:
-    | Array<{ message: JsonRpcMessage; raw: string | undefined; headers: MessageHeaders | undefined }>
-    | undefined = undefined;
+  /**
+   * Client messages that arrived before the upstream lease was ready; bounded like requests in
+   * flight (count) and like the outbox (bytes of the raw text).
+   */
+  private waiting: Waiting[] | undefined = undefined;
+  private waitingBytes = 0;
   private pausedUpstream = false;
 
   constructor(private readonly options: SessionOptions) {
@@ -146,6 +165,7 @@ export class Session implements ChannelListener, UpstreamSink {
     lease.connection.sink = this;
     const waiting = this.waiting;
     this.waiting = undefined;
+    this.waitingBytes = 0;
     if (waiting) for (const w of waiting) lease.connection.send(w.message, w.raw, w.headers);
   }
 
@@ -154,6 +174,7 @@ export class Session implements ChannelListener, UpstreamSink {
     this.upstreamError = reason;
     const waiting = this.waiting;
     this.waiting = undefined;
+    this.waitingBytes = 0;
     if (waiting) for (const w of waiting) this.failRequest(w.message, reason);
   }
 
@@ -202,7 +223,8 @@ export class Session implements ChannelListener, UpstreamSink {
 
   /**
    * Resumes one Streamable HTTP stream after `afterSeq` (GET with Last-Event-ID).
-   * Throws ResumeUnavailableError when the missed messages are gone.
+   * Throws ResumeUnavailableError when the missed messages are gone, or when `afterSeq` is
+   * a position the session never reached.
    */
   resumeStream(channel: ClientChannel, stream: number, afterSeq: number): void {
     const entries = this.outbox.since(afterSeq, stream);
@@ -210,19 +232,22 @@ export class Session implements ChannelListener, UpstreamSink {
     this.detachPrimary();
     channel.listener = this;
     let state = this.streams.get(stream);
+    // The stream's previous channel (most likely a connection the client gave up on) must not
+    // stay open: nothing will be written to it again.
+    const previous = state?.channel;
+    if (previous && previous !== channel && !previous.closed) {
+      previous.listener = undefined;
+      previous.close(409, 'replaced by a resumed stream');
+    }
     if (stream === STANDALONE_STREAM) {
-      const previous = state?.channel;
-      if (previous && previous !== channel && !previous.closed) {
-        previous.listener = undefined;
-        previous.close(409, 'replaced by a resumed stream');
-      }
       state = { channel, pending: 0, sealed: false };
       if (this.streams === NO_ENTRIES) this.streams = new Map();
       this.streams.set(stream, state);
     } else if (state) {
       state.channel = channel;
     }
-    for (const e of entries) this.sendTo(channel, e.seq, e.stream, e.raw);
+    const now = Date.now();
+    for (const e of entries) this.sendEntry(channel, e, now);
     if (stream !== STANDALONE_STREAM && (!state || (state.sealed && state.pending === 0))) {
       if (state) this.streams.delete(stream);
       channel.end();
@@ -232,12 +257,14 @@ export class Session implements ChannelListener, UpstreamSink {
 
   /**
    * Attaches a connection that carries every stream (WebSocket, legacy SSE), replaying what
-   * came after `afterSeq` (undefined: what no channel has received yet).
+   * came after `afterSeq` (undefined: what no channel has received yet). Throws
+   * ResumeUnavailableError when `afterSeq` cannot be resumed from (messages after it are
+   * gone, or the session never reached it).
    */
   attachPrimary(channel: ClientChannel, afterSeq: number | undefined): void {
     const from = afterSeq ?? this.standaloneSentThrough;
     const entries = this.outbox.since(from);
-    if (afterSeq !== undefined) this.outbox.ack(afterSeq);
+    if (afterSeq !== undefined) this.ack(afterSeq);
     const previous = this.primary;
     this.primary = channel;
     channel.listener = this;
@@ -246,8 +273,27 @@ export class Session implements ChannelListener, UpstreamSink {
       previous.listener = undefined;
       previous.close(4002, 'session moved to another connection');
     }
-    for (const e of entries) this.sendTo(channel, e.seq, e.stream, e.raw);
+    this.releaseStreamChannels();
+    const now = Date.now();
+    for (const e of entries) this.sendEntry(channel, e, now);
     this.touch();
+  }
+
+  /**
+   * The primary connection carries every stream from now on: the Streamable HTTP channels
+   * (POST response streams, the GET stream) will never be written to again, so they are
+   * closed with a reason instead of hanging. Answers still due arrive on the primary; the
+   * streams' bookkeeping stays so a later resume of one of them still works.
+   */
+  private releaseStreamChannels(): void {
+    for (const [n, s] of this.streams) {
+      const c = s.channel;
+      if (!c) continue;
+      s.channel = undefined;
+      if (n === STANDALONE_STREAM) this.streams.delete(n);
+      c.listener = undefined;
+      if (!c.closed) c.close(409, 'session moved to another connection');
+    }
   }
 
   /**
@@ -327,9 +373,9 @@ export class Session implements ChannelListener, UpstreamSink {
         this.moveRequest(existing, stream);
         return true;
       }
-      const doneSeq = this.completed.get(key);
-      if (doneSeq !== undefined) {
-        this.replayResponse(message, doneSeq, stream);
+      const done = this.completed.get(key);
+      if (done !== undefined) {
+        this.replayResponse(message, done.seq, stream);
         return true;
       }
       if (this.inFlight.size >= this.options.maxInFlight) {
@@ -339,6 +385,10 @@ export class Session implements ChannelListener, UpstreamSink {
           }),
           stream,
         );
+        return false;
+      }
+      if (this.waitingFull(raw)) {
+        this.refuseWaiting(message.id, stream);
         return false;
       }
       const token = progressTokenOf(message);
@@ -414,9 +464,33 @@ export class Session implements ChannelListener, UpstreamSink {
       this.lease.connection.send(message, raw, headers);
     } else if (this.upstreamError !== undefined) {
       this.failRequest(message, this.upstreamError);
+    } else if (this.waitingFull(raw)) {
+      // Only notifications get here (requests were refused before they were registered); they
+      // have no id to answer, so the client is told on the standalone stream instead.
+      this.refuseWaiting(null, STANDALONE_STREAM);
     } else {
       (this.waiting ??= []).push({ message, raw, headers });
+      if (raw !== undefined) this.waitingBytes += raw.length;
     }
+  }
+
+  /** Whether one more message (of `raw`) would take the queue waiting for the upstream past its bound. */
+  private waitingFull(raw: string | undefined): boolean {
+    if (this.lease || this.upstreamError !== undefined || this.waiting === undefined) return false;
+    return (
+      this.waiting.length >= this.options.maxInFlight ||
+      this.waitingBytes + (raw?.length ?? 0) > this.options.outbox.maxBytes
+    );
+  }
+
+  private refuseWaiting(id: JsonRpcId | null, stream: number): void {
+    this.options.hooks.overloaded?.(this);
+    this.answer(
+      errorResponse(id, ErrorCode.Overloaded, 'Too many messages waiting for the upstream to connect', {
+        retryAfterMs: OVERLOAD_RETRY_AFTER_MS,
+      }),
+      stream,
+    );
   }
 
   private failRequest(message: JsonRpcMessage, reason: string): void {
@@ -529,9 +603,16 @@ export class Session implements ChannelListener, UpstreamSink {
     const channel = this.channelFor(stream);
     if (channel) {
       if (stream === STANDALONE_STREAM || this.primary) this.standaloneSentThrough = entry.seq;
-      this.sendTo(channel, entry.seq, stream, raw);
+      this.sendEntry(channel, entry, Date.now());
     }
     return entry;
+  }
+
+  /** Writes a retained entry to a live channel; from now on it is kept only for the resume window. */
+  private sendEntry(channel: ClientChannel, entry: OutboxEntry, now: number): void {
+    if (channel.closed) return;
+    this.outbox.markDelivered(entry, now);
+    this.sendTo(channel, entry.seq, entry.stream, entry.raw);
   }
 
   private channelFor(stream: number): ClientChannel | undefined {
@@ -563,8 +644,9 @@ export class Session implements ChannelListener, UpstreamSink {
   /** Hands a new standalone channel what waited for one (a fresh listener: nothing to resume). */
   private replay(channel: ClientChannel, afterSeq: number, stream: number): void {
     const entries = this.outbox.retainedSince(afterSeq, stream);
+    const now = Date.now();
     for (const e of entries) {
-      this.sendTo(channel, e.seq, e.stream, e.raw);
+      this.sendEntry(channel, e, now);
       this.standaloneSentThrough = e.seq;
     }
   }
@@ -572,12 +654,14 @@ export class Session implements ChannelListener, UpstreamSink {
   private finishStreamIfDone(stream: number, state: StreamState): void {
     if (stream === STANDALONE_STREAM || !state.sealed || state.pending > 0) return;
     this.streams.delete(stream);
-    if (state.channel && !state.channel.closed && !this.primary) {
+    // Ended whatever carried its messages (a primary connection may have): a POST stream that
+    // has nothing more to say must never be left open.
+    if (state.channel && !state.channel.closed) {
       state.channel.listener = undefined;
       state.channel.end();
-      // Its entries stay until the bound evicts them: a client whose connection broke after the
-      // last write re-sends the request and gets the retained answer (evicting them loses nothing
-      // of the other streams: losses are tracked per stream).
+      // Its entries stay for the resume window (or until the bound evicts them): a client whose
+      // connection broke after the last write re-sends the request and gets the retained answer
+      // (dropping them loses nothing of the other streams: losses are tracked per stream).
     }
   }
 
@@ -602,7 +686,10 @@ export class Session implements ChannelListener, UpstreamSink {
     const entry = this.outbox.find(seq);
     if (entry) {
       const channel = this.channelFor(stream);
-      if (channel) this.sendTo(channel, entry.seq, stream, entry.raw);
+      if (channel) {
+        this.outbox.markDelivered(entry, Date.now());
+        this.sendTo(channel, entry.seq, stream, entry.raw);
+      }
       return;
     }
     this.answer(
@@ -615,9 +702,10 @@ export class Session implements ChannelListener, UpstreamSink {
     );
   }
 
-  private rememberCompleted(key: string, entry: { seq: number }): void {
+  private rememberCompleted(key: string, entry: OutboxEntry): void {
     if (this.completed === NO_ENTRIES) this.completed = new Map();
-    this.completed.set(key, entry.seq);
+    // A delivered answer already carries the time: one clock read per message is enough.
+    this.completed.set(key, { seq: entry.seq, at: entry.deliveredAt || Date.now() });
     if (this.completed.size > this.options.dedupeWindow) {
       const oldest = this.completed.keys().next().value as string;
       this.completed.delete(oldest);
@@ -634,6 +722,26 @@ export class Session implements ChannelListener, UpstreamSink {
   ack(seq: number): void {
     if (!Number.isSafeInteger(seq) || seq < 0 || seq > this.outbox.seq) return;
     this.outbox.ack(seq);
+  }
+
+  /**
+   * Lets go of what is kept only in case the client comes back: outbox entries delivered over a
+   * live channel longer ago than the resume window, and completed request ids older than the
+   * de-duplication window. Driven by the registry's shared sweep. Returns the entries dropped.
+   */
+  expireRetained(now: number): number {
+    if (this.completed !== NO_ENTRIES) {
+      for (const [key, done] of this.completed) {
+        if (now - done.at < this.options.dedupeWindowMs) break; // insertion order is completion order
+        this.completed.delete(key);
+      }
+      if (this.completed.size === 0) this.completed = NO_ENTRIES;
+    }
+    // Emptied maps go back to the shared sentinel: an idle session holds references, not Maps.
+    if (this.inFlight.size === 0) this.inFlight = NO_ENTRIES;
+    if (this.progressTokens.size === 0) this.progressTokens = NO_ENTRIES;
+    if (this.serverRequests.size === 0) this.serverRequests = NO_ENTRIES;
+    return this.outbox.expireDelivered(now);
   }
 
   /** Drops every delivered entry: for transports that never resume (nothing will be asked again). */
@@ -721,6 +829,7 @@ export class Session implements ChannelListener, UpstreamSink {
       this.lease = undefined;
     }
     this.waiting = undefined;
+    this.waitingBytes = 0;
     this.inFlight = NO_ENTRIES;
     this.progressTokens = NO_ENTRIES;
     this.completed = NO_ENTRIES;

@@ -432,9 +432,7 @@ export class WsServer implements WsChannelOwner {
   private receive(session: Session, message: JsonRpcMessage, raw: string | undefined): void {
     if ((message as { method?: string }).method === GatewayMethod.Ack) {
       const seq = (message as { params?: { seq?: unknown } }).params?.seq;
-      if (typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 && seq <= session.outbox.seq) {
-        session.outbox.ack(seq);
-      }
+      if (typeof seq === 'number') session.ack(seq); // Session.ack checks the position
       return;
     }
     session.receive(message, raw, STANDALONE_STREAM);
