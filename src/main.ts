@@ -4,7 +4,7 @@ import { ConfigError } from './config/load-config';
 
 /** Starts the gateway: build, listen, and leave shutdown to the SIGTERM/SIGINT hooks. */
 async function main(): Promise<void> {
-  const gateway = await bootstrap();
+  const gateway = await bootstrap({ defaultConfigFile: 'gateway.yaml' });
   const url = await listen(gateway);
   gateway.app
     .get(Logger)
