@@ -12,6 +12,8 @@ for (const root of roots) {
   for (const entry of readdirSync(root, { recursive: true })) {
     const path = join(root, String(entry));
     if (!/\.(spec|test)\.js$/.test(path)) continue;
+    // A compiled file whose source was deleted or renamed is stale: tsc never removes it.
+    if (!existsSync(path.slice('dist/'.length).replace(/\.js$/, '.ts'))) continue;
     if (only.length > 0 && !only.some((o) => path.includes(o))) continue;
     files.push(path);
   }

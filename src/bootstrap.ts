@@ -17,6 +17,8 @@ export interface BootstrapOptions {
   env?: Record<string, string | undefined>;
   /** Values that win over the environment (tests use these). */
   config?: GatewayConfigOverrides;
+  /** Config file read when GATEWAY_CONFIG is unset and it exists (main.ts: ./gateway.yaml; tests: none). */
+  defaultConfigFile?: string;
 }
 
 export interface Gateway {
@@ -29,7 +31,7 @@ export interface Gateway {
  * gateway through here, so what is tested is what runs.
  */
 export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway> {
-  const config = loadConfig(options.env ?? process.env, options.config);
+  const config = loadConfig(options.env ?? process.env, options.config, options.defaultConfigFile);
   const tls = config.tls ? readTlsFiles(config.tls) : undefined;
   const adapter = new FastifyAdapter({
     // One port for every transport: with a certificate it speaks HTTPS and WSS.

@@ -10,7 +10,7 @@ const SHUTDOWN_CLOSE_MARGIN_MS = 1000;
 
 /** Starts the gateway: build, listen, and shut down on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
-  const gateway = await bootstrap();
+  const gateway = await bootstrap({ defaultConfigFile: 'gateway.yaml' });
   const url = await listen(gateway);
   const log = gateway.app.get(Logger);
   log.log(`MCP gateway listening on ${url} (Streamable HTTP: ${url}/mcp, legacy SSE: ${url}/sse)`);

@@ -12,6 +12,7 @@ import { SessionService } from '../src/session/session.module';
 import { CLIENT_TRANSPORTS, connectClient, SAMPLED_TEXT, type ClientTransportName } from './helpers/clients';
 import { everythingStdioReplica, startEverythingHttp, type RunningEverything } from './helpers/everything';
 import { startGateway, type RunningGateway } from './helpers/gateway';
+import { assertNoLeaks, resourceCounts } from './fuzz/fuzz-kit';
 import { waitForNoChildren } from './helpers/leaks';
 
 interface UpstreamProfile {
@@ -118,6 +119,9 @@ const everythingWs: UpstreamProfile = {
   },
   ...everythingCommon,
 };
+
+// Taken before any gateway or upstream starts, for the leak check at the end of the file.
+const beforeSuite = resourceCounts();
 
 for (const upstream of [demo, everythingStdio, everythingHttp, everythingSse, everythingWs]) {
   describe(`through the gateway to the ${upstream.name}`, () => {
@@ -262,3 +266,10 @@ for (const upstream of [demo, everythingStdio, everythingHttp, everythingSse, ev
     }
   });
 }
+
+// Runs after every suite above (and their after hooks): what the whole run started is gone.
+describe('after the whole suite', () => {
+  test('no session, child process, socket or timer is left', async () => {
+    await assertNoLeaks(undefined, beforeSuite, 'end of the e2e suite');
+  });
+});

@@ -26,6 +26,7 @@ import {
 } from '../libs/client/src';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { waitForNoChildren } from './helpers/leaks';
+import { seededRandom, testSeed } from './helpers/seed';
 
 const FIXTURE = join(__dirname, 'fixtures', 'stream-server.js');
 const CLIENT_ID = 'failover-test';
@@ -210,17 +211,21 @@ describe('Resilient client failover against the gateway', () => {
 
         // Chaos: cut the connection at random points while the stream runs, each time forcing
         // the next transport of the rotation, with echo requests before and right after each cut.
+        // Cut times come from a seeded PRNG; FAILOVER_SEED=<seed> replays a run's schedule.
+        const seed = testSeed('FAILOVER_SEED');
+        const random = seededRandom(seed);
+        console.log(`failover: chaos seed=${seed} (replay with FAILOVER_SEED=${seed})`);
         const echoes: Array<Promise<{ text: string; answer: string }>> = [];
         let next = 0;
         let drops = 0;
         const ask = (text: string) => echoes.push(echo(client, text).then((answer) => ({ text, answer })));
         while (streaming && drops < MIN_DROPS + 4) {
-          await sleep(150 + Math.random() * 450);
+          await sleep(150 + random() * 450);
           // Cut a live connection each time (not one still being re-established).
           while (streaming && !transport.connected) await sleep(5);
           if (!streaming) break;
           ask(`before cut ${drops + 1}`);
-          await sleep(Math.random() * 20);
+          await sleep(random() * 20);
           next = (next + 1) % ROTATION.length;
           transport.dropConnectionForTest(ROTATION[next]);
           drops++;

@@ -277,7 +277,12 @@ describe('legacy HTTP+SSE transport', () => {
     const { reader } = await openSession(gw.url);
     await reader.cancel();
     const sessions = gw.gateway.app.get(SessionService);
-    await new Promise((r) => setTimeout(r, 100));
+    // Wait until the gateway has seen the stream go (no session has a live channel), then sweep.
+    const deadline = Date.now() + 5000;
+    const live = () => [...sessions.all()].some((s) => s.hasLiveChannel());
+    while (live() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(live(), false, 'the cancelled stream detached from its session');
+    assert.ok(sessions.size > 0, 'the session outlived its stream until the sweep');
     sessions.sweep(Date.now() + 24 * 3600 * 1000);
     assert.equal(sessions.size, 0);
   });

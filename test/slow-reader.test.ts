@@ -92,6 +92,10 @@ describe('slow reader', () => {
     const client = await streamingClient(gw);
     // Well past what loopback kernel buffers absorb (a few MB), so the gateway's own buffer must fill.
     const COUNT = 150_000;
+    // Bounds while paused (messages are ~100 B): kernel socket and pipe buffers (a few MB) plus the
+    // 16 KiB high-water mark plus what the child had already written.
+    const MAX_HELD_PAUSED = 60_000;
+    const MAX_GROWTH_PAUSED = 2_000;
     client.pauseReading();
     const heapBefore = process.memoryUsage().heapUsed;
     client.stream(COUNT, 2000);
@@ -99,9 +103,17 @@ describe('slow reader', () => {
     // While the client does not read, the gateway holds at most its high-water mark plus what was in flight.
     await new Promise((r) => setTimeout(r, 1000));
     const session = gw.gateway.app.get(SessionService).get(client.sessionId)!;
+    const held = session.outbox.size;
+    // The upstream writes 2,000 per ms-tick; had it not stopped, another second would add ~100,000.
+    await new Promise((r) => setTimeout(r, 1000));
+    console.log(`slow reader: ${held} then ${session.outbox.size} of ${COUNT} held while paused`);
     assert.ok(
-      session.outbox.size < COUNT,
-      `outbox holds ${session.outbox.size} of ${COUNT}: the upstream stopped`,
+      session.outbox.size - held <= MAX_GROWTH_PAUSED,
+      `outbox grew from ${held} to ${session.outbox.size} in a second: the upstream did not stop`,
+    );
+    assert.ok(
+      session.outbox.size <= MAX_HELD_PAUSED,
+      `outbox holds ${session.outbox.size} of ${COUNT}: more than kernel buffers plus the high-water mark`,
     );
     const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
     assert.ok(heapGrowth < 64 * 1024 * 1024, `heap grew ${Math.round(heapGrowth / 1024)} KB while paused`);

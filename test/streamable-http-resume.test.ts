@@ -2,6 +2,7 @@ import { ErrorCode } from '../libs/protocol/src';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SessionService } from '../src/session/session.module';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import {
   call,
@@ -90,7 +91,11 @@ describe('Streamable HTTP: resumption and the standalone stream', () => {
   it('resuming after the request finished while disconnected replays the rest and ends', async () => {
     const sessionId = await openSession(base, V);
     const first = await cutAfterFirstProgress(sessionId, 12, 4, 0.8);
-    await sleep(1200);
+    // Wait for the answer to reach the session (nothing in flight), not for a fixed time.
+    const session = gw.gateway.app.get(SessionService).get(sessionId)!;
+    const deadline = Date.now() + 10_000;
+    while (session.inFlightCount > 0 && Date.now() < deadline) await sleep(20);
+    assert.equal(session.inFlightCount, 0, 'the request finished while the client was away');
     const rest = await resume(sessionId, first.at(-1)!.id!);
     assert.ok(rest.ended);
     assertWholeStream([...first, ...rest.events], 12, 4);
@@ -166,8 +171,10 @@ describe('Streamable HTTP: resume beyond what the outbox keeps', () => {
       headers: sessionHeaders(sessionId, V),
       body: JSON.stringify(call(1, 'long_task', { duration: 0.3, steps: 6 }, { progressToken: 'x' })),
     });
-    const primed = await readSse(res, (events) => events.length >= 1);
-    await sleep(800);
+    // Read the whole stream (6 progress notifications and the answer): by then the outbox,
+    // which keeps 2, has dropped the first event.
+    const primed = await readSse(res, (events) => messagesOf(events).some((m) => m.id === 1));
+    assert.ok(primed.events.length > 3, `${primed.events.length} events`);
     const resumed = await raw(gw.url, {
       method: 'GET',
       headers: {

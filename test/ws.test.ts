@@ -253,11 +253,14 @@ describe('WebSocket transport', () => {
 
     test('plain HTTP on /mcp and /health is still served by Fastify', async () => {
       const health = await fetch(`${gw.url}/health`);
-      assert.ok(health.status < 500, `health: ${health.status}`);
-      await health.arrayBuffer();
+      assert.equal(health.status, 200);
+      assert.equal(((await health.json()) as { status: string }).status, 'ok');
+      // A GET without a session is the Streamable HTTP handler's 400, not an upgrade or a hang.
       const res = await fetch(`${gw.url}/mcp`, { method: 'GET', headers: { accept: 'text/event-stream' } });
-      assert.equal(typeof res.status, 'number');
-      await res.body?.cancel();
+      assert.equal(res.status, 400);
+      const body = (await res.json()) as { error: { code: number; message: string } };
+      assert.equal(body.error.code, -32600);
+      assert.match(body.error.message, /Mcp-Session-Id/);
     });
   });
 
@@ -364,22 +367,48 @@ describe('WebSocket transport', () => {
       assert.match(err.msg.error.message, /batch/);
     });
 
-    test('every message frame advanced the counted position in step with the session outbox', () => {
-      const session = sessions.get(c.hello.params.sessionId)!;
-      assert.equal(c.highest, session.outbox.seq);
-      assert.equal(c.data.length, session.outbox.seq);
+    // These two open their own connection so they hold whatever order or subset of tests runs.
+    test('every message frame advanced the counted position in step with the session outbox', async () => {
+      const own = await RawClient.open(wsUrl(gw.url, '/ws'));
+      try {
+        await own.initialize();
+        for (const id of ['pos-1', 'pos-2', 'pos-3']) {
+          own.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' }));
+          await own.response(id);
+        }
+        const session = sessions.get(own.hello.params.sessionId)!;
+        assert.equal(session.outbox.seq, 4, 'initialize and three pings');
+        assert.equal(own.highest, session.outbox.seq);
+        assert.equal(own.data.length, session.outbox.seq);
+      } finally {
+        own.close();
+        await own.closed;
+      }
     });
 
     test('notifications/gateway/ack lets the session drop what the client has', async () => {
-      const session = sessions.get(c.hello.params.sessionId)!;
-      assert.ok(session.outbox.size > 0);
-      c.send(
-        JSON.stringify({ jsonrpc: '2.0', method: 'notifications/gateway/ack', params: { seq: c.highest } }),
-      );
-      await until(() => session.outbox.size === 0);
-      c.send(JSON.stringify({ jsonrpc: '2.0', id: 'after-ack', method: 'ping' }));
-      await c.response('after-ack');
-      assert.equal(session.outbox.size, 1);
+      const own = await RawClient.open(wsUrl(gw.url, '/ws'));
+      try {
+        await own.initialize();
+        own.send(JSON.stringify({ jsonrpc: '2.0', id: 'before-ack', method: 'ping' }));
+        await own.response('before-ack');
+        const session = sessions.get(own.hello.params.sessionId)!;
+        assert.equal(session.outbox.size, 2, 'initialize and ping kept until acknowledged');
+        own.send(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            method: 'notifications/gateway/ack',
+            params: { seq: own.highest },
+          }),
+        );
+        await until(() => session.outbox.size === 0);
+        own.send(JSON.stringify({ jsonrpc: '2.0', id: 'after-ack', method: 'ping' }));
+        await own.response('after-ack');
+        assert.equal(session.outbox.size, 1);
+      } finally {
+        own.close();
+        await own.closed;
+      }
     });
 
     test('a frame above the maximum size closes the connection with 1009', async () => {

@@ -166,7 +166,7 @@ export const EnvSchema = z.object({
   PORT: int(0, 65535).default(3000),
   /** pino level: fatal, error, warn, info, debug, trace, silent. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Path of gateway.yaml; when unset, ./gateway.yaml is used if it exists. */
+  /** Path of gateway.yaml; when unset, the CLI (`npm start`) uses ./gateway.yaml if it exists. */
   GATEWAY_CONFIG: z.string().optional(),
   /** Watch gateway.yaml and apply valid edits to services and replicas live. */
   GATEWAY_CONFIG_WATCH: bool.default(true),

@@ -76,6 +76,24 @@ describe('loadConfig', () => {
     );
   });
 
+  test('./gateway.yaml in the working directory is read only when the caller names it (the CLI does)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-cwd-'));
+    writeFileSync(
+      join(dir, 'gateway.yaml'),
+      'services:\n  mine:\n    replicas:\n      - transport: streamable-http\n        url: http://127.0.0.1:9/mcp\n',
+    );
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      const embedded = loadConfig({});
+      assert.deepEqual(Object.keys(embedded.services), [DEMO_SERVICE], 'tests and embedders get the demo');
+      const cli = loadConfig({}, {}, 'gateway.yaml');
+      assert.deepEqual(Object.keys(cli.services), ['mine'], 'the CLI entry reads ./gateway.yaml');
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
   test('a bad configuration stops the start with the list of problems and no stack trace', () => {
     const main = resolve(__dirname, '../main.js');
     const result = spawnSync(process.execPath, [main], {

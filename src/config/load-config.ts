@@ -21,16 +21,22 @@ export class ConfigError extends Error {
 
 export const DEMO_SERVICE = 'demo';
 
+/**
+ * @param defaultFile read when GATEWAY_CONFIG is unset and the file exists. Only the CLI entry
+ *   (main.ts) passes `gateway.yaml`: a file in a developer's working directory must not change
+ *   what tests and embedders get.
+ */
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
   overrides: GatewayConfigOverrides = {},
+  defaultFile?: string,
 ): GatewayConfig {
   const problems: string[] = [];
   const envResult = EnvSchema.safeParse(stripEmpty(env));
   if (!envResult.success) problems.push(...describe(envResult.error, 'env '));
 
   let file: { defaultService?: string; services: Record<string, ServiceConfig> } = { services: {} };
-  const path = env.GATEWAY_CONFIG ?? (existsSync('gateway.yaml') ? 'gateway.yaml' : undefined);
+  const path = env.GATEWAY_CONFIG ?? (defaultFile && existsSync(defaultFile) ? defaultFile : undefined);
   if (path && !overrides.services) {
     try {
       const parsed = FileSchema.safeParse(parseYaml(readFileSync(resolve(path), 'utf8')) ?? {});

@@ -133,9 +133,15 @@ describe('SseUpstream failures', () => {
       await assert.rejects(slow.up.start(), /no endpoint event within 300 ms/);
       const evil = open(`${base}/evil`);
       await assert.rejects(evil.up.start());
-      // Sent before/without an endpoint: queued, never thrown.
-      assert.doesNotThrow(() => evil.up.send({ jsonrpc: '2.0', id: 1, method: 'ping' }, undefined));
+      // Sent without an endpoint: queued; closing answers it with an error instead of dropping it.
+      evil.up.send({ jsonrpc: '2.0', id: 1, method: 'ping' }, undefined);
+      assert.equal(evil.sink.received.length, 0, 'queued, not answered yet');
       await evil.up.close();
+      const answer = (await evil.sink.response(1, 1000)).message as {
+        error?: { code: number; message: string };
+      };
+      assert.equal(answer.error?.code, ErrorCode.UpstreamUnavailable);
+      assert.match(answer.error!.message, /closed/);
       await slow.up.close();
     } finally {
       http.closeAllConnections();

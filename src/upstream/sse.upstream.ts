@@ -107,7 +107,10 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
     if (this.closed) return Promise.resolve();
     this.closed = true;
     this.endpoint = undefined;
+    // Queued requests were never sent: answer them rather than leave the caller waiting.
+    const queue = this.queue;
     this.queue = [];
+    for (const q of queue) this.fail(q.message, 'Upstream unavailable: connection closed');
     this.inFlight.clear();
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.endpointWaiter?.reject(new Error('connection closed'));
