@@ -66,10 +66,26 @@ export const ReplicaSchema = z.discriminatedUnion('transport', [
 ]);
 export type ReplicaConfig = z.infer<typeof ReplicaSchema> & { id?: string };
 
+/** Circuit-breaker thresholds for a service's replicas (opossum). */
+export const BreakerSchema = z
+  .object({
+    /** Failure percentage within the rolling window that opens a replica's breaker. */
+    errorThresholdPercentage: int(1, 100).default(50),
+    /** Outcomes needed in the window before the percentage counts. */
+    volumeThreshold: int(1).default(5),
+    /** How long an open breaker fails fast before a probe is let through (half-open). */
+    resetTimeoutMs: int(100).default(10_000),
+    /** Length of the rolling statistics window. */
+    rollingWindowMs: int(1000).default(10_000),
+  })
+  .strict();
+
 export const ServiceSchema = z
   .object({
     /** dedicated: one upstream session per client session. pooled arrives with the pooling work. */
     mode: z.enum(['dedicated']).default('dedicated'),
+    /** Breaker thresholds for this service's replicas. */
+    breaker: BreakerSchema.optional(),
     replicas: z.array(ReplicaSchema).min(1, 'a service needs at least one replica'),
   })
   .strict();

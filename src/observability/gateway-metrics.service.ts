@@ -17,6 +17,8 @@ export class GatewayMetrics {
   upstreamResumes = 0;
   /** Transport failovers by `from->to`. */
   readonly transportSwitches = new Map<string, number>();
+  /** Sessions moved to another replica, by `from->to` replica id. */
+  readonly replicaFailovers = new Map<string, number>();
 
   messageIn(kind: ChannelKind): void {
     this.messagesIn[kind]++;
@@ -34,6 +36,11 @@ export class GatewayMetrics {
   transportSwitch(from: ChannelKind, to: ChannelKind): void {
     const key = `${from}->${to}`;
     this.transportSwitches.set(key, (this.transportSwitches.get(key) ?? 0) + 1);
+  }
+
+  replicaFailover(from: string, to: string): void {
+    const key = `${from}->${to}`;
+    this.replicaFailovers.set(key, (this.replicaFailovers.get(key) ?? 0) + 1);
   }
 
   /** Counts a refused or failed client interaction by kind (parse_error, session_not_found, …). */

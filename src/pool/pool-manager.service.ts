@@ -1,13 +1,22 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig, ReplicaConfig } from '../config/gateway-config';
+import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { Router } from '../routing/router.service';
 import { UpstreamFactory } from '../upstream/upstream.factory';
 import type { UpstreamConnection, UpstreamLease } from '../upstream/upstream-connection';
+import { VsmChannel } from '../vsm/vsm.channels';
+import { VsmBus } from '../vsm/vsm-bus.service';
+import { DedicatedPort } from './dedicated-port';
+import { Breakers, DEFAULT_BREAKER_SETTINGS, type BreakerSettings } from './replica-breakers';
+import { ReplaySafety } from './replay-safety';
+import type { UpstreamPort } from './upstream-port';
 
 /**
- * Hands out upstream connections. In `dedicated` mode every lease is a fresh connection
- * that lives as long as the session; `pooled` mode (generic-pool per replica) slots in here.
+ * Hands sessions their UpstreamPort and owns what sits behind ports: the upstream
+ * connections, the per-replica breakers and the per-service replay knowledge. In `dedicated`
+ * mode each port holds one connection at a time, on the replica the ring picks, and moves to
+ * the next replica of its failover order when that one fails.
  */
 @Injectable()
 export class PoolManager implements OnApplicationShutdown {
@@ -15,29 +24,63 @@ export class PoolManager implements OnApplicationShutdown {
   private readonly live = new Set<UpstreamConnection>();
   /** Connections released but not yet closed (a stdio child still exiting): shutdown waits for them. */
   private readonly closing = new Set<Promise<void>>();
+  private readonly safety = new Map<string, ReplaySafety>();
+  readonly breakers: Breakers;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly router: Router,
     private readonly factory: UpstreamFactory,
-  ) {}
-
-  /** Opens the session's upstream on the first replica that starts, in the router's failover order. */
-  async acquire(service: string, key: string): Promise<UpstreamLease> {
-    const replicas = this.router.pick(service, key);
-    const errors: string[] = [];
-    for (const replica of replicas) {
-      try {
-        return await this.acquireOn(replica);
-      } catch (err) {
-        errors.push(`${replica.id}: ${(err as Error).message}`);
-        this.log.warn(`upstream ${replica.id} failed to start: ${(err as Error).message}`);
-      }
-    }
-    throw new Error(`no replica of "${service}" could be reached (${errors.join('; ')})`);
+    private readonly metrics: GatewayMetrics,
+    vsm: VsmBus,
+  ) {
+    this.breakers = new Breakers({
+      hurting: (target, message, context) => {
+        this.log.warn({ replica: target, ...context }, `replica ${target} is failing: ${message}`);
+        vsm.publish(VsmChannel.Algedonic, { type: 'pain', severity: 'critical', source: target, message, context });
+      },
+      recovered: (target, recoveryMetrics) => {
+        this.log.log({ replica: target, ...recoveryMetrics }, `replica ${target} recovered`);
+        vsm.publish(VsmChannel.Algedonic, { type: 'pleasure', severity: 'moderate', source: target, recoveryMetrics });
+      },
+    });
   }
 
-  private async acquireOn(replica: ReplicaConfig): Promise<UpstreamLease> {
+  /** Opens the session's upstream port on the first replica of its failover order that starts. */
+  async open(service: string, key: string): Promise<UpstreamPort> {
+    const port = new DedicatedPort({
+      failoverOrder: () => this.router.pick(service, key).filter((r) => this.breakers.allows(r.id!)),
+      connect: (replica) => this.connect(service, replica),
+      record: (replicaId, ok) => this.breakers.record(replicaId, ok),
+      shouldLeave: (replicaId) => !this.breakers.allows(replicaId),
+      failedOver: (from, to, reason) => {
+        this.metrics.replicaFailover(from, to);
+        this.log.warn(`session moved from replica ${from} to ${to}: ${reason}`);
+      },
+      safety: this.safetyOf(service),
+      replayTimeoutMs: this.config.upstream.connectTimeoutMs,
+    });
+    try {
+      await port.open();
+    } catch (err) {
+      port.close();
+      throw new Error(`no replica of "${service}" could be reached (${(err as Error).message})`);
+    }
+    return port;
+  }
+
+  private safetyOf(service: string): ReplaySafety {
+    let safety = this.safety.get(service);
+    if (!safety) this.safety.set(service, (safety = new ReplaySafety()));
+    return safety;
+  }
+
+  private breakerSettings(service: string): BreakerSettings {
+    return this.config.services[service]?.breaker ?? DEFAULT_BREAKER_SETTINGS;
+  }
+
+  private async connect(service: string, replica: ReplicaConfig): Promise<UpstreamLease> {
+    this.breakers.ensure(replica.id!, this.breakerSettings(service));
     const connection = this.factory.create(replica);
     this.live.add(connection);
     try {
@@ -45,6 +88,7 @@ export class PoolManager implements OnApplicationShutdown {
     } catch (err) {
       this.live.delete(connection);
       await connection.close().catch(() => undefined);
+      this.log.warn(`upstream ${replica.id} failed to start: ${(err as Error).message}`);
       throw err;
     }
     let released = false;
@@ -68,6 +112,7 @@ export class PoolManager implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.breakers.shutdown();
     await Promise.allSettled([...[...this.live].map((c) => c.close()), ...this.closing]);
     this.live.clear();
   }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ChannelKind } from './client-channel';
 import { Session, type SessionHooks } from './session';
 import type { SessionStore } from './session-store';
-import type { UpstreamLease } from '../upstream/upstream-connection';
+import type { UpstreamPort } from '../pool/upstream-port';
 
 export interface SessionRegistryOptions {
   idleTimeoutMs: number;
@@ -15,8 +15,8 @@ export interface SessionRegistryOptions {
   requestTimeoutMs: number;
 }
 
-/** Opens the upstream for a new session (the Router + PoolManager seam). */
-export type UpstreamOpener = (service: string, routingKey: string) => Promise<UpstreamLease>;
+/** Opens the upstream port for a new session (the Router + PoolManager seam). */
+export type UpstreamOpener = (service: string, routingKey: string) => Promise<UpstreamPort>;
 
 export interface SwitchVerdict {
   allowed: boolean;
@@ -84,7 +84,7 @@ export class SessionRegistry {
     });
     this.store.set(session);
     this.openUpstream(service, session.policyKey).then(
-      (lease) => session.useUpstream(lease),
+      (port) => session.useUpstream(port),
       (err: Error) => session.upstreamFailed(err.message),
     );
     return session;

@@ -85,7 +85,7 @@ export class SessionService
     super(
       new InMemorySessionStore(),
       config.session,
-      (service, key) => pool.acquire(service, key),
+      (service, key) => pool.open(service, key),
       hooks,
       async (session, to) => {
         const verdict = await vsm.checkOscillation({

@@ -84,7 +84,7 @@ describe('Session', () => {
     const { session, upstream } = newSession();
     session.receive(req(1), undefined, STANDALONE_STREAM);
     assert.equal(upstream.sent.length, 0);
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     assert.deepEqual(
       upstream.sent.map((m) => (m as { id: number }).id),
       [1],
@@ -93,7 +93,7 @@ describe('Session', () => {
 
   test('a response goes to the stream of its request, which then ends', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const post = new FakeChannel();
     const stream = session.openStream(post);
     session.receive(req(7), undefined, stream);
@@ -106,7 +106,7 @@ describe('Session', () => {
 
   test('progress follows its token to the request stream; unrelated notifications wait for the GET stream', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const postA = new FakeChannel();
     const postB = new FakeChannel();
     const a = session.openStream(postA);
@@ -128,7 +128,7 @@ describe('Session', () => {
 
   test('a re-sent request in flight is not forwarded again and its answer arrives once, on the new stream', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const first = new FakeChannel();
     const s1 = session.openStream(first);
     session.receive(req('x'), undefined, s1);
@@ -145,7 +145,7 @@ describe('Session', () => {
 
   test('a re-sent request that was already answered gets the retained answer, not a second upstream call', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     session.receive(req(5), undefined, STANDALONE_STREAM);
     upstream.reply({ jsonrpc: '2.0', id: 5, result: { n: 1 } });
     const channel = new FakeChannel();
@@ -157,7 +157,7 @@ describe('Session', () => {
 
   test('the answer to a server request goes back to the upstream that asked', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     upstream.reply({ jsonrpc: '2.0', id: 'srv-1', method: 'sampling/createMessage', params: {} });
@@ -172,7 +172,7 @@ describe('Session', () => {
 
   test('when the upstream goes away every waiting request gets an error that says so', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     session.receive(req(1), undefined, STANDALONE_STREAM);
@@ -192,7 +192,7 @@ describe('Session', () => {
 
   test('past the in-flight bound a request is refused with retryAfterMs', () => {
     const { session, upstream } = newSession(1);
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     assert.equal(session.receive(req(1), undefined, STANDALONE_STREAM), true);
@@ -204,7 +204,7 @@ describe('Session', () => {
 
   test('a slow channel pauses the upstream until it drains', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     ws.accept = false;
     session.attachPrimary(ws, undefined);
@@ -217,7 +217,7 @@ describe('Session', () => {
 
   test('a new connection resumes after the last sequence it saw, and gets everything after it in order', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const first = new FakeChannel('sse');
     session.attachPrimary(first, undefined);
     for (let i = 0; i < 5; i++) upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i } });
@@ -236,7 +236,7 @@ describe('Session', () => {
 describe('Session cancellation', () => {
   test('a cancelled request stops being waited for, its stream ends, and the cancel reaches the upstream', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const post = new FakeChannel();
     const stream = session.openStream(post);
     session.receive(req(9), undefined, stream);
@@ -255,7 +255,7 @@ describe('Session cancellation', () => {
 describe('Session public API for transports', () => {
   test('abandonRequest stops waiting without inventing an answer, ends the stream and cancels upstream', () => {
     const { session, upstream } = newSession(1);
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const post = new FakeChannel();
     const stream = session.openStream(post);
     session.receive(req(4, 'tools/call', { _meta: { progressToken: 'p' } }), undefined, stream);
@@ -278,7 +278,7 @@ describe('Session public API for transports', () => {
 
   test('abandonRequest can skip the upstream notice, and ignores requests not in flight', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     session.receive(req('a'), undefined, STANDALONE_STREAM);
     assert.equal(session.abandonRequest('a', 'gone', false), true);
     assert.equal(upstream.sent.length, 1, 'only the request itself went up');
@@ -291,7 +291,7 @@ describe('Session public API for transports', () => {
     const { session, upstream } = newSession();
     session.receive(req(1), undefined, STANDALONE_STREAM);
     session.abandonRequest(1, 'gone');
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     assert.deepEqual(
       upstream.sent.map((m) => (m as { method: string }).method),
       ['tools/call', 'notifications/cancelled'],
@@ -300,7 +300,7 @@ describe('Session public API for transports', () => {
 
   test('detachStandalone removes the standalone stream without closing it; later messages wait', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const first = new FakeChannel();
     session.attachStandalone(first);
     upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i: 1 } });
@@ -323,7 +323,7 @@ describe('Session public API for transports', () => {
 
   test('detachStandalone resumes an upstream paused for that channel', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const get = new FakeChannel();
     get.accept = false;
     session.attachStandalone(get);
@@ -335,7 +335,7 @@ describe('Session public API for transports', () => {
 
   test('ack drops entries up to a seq; ackAll drops everything delivered', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     for (let i = 0; i < 4; i++) upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i } });
@@ -356,7 +356,7 @@ describe('Session public API for transports', () => {
 describe('Session backpressure bound', () => {
   test('a reader that stays behind past the bound ends the session with a reason and code 4008', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     ws.accept = false;
     let closedWith: [number, string] | undefined;
@@ -379,7 +379,7 @@ describe('Session backpressure bound', () => {
 describe('Session moving to Streamable HTTP', () => {
   test('a GET stream takes over from a still-open WebSocket, which is closed with 4002', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     let closeCode = 0;
     ws.close = (code: number) => {
@@ -407,7 +407,7 @@ describe('Session request timeout', () => {
   test('a request with no answer and no progress gets UpstreamTimeout and is cancelled upstream', (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     session.receive(

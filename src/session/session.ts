@@ -9,12 +9,8 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
-import type {
-  MessageHeaders,
-  UpstreamConnection,
-  UpstreamLease,
-  UpstreamSink,
-} from '../upstream/upstream-connection';
+import type { UpstreamPort } from '../pool/upstream-port';
+import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { Outbox, type OutboxLimits } from './outbox';
 
@@ -88,7 +84,7 @@ interface StreamState {
 
 /**
  * A client session, independent of the transport it arrived on. Receives client messages,
- * forwards them to its upstream lease, and delivers upstream messages to the right channel
+ * forwards them to its upstream port, and delivers upstream messages to the right channel
  * through the outbox (sequence numbers, replay, de-duplication).
  */
 export class Session implements ChannelListener, UpstreamSink {
@@ -115,12 +111,12 @@ export class Session implements ChannelListener, UpstreamSink {
   private inFlight: Map<string, InFlight> = NO_ENTRIES;
   private progressTokens: Map<string, string> = NO_ENTRIES;
   private completed: Map<string, number> = NO_ENTRIES;
-  /** Server→client requests awaiting the client's answer, by id, with the connection that asked. */
-  private serverRequests: Map<string, UpstreamConnection> = NO_ENTRIES;
+  /** Server→client requests awaiting the client's answer, by id (the port routes the answer to the asker). */
+  private serverRequests: Map<string, true> = NO_ENTRIES;
 
-  private lease: UpstreamLease | undefined = undefined;
+  private port: UpstreamPort | undefined = undefined;
   private upstreamError: string | undefined = undefined;
-  /** Client messages that arrived before the upstream lease was ready. */
+  /** Client messages that arrived before the upstream port was ready. */
   private waiting:
     | Array<{ message: JsonRpcMessage; raw: string | undefined; headers: MessageHeaders | undefined }>
     | undefined = undefined;
@@ -134,19 +130,19 @@ export class Session implements ChannelListener, UpstreamSink {
     this.outbox = new Outbox(options.outbox);
   }
 
-  // ---------------------------------------------------------------- upstream lease
+  // ---------------------------------------------------------------- upstream port
 
-  /** Hands the session its upstream; messages that waited for it are sent now. */
-  useUpstream(lease: UpstreamLease): void {
+  /** Hands the session its upstream port; messages that waited for it are sent now. */
+  useUpstream(port: UpstreamPort): void {
     if (this.closed) {
-      lease.release();
+      port.close();
       return;
     }
-    this.lease = lease;
-    lease.connection.sink = this;
+    this.port = port;
+    port.sink = this;
     const waiting = this.waiting;
     this.waiting = undefined;
-    if (waiting) for (const w of waiting) lease.connection.send(w.message, w.raw, w.headers);
+    if (waiting) for (const w of waiting) port.send(w.message, w.raw, w.headers);
   }
 
   /** No upstream could be had: every waiting and future request is answered with this error. */
@@ -157,8 +153,8 @@ export class Session implements ChannelListener, UpstreamSink {
     if (waiting) for (const w of waiting) this.failRequest(w.message, reason);
   }
 
-  get upstream(): UpstreamConnection | undefined {
-    return this.lease?.connection;
+  get upstream(): UpstreamPort | undefined {
+    return this.port;
   }
 
   // ---------------------------------------------------------------- channels
@@ -288,7 +284,7 @@ export class Session implements ChannelListener, UpstreamSink {
   channelDrained(_channel: ClientChannel): void {
     if (this.pausedUpstream) {
       this.pausedUpstream = false;
-      this.lease?.connection.resume();
+      this.port?.resume();
       this.options.hooks.backpressure(this, false);
     }
   }
@@ -355,10 +351,8 @@ export class Session implements ChannelListener, UpstreamSink {
       this.cancelled(message as JsonRpcRequest);
     } else if (isResponse(message) && message.id !== null) {
       const key = idKey(message.id);
-      const asker = this.serverRequests.get(key);
-      if (asker) {
-        this.serverRequests.delete(key);
-        asker.send(message, raw);
+      if (this.serverRequests.delete(key)) {
+        this.port?.send(message, raw);
         return true;
       }
     }
@@ -410,8 +404,8 @@ export class Session implements ChannelListener, UpstreamSink {
   }
 
   private forward(message: JsonRpcMessage, raw: string | undefined, headers?: MessageHeaders): void {
-    if (this.lease) {
-      this.lease.connection.send(message, raw, headers);
+    if (this.port) {
+      this.port.send(message, raw, headers);
     } else if (this.upstreamError !== undefined) {
       this.failRequest(message, this.upstreamError);
     } else {
@@ -467,7 +461,7 @@ export class Session implements ChannelListener, UpstreamSink {
     stream = this.streamFor(message, related);
     if (isRequest(message)) {
       if (this.serverRequests === NO_ENTRIES) this.serverRequests = new Map();
-      this.serverRequests.set(idKey(message.id), this.lease!.connection);
+      this.serverRequests.set(idKey(message.id), true);
       // A client that never answers must not grow this without bound: forget the oldest question.
       if (this.serverRequests.size > MAX_PENDING_SERVER_REQUESTS) {
         this.serverRequests.delete(this.serverRequests.keys().next().value as string);
@@ -552,10 +546,10 @@ export class Session implements ChannelListener, UpstreamSink {
       );
       return;
     }
-    if (!this.pausedUpstream && this.lease) {
+    if (!this.pausedUpstream && this.port) {
       // Slow reader: stop reading from the upstream instead of buffering without bound.
       this.pausedUpstream = true;
-      this.lease.connection.pause();
+      this.port.pause();
       this.options.hooks.backpressure(this, true);
     }
   }
@@ -670,7 +664,7 @@ export class Session implements ChannelListener, UpstreamSink {
     for (const [key, req] of this.inFlight) {
       if (now - req.lastSign < timeoutMs) continue;
       const id = unKey(key);
-      this.lease?.connection.send(
+      this.port?.send(
         {
           jsonrpc: '2.0',
           method: Method.Cancelled,
@@ -702,7 +696,7 @@ export class Session implements ChannelListener, UpstreamSink {
     return this.inFlight.size + requests <= this.options.maxInFlight;
   }
 
-  /** Ends the session: closes every channel, releases the upstream lease. Idempotent. */
+  /** Ends the session: closes every channel, closes the upstream port. Idempotent. */
   close(reason: string, code = SESSION_ENDED_CODE): void {
     if (this.closed) return;
     this.closed = true;
@@ -715,10 +709,10 @@ export class Session implements ChannelListener, UpstreamSink {
       c.listener = undefined;
       if (!c.closed) c.close(code, reason);
     }
-    if (this.lease) {
-      this.lease.connection.sink = undefined;
-      this.lease.release();
-      this.lease = undefined;
+    if (this.port) {
+      this.port.sink = undefined;
+      this.port.close();
+      this.port = undefined;
     }
     this.waiting = undefined;
     this.inFlight = NO_ENTRIES;
