@@ -37,11 +37,22 @@ export class PoolManager implements OnApplicationShutdown {
     this.breakers = new Breakers({
       hurting: (target, message, context) => {
         this.log.warn({ replica: target, ...context }, `replica ${target} is failing: ${message}`);
-        vsm.publish(VsmChannel.Algedonic, { type: 'pain', severity: 'critical', source: target, message, context });
+        vsm.publish(VsmChannel.Algedonic, {
+          type: 'pain',
+          severity: 'critical',
+          source: target,
+          message,
+          context,
+        });
       },
       recovered: (target, recoveryMetrics) => {
         this.log.log({ replica: target, ...recoveryMetrics }, `replica ${target} recovered`);
-        vsm.publish(VsmChannel.Algedonic, { type: 'pleasure', severity: 'moderate', source: target, recoveryMetrics });
+        vsm.publish(VsmChannel.Algedonic, {
+          type: 'pleasure',
+          severity: 'moderate',
+          source: target,
+          recoveryMetrics,
+        });
       },
     });
   }
