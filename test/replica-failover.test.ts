@@ -155,4 +155,24 @@ describe('replica failover (dedicated mode, 3 Streamable HTTP replicas)', () => 
     assert.equal(algedonic.filter((e) => e.type === 'pain' && e.source === victimId).length, 1);
     await Promise.all([...sessions, ...late].map(({ client }) => client.close()));
   });
+
+  test('S3 force_circuit_state opens a live replica: its sessions move at their next request, new ones avoid it', async () => {
+    const emitter = gw.gateway.app.get(EventEmitter2);
+    const router = gw.gateway.app.get(Router);
+    const pool = gw.gateway.app.get(PoolManager);
+    const { client } = await connect('ws');
+    const first = await servingPort(client);
+    const forced = router
+      .pick('everything', 'any')
+      .find((r) => r.transport === 'streamable-http' && portOf(r.url) === first)!;
+    emitter.emit(VsmChannel.S3Control, { type: 'force_circuit_state', transport: forced.id!, state: 'open' });
+    assert.equal(pool.breakers.state(forced.id!), 'open');
+    const moved = await servingPort(client);
+    assert.notEqual(moved, first, 'the session left the forced-open replica at its next request');
+    const { client: fresh } = await connect('sse');
+    assert.notEqual(await servingPort(fresh), first, 'a new session avoids it');
+    emitter.emit(VsmChannel.S3Control, { type: 'force_circuit_state', transport: forced.id!, state: 'auto' });
+    assert.equal(pool.breakers.state(forced.id!), 'closed');
+    await Promise.all([client.close(), fresh.close()]);
+  });
 });

@@ -90,6 +90,14 @@ export class PoolManager implements OnApplicationShutdown {
     return this.config.services[service]?.breaker ?? DEFAULT_BREAKER_SETTINGS;
   }
 
+  /** Breaker settings of the service a replica belongs to. */
+  breakerSettingsFor(replicaId: string): BreakerSettings {
+    for (const service of this.router.services()) {
+      if (this.router.pick(service, '').some((r) => r.id === replicaId)) return this.breakerSettings(service);
+    }
+    return DEFAULT_BREAKER_SETTINGS;
+  }
+
   private async connect(service: string, replica: ReplicaConfig): Promise<UpstreamLease> {
     this.breakers.ensure(replica.id!, this.breakerSettings(service));
     const connection = this.factory.create(replica);
