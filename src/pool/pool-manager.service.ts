@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig, ReplicaConfig } from '../config/gateway-config';
+import { PoolSchema, type GatewayConfig, type ReplicaConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { Router } from '../routing/router.service';
 import { UpstreamFactory } from '../upstream/upstream.factory';
@@ -8,6 +8,8 @@ import type { UpstreamConnection, UpstreamLease } from '../upstream/upstream-con
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { DedicatedPort } from './dedicated-port';
+import { PooledService } from './pooled-service';
+import type { PoolStats } from './replica-pool';
 import { Breakers, DEFAULT_BREAKER_SETTINGS, type BreakerSettings } from './replica-breakers';
 import { ReplaySafety } from './replay-safety';
 import type { UpstreamPort } from './upstream-port';
@@ -25,6 +27,7 @@ export class PoolManager implements OnApplicationShutdown {
   /** Connections released but not yet closed (a stdio child still exiting): shutdown waits for them. */
   private readonly closing = new Set<Promise<void>>();
   private readonly safety = new Map<string, ReplaySafety>();
+  private readonly pooled = new Map<string, PooledService>();
   readonly breakers: Breakers;
 
   constructor(
@@ -57,8 +60,9 @@ export class PoolManager implements OnApplicationShutdown {
     });
   }
 
-  /** Opens the session's upstream port on the first replica of its failover order that starts. */
+  /** Opens the session's upstream port: dedicated (its own upstream session) or pooled (shared ones). */
   async open(service: string, key: string): Promise<UpstreamPort> {
+    if (this.config.services[service]?.mode === 'pooled') return this.pooledService(service).open(key);
     const port = new DedicatedPort({
       failoverOrder: () => this.router.pick(service, key).filter((r) => this.breakers.allows(r.id!)),
       connect: (replica) => this.connect(service, replica),
@@ -78,6 +82,46 @@ export class PoolManager implements OnApplicationShutdown {
       throw new Error(`no replica of "${service}" could be reached (${(err as Error).message})`);
     }
     return port;
+  }
+
+  private pooledService(service: string): PooledService {
+    let pooled = this.pooled.get(service);
+    if (!pooled) {
+      const settings = PoolSchema.parse(this.config.services[service].pool ?? {});
+      pooled = new PooledService(service, {
+        failoverOrder: (key) => this.router.pick(service, key).filter((r) => this.breakers.allows(r.id!)),
+        createConnection: (replica) => {
+          this.breakers.ensure(replica.id!, this.breakerSettings(service));
+          return this.factory.create(replica);
+        },
+        record: (replicaId, ok) => this.breakers.record(replicaId, ok),
+        settings: {
+          min: settings.min,
+          max: settings.max,
+          maxWaitingClients: settings.maxWaitingClients,
+          acquireTimeoutMs: settings.acquireTimeoutMs,
+          idleTimeoutMs: settings.idleTimeoutMs,
+          evictionRunIntervalMs: settings.evictionRunIntervalMs,
+          testOnBorrow: settings.testOnBorrow,
+          maxConcurrentPerConnection: settings.maxConcurrentPerConnection,
+        },
+        handshakeTimeoutMs: this.config.upstream.connectTimeoutMs,
+      });
+      this.pooled.set(service, pooled);
+    }
+    return pooled;
+  }
+
+  /** Pool figures per replica of the pooled services. */
+  poolStats(): PoolStats[] {
+    return [...this.pooled.values()].flatMap((p) => p.stats());
+  }
+
+  /** S3 allocate_connections for an upstream transport kind; returns how many pools changed. */
+  resizePools(transport: string, count: number): number {
+    let n = 0;
+    for (const p of this.pooled.values()) n += p.resize(transport, count);
+    return n;
   }
 
   private safetyOf(service: string): ReplaySafety {
@@ -126,12 +170,13 @@ export class PoolManager implements OnApplicationShutdown {
     };
   }
 
-  stats(): { open: number } {
-    return { open: this.live.size };
+  stats(): { open: number; pools: PoolStats[] } {
+    return { open: this.live.size, pools: this.poolStats() };
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.breakers.shutdown();
+    await Promise.all([...this.pooled.values()].map((p) => p.stop()));
     await Promise.allSettled([...[...this.live].map((c) => c.close()), ...this.closing]);
     this.live.clear();
   }
