@@ -52,6 +52,8 @@ export class PooledService {
   private anchor: { pool: ReplicaPool; shared: SharedUpstream } | undefined = undefined;
   private anchoring: Promise<SharedUpstream> | undefined = undefined;
   private listChanged: Set<string> | undefined = undefined;
+  /** Pool max per upstream transport kind set by S3; applies to pools created later too. */
+  private readonly sizeOverrides = new Map<string, number>();
   /** Notifications no client could be found for (counted, never guessed). */
   unattributedDropped = 0;
 
@@ -249,9 +251,12 @@ export class PooledService {
     if (!replica) return undefined;
     let pool = this.pools.get(replica.id!);
     if (!pool) {
+      const max = this.sizeOverrides.get(replica.transport);
+      const settings =
+        max === undefined ? this.deps.settings : { ...this.deps.settings, max, min: Math.min(this.deps.settings.min, max) };
       pool = new ReplicaPool(
         replica,
-        this.deps.settings,
+        settings,
         () => this.deps.createConnection(replica),
         (p) => this.owner(p),
         this.deps.handshakeTimeoutMs,
@@ -282,6 +287,7 @@ export class PooledService {
 
   /** S3 allocate_connections for an upstream transport kind: resizes the pools of replicas using it. */
   resize(transport: string, count: number): number {
+    this.sizeOverrides.set(transport, count);
     let n = 0;
     for (const pool of this.pools.values()) {
       if (pool.replica.transport !== transport) continue;

@@ -4,9 +4,13 @@ import { Router } from '../routing/router.service';
 import { VsmChannel, type S3Event } from '../vsm/vsm.channels';
 import { PoolManager } from './pool-manager.service';
 
+/** Upstream transport kinds: allocate_connections for one of these resizes the replica pools using it. */
+const UPSTREAM_KINDS = new Set(['stdio', 'streamable-http', 'sse', 'ws', 'embedded']);
+
 /**
  * S3 (control) commands that act on upstreams: `force_circuit_state` pins or releases the
- * breakers of the replicas it names. A deployment adds its own S3 logic by listening on the
+ * breakers of the replicas it names; `allocate_connections` for an upstream transport kind
+ * resizes the pools of the replicas that use it. A deployment adds its own S3 logic by listening on the
  * same channel; this one only obeys.
  */
 @Injectable()
@@ -20,6 +24,13 @@ export class S3PoolListener {
 
   @OnEvent(VsmChannel.S3Control)
   handle(event: S3Event): void {
+    if (event.type === 'allocate_connections') {
+      if (UPSTREAM_KINDS.has(event.transport)) {
+        const n = this.pool.resizePools(event.transport, event.count);
+        this.log.log(`allocate_connections ${event.transport} → ${event.count} (${n} pools resized)`);
+      }
+      return;
+    }
     if (event.type !== 'force_circuit_state') return;
     const targets = this.replicasNamed(event.transport);
     const state = event.state === 'half_open' ? 'auto' : event.state;
