@@ -134,10 +134,59 @@ export const RoutingSchema = z
   });
 export type RoutingConfig = z.infer<typeof RoutingSchema>;
 
+/** Circuit-breaker thresholds for a service's replicas (opossum). */
+export const BreakerSchema = z
+  .object({
+    /** Failure percentage within the rolling window that opens a replica's breaker. */
+    errorThresholdPercentage: int(1, 100).default(50),
+    /** Outcomes needed in the window before the percentage counts. */
+    volumeThreshold: int(1).default(5),
+    /** How long an open breaker fails fast before a probe is let through (half-open). */
+    resetTimeoutMs: int(100).default(10_000),
+    /** Length of the rolling statistics window. */
+    rollingWindowMs: int(1000).default(10_000),
+  })
+  .strict();
+
+/**
+ * Pool of shared upstream sessions per replica (pooled mode; generic-pool). Defaults: a few
+ * sessions cover a pure tool server's concurrency on 2 cores, stdio children cost 20–30 MB
+ * each, and one request per session keeps server→client requests attributable.
+ */
+export const PoolSchema = z
+  .object({
+    /** Upstream sessions kept open per replica even when idle. */
+    min: int(0, 1000).default(0),
+    /** Most upstream sessions (stdio: child processes) per replica. */
+    max: int(1, 10_000).default(4),
+    /** Requests that may queue for a free upstream session; more are refused at once (−31003). */
+    maxWaitingClients: int(0).default(1000),
+    /** How long a queued request waits before it is refused with −31003 and retryAfterMs. */
+    acquireTimeoutMs: int(1).default(5000),
+    /** An upstream session idle this long is closed (down to `min`). */
+    idleTimeoutMs: int(100).default(60_000),
+    /** How often idle sessions are looked for. */
+    evictionRunIntervalMs: int(0).default(10_000),
+    /** Ping (MCP ping) an upstream session that sat idle before lending it out. */
+    testOnBorrow: bool.default(true),
+    /** Client requests one upstream session carries at once; 1 keeps sampling/elicitation attributable. */
+    maxConcurrentPerConnection: int(1, 10_000).default(1),
+  })
+  .strict();
+export type PoolConfig = z.infer<typeof PoolSchema>;
+
 export const ServiceSchema = z
   .object({
-    /** dedicated: one upstream session per client session. pooled arrives with the pooling work. */
-    mode: z.enum(['dedicated']).default('dedicated'),
+    /**
+     * dedicated: one upstream session per client session (stateful servers; the default).
+     * pooled: client sessions share a pool of upstream sessions per replica (pure tool servers).
+     */
+    mode: z.enum(['dedicated', 'pooled']).default('dedicated'),
+    /** Pool sizing for pooled mode (defaults from PoolSchema when absent). */
+    pool: PoolSchema.optional(),
+    /** Breaker thresholds for this service's replicas. */
+    breaker: BreakerSchema.optional(),
+    /** How sessions pick a replica (routing key, bounded loads). */
     routing: RoutingSchema.default({}),
     replicas: z.array(ReplicaSchema).min(1, 'a service needs at least one replica'),
   })

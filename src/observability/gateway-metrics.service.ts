@@ -28,6 +28,8 @@ export class GatewayMetrics {
   readonly outboxDroppedBytes = { resume_window: 0, global_budget: 0 };
   /** Transport failovers by `from->to`. */
   readonly transportSwitches = new Map<string, number>();
+  /** Sessions moved to another replica, by `from->to` replica id. */
+  readonly replicaFailovers = new Map<string, number>();
 
   messageIn(kind: ChannelKind): void {
     this.messagesIn[kind]++;
@@ -49,6 +51,11 @@ export class GatewayMetrics {
 
   internalError(entry: string): void {
     this.internalErrors.set(entry, (this.internalErrors.get(entry) ?? 0) + 1);
+  }
+
+  replicaFailover(from: string, to: string): void {
+    const key = `${from}->${to}`;
+    this.replicaFailovers.set(key, (this.replicaFailovers.get(key) ?? 0) + 1);
   }
 
   /** Counts a refused or failed client interaction by kind (parse_error, session_not_found, …). */

@@ -1,13 +1,24 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig, ResolvedReplica } from '../config/gateway-config';
+import { PoolSchema, type GatewayConfig, type ResolvedReplica } from '../config/gateway-config';
+import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { Router } from '../routing/router.service';
 import { UpstreamFactory } from '../upstream/upstream.factory';
 import type { UpstreamConnection, UpstreamLease } from '../upstream/upstream-connection';
+import { VsmChannel } from '../vsm/vsm.channels';
+import { VsmBus } from '../vsm/vsm-bus.service';
+import { DedicatedPort } from './dedicated-port';
+import { PooledService } from './pooled-service';
+import type { PoolStats } from './replica-pool';
+import { Breakers, DEFAULT_BREAKER_SETTINGS, type BreakerSettings } from './replica-breakers';
+import { ReplaySafety } from './replay-safety';
+import type { UpstreamPort } from './upstream-port';
 
 /**
- * Hands out upstream connections. In `dedicated` mode every lease is a fresh connection
- * that lives as long as the session; `pooled` mode (generic-pool per replica) slots in here.
+ * Hands sessions their UpstreamPort and owns what sits behind ports: the upstream
+ * connections, the per-replica breakers and the per-service replay knowledge. In `dedicated`
+ * mode each port holds one connection at a time, on the replica the ring picks, and moves to
+ * the next replica of its failover order when that one fails.
  */
 @Injectable()
 export class PoolManager implements OnApplicationShutdown {
@@ -15,41 +26,129 @@ export class PoolManager implements OnApplicationShutdown {
   private readonly live = new Set<UpstreamConnection>();
   /** Connections released but not yet closed (a stdio child still exiting): shutdown waits for them. */
   private readonly closing = new Set<Promise<void>>();
+  private readonly safety = new Map<string, ReplaySafety>();
+  private readonly pooled = new Map<string, PooledService>();
+  readonly breakers: Breakers;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly router: Router,
     private readonly factory: UpstreamFactory,
-  ) {}
-
-  /** Opens the session's upstream on the first replica that starts, in the router's failover order. */
-  async acquire(service: string, key: string): Promise<UpstreamLease> {
-    const replicas = this.router.pick(service, key);
-    if (replicas.length === 0) {
-      throw new Error(`no replica of "${service}" takes new sessions (all draining or unhealthy)`);
-    }
-    const errors: string[] = [];
-    for (const replica of replicas) {
-      try {
-        const lease = await this.acquireOn(replica);
-        // Counted on the ring once the upstream is up: bounded loads and the admin API's per-replica sessions.
-        const placement = this.router.place(service, key, replica.id);
-        return {
-          connection: lease.connection,
-          release: () => {
-            placement.release();
-            lease.release();
-          },
-        };
-      } catch (err) {
-        errors.push(`${replica.id}: ${(err as Error).message}`);
-        this.log.warn(`upstream ${replica.id} failed to start: ${(err as Error).message}`);
-      }
-    }
-    throw new Error(`no replica of "${service}" could be reached (${errors.join('; ')})`);
+    private readonly metrics: GatewayMetrics,
+    vsm: VsmBus,
+  ) {
+    this.breakers = new Breakers({
+      hurting: (target, message, context) => {
+        this.log.warn({ replica: target, ...context }, `replica ${target} is failing: ${message}`);
+        vsm.publish(VsmChannel.Algedonic, {
+          type: 'pain',
+          severity: 'critical',
+          source: target,
+          message,
+          context,
+        });
+      },
+      recovered: (target, recoveryMetrics) => {
+        this.log.log({ replica: target, ...recoveryMetrics }, `replica ${target} recovered`);
+        vsm.publish(VsmChannel.Algedonic, {
+          type: 'pleasure',
+          severity: 'moderate',
+          source: target,
+          recoveryMetrics,
+        });
+      },
+    });
   }
 
-  private async acquireOn(replica: ResolvedReplica): Promise<UpstreamLease> {
+  /** Opens the session's upstream port: dedicated (its own upstream session) or pooled (shared ones). */
+  async open(service: string, key: string): Promise<UpstreamPort> {
+    if (this.config.services[service]?.mode === 'pooled') return this.pooledService(service).open(key);
+    const port = new DedicatedPort({
+      failoverOrder: () => this.router.pick(service, key).filter((r) => this.breakers.allows(r.id)),
+      connect: (replica) => this.connect(service, replica as ResolvedReplica, key),
+      record: (replicaId, ok) => this.breakers.record(replicaId, ok),
+      // Draining, unhealthy or removed replicas, and open breakers, lose their sessions at the next request.
+      shouldLeave: (replicaId) =>
+        !this.breakers.allows(replicaId) ||
+        !this.router.states.isActive(replicaId) ||
+        this.router.ownerOf(replicaId) !== service,
+      failedOver: (from, to, reason) => {
+        this.metrics.replicaFailover(from, to);
+        this.log.warn(`session moved from replica ${from} to ${to}: ${reason}`);
+      },
+      safety: this.safetyOf(service),
+      replayTimeoutMs: this.config.upstream.connectTimeoutMs,
+    });
+    if (this.router.pick(service, key).length === 0) {
+      throw new Error(`no replica of "${service}" takes new sessions (all draining or unhealthy)`);
+    }
+    try {
+      await port.open();
+    } catch (err) {
+      port.close();
+      throw new Error(`no replica of "${service}" could be reached (${(err as Error).message})`);
+    }
+    return port;
+  }
+
+  private pooledService(service: string): PooledService {
+    let pooled = this.pooled.get(service);
+    if (!pooled) {
+      const settings = PoolSchema.parse(this.config.services[service].pool ?? {});
+      pooled = new PooledService(service, {
+        failoverOrder: (key) => this.router.pick(service, key).filter((r) => this.breakers.allows(r.id)),
+        createConnection: (replica) => {
+          this.breakers.ensure(replica.id!, this.breakerSettings(service));
+          return this.factory.create(replica);
+        },
+        record: (replicaId, ok) => this.breakers.record(replicaId, ok),
+        settings: {
+          min: settings.min,
+          max: settings.max,
+          maxWaitingClients: settings.maxWaitingClients,
+          acquireTimeoutMs: settings.acquireTimeoutMs,
+          idleTimeoutMs: settings.idleTimeoutMs,
+          evictionRunIntervalMs: settings.evictionRunIntervalMs,
+          testOnBorrow: settings.testOnBorrow,
+          maxConcurrentPerConnection: settings.maxConcurrentPerConnection,
+        },
+        handshakeTimeoutMs: this.config.upstream.connectTimeoutMs,
+      });
+      this.pooled.set(service, pooled);
+    }
+    return pooled;
+  }
+
+  /** Pool figures per replica of the pooled services. */
+  poolStats(): PoolStats[] {
+    return [...this.pooled.values()].flatMap((p) => p.stats());
+  }
+
+  /** S3 allocate_connections for an upstream transport kind; returns how many pools changed. */
+  resizePools(transport: string, count: number): number {
+    let n = 0;
+    for (const p of this.pooled.values()) n += p.resize(transport, count);
+    return n;
+  }
+
+  private safetyOf(service: string): ReplaySafety {
+    let safety = this.safety.get(service);
+    if (!safety) this.safety.set(service, (safety = new ReplaySafety()));
+    return safety;
+  }
+
+  private breakerSettings(service: string): BreakerSettings {
+    return this.config.services[service]?.breaker ?? DEFAULT_BREAKER_SETTINGS;
+  }
+
+  /** Breaker settings of the service a replica belongs to. */
+  breakerSettingsFor(replicaId: string): BreakerSettings {
+    const service = this.router.ownerOf(replicaId);
+    return service === undefined ? DEFAULT_BREAKER_SETTINGS : this.breakerSettings(service);
+  }
+
+  private async connect(service: string, replica: ResolvedReplica, key: string): Promise<UpstreamLease> {
+    this.breakers.ensure(replica.id, this.breakerSettings(service));
     const connection = this.factory.create(replica);
     this.live.add(connection);
     try {
@@ -57,14 +156,18 @@ export class PoolManager implements OnApplicationShutdown {
     } catch (err) {
       this.live.delete(connection);
       await connection.close().catch(() => undefined);
+      this.log.warn(`upstream ${replica.id} failed to start: ${(err as Error).message}`);
       throw err;
     }
+    // Counted on the ring while the session is there: bounded loads and the admin API's per-replica sessions.
+    const placement = this.router.place(service, key, replica.id);
     let released = false;
     return {
       connection,
       release: () => {
         if (released) return;
         released = true;
+        placement.release();
         this.live.delete(connection);
         const closed = connection
           .close()
@@ -75,11 +178,13 @@ export class PoolManager implements OnApplicationShutdown {
     };
   }
 
-  stats(): { open: number } {
-    return { open: this.live.size };
+  stats(): { open: number; pools: PoolStats[] } {
+    return { open: this.live.size, pools: this.poolStats() };
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.breakers.shutdown();
+    await Promise.all([...this.pooled.values()].map((p) => p.stop()));
     await Promise.allSettled([...[...this.live].map((c) => c.close()), ...this.closing]);
     this.live.clear();
   }

@@ -14,9 +14,8 @@ export class ReplicaStates {
   private readonly listeners: StateListener[] = [];
 
   /**
-   * A draining replica takes no new sessions. Its open sessions stay on it for now: moving them to
-   * the next replica of their failover order at their next request needs the upstream port that
-   * replays a session's handshake elsewhere (issue 7's seam) and comes with it.
+   * A draining replica takes no new sessions. Its open sessions (dedicated mode) move to the next
+   * replica of their failover order at their next request: their port replays the handshake there.
    */
   setDraining(replicaId: string, draining: boolean): void {
     const before = this.state(replicaId);

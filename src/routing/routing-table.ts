@@ -216,7 +216,7 @@ export class RoutingTable {
     this.states.setDraining(replica.id, replica.draining === true);
   }
 
-  /** The replica takes no new sessions; the sessions it serves keep their upstreams until they end. */
+  /** The replica takes no new sessions; the sessions it serves move at their next request (their port). */
   removeReplica(service: string, replicaId: string): void {
     const route = this.services.get(service);
     const entry = route?.replicas.get(replicaId);

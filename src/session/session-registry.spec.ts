@@ -21,7 +21,9 @@ class FakeUpstream implements UpstreamConnection {
   healthy(): boolean {
     return true;
   }
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.released = true;
+  }
 }
 
 class FakeChannel implements ClientChannel {
@@ -67,12 +69,8 @@ function newRegistry(options: Partial<SessionRegistryOptions> = {}) {
     async () => {
       const connection = new FakeUpstream();
       upstreams.push(connection);
-      return {
-        connection,
-        release() {
-          connection.released = true;
-        },
-      };
+      // The fake stands for the session's upstream port: closing it is the release.
+      return connection;
     },
     { clientMessage() {}, upstreamMessage() {}, sessionClosed() {}, overflow() {}, backpressure() {} },
   );

@@ -4,7 +4,7 @@ import type { ChannelKind } from './client-channel';
 import { OutboxBudget } from './outbox';
 import { Session, type SessionHooks } from './session';
 import type { SessionStore } from './session-store';
-import type { UpstreamLease } from '../upstream/upstream-connection';
+import type { UpstreamPort } from '../pool/upstream-port';
 
 export interface SessionRegistryOptions {
   /** A session without a live channel that stays on Streamable HTTP ends after this long without activity. */
@@ -37,8 +37,8 @@ export interface RoutingInput {
   headers?: IncomingHttpHeaders;
 }
 
-/** Opens the upstream for a new session (the Router + PoolManager seam). */
-export type UpstreamOpener = (service: string, routing: RoutingInput) => Promise<UpstreamLease>;
+/** Opens the upstream port for a new session (the Router + PoolManager seam). */
+export type UpstreamOpener = (service: string, routing: RoutingInput) => Promise<UpstreamPort>;
 
 export interface SwitchVerdict {
   allowed: boolean;
@@ -162,7 +162,7 @@ export class SessionRegistry {
     });
     this.store.set(session);
     this.openUpstream(service, { clientId: session.policyKey, sessionId: session.id, headers }).then(
-      (lease) => session.useUpstream(lease),
+      (port) => session.useUpstream(port),
       (err: Error) => session.upstreamFailed(err.message),
     );
     return session;

@@ -95,7 +95,7 @@ export class SessionService
     super(
       new InMemorySessionStore(),
       config.session,
-      (service, routing) => pool.acquire(service, router.keyFor(service, routing)),
+      (service, routing) => pool.open(service, router.keyFor(service, routing)),
       hooks,
       async (session, to) => {
         const verdict = await vsm.checkOscillation({

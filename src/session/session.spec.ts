@@ -95,7 +95,7 @@ describe('Session', () => {
     const { session, upstream } = newSession();
     session.receive(req(1), undefined, STANDALONE_STREAM);
     assert.equal(upstream.sent.length, 0);
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     assert.deepEqual(
       upstream.sent.map((m) => (m as { id: number }).id),
       [1],
@@ -104,7 +104,7 @@ describe('Session', () => {
 
   test('a response goes to the stream of its request, which then ends', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const post = new FakeChannel();
     const stream = session.openStream(post);
     session.receive(req(7), undefined, stream);
@@ -117,7 +117,7 @@ describe('Session', () => {
 
   test('progress follows its token to the request stream; unrelated notifications wait for the GET stream', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const postA = new FakeChannel();
     const postB = new FakeChannel();
     const a = session.openStream(postA);
@@ -139,7 +139,7 @@ describe('Session', () => {
 
   test('a re-sent request in flight is not forwarded again and its answer arrives once, on the new stream', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const first = new FakeChannel();
     const s1 = session.openStream(first);
     session.receive(req('x'), undefined, s1);
@@ -156,7 +156,7 @@ describe('Session', () => {
 
   test('a re-sent request that was already answered gets the retained answer, not a second upstream call', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     session.receive(req(5), undefined, STANDALONE_STREAM);
     upstream.reply({ jsonrpc: '2.0', id: 5, result: { n: 1 } });
     const channel = new FakeChannel();
@@ -168,7 +168,7 @@ describe('Session', () => {
 
   test('the answer to a server request goes back to the upstream that asked', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     upstream.reply({ jsonrpc: '2.0', id: 'srv-1', method: 'sampling/createMessage', params: {} });
@@ -183,7 +183,7 @@ describe('Session', () => {
 
   test('when the upstream goes away every waiting request gets an error that says so', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     session.receive(req(1), undefined, STANDALONE_STREAM);
@@ -203,7 +203,7 @@ describe('Session', () => {
 
   test('past the in-flight bound a request is refused with retryAfterMs', () => {
     const { session, upstream } = newSession(1);
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     assert.equal(session.receive(req(1), undefined, STANDALONE_STREAM), true);
@@ -215,7 +215,7 @@ describe('Session', () => {
 
   test('a slow channel pauses the upstream until it drains', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     ws.accept = false;
     session.attachPrimary(ws, undefined);
@@ -228,7 +228,7 @@ describe('Session', () => {
 
   test('a new connection resumes after the last sequence it saw, and gets everything after it in order', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const first = new FakeChannel('sse');
     session.attachPrimary(first, undefined);
     for (let i = 0; i < 5; i++) upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i } });
@@ -247,7 +247,7 @@ describe('Session', () => {
 describe('Session cancellation', () => {
   test('a cancelled request stops being waited for, its stream ends, and the cancel reaches the upstream', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const post = new FakeChannel();
     const stream = session.openStream(post);
     session.receive(req(9), undefined, stream);
@@ -266,7 +266,7 @@ describe('Session cancellation', () => {
 describe('Session public API for transports', () => {
   test('abandonRequest stops waiting without inventing an answer, ends the stream and cancels upstream', () => {
     const { session, upstream } = newSession(1);
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const post = new FakeChannel();
     const stream = session.openStream(post);
     session.receive(req(4, 'tools/call', { _meta: { progressToken: 'p' } }), undefined, stream);
@@ -289,7 +289,7 @@ describe('Session public API for transports', () => {
 
   test('abandonRequest can skip the upstream notice, and ignores requests not in flight', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     session.receive(req('a'), undefined, STANDALONE_STREAM);
     assert.equal(session.abandonRequest('a', 'gone', false), true);
     assert.equal(upstream.sent.length, 1, 'only the request itself went up');
@@ -302,7 +302,7 @@ describe('Session public API for transports', () => {
     const { session, upstream } = newSession();
     session.receive(req(1), undefined, STANDALONE_STREAM);
     session.abandonRequest(1, 'gone');
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     assert.deepEqual(
       upstream.sent.map((m) => (m as { method: string }).method),
       ['tools/call', 'notifications/cancelled'],
@@ -311,7 +311,7 @@ describe('Session public API for transports', () => {
 
   test('detachStandalone removes the standalone stream without closing it; later messages wait', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const first = new FakeChannel();
     session.attachStandalone(first);
     upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i: 1 } });
@@ -334,7 +334,7 @@ describe('Session public API for transports', () => {
 
   test('detachStandalone resumes an upstream paused for that channel', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const get = new FakeChannel();
     get.accept = false;
     session.attachStandalone(get);
@@ -346,7 +346,7 @@ describe('Session public API for transports', () => {
 
   test('ack drops entries up to a seq; ackAll drops everything delivered', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     for (let i = 0; i < 4; i++) upstream.reply({ jsonrpc: '2.0', method: 'n', params: { i } });
@@ -367,7 +367,7 @@ describe('Session public API for transports', () => {
 describe('Session backpressure bound', () => {
   test('a reader that stays behind past the bound ends the session with a reason and code 4008', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     ws.accept = false;
     let closedWith: [number, string] | undefined;
@@ -390,7 +390,7 @@ describe('Session backpressure bound', () => {
 describe('Session moving to Streamable HTTP', () => {
   test('a GET stream takes over from a still-open WebSocket, which is closed with 4002', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     let closeCode = 0;
     ws.close = (code: number) => {
@@ -418,7 +418,7 @@ describe('Session request timeout', () => {
   test('a request with no answer and no progress gets UpstreamTimeout and is cancelled upstream', (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     session.receive(
@@ -483,7 +483,7 @@ describe('Session hardening (issue 6)', () => {
     // The measured case at small scale: outbox of 8, one resume from the future, 10 answers
     // while detached, then a resume from the start must fail instead of replaying 8 of 10.
     const { session, upstream } = newSession(10, { maxMessages: 8, maxBytes: 1e6 });
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const first = new FakeChannel('ws');
     session.attachPrimary(first, undefined);
     upstream.reply(note(0));
@@ -513,7 +513,7 @@ describe('Session hardening (issue 6)', () => {
 
   test('defect 7: a primary connection attaching closes the open POST streams; answers come on it', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const post = new FakeChannel();
     const stream = session.openStream(post);
     session.receive(req(1), undefined, stream);
@@ -532,7 +532,7 @@ describe('Session hardening (issue 6)', () => {
 
   test('defect 7: resuming a POST stream closes the channel it replaces', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const post = new FakeChannel();
     const stream = session.openStream(post);
     session.receive(req(1), undefined, stream);
@@ -547,7 +547,7 @@ describe('Session hardening (issue 6)', () => {
 
   test('defect 7: a POST stream opened while a primary is attached still ends', () => {
     const { session, upstream } = newSession();
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     session.attachPrimary(new FakeChannel('ws'), undefined);
     const post = new FakeChannel();
     const stream = session.openStream(post);
@@ -577,7 +577,7 @@ describe('Session hardening (issue 6)', () => {
       ],
     );
     assert.equal(session.inFlightCount, 1, 'the refused request is not in flight');
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     assert.deepEqual(
       upstream.sent.map(
         (m) => (m as { id?: number; method?: string }).id ?? (m as { method: string }).method,
@@ -600,7 +600,7 @@ describe('Session hardening (issue 6)', () => {
 
   test('defect 10: delivered messages are kept only for the resume window; undelivered ones stay', () => {
     const { session, upstream } = newSession(10, { maxMessages: 100, maxBytes: 1e6, resumeWindowMs: 1000 });
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     for (let i = 0; i < 5; i++) upstream.reply(note(i));
@@ -622,7 +622,7 @@ describe('Session hardening (issue 6)', () => {
 
   test('defect 10: completed request ids are forgotten after the de-duplication window', () => {
     const { session, upstream } = newSession(10, { maxMessages: 100, maxBytes: 1e6 }, 1000);
-    session.useUpstream({ connection: upstream, release() {} });
+    session.useUpstream(upstream);
     const ws = new FakeChannel('ws');
     session.attachPrimary(ws, undefined);
     session.receive(req(1), undefined, STANDALONE_STREAM);

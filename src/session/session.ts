@@ -9,12 +9,8 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
-import type {
-  MessageHeaders,
-  UpstreamConnection,
-  UpstreamLease,
-  UpstreamSink,
-} from '../upstream/upstream-connection';
+import type { UpstreamPort } from '../pool/upstream-port';
+import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { Outbox, type OutboxEntry, type OutboxLimits } from './outbox';
 
@@ -88,7 +84,7 @@ interface Completed {
   at: number;
 }
 
-/** A client message that arrived before the upstream lease was ready. */
+/** A client message that arrived before the upstream port was ready. */
 interface Waiting {
   message: JsonRpcMessage;
   raw: string | undefined;
@@ -105,7 +101,7 @@ interface StreamState {
 
 /**
  * A client session, independent of the transport it arrived on. Receives client messages,
- * forwards them to its upstream lease, and delivers upstream messages to the right channel
+ * forwards them to its upstream port, and delivers upstream messages to the right channel
  * through the outbox (sequence numbers, replay, de-duplication).
  */
 export class Session implements ChannelListener, UpstreamSink {
@@ -132,13 +128,13 @@ export class Session implements ChannelListener, UpstreamSink {
   private inFlight: Map<string, InFlight> = NO_ENTRIES;
   private progressTokens: Map<string, string> = NO_ENTRIES;
   private completed: Map<string, Completed> = NO_ENTRIES;
-  /** Server→client requests awaiting the client's answer, by id, with the connection that asked. */
-  private serverRequests: Map<string, UpstreamConnection> = NO_ENTRIES;
+  /** Server→client requests awaiting the client's answer, by id (the port routes the answer to the asker). */
+  private serverRequests: Map<string, true> = NO_ENTRIES;
 
-  private lease: UpstreamLease | undefined = undefined;
+  private port: UpstreamPort | undefined = undefined;
   private upstreamError: string | undefined = undefined;
   /**
-   * Client messages that arrived before the upstream lease was ready; bounded like requests in
+   * Client messages that arrived before the upstream port was ready; bounded like requests in
    * flight (count) and like the outbox (bytes of the raw text).
    */
   private waiting: Waiting[] | undefined = undefined;
@@ -153,20 +149,20 @@ export class Session implements ChannelListener, UpstreamSink {
     this.outbox = new Outbox(options.outbox);
   }
 
-  // ---------------------------------------------------------------- upstream lease
+  // ---------------------------------------------------------------- upstream port
 
-  /** Hands the session its upstream; messages that waited for it are sent now. */
-  useUpstream(lease: UpstreamLease): void {
+  /** Hands the session its upstream port; messages that waited for it are sent now. */
+  useUpstream(port: UpstreamPort): void {
     if (this.closed) {
-      lease.release();
+      port.close();
       return;
     }
-    this.lease = lease;
-    lease.connection.sink = this;
+    this.port = port;
+    port.sink = this;
     const waiting = this.waiting;
     this.waiting = undefined;
     this.waitingBytes = 0;
-    if (waiting) for (const w of waiting) lease.connection.send(w.message, w.raw, w.headers);
+    if (waiting) for (const w of waiting) port.send(w.message, w.raw, w.headers);
   }
 
   /** No upstream could be had: every waiting and future request is answered with this error. */
@@ -178,8 +174,8 @@ export class Session implements ChannelListener, UpstreamSink {
     if (waiting) for (const w of waiting) this.failRequest(w.message, reason);
   }
 
-  get upstream(): UpstreamConnection | undefined {
-    return this.lease?.connection;
+  get upstream(): UpstreamPort | undefined {
+    return this.port;
   }
 
   // ---------------------------------------------------------------- channels
@@ -334,7 +330,7 @@ export class Session implements ChannelListener, UpstreamSink {
   channelDrained(_channel: ClientChannel): void {
     if (this.pausedUpstream) {
       this.pausedUpstream = false;
-      this.lease?.connection.resume();
+      this.port?.resume();
       this.options.hooks.backpressure(this, false);
     }
   }
@@ -405,10 +401,8 @@ export class Session implements ChannelListener, UpstreamSink {
       this.cancelled(message as JsonRpcRequest);
     } else if (isResponse(message) && message.id !== null) {
       const key = idKey(message.id);
-      const asker = this.serverRequests.get(key);
-      if (asker) {
-        this.serverRequests.delete(key);
-        asker.send(message, raw);
+      if (this.serverRequests.delete(key)) {
+        this.port?.send(message, raw);
         return true;
       }
     }
@@ -460,8 +454,8 @@ export class Session implements ChannelListener, UpstreamSink {
   }
 
   private forward(message: JsonRpcMessage, raw: string | undefined, headers?: MessageHeaders): void {
-    if (this.lease) {
-      this.lease.connection.send(message, raw, headers);
+    if (this.port) {
+      this.port.send(message, raw, headers);
     } else if (this.upstreamError !== undefined) {
       this.failRequest(message, this.upstreamError);
     } else if (this.waitingFull(raw)) {
@@ -476,7 +470,7 @@ export class Session implements ChannelListener, UpstreamSink {
 
   /** Whether one more message (of `raw`) would take the queue waiting for the upstream past its bound. */
   private waitingFull(raw: string | undefined): boolean {
-    if (this.lease || this.upstreamError !== undefined || this.waiting === undefined) return false;
+    if (this.port || this.upstreamError !== undefined || this.waiting === undefined) return false;
     return (
       this.waiting.length >= this.options.maxInFlight ||
       this.waitingBytes + (raw?.length ?? 0) > this.options.outbox.maxBytes
@@ -541,7 +535,7 @@ export class Session implements ChannelListener, UpstreamSink {
     stream = this.streamFor(message, related);
     if (isRequest(message)) {
       if (this.serverRequests === NO_ENTRIES) this.serverRequests = new Map();
-      this.serverRequests.set(idKey(message.id), this.lease!.connection);
+      this.serverRequests.set(idKey(message.id), true);
       // A client that never answers must not grow this without bound: forget the oldest question.
       if (this.serverRequests.size > MAX_PENDING_SERVER_REQUESTS) {
         this.serverRequests.delete(this.serverRequests.keys().next().value as string);
@@ -633,10 +627,10 @@ export class Session implements ChannelListener, UpstreamSink {
       );
       return;
     }
-    if (!this.pausedUpstream && this.lease) {
+    if (!this.pausedUpstream && this.port) {
       // Slow reader: stop reading from the upstream instead of buffering without bound.
       this.pausedUpstream = true;
-      this.lease.connection.pause();
+      this.port.pause();
       this.options.hooks.backpressure(this, true);
     }
   }
@@ -778,7 +772,7 @@ export class Session implements ChannelListener, UpstreamSink {
     for (const [key, req] of this.inFlight) {
       if (now - req.lastSign < timeoutMs) continue;
       const id = unKey(key);
-      this.lease?.connection.send(
+      this.port?.send(
         {
           jsonrpc: '2.0',
           method: Method.Cancelled,
@@ -810,7 +804,7 @@ export class Session implements ChannelListener, UpstreamSink {
     return this.inFlight.size + requests <= this.options.maxInFlight;
   }
 
-  /** Ends the session: closes every channel, releases the upstream lease. Idempotent. */
+  /** Ends the session: closes every channel, closes the upstream port. Idempotent. */
   close(reason: string, code = SESSION_ENDED_CODE): void {
     if (this.closed) return;
     this.closed = true;
@@ -823,10 +817,10 @@ export class Session implements ChannelListener, UpstreamSink {
       c.listener = undefined;
       if (!c.closed) c.close(code, reason);
     }
-    if (this.lease) {
-      this.lease.connection.sink = undefined;
-      this.lease.release();
-      this.lease = undefined;
+    if (this.port) {
+      this.port.sink = undefined;
+      this.port.close();
+      this.port = undefined;
     }
     this.waiting = undefined;
     this.waitingBytes = 0;

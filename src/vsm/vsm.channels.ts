@@ -46,7 +46,12 @@ export interface OscillationVerdict {
 export type S3Event =
   | { type: 'allocate_connections'; transport: string; count: number }
   | { type: 'adjust_rate_limit'; clientId: string; newLimit: number }
-  | { type: 'force_circuit_state'; transport: string; state: 'open' | 'closed' | 'half_open' };
+  /**
+   * `transport`: a replica id, a service name (all its replicas), an upstream transport kind
+   * (`stdio`, `streamable-http`, `sse`, `ws`, `embedded`: every replica using it). `auto` (and
+   * `half_open`, which lets the next outcome decide) hands the breaker back to its statistics.
+   */
+  | { type: 'force_circuit_state'; transport: string; state: 'open' | 'closed' | 'half_open' | 'auto' };
 
 /** S4: what the gateway reports upward. */
 export type S4Event =

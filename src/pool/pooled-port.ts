@@ -1,0 +1,153 @@
+import {
+  ErrorCode,
+  errorResponse,
+  idKey,
+  isRequest,
+  isResponse,
+  Method,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+} from '../../libs/protocol/src';
+import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
+import type { PooledService } from './pooled-service';
+import type { PooledClient, SharedUpstream } from './shared-upstream';
+import type { UpstreamPort } from './upstream-port';
+
+interface Outstanding {
+  shared: SharedUpstream;
+  upstreamId: string;
+}
+
+/**
+ * `pooled` mode: the session's port owns no upstream session. Each request is carried by a
+ * shared upstream session checked out for it; the session-level state the upstream would
+ * have kept (initialize, logging level, subscriptions) is kept here and answered by the
+ * gateway, so that no upstream session holds anything of one client.
+ */
+export class PooledPort implements UpstreamPort, PooledClient {
+  sink: UpstreamSink | undefined = undefined;
+  logLevel: string | undefined = undefined;
+  /** Client request id (idKey) → where it is being carried. Allocated on first request. */
+  private outstanding: Map<string, Outstanding> | undefined = undefined;
+  subscriptions: Set<string> | undefined = undefined;
+  private closed = false;
+
+  constructor(
+    private readonly service: PooledService,
+    readonly routingKey: string,
+  ) {}
+
+  send(message: JsonRpcMessage, _raw: string | undefined, headers?: MessageHeaders): void {
+    if (this.closed) return;
+    if (isRequest(message)) {
+      this.request(message, headers);
+    } else if (isResponse(message)) {
+      this.service.answerServerRequest(message);
+    } else {
+      this.notification(message as JsonRpcNotification);
+    }
+  }
+
+  private request(message: JsonRpcRequest, headers: MessageHeaders | undefined): void {
+    switch (message.method) {
+      case Method.Initialize:
+        this.service.initializeResult(this.routingKey).then(
+          (result) => this.reply(message, this.initializeAnswer(message, result)),
+          (err: Error) => this.fail(message, err.message),
+        );
+        return;
+      case Method.Ping:
+        this.reply(message, {});
+        return;
+      case 'logging/setLevel': {
+        const level = (message.params as { level?: unknown } | undefined)?.level;
+        if (typeof level !== 'string') {
+          this.deliverFromUpstream(
+            errorResponse(message.id, ErrorCode.InvalidParams, 'level must be a string'),
+          );
+          return;
+        }
+        this.logLevel = level;
+        this.reply(message, {});
+        return;
+      }
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        const uri = (message.params as { uri?: unknown } | undefined)?.uri;
+        if (typeof uri !== 'string') {
+          this.deliverFromUpstream(
+            errorResponse(message.id, ErrorCode.InvalidParams, 'uri must be a string'),
+          );
+          return;
+        }
+        const subscribe = message.method === 'resources/subscribe';
+        this.service.setSubscription(this, uri, subscribe).then(
+          () => this.reply(message, {}),
+          (err: Error) => this.fail(message, err.message),
+        );
+        return;
+      }
+    }
+    this.service.carry(this, message, headers);
+  }
+
+  private notification(message: JsonRpcNotification): void {
+    if (message.method !== Method.Cancelled) return; // initialized and the client's list changes stay here
+    const id = (message.params as { requestId?: unknown } | undefined)?.requestId;
+    if (typeof id !== 'string' && typeof id !== 'number') return;
+    const out = this.outstanding?.get(idKey(id));
+    if (!out) return;
+    this.outstanding!.delete(idKey(id));
+    out.shared.cancel(out.upstreamId, (message.params as { reason?: string }).reason);
+  }
+
+  /** The service carries the request: remember where, so a cancellation finds it. */
+  carried(request: JsonRpcRequest, shared: SharedUpstream, upstreamId: string): void {
+    (this.outstanding ??= new Map()).set(idKey(request.id), { shared, upstreamId });
+  }
+
+  deliverFromUpstream(message: JsonRpcMessage, related?: JsonRpcId): void {
+    if (this.closed) return;
+    if (isResponse(message) && message.id !== null) this.outstanding?.delete(idKey(message.id));
+    this.sink?.upstreamMessage(message, undefined, related);
+  }
+
+  pause(): void {
+    // Shared upstream sessions serve many clients: one slow reader must not stall them. The
+    // session's outbox bound is what protects memory here.
+  }
+
+  resume(): void {}
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.outstanding) {
+      for (const out of this.outstanding.values()) out.shared.cancel(out.upstreamId, 'client session closed');
+      this.outstanding = undefined;
+    }
+    this.service.detach(this);
+  }
+
+  private initializeAnswer(
+    message: JsonRpcRequest,
+    cached: Record<string, unknown>,
+  ): Record<string, unknown> {
+    // The shared upstream negotiated its own version; a client asking an older one is told the
+    // upstream's and decides, as the specification has clients do.
+    void message;
+    return cached;
+  }
+
+  private reply(request: JsonRpcRequest, result: unknown): void {
+    this.deliverFromUpstream({ jsonrpc: '2.0', id: request.id, result });
+  }
+
+  private fail(request: JsonRpcRequest, reason: string): void {
+    this.deliverFromUpstream(
+      errorResponse(request.id, ErrorCode.UpstreamUnavailable, `Upstream unavailable: ${reason}`),
+    );
+  }
+}

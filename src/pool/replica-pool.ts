@@ -1,0 +1,198 @@
+import { createPool, type Pool } from 'generic-pool';
+import type { ReplicaConfig } from '../config/gateway-config';
+import type { UpstreamConnection } from '../upstream/upstream-connection';
+import { SharedUpstream, type SharedUpstreamOwner } from './shared-upstream';
+
+/** Pool sizing per service (gateway.yaml `pool:`); README explains the defaults. */
+export interface PoolSettings {
+  min: number;
+  max: number;
+  /** Requests that may wait for a free upstream session; past it they are refused at once. */
+  maxWaitingClients: number;
+  /** How long a request waits for a free upstream session before it is refused (−31003). */
+  acquireTimeoutMs: number;
+  /** An upstream session unused this long is closed (down to `min`). */
+  idleTimeoutMs: number;
+  evictionRunIntervalMs: number;
+  /** Ping an upstream session that sat idle before lending it out; a dead one is replaced. */
+  testOnBorrow: boolean;
+  /** Client requests one upstream session carries at once (1: server requests are always attributable). */
+  maxConcurrentPerConnection: number;
+}
+
+export interface PoolStats {
+  replica: string;
+  size: number;
+  available: number;
+  borrowed: number;
+  pending: number;
+  max: number;
+  min: number;
+}
+
+/** A borrowed upstream session younger than this since its last answer is lent without a ping. */
+const FRESH_MS = 5000;
+
+/**
+ * The generic-pool pool of shared upstream sessions of one replica (pooled mode). A client
+ * request checks one out for its duration; with maxConcurrentPerConnection > 1 a checked-out
+ * session takes further requests until it is full, and goes back when it carries none.
+ */
+export class ReplicaPool {
+  private readonly pool: Pool<SharedUpstream>;
+  /** Borrowed sessions that can carry more requests (maxConcurrentPerConnection > 1, or pinned). */
+  private readonly open = new Set<SharedUpstream>();
+  /** Sessions kept borrowed while something lives on them (the subscription anchor); they still carry requests. */
+  private readonly pinned = new Set<SharedUpstream>();
+  private readonly lastUsed = new WeakMap<SharedUpstream, number>();
+  /** Every live session, borrowed or not, so that stop() can close them all. */
+  private readonly all = new Set<SharedUpstream>();
+  private stopped = false;
+
+  constructor(
+    readonly replica: ReplicaConfig,
+    private settings: PoolSettings,
+    createConnection: () => UpstreamConnection,
+    owner: (pool: ReplicaPool) => SharedUpstreamOwner,
+    private readonly handshakeTimeoutMs: number,
+  ) {
+    const asOwner = owner(this);
+    this.pool = createPool<SharedUpstream>(
+      {
+        create: async () => {
+          const shared = new SharedUpstream(createConnection(), asOwner);
+          try {
+            await shared.start(this.handshakeTimeoutMs);
+          } catch (err) {
+            await shared.close().catch(() => undefined);
+            asOwner.record(false);
+            throw err;
+          }
+          this.all.add(shared);
+          return shared;
+        },
+        destroy: async (shared) => {
+          this.open.delete(shared);
+          this.pinned.delete(shared);
+          this.all.delete(shared);
+          await shared.close().catch(() => undefined);
+        },
+        validate: async (shared) => {
+          if (shared.dead) return false;
+          const last = this.lastUsed.get(shared) ?? 0;
+          if (Date.now() - last < FRESH_MS) return true;
+          return shared.ping(this.handshakeTimeoutMs);
+        },
+      },
+      {
+        min: settings.min,
+        max: settings.max,
+        maxWaitingClients: settings.maxWaitingClients,
+        acquireTimeoutMillis: settings.acquireTimeoutMs,
+        idleTimeoutMillis: settings.idleTimeoutMs,
+        evictionRunIntervalMillis: settings.evictionRunIntervalMs,
+        testOnBorrow: settings.testOnBorrow,
+      },
+    );
+    // A factory that keeps failing (replica down) must not leave an unhandled rejection behind.
+    this.pool.on('factoryCreateError', () => undefined);
+    this.pool.on('factoryDestroyError', () => undefined);
+  }
+
+  /** A session that can carry one more request: a partly used borrowed one, or a checkout. */
+  async checkout(): Promise<SharedUpstream> {
+    for (const shared of this.open) {
+      if (shared.load < this.settings.maxConcurrentPerConnection && !shared.dead) return shared;
+    }
+    const shared = await this.pool.acquire();
+    if (this.settings.maxConcurrentPerConnection > 1) this.open.add(shared);
+    return shared;
+  }
+
+  /** A session kept out of the pool until unpinned (the subscription anchor); it still carries requests. */
+  async pin(): Promise<SharedUpstream> {
+    const shared = await this.checkout();
+    this.pinned.add(shared);
+    this.open.add(shared);
+    return shared;
+  }
+
+  unpin(shared: SharedUpstream): void {
+    this.pinned.delete(shared);
+    this.settle(shared);
+  }
+
+  owns(shared: SharedUpstream): boolean {
+    return this.all.has(shared);
+  }
+
+  /** Called after each answer: a session that carries nothing goes back to the pool. */
+  settle(shared: SharedUpstream): void {
+    this.lastUsed.set(shared, Date.now());
+    if (shared.load > 0 || this.stopped || (this.pinned.has(shared) && !shared.dead)) return;
+    this.open.delete(shared);
+    if (!this.pool.isBorrowedResource(shared)) return;
+    if (shared.dead) void this.pool.destroy(shared).catch(() => undefined);
+    else void this.pool.release(shared).catch(() => undefined);
+  }
+
+  /** The connection of a session is gone: replace it. */
+  lost(shared: SharedUpstream): void {
+    this.open.delete(shared);
+    this.pinned.delete(shared);
+    if (this.pool.isBorrowedResource(shared)) void this.pool.destroy(shared).catch(() => undefined);
+  }
+
+  /** Any live session's cached initialize result (to answer a client's initialize), starting one if needed. */
+  async initializeResult(): Promise<Record<string, unknown>> {
+    const shared = await this.checkout();
+    const result = shared.initializeResult!;
+    this.settle(shared);
+    return result;
+  }
+
+  /**
+   * Live resize (S3 allocate_connections). generic-pool has no public setter; its sizes live in
+   * `_config` and it re-reads them whenever it dispenses, so the new bounds take effect at once.
+   */
+  resize(max: number, min = Math.min(this.settings.min, max)): void {
+    this.settings = { ...this.settings, max, min };
+    const internals = this.pool as unknown as {
+      _config: { max: number; min: number };
+      _ensureMinimum(): void;
+      _dispense(): void;
+    };
+    internals._config.max = max;
+    internals._config.min = min;
+    internals._ensureMinimum();
+    internals._dispense();
+  }
+
+  stats(): PoolStats {
+    return {
+      replica: this.replica.id!,
+      size: this.pool.size,
+      available: this.pool.available,
+      borrowed: this.pool.borrowed,
+      pending: this.pool.pending,
+      max: this.pool.max,
+      min: this.pool.min,
+    };
+  }
+
+  /** Closes every session, borrowed ones included (shutdown does not wait for answers here). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.open.clear();
+    const closing = [...this.all].map((s) => s.close().catch(() => undefined));
+    this.all.clear();
+    void this.pool.drain().catch(() => undefined);
+    await Promise.all(closing);
+    await this.pool.clear().catch(() => undefined);
+  }
+
+  /** Upstream sessions open now (borrowed or idle). */
+  get size(): number {
+    return this.pool.size;
+  }
+}

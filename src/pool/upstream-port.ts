@@ -1,0 +1,22 @@
+import type { JsonRpcMessage } from '../../libs/protocol/src';
+import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
+
+/**
+ * What a session holds instead of an upstream connection (DESIGN §4). Behind it sit the
+ * replica choice, the connection (dedicated, or a checkout from a shared pool), the recorded
+ * client handshake that is replayed on another replica after a failure, the breakers and the
+ * id remapping of pooled mode. The session never learns which replica or connection serves it.
+ *
+ * Contract: `send` never throws; a request that cannot be delivered is answered through the
+ * sink with a JSON-RPC error. `upstreamClosed` on the sink means no replica can serve the
+ * session any more.
+ */
+export interface UpstreamPort {
+  sink: UpstreamSink | undefined;
+  send(message: JsonRpcMessage, raw: string | undefined, headers?: MessageHeaders): void;
+  /** Stop reading from the upstream (a slow client). */
+  pause(): void;
+  resume(): void;
+  /** The session ended: let go of whatever serves it. Idempotent. */
+  close(): void;
+}
