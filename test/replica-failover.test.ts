@@ -15,7 +15,10 @@ import { PoolManager } from '../src/pool/pool-manager.service';
 import { Router } from '../src/routing/router.service';
 import { VsmChannel, type AlgedonicEvent } from '../src/vsm/vsm.channels';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { CLIENT_TRANSPORTS, transportFor, type ClientTransportName } from './helpers/clients';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
+import { CLIENT_TRANSPORTS, endpointFor, type ClientTransportName } from './helpers/clients';
 import { startEverythingHttp, type RunningEverything } from './helpers/everything';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 
@@ -65,7 +68,15 @@ describe('replica failover (dedicated mode, 3 Streamable HTTP replicas)', () => 
       await onSampling?.();
       return { role: 'assistant', content: { type: 'text', text: 'ok' }, model: 'test' };
     });
-    const t = transportFor(gw.url, transport);
+    // One tenant: the ring puts every session of a client id on the same replica.
+    const url = endpointFor(gw.url, transport);
+    url.searchParams.set('client_id', 'failover-tenant');
+    const t =
+      transport === 'ws'
+        ? new WebSocketClientTransport(url)
+        : transport === 'sse'
+          ? new SSEClientTransport(url)
+          : new StreamableHTTPClientTransport(url);
     await client.connect(t);
     return { client, transport: t };
   }
@@ -86,7 +97,7 @@ describe('replica failover (dedicated mode, 3 Streamable HTTP replicas)', () => 
     );
     for (const { client } of sessions) await client.listTools(); // teaches the gateway the tools' hints
     const before = await Promise.all(sessions.map(({ client }) => servingPort(client)));
-    // The failover order is the same for these clients: all on one replica, the one to kill.
+    // One client id, one failover order: all on one replica, the one to kill.
     const victimPort = before[0];
     assert.ok(
       before.every((p) => p === victimPort),

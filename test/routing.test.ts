@@ -236,7 +236,8 @@ describe('routing over three weighted replicas', () => {
     let counts = await spread('after-add', 60);
     assert.ok(counts.r4 > 0, `the new replica takes sessions: ${JSON.stringify(counts)}`);
 
-    // Drain r3: an open session on it keeps working; new sessions never land on it.
+    // Drain r3: an open session on it keeps working, moved to another replica at its next request;
+    // new sessions never land on it.
     const onR3 = await findClientOn('r3', 'drain-probe');
     const held = await openSession(onR3);
     assert.equal((await admin('PATCH', `/services/${SERVICE}/replicas/r3`, { draining: true })).status, 200);
@@ -247,7 +248,13 @@ describe('routing over three weighted replicas', () => {
     });
     assert.equal(ping.status, 200);
     assert.match(ping.text, /"id":7,"result":\{\}|"result":\{\},"jsonrpc":"2.0","id":7/);
-    assert.equal((await sessionsPerReplica()).r3, 1, 'the drained replica keeps its open session');
+    const placed = await sessionsPerReplica();
+    assert.equal(placed.r3 ?? 0, 0, 'the open session left the drained replica at its next request');
+    assert.equal(
+      Object.values(placed).reduce((a, b) => a + b, 0),
+      1,
+      `it lives on another replica: ${JSON.stringify(placed)}`,
+    );
     await closeSession(held, onR3);
     counts = await spread('drained', 60);
     assert.equal(counts.r3 ?? 0, 0, `no new session on a draining replica: ${JSON.stringify(counts)}`);
