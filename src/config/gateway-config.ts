@@ -147,6 +147,14 @@ export const EnvSchema = z.object({
   ALLOWED_HOSTS: csv.default([]),
   /** A session with no live connection and no message for this long is ended. */
   SESSION_IDLE_TIMEOUT_MS: int(1000).default(10 * 60 * 1000),
+  /**
+   * File-descriptor limit new sessions are admitted against; unset: the process's soft
+   * RLIMIT_NOFILE (read once from /proc/self/limits). A new session past it gets 503 with
+   * Retry-After (WebSocket: the upgrade is refused the same way) and the sessions held keep working.
+   */
+  SESSION_FD_LIMIT: int(1).optional(),
+  /** Percent of the descriptor limit kept free for the sessions already held (reconnects, restarts). */
+  SESSION_FD_HEADROOM_PERCENT: int(0, 90).default(10),
   /** How often the one shared timer looks for idle sessions. */
   SESSION_SWEEP_INTERVAL_MS: int(100).default(5000),
   /**
@@ -222,6 +230,9 @@ export interface GatewayConfig {
     maxInFlight: number;
     dedupeWindow: number;
     requestTimeoutMs: number;
+    /** undefined: the process's soft descriptor limit. */
+    fdLimit: number | undefined;
+    fdHeadroomPercent: number;
   };
   sse: { retryMs: number; keepAliveMs: number };
   shutdownGraceMs: number;

@@ -85,6 +85,8 @@ export function loadConfig(
       maxInFlight: e.MAX_IN_FLIGHT_PER_SESSION,
       dedupeWindow: e.DEDUPE_WINDOW,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      fdLimit: e.SESSION_FD_LIMIT,
+      fdHeadroomPercent: e.SESSION_FD_HEADROOM_PERCENT,
     },
     sse: { retryMs: e.SSE_RETRY_MS, keepAliveMs: e.SSE_KEEPALIVE_MS },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ChannelKind } from './client-channel';
+import { DescriptorBudget } from './session-capacity';
 import { Session, type SessionHooks } from './session';
 import type { SessionStore } from './session-store';
 import type { UpstreamPort } from '../pool/upstream-port';
@@ -13,6 +14,10 @@ export interface SessionRegistryOptions {
   dedupeWindow: number;
   /** A request with no answer and no progress for this long gets UpstreamTimeout (0: never). */
   requestTimeoutMs: number;
+  /** Descriptor limit new sessions are admitted against (undefined: the process's soft RLIMIT_NOFILE). */
+  fdLimit?: number;
+  /** Part of the limit (percent) kept free for the sessions already held. */
+  fdHeadroomPercent?: number;
 }
 
 /** Opens the upstream port for a new session (the Router + PoolManager seam). */
@@ -34,6 +39,8 @@ const ALWAYS_ALLOW: TransportSwitchGuard = async () => ({ allowed: true });
  */
 export class SessionRegistry {
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** The capacity guard every transport goes through (create, or admit before a handshake). */
+  readonly descriptors: DescriptorBudget;
 
   constructor(
     private readonly store: SessionStore,
@@ -41,7 +48,20 @@ export class SessionRegistry {
     private readonly openUpstream: UpstreamOpener,
     private readonly hooks: SessionHooks,
     private readonly switchGuard: TransportSwitchGuard = ALWAYS_ALLOW,
-  ) {}
+  ) {
+    this.descriptors = new DescriptorBudget({
+      limit: options.fdLimit,
+      headroomPercent: options.fdHeadroomPercent,
+    });
+  }
+
+  /**
+   * Throws SessionCapacityError when a new session would bring the process too close to its
+   * descriptor limit; transports that must decide before a handshake (WebSocket) call it first.
+   */
+  admit(): void {
+    this.descriptors.check();
+  }
 
   /**
    * Asks before a session continues on another transport (failover). Staying on the same
@@ -70,8 +90,13 @@ export class SessionRegistry {
     this.sweepTimer = undefined;
   }
 
-  /** Creates a session and starts acquiring its upstream; messages sent meanwhile wait for it. */
+  /**
+   * Creates a session and starts acquiring its upstream; messages sent meanwhile wait for it.
+   * Throws SessionCapacityError (503 + Retry-After, WebSocket 1013) when it does not fit.
+   */
   create(clientId: string, service: string, transport: ChannelKind): Session {
+    this.descriptors.check();
+    this.descriptors.taken();
     const session = new Session({
       id: newSessionId(),
       clientId,

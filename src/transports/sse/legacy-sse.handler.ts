@@ -13,6 +13,7 @@ import { ResumeUnavailableError } from '../../session/outbox';
 import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { clientIdFrom } from '../http/client-identity';
+import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import type { RequestGuard } from '../http/request-guard';
@@ -60,7 +61,13 @@ export class LegacySseHandler {
       this.refuse(res, 404, 'unknown_service', `Unknown service "${target}"`);
       return;
     }
-    const session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse');
+    let session: Session;
+    try {
+      session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse');
+    } catch (err) {
+      if (refusedForCapacity(res, err, this.metrics)) return;
+      throw err;
+    }
     const channel = this.channelFor(session, res);
     channel.event('endpoint', endpointFor(session, req, query));
     session.attachPrimary(channel, undefined);

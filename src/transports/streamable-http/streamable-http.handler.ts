@@ -21,6 +21,7 @@ import { ResumeUnavailableError } from '../../session/outbox';
 import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { clientIdFrom } from '../http/client-identity';
+import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import { RequestGuard } from '../http/request-guard';
@@ -358,7 +359,12 @@ export class StreamableHttpHandler {
         );
         return;
       }
-      session = this.deps.sessions.create(clientIdFrom(headers), service, 'streamable');
+      try {
+        session = this.deps.sessions.create(clientIdFrom(headers), service, 'streamable');
+      } catch (err) {
+        if (refusedForCapacity(res, err, this.deps.metrics)) return;
+        throw err;
+      }
     } else {
       session = this.sessionFor(headers, service, res);
       if (!session) return;
