@@ -93,9 +93,12 @@ export const PoolSchema = z
     max: int(1, 10_000).default(4),
     /** Requests that may queue for a free upstream session; more are refused at once (−31003). */
     maxWaitingClients: int(0).default(1000),
-    /** How long a queued request waits before it is refused with −31003 and retryAfterMs. */
+    /**
+     * How long a queued request waits before it is refused with −31003 and retryAfterMs. It also
+     * bounds starting a new upstream session (spawn + initialize): keep it above that, or set min ≥ 1.
+     */
     acquireTimeoutMs: int(1).default(5000),
-    /** An upstream session idle this long is closed (down to `min`). */
+    /** An upstream session idle this long is closed, down to `min` (the min ones are kept, not recycled). */
     idleTimeoutMs: int(100).default(60_000),
     /** How often idle sessions are looked for. */
     evictionRunIntervalMs: int(0).default(10_000),

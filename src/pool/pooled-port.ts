@@ -39,6 +39,10 @@ export class PooledPort implements UpstreamPort, PooledClient {
     readonly routingKey: string,
   ) {}
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   send(message: JsonRpcMessage, _raw: string | undefined, headers?: MessageHeaders): void {
     if (this.closed) return;
     if (isRequest(message)) {

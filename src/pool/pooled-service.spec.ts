@@ -276,4 +276,21 @@ describe('pooled service with a fake upstream connection', () => {
     assert.equal(service.clientCount, 1);
     await service.stop();
   });
+
+  test('a request still queued for a checkout when its port closes never reaches the upstream', async () => {
+    const { service, connections, client } = setup({ ...SETTINGS, maxConcurrentPerConnection: 1 });
+    const a = client();
+    const b = client();
+    const upA = await carried(a.port, connections, toolCall(1));
+    b.port.send(toolCall(2), undefined);
+    await until(() => service.stats()[0].pending === 1, 'the second request to queue');
+    b.port.close();
+    connections[0].emit({ jsonrpc: '2.0', id: upA.id, result: {} });
+    await until(() => service.stats()[0].pending === 0, 'the queue to empty');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(connections[0].calls().length, 1, 'only the first request was sent upstream');
+    assert.deepEqual(b.sink.got, []);
+    assert.equal(service.stats()[0].borrowed, 0, 'the checkout went straight back');
+    await service.stop();
+  });
 });

@@ -100,6 +100,8 @@ export class PooledService {
     }
     pool.checkout().then(
       (shared) => {
+        // The client left while the request waited for a checkout: nobody would read the answer.
+        if (port.isClosed) return pool.settle(shared);
         const upstreamId = shared.carry(port, request, headers);
         port.carried(request, shared, upstreamId);
       },
