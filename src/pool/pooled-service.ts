@@ -255,7 +255,9 @@ export class PooledService {
     if (!pool) {
       const max = this.sizeOverrides.get(replica.transport);
       const settings =
-        max === undefined ? this.deps.settings : { ...this.deps.settings, max, min: Math.min(this.deps.settings.min, max) };
+        max === undefined
+          ? this.deps.settings
+          : { ...this.deps.settings, max, min: Math.min(this.deps.settings.min, max) };
       pool = new ReplicaPool(
         replica,
         settings,
