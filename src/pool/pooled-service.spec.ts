@@ -293,4 +293,25 @@ describe('pooled service with a fake upstream connection', () => {
     assert.equal(service.stats()[0].borrowed, 0, 'the checkout went straight back');
     await service.stop();
   });
+
+  test('a request cancelled while it waits for a checkout never reaches the upstream', async () => {
+    const { service, connections, client } = setup({ ...SETTINGS, maxConcurrentPerConnection: 1 });
+    const a = client();
+    const upA = await carried(a.port, connections, toolCall(1));
+    a.port.send(toolCall(2), undefined);
+    await until(() => service.stats()[0].pending === 1, 'the second request to queue');
+    a.port.send({ jsonrpc: '2.0', method: Method.Cancelled, params: { requestId: 2 } }, undefined);
+    connections[0].emit({ jsonrpc: '2.0', id: upA.id, result: {} });
+    await until(() => service.stats()[0].pending === 0, 'the queue to empty');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(connections[0].calls().length, 1, 'the cancelled request was not sent');
+    assert.equal(
+      connections[0].sent.filter((m) => (m as JsonRpcRequest).method === Method.Cancelled).length,
+      0,
+      'nothing to cancel upstream',
+    );
+    assert.deepEqual(a.sink.got, [{ jsonrpc: '2.0', id: 1, result: {} }]);
+    assert.equal(service.stats()[0].borrowed, 0);
+    await service.stop();
+  });
 });
