@@ -118,7 +118,8 @@ describe('replica pools (pooled stdio server-everything)', () => {
       assert.equal(refused.error?.code, -31003, JSON.stringify(refused));
       assert.equal(typeof refused.error.data?.retryAfterMs, 'number');
       assert.ok(refused.error.data.retryAfterMs > 0);
-      assert.ok(waited < 1500, `refused at once, not after a wait (${waited} ms)`);
+      // Generous bounds for a loaded machine: "at once" means far below the 10 s acquire timeout.
+      assert.ok(waited < 5000, `refused at once, not after a wait (${waited} ms)`);
 
       const held = await holding;
       assert.equal(held.id, 1);
@@ -155,7 +156,7 @@ describe('replica pools (pooled stdio server-everything)', () => {
       await waitUntil(() => poolStats(gw).available === 1, 15_000, 'the min upstream session');
       const a = await openSession(gw.url, VERSION);
       const b = await openSession(gw.url, VERSION);
-      const holding = longCall(gw.url, a, 1, 3);
+      const holding = longCall(gw.url, a, 1, 6);
       await waitUntil(
         () => poolStats(gw).borrowed === 1,
         10_000,
@@ -166,7 +167,7 @@ describe('replica pools (pooled stdio server-everything)', () => {
       const waited = Date.now() - started;
       assert.equal(refused.error?.code, -31003, JSON.stringify(refused));
       assert.equal(typeof refused.error.data?.retryAfterMs, 'number');
-      assert.ok(waited >= 250 && waited < 2500, `refused after the acquire timeout (waited ${waited} ms)`);
+      assert.ok(waited >= 250 && waited < 5000, `refused after the acquire timeout (waited ${waited} ms)`);
       assert.equal(poolStats(gw).pending, 0, 'the timed-out request left the wait queue');
       assert.ok((await holding).result);
     });
@@ -229,9 +230,16 @@ describe('replica pools (pooled stdio server-everything)', () => {
     test('idle upstream sessions are evicted down to min, and the min one is kept', async () => {
       const a = await openSession(gw.url, VERSION);
       const b = await openSession(gw.url, VERSION);
-      const [x, y] = await Promise.all([longCall(gw.url, a, 1, 1), longCall(gw.url, b, 1, 1)]);
-      assert.ok(x.result && y.result);
-      assert.equal(poolStats(gw).size, 2, 'two upstream sessions served the two calls');
+      // Sampled while the calls run: the first one done may be evicted before the second returns.
+      let most = 0;
+      const sampler = setInterval(() => (most = Math.max(most, poolStats(gw).size)), 50);
+      try {
+        const [x, y] = await Promise.all([longCall(gw.url, a, 1, 1), longCall(gw.url, b, 1, 1)]);
+        assert.ok(x.result && y.result);
+      } finally {
+        clearInterval(sampler);
+      }
+      assert.equal(most, 2, 'two upstream sessions served the two calls');
       await waitUntil(
         () => poolStats(gw).size === 1 && childPids(baseline).length === 1,
         10_000,
