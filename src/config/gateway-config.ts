@@ -161,9 +161,12 @@ export const PoolSchema = z
     max: int(1, 10_000).default(4),
     /** Requests that may queue for a free upstream session; more are refused at once (−31003). */
     maxWaitingClients: int(0).default(1000),
-    /** How long a queued request waits before it is refused with −31003 and retryAfterMs. */
+    /**
+     * How long a queued request waits before it is refused with −31003 and retryAfterMs. It also
+     * bounds starting a new upstream session (spawn + initialize): keep it above that, or set min ≥ 1.
+     */
     acquireTimeoutMs: int(1).default(5000),
-    /** An upstream session idle this long is closed (down to `min`). */
+    /** An upstream session idle this long is closed, down to `min` (the min ones are kept, not recycled). */
     idleTimeoutMs: int(100).default(60_000),
     /** How often idle sessions are looked for. */
     evictionRunIntervalMs: int(0).default(10_000),
@@ -245,6 +248,14 @@ export const EnvSchema = z.object({
    * Frees the session's upstream (a stdio child in dedicated mode) long before the idle timeout.
    */
   SESSION_DETACHED_TIMEOUT_MS: int(1000).default(60_000),
+  /**
+   * File-descriptor limit new sessions are admitted against; unset: the process's soft
+   * RLIMIT_NOFILE (read once from /proc/self/limits). A new session past it gets 503 with
+   * Retry-After (WebSocket: the upgrade is refused the same way) and the sessions held keep working.
+   */
+  SESSION_FD_LIMIT: int(1).optional(),
+  /** Percent of the descriptor limit kept free for the sessions already held (reconnects, restarts). */
+  SESSION_FD_HEADROOM_PERCENT: int(0, 90).default(10),
   /** How often the one shared timer looks for idle sessions. */
   SESSION_SWEEP_INTERVAL_MS: int(100).default(5000),
   /**
@@ -350,6 +361,9 @@ export interface GatewayConfig {
     dedupeWindow: number;
     dedupeWindowMs: number;
     requestTimeoutMs: number;
+    /** undefined: the process's soft descriptor limit. */
+    fdLimit: number | undefined;
+    fdHeadroomPercent: number;
   };
   sse: { retryMs: number; keepAliveMs: number };
   shutdownGraceMs: number;

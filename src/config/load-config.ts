@@ -89,6 +89,8 @@ export function loadConfig(
       dedupeWindow: e.DEDUPE_WINDOW,
       dedupeWindowMs: e.DEDUPE_WINDOW_MS,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      fdLimit: e.SESSION_FD_LIMIT,
+      fdHeadroomPercent: e.SESSION_FD_HEADROOM_PERCENT,
     },
     sse: { retryMs: e.SSE_RETRY_MS, keepAliveMs: e.SSE_KEEPALIVE_MS },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

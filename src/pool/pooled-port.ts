@@ -16,9 +16,13 @@ import type { PooledClient, SharedUpstream } from './shared-upstream';
 import type { UpstreamPort } from './upstream-port';
 
 interface Outstanding {
-  shared: SharedUpstream;
+  /** undefined while the request waits for a checkout. */
+  shared: SharedUpstream | undefined;
   upstreamId: string;
 }
+
+/** The entry of a request waiting for a checkout (shared: nothing of it is per request). */
+const QUEUED: Outstanding = { shared: undefined, upstreamId: '' };
 
 /**
  * `pooled` mode: the session's port owns no upstream session. Each request is carried by a
@@ -90,7 +94,13 @@ export class PooledPort implements UpstreamPort, PooledClient {
         return;
       }
     }
+    (this.outstanding ??= new Map()).set(idKey(message.id), QUEUED);
     this.service.carry(this, message, headers);
+  }
+
+  /** False once the request was cancelled (or the port closed) while it waited for a checkout. */
+  stillQueued(id: JsonRpcId): boolean {
+    return !this.closed && this.outstanding?.get(idKey(id)) === QUEUED;
   }
 
   private notification(message: JsonRpcNotification): void {
@@ -100,7 +110,8 @@ export class PooledPort implements UpstreamPort, PooledClient {
     const out = this.outstanding?.get(idKey(id));
     if (!out) return;
     this.outstanding!.delete(idKey(id));
-    out.shared.cancel(out.upstreamId, (message.params as { reason?: string }).reason);
+    // Still queued: deleting the entry is enough, the request is never sent.
+    out.shared?.cancel(out.upstreamId, (message.params as { reason?: string }).reason);
   }
 
   /** The service carries the request: remember where, so a cancellation finds it. */
@@ -125,7 +136,8 @@ export class PooledPort implements UpstreamPort, PooledClient {
     if (this.closed) return;
     this.closed = true;
     if (this.outstanding) {
-      for (const out of this.outstanding.values()) out.shared.cancel(out.upstreamId, 'client session closed');
+      for (const out of this.outstanding.values())
+        out.shared?.cancel(out.upstreamId, 'client session closed');
       this.outstanding = undefined;
     }
     this.service.detach(this);

@@ -100,6 +100,8 @@ export class PooledService {
     }
     pool.checkout().then(
       (shared) => {
+        // Cancelled, or the client left, while it waited for a checkout: it must not run upstream.
+        if (!port.stillQueued(request.id)) return pool.settle(shared);
         const upstreamId = shared.carry(port, request, headers);
         port.carried(request, shared, upstreamId);
       },

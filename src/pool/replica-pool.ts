@@ -47,6 +47,12 @@ export class ReplicaPool {
   private readonly lastUsed = new WeakMap<SharedUpstream, number>();
   /** Every live session, borrowed or not, so that stop() can close them all. */
   private readonly all = new Set<SharedUpstream>();
+  /**
+   * The initialize result of the newest upstream session that started: clients' initialize is
+   * answered from it without a checkout, so new sessions open even while every upstream session
+   * is busy. Refreshed whenever an upstream session (re)starts.
+   */
+  private initialized: Record<string, unknown> | undefined = undefined;
   private stopped = false;
 
   constructor(
@@ -69,6 +75,7 @@ export class ReplicaPool {
             throw err;
           }
           this.all.add(shared);
+          this.initialized = shared.initializeResult;
           return shared;
         },
         destroy: async (shared) => {
@@ -89,7 +96,10 @@ export class ReplicaPool {
         max: settings.max,
         maxWaitingClients: settings.maxWaitingClients,
         acquireTimeoutMillis: settings.acquireTimeoutMs,
-        idleTimeoutMillis: settings.idleTimeoutMs,
+        // "Soft" idle eviction stops at min; generic-pool's hard idleTimeoutMillis would also
+        // evict the min sessions and respawn them at once (a stdio child churned every timeout).
+        softIdleTimeoutMillis: settings.idleTimeoutMs,
+        idleTimeoutMillis: Number.MAX_SAFE_INTEGER,
         evictionRunIntervalMillis: settings.evictionRunIntervalMs,
         testOnBorrow: settings.testOnBorrow,
       },
@@ -104,7 +114,12 @@ export class ReplicaPool {
     for (const shared of this.open) {
       if (shared.load < this.settings.maxConcurrentPerConnection && !shared.dead) return shared;
     }
-    const shared = await this.pool.acquire();
+    let shared = await this.pool.acquire();
+    // Without testOnBorrow an idle session whose connection died is still lent: replace it here.
+    while (shared.dead) {
+      void this.pool.destroy(shared).catch(() => undefined);
+      shared = await this.pool.acquire();
+    }
     if (this.settings.maxConcurrentPerConnection > 1) this.open.add(shared);
     return shared;
   }
@@ -143,8 +158,9 @@ export class ReplicaPool {
     if (this.pool.isBorrowedResource(shared)) void this.pool.destroy(shared).catch(() => undefined);
   }
 
-  /** Any live session's cached initialize result (to answer a client's initialize), starting one if needed. */
+  /** The cached initialize result (to answer a client's initialize), starting a session if none ever did. */
   async initializeResult(): Promise<Record<string, unknown>> {
+    if (this.initialized) return this.initialized;
     const shared = await this.checkout();
     const result = shared.initializeResult!;
     this.settle(shared);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ChannelKind } from './client-channel';
 import { OutboxBudget } from './outbox';
+import { DescriptorBudget } from './session-capacity';
 import { Session, type SessionHooks } from './session';
 import type { SessionStore } from './session-store';
 import type { UpstreamPort } from '../pool/upstream-port';
@@ -27,6 +28,10 @@ export interface SessionRegistryOptions {
   dedupeWindowMs: number;
   /** A request with no answer and no progress for this long gets UpstreamTimeout (0: never). */
   requestTimeoutMs: number;
+  /** Descriptor limit new sessions are admitted against (undefined: the process's soft RLIMIT_NOFILE). */
+  fdLimit?: number;
+  /** Part of the limit (percent) kept free for the sessions already held. */
+  fdHeadroomPercent?: number;
 }
 
 /** What a new session offers the router to choose its routing key from (client id, session id, a header). */
@@ -82,6 +87,8 @@ export class SessionRegistry {
   readonly outboxBudget: OutboxBudget;
   /** Counts outbox entries dropped by the resume window or the global budget. */
   onOutboxDrop: OutboxDropCounter | undefined = undefined;
+  /** The capacity guard every transport goes through (create, or admit before a handshake). */
+  readonly descriptors: DescriptorBudget;
 
   constructor(
     private readonly store: SessionStore,
@@ -92,6 +99,18 @@ export class SessionRegistry {
   ) {
     this.outboxBudget = new OutboxBudget(options.outboxGlobalMaxBytes);
     this.outboxBudget.enforce = () => this.enforceOutboxBudget();
+    this.descriptors = new DescriptorBudget({
+      limit: options.fdLimit,
+      headroomPercent: options.fdHeadroomPercent,
+    });
+  }
+
+  /**
+   * Throws SessionCapacityError when a new session would bring the process too close to its
+   * descriptor limit; transports that must decide before a handshake (WebSocket) call it first.
+   */
+  admit(): void {
+    this.descriptors.check();
   }
 
   /**
@@ -142,8 +161,11 @@ export class SessionRegistry {
   /**
    * Creates a session and starts acquiring its upstream; messages sent meanwhile wait for it.
    * `headers` (of the creating request) let a service route on a header.
+   * Throws SessionCapacityError (503 + Retry-After) when it does not fit.
    */
   create(clientId: string, service: string, transport: ChannelKind, headers?: IncomingHttpHeaders): Session {
+    this.descriptors.check();
+    this.descriptors.taken();
     const session = new Session({
       id: newSessionId(),
       clientId,

@@ -15,6 +15,7 @@ import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../
 import type { SessionRegistry, SwitchVerdict } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
 import { clientIdFrom } from '../http/client-identity';
+import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import type { RequestGuard } from '../http/request-guard';
@@ -64,7 +65,13 @@ export class LegacySseHandler {
       this.refuse(res, 404, 'unknown_service', `Unknown service "${target}"`);
       return;
     }
-    const session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse', req.headers);
+    let session: Session;
+    try {
+      session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse', req.headers);
+    } catch (err) {
+      if (refusedForCapacity(res, err, this.metrics)) return;
+      throw err;
+    }
     const channel = this.channelFor(session, res);
     // With an id (position 0: nothing sent yet) so a reconnect before the first message resumes this session.
     channel.event('endpoint', endpointFor(session, req, query), 0);

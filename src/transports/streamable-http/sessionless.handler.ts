@@ -18,6 +18,7 @@ import {
 import type { ChannelListener, ClientChannel } from '../../session/client-channel';
 import { STANDALONE_STREAM, type Session } from '../../session/session';
 import { clientIdFrom } from '../http/client-identity';
+import { refusedForCapacity } from '../http/capacity-reply';
 import { sendJson, sendStatus } from '../http/http-reply';
 import type { KeepAliveTarget } from '../http/keep-alive-ticker';
 import { SSE_HEADERS } from '../http/sse-channel';
@@ -637,7 +638,13 @@ export class SessionlessHandler {
     }
 
     const clientId = clientIdFrom(headers);
-    const entry = this.entryFor(clientId, service, meta!);
+    let entry: BridgeEntry | undefined;
+    try {
+      entry = this.entryFor(clientId, service, meta!);
+    } catch (err) {
+      if (refusedForCapacity(res, err, this.deps.metrics)) return;
+      throw err;
+    }
     if (!entry) {
       refuse(
         this.deps,

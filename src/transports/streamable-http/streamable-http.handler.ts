@@ -23,6 +23,7 @@ import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../
 import type { SessionRegistry } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
 import { clientIdFrom } from '../http/client-identity';
+import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import { RequestGuard } from '../http/request-guard';
@@ -376,7 +377,12 @@ export class StreamableHttpHandler {
         );
         return;
       }
-      session = this.deps.sessions.create(clientIdFrom(headers, query), service, 'streamable', headers);
+      try {
+        session = this.deps.sessions.create(clientIdFrom(headers, query), service, 'streamable', headers);
+      } catch (err) {
+        if (refusedForCapacity(res, err, this.deps.metrics)) return;
+        throw err;
+      }
     } else {
       session = this.sessionFor(headers, service, res, query);
       if (!session) return;

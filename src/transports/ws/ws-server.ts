@@ -18,6 +18,7 @@ import { ResumeUnavailableError } from '../../session/outbox';
 import { STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { ErrorBoundary } from '../error-boundary';
+import { SessionCapacityError } from '../../session/session-capacity';
 import { clientIdFrom } from '../http/client-identity';
 import type { RequestGuard } from '../http/request-guard';
 import { GatewayMethod, GatewaySocket, WsChannel, type WsChannelOwner } from './ws-channel';
@@ -228,6 +229,17 @@ export class WsServer implements WsChannelOwner {
         'Bad Request: Last-Event-ID must be a sequence number, with the session in Mcp-Session-Id or sessionId',
       );
       return;
+    }
+    if (!resume) {
+      // Decide before the handshake: a refused upgrade is a plain 503 with Retry-After.
+      try {
+        this.sessions.admit();
+      } catch (err) {
+        if (!(err instanceof SessionCapacityError)) throw err;
+        const retry = `Retry-After: ${Math.ceil(err.retryAfterMs / 1000)}`;
+        this.refuse(socket, 503, err.code, ErrorCode.Overloaded, err.message, retry);
+        return;
+      }
     }
     const admission: Admission = {
       socket,

@@ -1,0 +1,22 @@
+import type { ServerResponse } from 'node:http';
+import { ErrorCode } from '../../../libs/protocol/src';
+import { SessionCapacityError } from '../../session/session-capacity';
+import { sendJsonRpcError } from './http-reply';
+
+/**
+ * Answers 503 with Retry-After when `err` is the session capacity refusal and returns true;
+ * false for any other error (the caller rethrows it to its error boundary).
+ */
+export function refusedForCapacity(
+  res: ServerResponse,
+  err: unknown,
+  metrics: { error(kind: string): void },
+): boolean {
+  if (!(err instanceof SessionCapacityError)) return false;
+  metrics.error(err.code);
+  sendJsonRpcError(res, 503, ErrorCode.Overloaded, err.message, {
+    data: { retryAfterMs: err.retryAfterMs },
+    headers: { 'retry-after': String(Math.ceil(err.retryAfterMs / 1000)) },
+  });
+  return true;
+}
