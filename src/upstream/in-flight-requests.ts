@@ -2,12 +2,13 @@ import {
   ErrorCode,
   errorResponse,
   idKey,
+  isResponse,
   Method,
   type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcNotification,
 } from '../../libs/protocol/src';
-import type { UpstreamHandshake } from './upstream-handshake';
+import { HandshakeStep, type UpstreamHandshake } from './upstream-handshake';
 import type { UpstreamSink } from './upstream-connection';
 
 /**
@@ -67,4 +68,22 @@ export function cancelledRequestId(message: JsonRpcMessage): JsonRpcId | undefin
 /** Answers one client request with UpstreamUnavailable and the reason. */
 export function answerUnavailable(sink: UpstreamSink | undefined, id: JsonRpcId, why: string): void {
   sink?.upstreamMessage(errorResponse(id, ErrorCode.UpstreamUnavailable, why), undefined, id);
+}
+
+/**
+ * What every upstream does first with a message it read: an answered request is no longer in
+ * flight, the handshake claims the answers that are the gateway's own, and anything else goes to
+ * the sink. Returns the handshake step, so the caller finishes a replay its own way.
+ */
+export function takeIncoming(
+  message: JsonRpcMessage,
+  raw: string | undefined,
+  inFlight: InFlightRequests,
+  handshake: UpstreamHandshake,
+  sink: UpstreamSink | undefined,
+): HandshakeStep {
+  if (isResponse(message) && message.id !== null) inFlight.delete(message.id);
+  const step = handshake.incoming(message);
+  if (step === HandshakeStep.Deliver) sink?.upstreamMessage(message, raw, undefined);
+  return step;
 }

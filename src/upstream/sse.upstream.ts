@@ -2,7 +2,6 @@ import { Logger } from '@nestjs/common';
 import {
   Header,
   isRequest,
-  isResponse,
   type JsonRpcMessage,
   type JsonRpcRequest,
   SseParser,
@@ -12,7 +11,7 @@ import type { ReplicaConfig } from '../config/gateway-config';
 import { abortForTimeout, HttpCall, PauseGate, Sleeper, type ChunkSink } from './http-client';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
-import { answerUnavailable, InFlightRequests } from './in-flight-requests';
+import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 import { parseUpstreamText } from './upstream-message';
 
@@ -339,11 +338,8 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
   }
 
   private deliver(message: JsonRpcMessage, raw: string | undefined): void {
-    if (isResponse(message) && message.id !== null) this.inFlight.delete(message.id);
-    const step = this.handshake.incoming(message);
-    if (step === HandshakeStep.Deliver) {
-      this.sink?.upstreamMessage(message, raw, undefined);
-    } else if (step === HandshakeStep.Replayed || step === HandshakeStep.ReplayFailed) {
+    const step = takeIncoming(message, raw, this.inFlight, this.handshake, this.sink);
+    if (step === HandshakeStep.Replayed || step === HandshakeStep.ReplayFailed) {
       if (step === HandshakeStep.ReplayFailed)
         this.logger.warn('The upstream refused the replayed initialize');
       void this.finishReplay();

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Logger } from '@nestjs/common';
-import { isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
+import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
-import { answerUnavailable, InFlightRequests } from './in-flight-requests';
+import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 import { parseUpstreamText } from './upstream-message';
 
@@ -466,14 +466,10 @@ export class StdioUpstream implements UpstreamConnection {
   }
 
   private deliver(message: JsonRpcMessage, raw: string | undefined): void {
-    if (isResponse(message) && message.id !== null) this.inFlight.delete(message.id);
-    const step = this.handshake.incoming(message);
-    if (step === HandshakeStep.Deliver) {
-      this.sink?.upstreamMessage(message, raw, undefined);
-    } else if (step === HandshakeStep.Replayed) {
-      this.finishReplay();
-    } else if (step === HandshakeStep.ReplayFailed) {
-      this.logger.warn('The restarted upstream refused the replayed initialize');
+    const step = takeIncoming(message, raw, this.inFlight, this.handshake, this.sink);
+    if (step === HandshakeStep.Replayed || step === HandshakeStep.ReplayFailed) {
+      if (step === HandshakeStep.ReplayFailed)
+        this.logger.warn('The restarted upstream refused the replayed initialize');
       this.finishReplay();
     }
   }

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import WebSocket, { type RawData } from 'ws';
-import { isRequest, isResponse, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
+import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
-import { answerUnavailable, InFlightRequests } from './in-flight-requests';
+import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import type { UpstreamOptions } from './upstream.factory';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
@@ -464,14 +464,10 @@ export class WsUpstream implements UpstreamConnection {
   }
 
   private deliver(message: JsonRpcMessage, raw: string | undefined): void {
-    if (isResponse(message) && message.id !== null) this.inFlight.delete(message.id);
-    const step = this.handshake.incoming(message);
-    if (step === HandshakeStep.Deliver) {
-      this.sink?.upstreamMessage(message, raw, undefined);
-    } else if (step === HandshakeStep.Replayed) {
-      this.finishReplay();
-    } else if (step === HandshakeStep.ReplayFailed) {
-      this.logger.warn('The upstream refused the replayed initialize');
+    const step = takeIncoming(message, raw, this.inFlight, this.handshake, this.sink);
+    if (step === HandshakeStep.Replayed || step === HandshakeStep.ReplayFailed) {
+      if (step === HandshakeStep.ReplayFailed)
+        this.logger.warn('The upstream refused the replayed initialize');
       this.finishReplay();
     }
   }
