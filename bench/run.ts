@@ -1107,6 +1107,7 @@ function replicatedService(name: string, urls: string[]): Record<string, unknown
 
 interface ReplicaRun {
   replicas: number;
+  /** 0: the warm-up round, left out of the medians. */
   round: number;
   scenario: ScenarioResult;
   /** tools/call answered by each replica during the scenario (warm-up and window), in replica order. */
@@ -1177,7 +1178,8 @@ async function runReplicaSuite(
       opts.logLevel,
     );
     try {
-      for (let round = 1; round <= opts.pairRounds; round++) {
+      // Round 0 warms the fresh gateway (JIT, pools) and is kept in the results but left out of the medians.
+      for (let round = 0; round <= opts.pairRounds; round++) {
         for (const [service, count] of [
           ['one', 1],
           ['three', 3],
@@ -1196,7 +1198,7 @@ async function runReplicaSuite(
               clientIdPrefix: 'bench-client',
               durationMs: opts.pairDurationMs,
               warmupMs: opts.pairWarmupMs,
-              label: `${count} replica(s), round ${round}`,
+              label: `${count} repl. r${round}`,
             },
           );
           const after = await Promise.all(ups.slice(0, count).map((u) => toolCallsOf(u.child)));
@@ -1217,7 +1219,7 @@ async function runReplicaSuite(
     await Promise.all(ups.map((u) => stopChild(u.child)));
   }
   const median = [1, 3].flatMap((replicas) => {
-    const m = roundMedian(runs.filter((r) => r.replicas === replicas).map((r) => r.scenario));
+    const m = roundMedian(runs.filter((r) => r.replicas === replicas && r.round > 0).map((r) => r.scenario));
     return m ? [{ replicas, ...m }] : [];
   });
   const one = median.find((m) => m.replicas === 1);
@@ -1236,7 +1238,7 @@ async function runReplicaSuite(
 
 interface WsUpstreamReport {
   note: string;
-  /** Scenarios with `upstreamTransport` ('ws' | 'streamable-http'), client transport always ws. */
+  /** Scenarios with `upstreamTransport` ('ws' | 'streamable-http'), client transport always ws; round 0 = warm-up. */
   scenarios: Array<ScenarioResult & { upstreamTransport: 'ws' | 'streamable-http'; round: number }>;
   /** Medians over the rounds, per level. */
   perLevel: Array<{
@@ -1273,7 +1275,8 @@ async function runWsUpstreamSuite(
       opts.logLevel,
     );
     try {
-      for (let round = 1; round <= opts.pairRounds; round++) {
+      // Round 0 warms the fresh gateway (JIT, pools) and is kept in the results but left out of the medians.
+      for (let round = 0; round <= opts.pairRounds; round++) {
         for (const n of opts.wsUpstreamLevels) {
           for (const [service, upstreamTransport] of [
             ['viaws', 'ws'],
@@ -1291,7 +1294,7 @@ async function runWsUpstreamSuite(
                 path: `/ws/${service}`,
                 durationMs: opts.pairDurationMs,
                 warmupMs: opts.pairWarmupMs,
-                label: `→ ${upstreamTransport} upstream, round ${round}`,
+                label: `→ ${upstreamTransport === 'ws' ? 'ws' : 'http'} up r${round}`,
               },
             );
             scenarios.push({ ...r, upstreamTransport, round });
@@ -1309,7 +1312,7 @@ async function runWsUpstreamSuite(
   const perLevel: WsUpstreamReport['perLevel'] = [];
   for (const n of opts.wsUpstreamLevels) {
     const of = (t: 'ws' | 'streamable-http') =>
-      roundMedian(scenarios.filter((x) => x.upstreamTransport === t && x.sessions === n));
+      roundMedian(scenarios.filter((x) => x.upstreamTransport === t && x.sessions === n && x.round > 0));
     const w = of('ws');
     const h = of('streamable-http');
     if (!w || !h) continue;
@@ -1615,7 +1618,7 @@ function printTopology(
     console.log('\n1 vs 3 replicas (streamable-http through the gateway, distinct client ids):');
     for (const m of replicas.median) {
       const calls = replicas.runs
-        .filter((r) => r.replicas === m.replicas)
+        .filter((r) => r.replicas === m.replicas && r.round > 0)
         .map((r) => r.callsPerReplica.join('/'))
         .join(', ');
       console.log(
