@@ -1,8 +1,10 @@
 /**
  * A deliberately fast MCP server for benchmarks: raw node:http, no SDK, no validation beyond
  * what routing needs. It speaks just enough MCP that a gateway can sit in front of it —
- * Streamable HTTP on /mcp (JSON responses only) and the legacy HTTP+SSE transport on
- * /sse + /messages — so that what a gateway benchmark measures is the gateway.
+ * Streamable HTTP on /mcp (JSON responses only), the legacy HTTP+SSE transport on
+ * /sse + /messages, and WebSocket on /ws (subprotocol `mcp`, one JSON-RPC message per text
+ * frame, what a `transport: ws` replica speaks) — so that what a gateway benchmark measures
+ * is the gateway.
  *
  * Run as a child (forked with IPC: sends {type:'ready', url}) or standalone
  * (`node dist/bench/fast-upstream.js [port]`, prints the URL).
@@ -10,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { ReadyMessage } from './ipc';
 import { answerUsageRequests } from './usage';
 
@@ -101,10 +104,15 @@ interface JsonRpcIn {
 const streamableSessions = new Set<string>();
 /** Legacy SSE sessions: the open stream each response is written to. */
 const sseStreams = new Map<string, ServerResponse>();
+/** Open WebSocket connections (each one MCP session; no other state). */
+let wsConnections = 0;
+/** tools/call answered, over any transport: shows how a gateway spread the load over replicas. */
+let toolCalls = 0;
+const WS_SUBPROTOCOL = 'mcp';
 
 export interface FastUpstream {
   server: Server;
-  /** Base URL, e.g. http://127.0.0.1:40000 (endpoints: /mcp, /sse). */
+  /** Base URL, e.g. http://127.0.0.1:40000 (endpoints: /mcp, /sse, /ws). */
   url: string;
   close(): Promise<void>;
 }
@@ -119,6 +127,21 @@ export async function startFastUpstream(port = 0, host = '127.0.0.1'): Promise<F
     server.once('error', fail);
     server.listen(port, host, ok);
   });
+  // WebSocket on /ws: the upgrade picks subprotocol `mcp` when offered (and refuses others).
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_BODY_BYTES,
+    perMessageDeflate: false,
+    handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/ws') {
+      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, wsConnection);
+  });
   const address = server.address() as AddressInfo;
   return {
     server,
@@ -127,6 +150,7 @@ export async function startFastUpstream(port = 0, host = '127.0.0.1'): Promise<F
       new Promise<void>((ok) => {
         for (const res of sseStreams.values()) res.end();
         sseStreams.clear();
+        for (const ws of wss.clients) ws.terminate();
         server.closeAllConnections();
         server.close(() => ok());
       }),
@@ -237,6 +261,31 @@ function ssePost(res: ServerResponse, stream: ServerResponse, message: JsonRpcIn
   stream.write(`event: message\ndata: ${JSON.stringify(reply)}\n\n`);
 }
 
+/** One MCP session per WebSocket connection: a request in a text frame, its answer in another. */
+function wsConnection(ws: WebSocket): void {
+  wsConnections++;
+  ws.once('close', () => wsConnections--);
+  ws.on('message', (data: RawData, isBinary: boolean) => {
+    if (isBinary) return ws.close(1003, 'text frames only');
+    let message: JsonRpcIn;
+    try {
+      message = JSON.parse(data.toString());
+    } catch {
+      return ws.send(JSON.stringify(rpcError(null, -32700, 'Parse error')));
+    }
+    if (!message || typeof message !== 'object' || Array.isArray(message)) {
+      return ws.send(JSON.stringify(rpcError(null, -32600, 'Invalid Request')));
+    }
+    // Notifications and responses to us need no answer.
+    if (message.id === undefined || message.method === undefined) return;
+    const reply =
+      message.method === 'initialize'
+        ? { jsonrpc: '2.0', id: message.id, result: initializeResult(message) }
+        : answer(message);
+    ws.send(JSON.stringify(reply));
+  });
+}
+
 function initializeResult(message: JsonRpcIn) {
   const requested = message.params?.protocolVersion;
   return {
@@ -251,6 +300,7 @@ function answer(message: JsonRpcIn): object {
   const id = message.id ?? null;
   switch (message.method) {
     case 'tools/call': {
+      toolCalls++;
       if (message.params?.name === 'large') {
         const bytes = Number(message.params?.arguments?.bytes ?? 65536);
         return { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: largeText(bytes) }] } };
@@ -308,6 +358,8 @@ if (require.main === module) {
           streamableSessions: streamableSessions.size,
           sseStreams: sseStreams.size,
           openSockets: sockets,
+          wsConnections,
+          toolCalls,
         }));
         process.send({ type: 'ready', url: upstream.url } satisfies ReadyMessage);
       } else console.log(upstream.url);

@@ -75,6 +75,12 @@ export interface IdleScenarioResult {
   };
   /** Time for the workers to close everything. */
   closeMs: number | null;
+  /** What the scenario's probe read at each sample (when it has one). */
+  probes?: {
+    after?: Record<string, number>;
+    warm?: Record<string, number>;
+    afterClose?: Record<string, number>;
+  };
   /** Sum of the idle workers' RSS (client side, not the gateway's cost). */
   workerRssBytes: number;
 }
@@ -86,7 +92,10 @@ export interface IdleScenarioParams {
   holdMs: number;
   gateway: BenchChild;
   gatewayUrl: string;
-  upstream: BenchChild;
+  /** The upstream's process, when it is one of ours (a stdio upstream is the gateway's child). */
+  upstream?: BenchChild;
+  /** Extra figures read at "after", after the warm-up and at "afterClose" (e.g. the gateway's child processes). */
+  probe?: () => Record<string, number>;
   /** WebSocket clients offer permessage-deflate. */
   wsCompression?: boolean;
   /** Record the gateway's compression setting in the result. */
@@ -146,7 +155,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * after the collection (concurrently), so the first sample's RSS still holds garbage that the
  * second does not. RSS at a few hundred connections is noisy anyway; heap figures are not.
  */
-async function settledUsage(child: BenchChild) {
+async function settledUsage(child: BenchChild | undefined) {
+  if (!child) return undefined;
   await usageOf(child, true);
   await sleep(SETTLE_MS);
   return usageOf(child, true);
@@ -274,6 +284,7 @@ export async function runIdleScenario(p: IdleScenarioParams): Promise<IdleScenar
     result.gateway.counts = gwAfter?.counts;
     result.upstream.after = upAfter?.memory;
     result.upstream.counts = upAfter?.counts;
+    if (p.probe) result.probes = { after: p.probe() };
     const n = result.established;
     result.perConnection = {
       gatewayRssBytes: perConn(gwAfter?.memory.rss, gwBefore?.memory.rss, n),
@@ -288,6 +299,7 @@ export async function runIdleScenario(p: IdleScenarioParams): Promise<IdleScenar
       const reports = await Promise.all(warmed);
       absorb(reports);
       const gwWarm = await settledUsage(p.gateway);
+      if (p.probe) result.probes = { ...result.probes, warm: p.probe() };
       const withBytes = reports.filter((r) => (r.bytesPerResult ?? 0) > 0);
       result.warm = {
         elapsedMs: Math.max(...reports.map((r) => r.elapsedMs)),
@@ -321,6 +333,7 @@ export async function runIdleScenario(p: IdleScenarioParams): Promise<IdleScenar
     const gwClosed = await settledUsage(p.gateway);
     result.gateway.afterClose = gwClosed?.memory;
     result.gateway.countsAfterClose = gwClosed?.counts;
+    if (p.probe) result.probes = { ...result.probes, afterClose: p.probe() };
   } catch (err) {
     result.errors++;
     samples.add((err as Error).message.split('\n')[0]);
@@ -334,7 +347,7 @@ export async function runIdleScenario(p: IdleScenarioParams): Promise<IdleScenar
     `${String(result.established).padStart(6)} open in ${result.establishMs ?? '-'} ms` +
       (pc ? `  ${kb(pc.gatewayRssBytes)} KB RSS, ${kb(pc.gatewayHeapBytes)} KB heap per conn` : '') +
       (result.warm?.perConnection
-        ? `  (after a large result: ${kb(result.warm.perConnection.gatewayRssBytes)} KB RSS)`
+        ? `  (after the warm-up call: ${kb(result.warm.perConnection.gatewayRssBytes)} KB RSS)`
         : '') +
       (result.errors ? `  errors ${result.errors}` : ''),
   );

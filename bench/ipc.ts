@@ -84,6 +84,8 @@ export interface LoadJob {
   tool: { name: string; arguments: Record<string, unknown> };
   /** WebSocket only: offer permessage-deflate (the gateway accepts it when WS_COMPRESSION is on). */
   wsCompression?: boolean;
+  /** Session i names itself `<prefix>-<i>` (query `client_id`); absent: anonymous sessions. */
+  clientIdPrefix?: string;
 }
 
 export interface LatencySummary {

@@ -346,11 +346,16 @@ function describe(err: unknown): string {
   return String(err);
 }
 
-function createSession(job: LoadJob, callParams: string): BenchSession {
-  const url = new URL(job.path, job.baseUrl);
+function createSession(job: LoadJob, callParams: string, index: number): BenchSession {
+  // A client id per session (the gateway's `client_id` query parameter), so a ring keyed on the
+  // client id spreads the sessions over the service's replicas.
+  const path =
+    job.clientIdPrefix === undefined
+      ? job.path
+      : `${job.path}?client_id=${encodeURIComponent(`${job.clientIdPrefix}-${index}`)}`;
+  const url = new URL(path, job.baseUrl);
   const kind: BenchTransport = job.transport;
-  if (kind === 'ws')
-    return new WsSession(wsUrl(job.baseUrl, job.path), callParams, job.wsCompression ?? false);
+  if (kind === 'ws') return new WsSession(wsUrl(job.baseUrl, path), callParams, job.wsCompression ?? false);
   return kind === 'sse' ? new LegacySseSession(url, callParams) : new StreamableSession(url, callParams);
 }
 
@@ -363,7 +368,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
 
   const handshakeHist = createHistogram();
   const sessions: BenchSession[] = [];
-  const candidates = Array.from({ length: job.sessions }, () => createSession(job, callParams));
+  const candidates = Array.from({ length: job.sessions }, (_, i) => createSession(job, callParams, i));
   await withDeadline(
     forEachLimited(candidates, HANDSHAKE_CONCURRENCY, async (s) => {
       const t0 = performance.now();

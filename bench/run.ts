@@ -20,7 +20,7 @@
  * Results: bench/results/<date>.json and bench/results/latest.json; a summary on stdout.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -55,7 +55,8 @@ import type {
 
 type TargetKind = 'direct' | 'gateway';
 type UpstreamKind = 'fast' | 'embedded-demo';
-type Suite = 'ring' | 'load' | 'idle' | 'compression';
+type Suite = 'ring' | 'load' | 'idle' | 'compression' | 'replicas' | 'ws-upstream' | 'pooled-idle';
+const ALL_SUITES = ['ring', 'load', 'idle', 'compression', 'replicas', 'ws-upstream', 'pooled-idle'] as const;
 
 interface Options {
   /** ring: hash-ring pick time; load: tools/call throughput/latency; idle: 10k idle connections; compression: WS permessage-deflate. */
@@ -85,6 +86,17 @@ interface Options {
   compressionDurationMs: number;
   /** Size of the large tool result (JSON text) for the compression suite. */
   largeBytes: number;
+  /** Replicas suite: Streamable HTTP sessions (distinct client ids) against 1 and 3 replicas. */
+  replicaSessions: number;
+  /** WebSocket-upstream suite: WebSocket client sessions per level, WS upstream next to HTTP upstream. */
+  wsUpstreamLevels: number[];
+  /** Pooled-idle suite: idle WebSocket sessions over a pooled stdio server-everything, and the pool's max. */
+  pooledConnections: number;
+  pooledMax: number;
+  /** replicas / ws-upstream: rounds of each pair, alternated (the median is reported), and their window. */
+  pairRounds: number;
+  pairDurationMs: number;
+  pairWarmupMs: number;
 }
 
 interface GatewayMemory {
@@ -157,7 +169,7 @@ const resultsDir = resolve(here, '../../bench/results');
 
 function parseOptions(argv: string[]): Options {
   const opts: Options = {
-    suites: ['ring', 'load', 'idle', 'compression'],
+    suites: [...ALL_SUITES],
     ring: { ...RING_DEFAULTS, ringSizes: [...RING_DEFAULTS.ringSizes] },
     durationMs: 5_000,
     warmupMs: 1_000,
@@ -175,6 +187,13 @@ function parseOptions(argv: string[]): Options {
     compressionLevels: [1, 50],
     compressionDurationMs: 2_000,
     largeBytes: 65_536,
+    replicaSessions: 50,
+    wsUpstreamLevels: [1, 50, 500],
+    pooledConnections: 10_000,
+    pooledMax: 4,
+    pairRounds: 3,
+    pairDurationMs: 2_000,
+    pairWarmupMs: 500,
   };
   for (const arg of argv) {
     if (arg === '--profile') {
@@ -199,7 +218,7 @@ function parseOptions(argv: string[]): Options {
         opts.transports = list.map((v) => oneOf(key, v, ['streamable-http', 'sse', 'ws'] as const));
         break;
       case 'suites':
-        opts.suites = list.map((v) => oneOf(key, v, ['ring', 'load', 'idle', 'compression'] as const));
+        opts.suites = list.map((v) => oneOf(key, v, ALL_SUITES));
         break;
       case 'idle-connections':
         opts.idleConnections = positive(key, value);
@@ -227,6 +246,27 @@ function parseOptions(argv: string[]): Options {
         break;
       case 'large-bytes':
         opts.largeBytes = positive(key, value);
+        break;
+      case 'replica-sessions':
+        opts.replicaSessions = positive(key, value);
+        break;
+      case 'ws-upstream-levels':
+        opts.wsUpstreamLevels = list.map((v) => positive(key, v));
+        break;
+      case 'pooled-connections':
+        opts.pooledConnections = positive(key, value);
+        break;
+      case 'pooled-max':
+        opts.pooledMax = positive(key, value);
+        break;
+      case 'pair-rounds':
+        opts.pairRounds = positive(key, value);
+        break;
+      case 'pair-duration-ms':
+        opts.pairDurationMs = positive(key, value);
+        break;
+      case 'pair-warmup-ms':
+        opts.pairWarmupMs = value === '0' ? 0 : positive(key, value);
         break;
       case 'targets':
         opts.targets = list.map((v) => oneOf(key, v, ['direct', 'gateway', 'demo'] as const));
@@ -337,6 +377,10 @@ interface ScenarioVariant {
   warmupMs?: number;
   /** Shown in the progress line. */
   label?: string;
+  /** Endpoint path instead of the transport's default (e.g. `/ws/<service>`). */
+  path?: string;
+  /** Give every session its own client id `<prefix>-<i>` (so the ring spreads them). */
+  clientIdPrefix?: string;
 }
 
 interface Servers {
@@ -360,12 +404,13 @@ async function runScenario(
     type: 'job',
     baseUrl,
     transport,
-    path: PATHS[transport],
+    path: variant.path ?? PATHS[transport],
     sessions,
     warmupMs: variant.warmupMs ?? opts.warmupMs,
     durationMs: variant.durationMs ?? opts.durationMs,
     tool: variant.tool ?? (upstream === 'fast' ? FAST_TOOL : DEMO_TOOL),
     ...(variant.wsCompression !== undefined ? { wsCompression: variant.wsCompression } : {}),
+    ...(variant.clientIdPrefix !== undefined ? { clientIdPrefix: variant.clientIdPrefix } : {}),
   };
   const gateway = servers.gateway;
   const memory: GatewayMemory | null = gateway ? {} : null;
@@ -1048,6 +1093,381 @@ async function runCompressionSuite(
   return compareCompression(opts.largeBytes, settings);
 }
 
+/** Streamable HTTP service over the fast upstreams' /mcp, one replica per URL (dedicated mode, ring on client_id). */
+function replicatedService(name: string, urls: string[]): Record<string, unknown> {
+  return {
+    mode: 'dedicated',
+    replicas: urls.map((url, i) => ({
+      id: `${name}-${i + 1}`,
+      transport: 'streamable-http',
+      url: `${url}/mcp`,
+    })),
+  };
+}
+
+interface ReplicaRun {
+  replicas: number;
+  /** 0: the warm-up round, left out of the medians. */
+  round: number;
+  scenario: ScenarioResult;
+  /** tools/call answered by each replica during the scenario (warm-up and window), in replica order. */
+  callsPerReplica: number[];
+}
+
+interface ReplicaReport {
+  note: string;
+  runs: ReplicaRun[];
+  /** Median over the rounds, per replica count. */
+  median: Array<{ replicas: number } & RoundMedian>;
+  /** 3 replicas ÷ 1 replica, medians. */
+  throughputRatio: number | null;
+  p99DiffMs: number | null;
+}
+
+interface RoundMedian {
+  rounds: number;
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+/** Median req/s, p50 and p99 (each on its own) over the rounds that completed requests. */
+function roundMedian(scenarios: ScenarioResult[]): RoundMedian | null {
+  const ok = scenarios.filter((x) => x.requests > 0);
+  if (ok.length === 0) return null;
+  const med = (xs: number[]) => {
+    const a = [...xs].sort((x, y) => x - y);
+    const m = a.length >> 1;
+    return a.length % 2 ? a[m] : round((a[m - 1] + a[m]) / 2);
+  };
+  return {
+    rounds: ok.length,
+    reqPerSec: Math.round(med(ok.map((x) => x.reqPerSec))),
+    p50: med(ok.map((x) => x.latencyMs.p50)),
+    p99: med(ok.map((x) => x.latencyMs.p99)),
+    errors: scenarios.reduce((a, x) => a + x.errors, 0),
+  };
+}
+
+const toolCallsOf = async (child: BenchChild) => (await usageOf(child, false))?.counts.toolCalls ?? 0;
+
+/**
+ * Suite `replicas`: the same closed loop of tools/call (Streamable HTTP, replicaSessions
+ * sessions with distinct client ids) through one gateway to a service with one fast upstream
+ * replica and to one with three, side by side. Every process shares the machine's cores, so
+ * three upstreams do not add CPU: the figure shows what spreading costs or saves in the gateway.
+ */
+async function runReplicaSuite(
+  opts: Options,
+  failures: Array<{ what: string; error: string }>,
+): Promise<ReplicaReport> {
+  const runs: ReplicaRun[] = [];
+  const ups: Array<{ child: BenchChild; url: string }> = [];
+  try {
+    for (let i = 1; i <= 3; i++) ups.push(await startUpstream(`fast upstream ${i} (replicas)`));
+    const gateway = await startGateway(
+      'gateway (1 vs 3 replicas)',
+      {
+        one: replicatedService('one', [ups[0].url]),
+        three: replicatedService(
+          'three',
+          ups.map((u) => u.url),
+        ),
+      },
+      opts.logLevel,
+    );
+    try {
+      // Round 0 warms the fresh gateway (JIT, pools) and is kept in the results but left out of the medians.
+      for (let round = 0; round <= opts.pairRounds; round++) {
+        for (const [service, count] of [
+          ['one', 1],
+          ['three', 3],
+        ] as const) {
+          const before = await Promise.all(ups.slice(0, count).map((u) => toolCallsOf(u.child)));
+          const scenario = await runScenario(
+            opts,
+            'streamable-http',
+            'gateway',
+            'fast',
+            gateway.url,
+            opts.replicaSessions,
+            { upstream: ups[0].child, gateway: gateway.child },
+            {
+              path: `/mcp/${service}`,
+              clientIdPrefix: 'bench-client',
+              durationMs: opts.pairDurationMs,
+              warmupMs: opts.pairWarmupMs,
+              label: `${count} repl. r${round}`,
+            },
+          );
+          const after = await Promise.all(ups.slice(0, count).map((u) => toolCallsOf(u.child)));
+          runs.push({
+            replicas: count,
+            round,
+            scenario,
+            callsPerReplica: after.map((a, i) => a - before[i]),
+          });
+        }
+      }
+    } finally {
+      await stopChild(gateway.child);
+    }
+  } catch (err) {
+    failures.push({ what: 'the replicas suite', error: (err as Error).message });
+  } finally {
+    await Promise.all(ups.map((u) => stopChild(u.child)));
+  }
+  const median = [1, 3].flatMap((replicas) => {
+    const m = roundMedian(runs.filter((r) => r.replicas === replicas && r.round > 0).map((r) => r.scenario));
+    return m ? [{ replicas, ...m }] : [];
+  });
+  const one = median.find((m) => m.replicas === 1);
+  const three = median.find((m) => m.replicas === 3);
+  const ok = one && three;
+  return {
+    note:
+      'Same gateway, services /mcp/one (1 fast upstream) and /mcp/three (3 fast upstreams, weight 1 each); ' +
+      'sessions named bench-client-<i> so the ring (key client_id) spreads them. cpuPercent.upstream is replica 1 only.',
+    runs,
+    median,
+    throughputRatio: ok ? round(three.reqPerSec / one.reqPerSec) : null,
+    p99DiffMs: ok ? round(three.p99 - one.p99) : null,
+  };
+}
+
+interface WsUpstreamReport {
+  note: string;
+  /** Scenarios with `upstreamTransport` ('ws' | 'streamable-http'), client transport always ws; round 0 = warm-up. */
+  scenarios: Array<ScenarioResult & { upstreamTransport: 'ws' | 'streamable-http'; round: number }>;
+  /** Medians over the rounds, per level. */
+  perLevel: Array<{
+    sessions: number;
+    wsUpstream: RoundMedian;
+    httpUpstream: RoundMedian;
+    /** WS upstream ÷ HTTP upstream. */
+    throughputRatio: number;
+    /** WS upstream − HTTP upstream. */
+    p99DiffMs: number;
+  }>;
+}
+
+/**
+ * Suite `ws-upstream`: WebSocket clients through one gateway to the same fast upstream, once
+ * over a `transport: ws` replica (its /ws listener) and once over Streamable HTTP (/mcp), at
+ * wsUpstreamLevels; the two alternate per level so drift on the machine hits both alike.
+ */
+async function runWsUpstreamSuite(
+  opts: Options,
+  failures: Array<{ what: string; error: string }>,
+): Promise<WsUpstreamReport> {
+  const scenarios: WsUpstreamReport['scenarios'] = [];
+  let upstream: { child: BenchChild; url: string } | undefined;
+  try {
+    upstream = await startUpstream('fast upstream (ws-upstream)');
+    const wsUrlOf = upstream.url.replace(/^http/, 'ws');
+    const gateway = await startGateway(
+      'gateway (ws vs http upstream)',
+      {
+        viaws: { mode: 'dedicated', replicas: [{ transport: 'ws', url: `${wsUrlOf}/ws` }] },
+        viahttp: fastService(upstream.url).bench,
+      },
+      opts.logLevel,
+    );
+    try {
+      // Round 0 warms the fresh gateway (JIT, pools) and is kept in the results but left out of the medians.
+      for (let round = 0; round <= opts.pairRounds; round++) {
+        for (const n of opts.wsUpstreamLevels) {
+          for (const [service, upstreamTransport] of [
+            ['viaws', 'ws'],
+            ['viahttp', 'streamable-http'],
+          ] as const) {
+            const r = await runScenario(
+              opts,
+              'ws',
+              'gateway',
+              'fast',
+              gateway.url,
+              n,
+              { upstream: upstream.child, gateway: gateway.child },
+              {
+                path: `/ws/${service}`,
+                durationMs: opts.pairDurationMs,
+                warmupMs: opts.pairWarmupMs,
+                label: `→ ${upstreamTransport === 'ws' ? 'ws' : 'http'} up r${round}`,
+              },
+            );
+            scenarios.push({ ...r, upstreamTransport, round });
+          }
+        }
+      }
+    } finally {
+      await stopChild(gateway.child);
+    }
+  } catch (err) {
+    failures.push({ what: 'the ws-upstream suite', error: (err as Error).message });
+  } finally {
+    if (upstream) await stopChild(upstream.child);
+  }
+  const perLevel: WsUpstreamReport['perLevel'] = [];
+  for (const n of opts.wsUpstreamLevels) {
+    const of = (t: 'ws' | 'streamable-http') =>
+      roundMedian(scenarios.filter((x) => x.upstreamTransport === t && x.sessions === n && x.round > 0));
+    const w = of('ws');
+    const h = of('streamable-http');
+    if (!w || !h) continue;
+    perLevel.push({
+      sessions: n,
+      wsUpstream: w,
+      httpUpstream: h,
+      throughputRatio: round(w.reqPerSec / h.reqPerSec),
+      p99DiffMs: round(w.p99 - h.p99),
+    });
+  }
+  return {
+    note:
+      'Client WebSocket (/ws/<service>) → gateway (dedicated) → fast upstream over a ws replica (/ws, subprotocol mcp) ' +
+      'or a streamable-http replica (/mcp), same gateway and upstream processes.',
+    scenarios,
+    perLevel,
+  };
+}
+
+/** PIDs of every descendant of `pid`, from /proc (Linux). */
+function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // Fields after the command name (in parentheses, may hold spaces): state, ppid, …
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(name));
+      children.set(ppid, list);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const c of children.get(queue.pop()!) ?? []) {
+      out.push(c);
+      queue.push(c);
+    }
+  }
+  return out;
+}
+
+function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+const SERVER_EVERYTHING = resolve(
+  here,
+  '../../node_modules/@modelcontextprotocol/server-everything/dist/index.js',
+);
+
+interface PooledIdleReport {
+  note: string;
+  pool: Record<string, unknown>;
+  scenario: IdleScenarioResult | null;
+  /** Per session once every session has initialized and made one tools/call. */
+  perSession: {
+    gatewayRssBytes: number;
+    gatewayHeapBytes: number;
+    /** The stdio children's RSS (all of them) divided by the sessions they serve. */
+    childrenRssBytes: number;
+  } | null;
+  childProcesses: { after: number | null; warm: number | null; afterClose: number | null; max: number };
+}
+
+/**
+ * Suite `pooled-idle`: pooledConnections WebSocket sessions against a gateway whose only service
+ * is a pooled stdio server-everything (pool max pooledMax). The sessions first idle bare
+ * (sample "after"), then each initializes and makes one echo call through the pool and idles
+ * again (sample "warm"): that is a pooled session's cost. Children counted from /proc.
+ */
+async function runPooledIdleSuite(
+  opts: Options,
+  failures: Array<{ what: string; error: string }>,
+): Promise<PooledIdleReport> {
+  const pool = {
+    min: 1,
+    max: opts.pooledMax,
+    // 4 workers × 64 warm-up calls in flight queue for the pool: room for all, time to drain them.
+    maxWaitingClients: 20_000,
+    acquireTimeoutMs: 30_000,
+  };
+  let scenario: IdleScenarioResult | null = null;
+  let gateway: { child: BenchChild; url: string } | undefined;
+  try {
+    gateway = await startGateway(
+      'gateway (pooled stdio)',
+      {
+        everything: {
+          mode: 'pooled',
+          pool,
+          replicas: [{ transport: 'stdio', command: process.execPath, args: [SERVER_EVERYTHING, 'stdio'] }],
+        },
+      },
+      opts.logLevel,
+    );
+    const pid = gateway.child.process.pid!;
+    const probe = () => {
+      const kids = descendantsOf(pid);
+      return { childProcesses: kids.length, childrenRssBytes: kids.reduce((a, k) => a + rssOf(k), 0) };
+    };
+    scenario = await runIdleScenario({
+      kind: 'ws',
+      connections: opts.pooledConnections,
+      workers: opts.idleWorkers,
+      holdMs: opts.idleHoldMs,
+      gateway: gateway.child,
+      gatewayUrl: gateway.url,
+      wsCompression: false,
+      gatewayCompression: false,
+      warmTool: { name: 'echo', arguments: { message: 'hello' } },
+      probe,
+      label: `pooled stdio idle × ${opts.pooledConnections} (max ${opts.pooledMax})`,
+    });
+  } catch (err) {
+    failures.push({ what: 'the pooled-idle suite', error: (err as Error).message });
+  } finally {
+    if (gateway) await stopChild(gateway.child);
+  }
+  const warm = scenario?.warm?.perConnection;
+  const n = scenario?.established ?? 0;
+  return {
+    note:
+      'WebSocket sessions on a gateway with one pooled stdio service (server-everything). "after": bare sessions; ' +
+      '"warm": each has initialized and made one echo call through the pool. Per session = (warm − before) / sessions, ' +
+      'after a full GC; children counted as descendants of the gateway process in /proc.',
+    pool,
+    scenario,
+    perSession:
+      warm && n > 0
+        ? {
+            gatewayRssBytes: warm.gatewayRssBytes,
+            gatewayHeapBytes: warm.gatewayHeapBytes,
+            childrenRssBytes: Math.round((scenario?.probes?.warm?.childrenRssBytes ?? 0) / n),
+          }
+        : null,
+    childProcesses: {
+      after: scenario?.probes?.after?.childProcesses ?? null,
+      warm: scenario?.probes?.warm?.childProcesses ?? null,
+      afterClose: scenario?.probes?.afterClose?.childProcesses ?? null,
+      max: opts.pooledMax,
+    },
+  };
+}
+
 /** The gateway's default threshold, stated explicitly so the report says what was measured. */
 const COMPRESSION_THRESHOLD = 1024;
 
@@ -1079,10 +1499,12 @@ async function main(): Promise<void> {
 
   // Idle connections need one fd each in the gateway: raise the children's limit (or say why not).
   let fdLimit: FdLimitResult | null = null;
-  if (opts.suites.includes('idle') || opts.suites.includes('compression')) {
+  const wantsFds = (['idle', 'compression', 'pooled-idle'] as const).some((x) => opts.suites.includes(x));
+  if (wantsFds) {
     fdLimit = raiseChildFdLimit(opts.fdLimit);
     console.log(`open files: ${fdLimit.note}`);
-    const needed = Math.max(opts.idleConnections, opts.compressionConnections) + 1_024;
+    const needed =
+      Math.max(opts.idleConnections, opts.compressionConnections, opts.pooledConnections) + 1_024;
     if (fdLimit.applied < needed) {
       console.log(
         `warning: the gateway may run out of file descriptors (limit ${fdLimit.applied}, ~${needed} needed for ` +
@@ -1113,6 +1535,21 @@ async function main(): Promise<void> {
   if (opts.suites.includes('compression')) {
     console.log('\nWebSocket compression (fresh gateway per setting):');
     compression = await runCompressionSuite(opts, failures);
+  }
+  let replicas: ReplicaReport | null = null;
+  if (opts.suites.includes('replicas')) {
+    console.log(`\ntools/call over 1 vs 3 replicas (streamable-http, ${opts.replicaSessions} sessions):`);
+    replicas = await runReplicaSuite(opts, failures);
+  }
+  let wsUpstream: WsUpstreamReport | null = null;
+  if (opts.suites.includes('ws-upstream')) {
+    console.log('\nWebSocket client → WebSocket upstream, next to → Streamable HTTP upstream:');
+    wsUpstream = await runWsUpstreamSuite(opts, failures);
+  }
+  let pooledIdle: PooledIdleReport | null = null;
+  if (opts.suites.includes('pooled-idle')) {
+    console.log('\nidle sessions over a pooled stdio server-everything:');
+    pooledIdle = await runPooledIdleSuite(opts, failures);
   }
 
   const added = addedLatency(scenarios);
@@ -1145,6 +1582,9 @@ async function main(): Promise<void> {
     },
     compression,
     ring,
+    replicas,
+    wsUpstream,
+    pooledIdle,
     failures,
   };
   mkdirSync(resultsDir, { recursive: true });
@@ -1163,9 +1603,63 @@ async function main(): Promise<void> {
     compression,
     ring,
   });
+  printTopology(replicas, wsUpstream, pooledIdle);
   console.log(`\nresults: ${file}`);
   const seconds = ((Date.now() - started.getTime()) / 1000).toFixed(1);
   console.log(`total ${seconds} s; load average at end ${report.loadAverageAtEnd.join(' ')}`);
+}
+
+function printTopology(
+  replicas: ReplicaReport | null,
+  wsUpstream: WsUpstreamReport | null,
+  pooled: PooledIdleReport | null,
+): void {
+  if (replicas && replicas.runs.length > 0) {
+    console.log('\n1 vs 3 replicas (streamable-http through the gateway, distinct client ids):');
+    for (const m of replicas.median) {
+      const calls = replicas.runs
+        .filter((r) => r.replicas === m.replicas && r.round > 0)
+        .map((r) => r.callsPerReplica.join('/'))
+        .join(', ');
+      console.log(
+        `  ${m.replicas} replica(s): median of ${m.rounds} ${m.reqPerSec} req/s  p50 ${fmt(m.p50)}  p99 ${fmt(m.p99)} ms` +
+          `  calls per replica per round ${calls}` +
+          (m.errors ? `  errors ${m.errors}` : ''),
+      );
+    }
+    if (replicas.throughputRatio !== null) {
+      console.log(
+        `  3 ÷ 1: throughput ${replicas.throughputRatio.toFixed(2)}×, p99 ${replicas.p99DiffMs! >= 0 ? '+' : ''}${replicas.p99DiffMs!.toFixed(2)} ms`,
+      );
+    }
+  }
+  if (wsUpstream && wsUpstream.perLevel.length > 0) {
+    console.log(
+      '\nWebSocket client through the gateway: ws upstream vs streamable-http upstream (same fast upstream):',
+    );
+    for (const l of wsUpstream.perLevel) {
+      console.log(
+        `  @${String(l.sessions).padEnd(4)} ws upstream ${String(l.wsUpstream.reqPerSec).padStart(6)} req/s p50/p99 ` +
+          `${l.wsUpstream.p50.toFixed(2)}/${l.wsUpstream.p99.toFixed(2)} ms   http upstream ` +
+          `${String(l.httpUpstream.reqPerSec).padStart(6)} req/s p50/p99 ${l.httpUpstream.p50.toFixed(2)}/` +
+          `${l.httpUpstream.p99.toFixed(2)} ms   → ${l.throughputRatio.toFixed(2)}×`,
+      );
+    }
+  }
+  if (pooled?.scenario) {
+    const sc = pooled.scenario;
+    const ps = pooled.perSession;
+    console.log(`\npooled stdio server-everything (pool max ${pooled.childProcesses.max}):`);
+    console.log(
+      `  ${sc.established}/${sc.connections} sessions open, errors ${sc.errors}; per initialized session: ` +
+        (ps
+          ? `gateway ${kb(ps.gatewayRssBytes)} KB RSS, ${kb(ps.gatewayHeapBytes)} KB heap; children ${kb(ps.childrenRssBytes)} KB RSS`
+          : '-') +
+        `; child processes bare/initialized/after close ${pooled.childProcesses.after ?? '-'}/` +
+        `${pooled.childProcesses.warm ?? '-'}/${pooled.childProcesses.afterClose ?? '-'}`,
+    );
+    for (const e of sc.errorSamples) console.log(`  error: ${e}`);
+  }
 }
 
 const IDLE_NOTE_SHORT =
