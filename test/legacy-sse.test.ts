@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCode } from '../libs/protocol/src';
+import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { rawRequest } from './helpers/raw-http';
@@ -196,6 +197,12 @@ describe('legacy HTTP+SSE transport', () => {
         code: ErrorCode.InvalidParams,
       },
       {
+        name: 'a progressToken beyond 2^53',
+        body: '{"jsonrpc":"2.0","id":44,"method":"tools/list","params":{"_meta":{"progressToken":9007199254740993}}}',
+        status: 400,
+        code: ErrorCode.InvalidParams,
+      },
+      {
         name: 'nesting deeper than MAX_JSON_DEPTH',
         body: `[{"jsonrpc":"2.0","id":43,"method":"tools/list","params":{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}}]`,
         status: 400,
@@ -260,6 +267,45 @@ describe('legacy HTTP+SSE transport', () => {
       assert.equal(((await res.json()) as any).error.code, ErrorCode.ResumeUnavailable);
     } finally {
       await gwSmall.close();
+    }
+  });
+
+  describe('methods the legacy routes do not serve', () => {
+    // [method, path, what Allow must say]: 405 as /mcp answers, never a stream, never a session.
+    const rows: Array<[string, string, string]> = [
+      ['HEAD', '/sse', 'GET'],
+      ['HEAD', '/sse/demo', 'GET'],
+      ['POST', '/sse', 'GET'],
+      ['PUT', '/sse/demo', 'GET'],
+      ['DELETE', '/sse', 'GET'],
+      ['GET', '/messages?sessionId=x', 'POST'],
+      ['HEAD', '/messages', 'POST'],
+      ['PUT', '/messages?sessionId=x', 'POST'],
+    ];
+    for (const [method, path, allow] of rows) {
+      test(`${method} ${path} → 405 with Allow: ${allow}, no session`, async () => {
+        const sessions = gw.gateway.app.get(SessionService);
+        const metrics = gw.gateway.app.get(GatewayMetrics);
+        const before = sessions.size;
+        const counted = metrics.errors.get('method_not_allowed') ?? 0;
+        const res = await fetch(`${gw.url}${path}`, {
+          method,
+          headers: { accept: 'text/event-stream' },
+          signal: AbortSignal.timeout(5000),
+        });
+        assert.equal(res.status, 405);
+        assert.equal(res.headers.get('allow'), allow);
+        assert.match(String(res.headers.get('content-type')), /^application\/json/);
+        if (method !== 'HEAD') {
+          const body = (await res.json()) as any;
+          assert.equal(body.error.code, ErrorCode.InvalidRequest);
+          assert.match(body.error.message, new RegExp(`Method ${method} not allowed`));
+        } else {
+          assert.equal(await res.text(), '', 'a HEAD answer has no body');
+        }
+        assert.equal(metrics.errors.get('method_not_allowed'), counted + 1, 'counted');
+        assert.ok(sessions.size <= before, `no session was opened (${sessions.size} > ${before})`);
+      });
     }
   });
 
