@@ -3,6 +3,7 @@
  * every event, resume with Last-Event-ID, and every kind of bad input.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCode } from '../libs/protocol/src';
 import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
@@ -307,6 +308,30 @@ describe('legacy HTTP+SSE transport', () => {
         assert.ok(sessions.size <= before, `no session was opened (${sessions.size} > ${before})`);
       });
     }
+  });
+
+  test('a GET /sse whose body nobody reads still notices the client going away', async () => {
+    // An unread body fills the socket's buffer and Node stops reading it: a reset is then never seen.
+    const port = Number(new URL(gw.url).port);
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(`GET /sse HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-length: 200000\r\n\r\n`);
+    socket.write(Buffer.alloc(200_000, 'x'));
+    let text = '';
+    const sessionId = await new Promise<string>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        const m = /event: endpoint\ndata: [^\n]*sessionId=([^&\n]+)/.exec(text);
+        if (m) resolve(m[1]);
+      });
+      socket.on('close', () => reject(new Error(`closed before the endpoint event: ${text}`)));
+    });
+    const session = gw.gateway.app.get(SessionService).get(sessionId)!;
+    assert.ok(session.hasLiveChannel(), 'the stream is attached');
+    socket.destroy();
+    const deadline = Date.now() + 5000;
+    while (session.hasLiveChannel() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(session.hasLiveChannel(), false, 'the stream detached when the client went away');
   });
 
   test('GET /sse with a foreign Origin is refused with 403', async () => {

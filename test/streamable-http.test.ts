@@ -173,6 +173,19 @@ describe('Streamable HTTP transport', () => {
             -32602,
             'invalid_params',
           ],
+          // Members JSON-RPC does not define: the SDK's servers drop such a request unanswered.
+          [
+            'a request that also carries result',
+            '{"jsonrpc":"2.0","id":39,"method":"tools/list","result":{}}',
+            -32600,
+            'invalid_request',
+          ],
+          [
+            'a response that carries params: null',
+            '{"jsonrpc":"2.0","id":40,"params":null,"error":{"code":1,"message":"m"}}',
+            -32600,
+            'invalid_request',
+          ],
           [
             'nesting deeper than MAX_JSON_DEPTH (64)',
             `{"jsonrpc":"2.0","id":33,"method":"tools/list","params":{"a":${'['.repeat(100)}${']'.repeat(100)}}}`,
@@ -225,6 +238,16 @@ describe('Streamable HTTP transport', () => {
         400,
         -32602,
         'invalid_params',
+      ],
+      [
+        '2026: a response that carries params: null',
+        () => ({
+          headers: modern({}),
+          body: '{"jsonrpc":"2.0","id":"r","params":null,"error":{"code":1,"message":"m"}}',
+        }),
+        400,
+        -32600,
+        'invalid_request',
       ],
       [
         '2026: nesting deeper than MAX_JSON_DEPTH',

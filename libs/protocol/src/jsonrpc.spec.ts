@@ -77,6 +77,38 @@ describe('parseJsonRpc', () => {
       '{"jsonrpc":"2.0","method":"n","params":{"_meta":{"progressToken":null}}}',
       ErrorCode.InvalidParams,
     ],
+    // Members JSON-RPC 2.0 does not define: the SDK's servers parse messages strictly and answer
+    // nothing to such a request, and a response carrying params is neither kind.
+    [
+      'a request that carries error',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/list","error":[{"a":"b"},null]}',
+      ErrorCode.InvalidRequest,
+    ],
+    [
+      'a request that carries result',
+      '{"jsonrpc":"2.0","id":"c","method":"notifications/cancelled","params":{},"result":{}}',
+      ErrorCode.InvalidRequest,
+    ],
+    [
+      'a notification that carries result',
+      '{"jsonrpc":"2.0","method":"n","result":{}}',
+      ErrorCode.InvalidRequest,
+    ],
+    [
+      'a request with an unknown member',
+      '{"jsonrpc":"2.0","id":1,"method":"x","foo":1}',
+      ErrorCode.InvalidRequest,
+    ],
+    [
+      'a response that carries params: null',
+      '{"jsonrpc":"2.0","id":"r","params":null,"error":{"code":1,"message":"m"}}',
+      ErrorCode.InvalidRequest,
+    ],
+    [
+      'a response that carries params',
+      '{"jsonrpc":"2.0","id":1,"result":{},"params":{}}',
+      ErrorCode.InvalidRequest,
+    ],
     [
       'batch item with array params',
       '[{"jsonrpc":"2.0","id":1,"method":"x","params":[]}]',
