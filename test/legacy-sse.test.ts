@@ -3,8 +3,10 @@
  * every event, resume with Last-Event-ID, and every kind of bad input.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCode } from '../libs/protocol/src';
+import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { rawRequest } from './helpers/raw-http';
@@ -196,6 +198,12 @@ describe('legacy HTTP+SSE transport', () => {
         code: ErrorCode.InvalidParams,
       },
       {
+        name: 'a progressToken beyond 2^53',
+        body: '{"jsonrpc":"2.0","id":44,"method":"tools/list","params":{"_meta":{"progressToken":9007199254740993}}}',
+        status: 400,
+        code: ErrorCode.InvalidParams,
+      },
+      {
         name: 'nesting deeper than MAX_JSON_DEPTH',
         body: `[{"jsonrpc":"2.0","id":43,"method":"tools/list","params":{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}}]`,
         status: 400,
@@ -261,6 +269,69 @@ describe('legacy HTTP+SSE transport', () => {
     } finally {
       await gwSmall.close();
     }
+  });
+
+  describe('methods the legacy routes do not serve', () => {
+    // [method, path, what Allow must say]: 405 as /mcp answers, never a stream, never a session.
+    const rows: Array<[string, string, string]> = [
+      ['HEAD', '/sse', 'GET'],
+      ['HEAD', '/sse/demo', 'GET'],
+      ['POST', '/sse', 'GET'],
+      ['PUT', '/sse/demo', 'GET'],
+      ['DELETE', '/sse', 'GET'],
+      ['GET', '/messages?sessionId=x', 'POST'],
+      ['HEAD', '/messages', 'POST'],
+      ['PUT', '/messages?sessionId=x', 'POST'],
+    ];
+    for (const [method, path, allow] of rows) {
+      test(`${method} ${path} → 405 with Allow: ${allow}, no session`, async () => {
+        const sessions = gw.gateway.app.get(SessionService);
+        const metrics = gw.gateway.app.get(GatewayMetrics);
+        const before = sessions.size;
+        const counted = metrics.errors.get('method_not_allowed') ?? 0;
+        const res = await fetch(`${gw.url}${path}`, {
+          method,
+          headers: { accept: 'text/event-stream' },
+          signal: AbortSignal.timeout(5000),
+        });
+        assert.equal(res.status, 405);
+        assert.equal(res.headers.get('allow'), allow);
+        assert.match(String(res.headers.get('content-type')), /^application\/json/);
+        if (method !== 'HEAD') {
+          const body = (await res.json()) as any;
+          assert.equal(body.error.code, ErrorCode.InvalidRequest);
+          assert.match(body.error.message, new RegExp(`Method ${method} not allowed`));
+        } else {
+          assert.equal(await res.text(), '', 'a HEAD answer has no body');
+        }
+        assert.equal(metrics.errors.get('method_not_allowed'), counted + 1, 'counted');
+        assert.ok(sessions.size <= before, `no session was opened (${sessions.size} > ${before})`);
+      });
+    }
+  });
+
+  test('a GET /sse whose body nobody reads still notices the client going away', async () => {
+    // An unread body fills the socket's buffer and Node stops reading it: a reset is then never seen.
+    const port = Number(new URL(gw.url).port);
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(`GET /sse HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-length: 200000\r\n\r\n`);
+    socket.write(Buffer.alloc(200_000, 'x'));
+    let text = '';
+    const sessionId = await new Promise<string>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        const m = /event: endpoint\ndata: [^\n]*sessionId=([^&\n]+)/.exec(text);
+        if (m) resolve(m[1]);
+      });
+      socket.on('close', () => reject(new Error(`closed before the endpoint event: ${text}`)));
+    });
+    const session = gw.gateway.app.get(SessionService).get(sessionId)!;
+    assert.ok(session.hasLiveChannel(), 'the stream is attached');
+    socket.destroy();
+    const deadline = Date.now() + 5000;
+    while (session.hasLiveChannel() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(session.hasLiveChannel(), false, 'the stream detached when the client went away');
   });
 
   test('GET /sse with a foreign Origin is refused with 403', async () => {

@@ -188,6 +188,81 @@ describe('Streamable HTTP 2026-07-28 (sessionless), bridged to initialize-based 
     assert.equal(res.text, '');
   });
 
+  describe('request _meta members of the wrong type are 400 / −32602 naming the member', () => {
+    // Each would otherwise become the hidden session's initialize, which the upstream refuses (502).
+    const V = 'io.modelcontextprotocol/protocolVersion';
+    const CAPS = 'io.modelcontextprotocol/clientCapabilities';
+    const INFO = 'io.modelcontextprotocol/clientInfo';
+    const LEVEL = 'io.modelcontextprotocol/logLevel';
+    const rows: Array<[string, Record<string, unknown>, string]> = [
+      ['clientInfo an array', { [INFO]: [] }, INFO],
+      ['clientInfo without a version', { [INFO]: { name: 'x' } }, INFO],
+      ['clientInfo with a numeric name', { [INFO]: { name: 1, version: '1' } }, INFO],
+      ['clientInfo.icons not an array', { [INFO]: { name: 'x', version: '1', icons: 'i' } }, INFO],
+      ['clientInfo.title not a string', { [INFO]: { name: 'x', version: '1', title: {} } }, INFO],
+      ['clientCapabilities a string', { [CAPS]: 'all' }, CAPS],
+      ['clientCapabilities an array', { [CAPS]: [] }, CAPS],
+      ['clientCapabilities.experimental of non-objects', { [CAPS]: { experimental: { x: 1 } } }, CAPS],
+      ['clientCapabilities.sampling not an object', { [CAPS]: { sampling: true } }, CAPS],
+      ['protocolVersion a number', { [V]: 20260728 }, V],
+      ['protocolVersion missing', { [V]: undefined }, V],
+      ['logLevel not a level', { [LEVEL]: 'loud' }, LEVEL],
+    ];
+    rows.forEach(([name, extra, member], i) => {
+      it(`${name} → 400 / −32602`, async () => {
+        // A client of its own: its first request is the one that would initialize its bridge.
+        const headers = { ...modernHeaders('tools/call', 'echo'), 'x-mcp-client-id': `bad-meta-${i}` };
+        const res = await raw(base, { headers, body: toolCall(`m${i}`, 'echo', { text: 'x' }, extra) });
+        assert.equal(res.status, 400, res.text);
+        assert.equal(res.json.id, `m${i}`);
+        assert.equal(res.json.error.code, -32602);
+        assert.ok(res.json.error.message.includes(member), res.json.error.message);
+        const good = await raw(base, { headers, body: toolCall('ok', 'echo', { text: 'after' }) });
+        assert.equal(good.status, 200, good.text);
+        assert.equal(good.json.result.content[0].text, 'after', 'the same client is served right after');
+      });
+    });
+
+    it('well-typed members the schema allows are served: icons, titles, extensions, sampling, an unknown member', async () => {
+      const res = await raw(base, {
+        headers: { ...modernHeaders('tools/call', 'echo'), 'x-mcp-client-id': 'good-meta' },
+        body: toolCall(
+          'g',
+          'echo',
+          { text: 'fine' },
+          {
+            [INFO]: {
+              name: 'n',
+              version: '1',
+              title: 'T',
+              icons: [{ src: 'data:,', sizes: ['any'], theme: 'dark' }],
+            },
+            [CAPS]: {
+              experimental: { e: {} },
+              extensions: { 'io.example/x': {} },
+              sampling: { tools: {} },
+              elicitation: {},
+              roots: {},
+              custom: 5,
+            },
+            [LEVEL]: 'debug',
+          },
+        ),
+      });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.json.result.content[0].text, 'fine');
+    });
+
+    it('a tasks capability (not a 2026-07-28 member) is not forwarded to the upstream initialize', async () => {
+      const res = await raw(base, {
+        headers: { ...modernHeaders('tools/call', 'echo'), 'x-mcp-client-id': 'tasks-meta' },
+        body: toolCall('t', 'echo', { text: 'tasks' }, { [CAPS]: { tasks: 5 } }),
+      });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.json.result.content[0].text, 'tasks');
+    });
+  });
+
   it('closing the response stream before the answer cancels the request upstream', async () => {
     const controller = new AbortController();
     const res = await fetch(`${base}/mcp/probe`, {

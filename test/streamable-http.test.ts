@@ -160,6 +160,32 @@ describe('Streamable HTTP transport', () => {
             -32602,
             'invalid_params',
           ],
+          // A progress token is a string or an integer: 1e400 parses to Infinity and would go up as null.
+          [
+            'a progressToken of 400 digits',
+            `{"jsonrpc":"2.0","id":37,"method":"tools/list","params":{"_meta":{"progressToken":${'9'.repeat(400)}}}}`,
+            -32602,
+            'invalid_params',
+          ],
+          [
+            'a progressToken that is not a string or an integer',
+            '{"jsonrpc":"2.0","id":38,"method":"tools/list","params":{"_meta":{"progressToken":{"t":1}}}}',
+            -32602,
+            'invalid_params',
+          ],
+          // Members JSON-RPC does not define: the SDK's servers drop such a request unanswered.
+          [
+            'a request that also carries result',
+            '{"jsonrpc":"2.0","id":39,"method":"tools/list","result":{}}',
+            -32600,
+            'invalid_request',
+          ],
+          [
+            'a response that carries params: null',
+            '{"jsonrpc":"2.0","id":40,"params":null,"error":{"code":1,"message":"m"}}',
+            -32600,
+            'invalid_request',
+          ],
           [
             'nesting deeper than MAX_JSON_DEPTH (64)',
             `{"jsonrpc":"2.0","id":33,"method":"tools/list","params":{"a":${'['.repeat(100)}${']'.repeat(100)}}}`,
@@ -212,6 +238,16 @@ describe('Streamable HTTP transport', () => {
         400,
         -32602,
         'invalid_params',
+      ],
+      [
+        '2026: a response that carries params: null',
+        () => ({
+          headers: modern({}),
+          body: '{"jsonrpc":"2.0","id":"r","params":null,"error":{"code":1,"message":"m"}}',
+        }),
+        400,
+        -32600,
+        'invalid_request',
       ],
       [
         '2026: nesting deeper than MAX_JSON_DEPTH',
@@ -413,7 +449,8 @@ describe('Streamable HTTP transport', () => {
     ];
 
     for (const [name, make, status, code, kind, thenWorks] of table) {
-      it(`${name} → ${status}${code === undefined ? '' : ` / ${code}`}`, async () => {
+      // Bounded: a refusal is immediate, and a request nobody answers must fail its own row.
+      it(`${name} → ${status}${code === undefined ? '' : ` / ${code}`}`, { timeout: 20_000 }, async () => {
         const metrics = gw.gateway.app.get(GatewayMetrics);
         const before = metrics.errors.get(kind) ?? 0;
         const res = await raw(base, make());

@@ -479,6 +479,29 @@ describe('WebSocket transport', () => {
         'invalid_params',
       ],
       [
+        'a progressToken beyond 2^53',
+        '{"jsonrpc":"2.0","id":54,"method":"tools/list","params":{"_meta":{"progressToken":9007199254740993}}}',
+        -32602,
+        54,
+        'invalid_params',
+      ],
+      // Members JSON-RPC does not define: the upstream drops the request; a response with params
+      // used to throw in the shape check (close 1011).
+      [
+        'a request that also carries error',
+        '{"jsonrpc":"2.0","id":55,"method":"tools/list","error":[{"a":"b"},null]}',
+        -32600,
+        55,
+        'invalid_request',
+      ],
+      [
+        'a response that carries params: null',
+        '{"jsonrpc":"2.0","id":56,"params":null,"error":{"code":1,"message":"m"}}',
+        -32600,
+        56,
+        'invalid_request',
+      ],
+      [
         'nesting deeper than MAX_JSON_DEPTH (a 2025-03-26 batch)',
         `[{"jsonrpc":"2.0","id":53,"method":"tools/list","params":{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}}]`,
         -32600,

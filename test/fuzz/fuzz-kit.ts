@@ -200,6 +200,30 @@ export function assertClientAnswer(answer: RawAnswer, what: string): void {
 
 // ------------------------------------------------------------------ after each property
 
+/** Which case opened each session, so that a session left behind names the input that made it. */
+export class SessionOrigins {
+  private readonly origin = new Map<string, string>();
+
+  constructor(private readonly gw: RunningGateway) {}
+
+  /** After a case: the sessions that are new since the last call were opened by `what`. */
+  note(what: string): void {
+    for (const s of this.gw.gateway.app.get(SessionService).all()) {
+      if (!this.origin.has(s.id)) this.origin.set(s.id, what);
+    }
+  }
+
+  /** The sessions alive now, each with the case that opened it. */
+  describe(): string {
+    const out: string[] = [];
+    for (const s of this.gw.gateway.app.get(SessionService).all()) {
+      const live = s.hasLiveChannel() ? 'a live channel' : 'no channel';
+      out.push(`${s.id} (${s.transport}, ${live}) opened by ${this.origin.get(s.id) ?? 'none of the cases'}`);
+    }
+    return out.join('; ');
+  }
+}
+
 /**
  * The checks that end every property run: nothing reached the process, a well-behaved SDK client
  * is served, every fuzz session expires (the registry is back to its baseline), no child process
@@ -211,6 +235,7 @@ export async function assertHealthyAfter(
   transport: ClientTransportName,
   baseline: ResourceCounts,
   what: string,
+  origins?: SessionOrigins,
 ): Promise<void> {
   await crashes.settle();
   crashes.assertNone(what);
@@ -223,7 +248,7 @@ export async function assertHealthyAfter(
   const echoed = await client.callTool({ name: 'echo', arguments: { text: 'still here' } });
   assert.match(JSON.stringify(echoed.content), /still here/);
   await client.close();
-  await assertNoLeaks(gw, baseline, what);
+  await assertNoLeaks(gw, baseline, what, true, origins);
   crashes.assertNone(what);
 }
 
@@ -251,6 +276,7 @@ export async function assertNoLeaks(
   baseline: ResourceCounts | undefined,
   what: string,
   check = true,
+  origins?: SessionOrigins,
 ) {
   const sessions = gw?.gateway.app.get(SessionService);
   // Sessions a failed earlier property left behind are its failure, not this one's.
@@ -277,7 +303,9 @@ export async function assertNoLeaks(
   if (!check) return;
   assert.ok(
     s.sessions <= sessionBaseline,
-    `${what}: every fuzz session expired (${s.sessions} > ${sessionBaseline})`,
+    `${what}: every fuzz session expired (${s.sessions} > ${sessionBaseline})${
+      origins ? `: ${origins.describe()}` : ''
+    }`,
   );
   assert.deepEqual(s.children, [], `${what}: no child process left`);
   assert.deepEqual(s.handles, [], `${what}: no socket or timer left (${JSON.stringify(resourceCounts())})`);

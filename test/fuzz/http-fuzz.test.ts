@@ -26,6 +26,7 @@ import {
   MAX_BODY_BYTES,
   rawHttp,
   resourceCounts,
+  SessionOrigins,
   startFuzzGateway,
   warmBaseline,
   type ResourceCounts,
@@ -91,13 +92,17 @@ describe('fuzz: HTTP entry points', () => {
     beforeGateway = resourceCounts();
     gw = await startFuzzGateway();
     port = Number(new URL(gw.url).port);
+    origins = new SessionOrigins(gw);
   });
 
   after(() => crashes.uninstall());
 
+  let origins: SessionOrigins;
+
   /** One case: send, then the answer must be a client-level one and the process untouched. */
   async function send(request: Buffer, what: string, awaitAnswer = false): Promise<void> {
     const answer = await rawHttp(port, request, awaitAnswer);
+    origins.note(what);
     assertClientAnswer(answer, what);
     await crashes.settle();
     crashes.assertNone(what);
@@ -119,7 +124,7 @@ describe('fuzz: HTTP entry points', () => {
             cases++;
             await send(
               httpRequest(port, method, path, hs, b ?? undefined),
-              `${method} ${path.slice(0, 200)}`,
+              `${method} ${path.slice(0, 200)} [${hs.map(([n, v]) => `${n}: ${String(v).slice(0, 60)}`).join(', ')}]${b ? ` + ${b.length} bytes` : ''}`,
             );
           },
         ),
@@ -129,7 +134,7 @@ describe('fuzz: HTTP entry points', () => {
       await targets.close();
       logCases('http request', cases);
     }
-    await assertHealthyAfter(gw, crashes, 'streamable', baseline, 'http request fuzz');
+    await assertHealthyAfter(gw, crashes, 'streamable', baseline, 'http request fuzz', origins);
   });
 
   test('/mcp 2025-11-25 bodies, to sessions on every transport (malformed, wrong shapes, deep, batches)', async () => {
@@ -161,7 +166,7 @@ describe('fuzz: HTTP entry points', () => {
       await targets.close();
       logCases('mcp session', cases);
     }
-    await assertHealthyAfter(gw, crashes, 'streamable', baseline, '/mcp session body fuzz');
+    await assertHealthyAfter(gw, crashes, 'streamable', baseline, '/mcp session body fuzz', origins);
   });
 
   test('/mcp 2026-07-28 sessionless bodies', async () => {
@@ -210,7 +215,7 @@ describe('fuzz: HTTP entry points', () => {
     } finally {
       logCases('mcp sessionless', cases);
     }
-    await assertHealthyAfter(gw, crashes, 'streamable', baseline, '/mcp sessionless body fuzz');
+    await assertHealthyAfter(gw, crashes, 'streamable', baseline, '/mcp sessionless body fuzz', origins);
   });
 
   test('legacy /sse query and headers, /messages bodies', async () => {
@@ -247,7 +252,7 @@ describe('fuzz: HTTP entry points', () => {
       await targets.close();
       logCases('legacy sse', cases);
     }
-    await assertHealthyAfter(gw, crashes, 'sse', baseline, 'legacy sse fuzz');
+    await assertHealthyAfter(gw, crashes, 'sse', baseline, 'legacy sse fuzz', origins);
   });
 
   test('leak check after the whole suite: no session, child process, socket or timer left', async () => {

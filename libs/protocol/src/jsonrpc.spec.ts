@@ -50,6 +50,65 @@ describe('parseJsonRpc', () => {
       ErrorCode.InvalidParams,
     ],
     ['_meta null', '{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":null}}', ErrorCode.InvalidParams],
+    // A progress token is a string or an integer (MCP schema `ProgressToken`); anything else no
+    // upstream accepts, and a number beyond 2^53 or 1e400 (Infinity) would not survive JSON.stringify.
+    [
+      'progressToken beyond 2^53',
+      '{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":9007199254740993}}}',
+      ErrorCode.InvalidParams,
+    ],
+    [
+      'progressToken 1e400 (Infinity)',
+      `{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":${'9'.repeat(400)}}}}`,
+      ErrorCode.InvalidParams,
+    ],
+    [
+      'fractional progressToken',
+      '{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":1.5}}}',
+      ErrorCode.InvalidParams,
+    ],
+    [
+      'progressToken an object',
+      '{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":{}}}}',
+      ErrorCode.InvalidParams,
+    ],
+    [
+      'progressToken null',
+      '{"jsonrpc":"2.0","method":"n","params":{"_meta":{"progressToken":null}}}',
+      ErrorCode.InvalidParams,
+    ],
+    // Members JSON-RPC 2.0 does not define: the SDK's servers parse messages strictly and answer
+    // nothing to such a request, and a response carrying params is neither kind.
+    [
+      'a request that carries error',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/list","error":[{"a":"b"},null]}',
+      ErrorCode.InvalidRequest,
+    ],
+    [
+      'a request that carries result',
+      '{"jsonrpc":"2.0","id":"c","method":"notifications/cancelled","params":{},"result":{}}',
+      ErrorCode.InvalidRequest,
+    ],
+    [
+      'a notification that carries result',
+      '{"jsonrpc":"2.0","method":"n","result":{}}',
+      ErrorCode.InvalidRequest,
+    ],
+    [
+      'a request with an unknown member',
+      '{"jsonrpc":"2.0","id":1,"method":"x","foo":1}',
+      ErrorCode.InvalidRequest,
+    ],
+    [
+      'a response that carries params: null',
+      '{"jsonrpc":"2.0","id":"r","params":null,"error":{"code":1,"message":"m"}}',
+      ErrorCode.InvalidRequest,
+    ],
+    [
+      'a response that carries params',
+      '{"jsonrpc":"2.0","id":1,"result":{},"params":{}}',
+      ErrorCode.InvalidRequest,
+    ],
     [
       'batch item with array params',
       '[{"jsonrpc":"2.0","id":1,"method":"x","params":[]}]',
@@ -89,6 +148,8 @@ describe('parseJsonRpc', () => {
   test('accepts what MCP allows: string ids, integer ids up to 2^53-1, negative ids, _meta objects', () => {
     for (const text of [
       '{"jsonrpc":"2.0","id":"a","method":"x","params":{"_meta":{"progressToken":1}}}',
+      '{"jsonrpc":"2.0","id":"a","method":"x","params":{"_meta":{"progressToken":"t"}}}',
+      '{"jsonrpc":"2.0","id":"a","method":"x","params":{"_meta":{"progressToken":-9007199254740991}}}',
       '{"jsonrpc":"2.0","id":9007199254740991,"method":"x"}',
       '{"jsonrpc":"2.0","id":-9007199254740991,"method":"x"}',
       '{"jsonrpc":"2.0","id":0,"method":"x","params":{}}',
@@ -104,6 +165,17 @@ describe('parseJsonRpc', () => {
     if (!arrayParams.ok) {
       assert.equal(arrayParams.error.id, 7);
       assert.match(arrayParams.error.error.message, /^Invalid params: params must be an object/);
+    }
+    const token = parseJsonRpc(
+      '{"jsonrpc":"2.0","id":8,"method":"x","params":{"_meta":{"progressToken":1e400}}}',
+    );
+    assert.ok(!token.ok);
+    if (!token.ok) {
+      assert.equal(token.error.id, 8);
+      assert.match(
+        token.error.error.message,
+        /^Invalid params: _meta\.progressToken must be a string or an integer/,
+      );
     }
     const fractional = parseJsonRpc('{"jsonrpc":"2.0","id":1.5,"method":"x"}');
     assert.ok(!fractional.ok);

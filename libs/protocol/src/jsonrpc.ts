@@ -151,17 +151,34 @@ export interface Refusal {
   reason: string;
 }
 
+/** The members JSON-RPC 2.0 defines for a request or notification, and for a response. */
+const REQUEST_MEMBERS = new Set(['jsonrpc', 'id', 'method', 'params']);
+const RESPONSE_MEMBERS = new Set(['jsonrpc', 'id', 'result', 'error']);
+
 /**
  * What MCP allows of a message a client sends, beyond the JSON-RPC envelope ({@link checkShape}):
- * ids are strings or integers (MCP schema `RequestId`; a number JavaScript cannot hold exactly
- * would come back as a different id), params is an object (MCP never uses positional params) and
- * `params._meta`, when present, is an object. No upstream answers anything else, so such a
- * request would only wait for its timeout while holding an in-flight slot.
+ * only the members JSON-RPC 2.0 defines (the SDK's servers parse strictly: a request that also
+ * carries `result`, or any other member, is dropped unanswered), ids are strings or integers (MCP schema `RequestId`; a number JavaScript cannot hold exactly
+ * would come back as a different id), params is an object (MCP never uses positional params),
+ * `params._meta`, when present, is an object, and its `progressToken` a string or an integer, held
+ * exactly (MCP schema `ProgressToken`; 1e400 parses to Infinity, which JSON.stringify sends as
+ * null). No upstream answers anything else, so such a request would only wait for its timeout
+ * while holding an in-flight slot.
  */
 export function checkClientMessage(value: unknown): Refusal | undefined {
   const reason = checkShape(value);
   if (reason !== undefined) return { code: ErrorCode.InvalidRequest, reason };
   const m = value as Record<string, unknown>;
+  const hasMethod = m.method !== undefined;
+  const members = hasMethod ? REQUEST_MEMBERS : RESPONSE_MEMBERS;
+  for (const k in m) {
+    if (!members.has(k)) {
+      return {
+        code: ErrorCode.InvalidRequest,
+        reason: `"${k.slice(0, 40)}" is not a member of a JSON-RPC ${hasMethod ? 'request' : 'response'}`,
+      };
+    }
+  }
   if (typeof m.id === 'number' && !Number.isSafeInteger(m.id)) {
     return {
       code: ErrorCode.InvalidRequest,
@@ -172,8 +189,16 @@ export function checkClientMessage(value: unknown): Refusal | undefined {
   if (params === undefined) return undefined;
   if (Array.isArray(params)) return { code: ErrorCode.InvalidParams, reason: 'params must be an object' };
   const meta = (params as Record<string, unknown>)._meta;
-  if (meta !== undefined && (meta === null || typeof meta !== 'object' || Array.isArray(meta))) {
+  if (meta === undefined) return undefined;
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) {
     return { code: ErrorCode.InvalidParams, reason: '_meta must be an object' };
+  }
+  const token = (meta as Record<string, unknown>).progressToken;
+  if (token !== undefined && typeof token !== 'string' && !Number.isSafeInteger(token)) {
+    return {
+      code: ErrorCode.InvalidParams,
+      reason: '_meta.progressToken must be a string or an integer between -(2^53-1) and 2^53-1',
+    };
   }
   return undefined;
 }

@@ -18,6 +18,12 @@ export interface RawRoute {
   readonly boundary: ErrorBoundary;
 }
 
+/**
+ * The methods the transports' routes take (raw and Fastify alike): each route answers 405 with
+ * Allow for the ones it does not serve; anything else is Fastify's 404, on every path the same.
+ */
+export const ROUTED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
+
 /** Where bootstrap's server keeps its table (see {@link rawRoutesOf}). */
 const RAW_ROUTES = Symbol('raw routes');
 

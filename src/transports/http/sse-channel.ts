@@ -41,6 +41,11 @@ export class SseChannel implements ClientChannel {
     this.kind = options.kind;
     res.on('close', onResponseClose.bind(this));
     res.on('drain', onResponseDrain.bind(this));
+    // A stream reads nothing from its request; a body left unread (a GET that carries one) fills
+    // the socket's buffer, Node stops reading the socket, and a client that goes away is not
+    // noticed until a write fails. Discard what is left of it.
+    const req = res.req as ServerResponse['req'] | undefined;
+    if (req !== undefined && !req.complete) req.resume();
   }
 
   /** Sends the status line and SSE headers (plus `retry:`); idempotent. */

@@ -252,6 +252,18 @@ export class LegacySseHandler {
     deliver(session, parsed.messages, parsed.batch ? undefined : text);
   }
 
+  /**
+   * A method the route does not serve (HEAD included: served as a GET it would open a stream and a
+   * session for a client that reads no body): 405 naming the one it does, as /mcp answers.
+   */
+  methodNotAllowed(req: IncomingMessage, res: ServerResponse, allow: 'GET' | 'POST'): void {
+    if (!this.admit(req, res)) return;
+    this.metrics.error('method_not_allowed');
+    sendJsonRpcError(res, 405, ErrorCode.InvalidRequest, `Method ${req.method} not allowed`, {
+      headers: { allow },
+    });
+  }
+
   private channelFor(session: Session, res: ServerResponse): SseChannel {
     const sessionId = session.id;
     const channel = new SseChannel(res, {

@@ -24,6 +24,7 @@ import {
   parseQuery,
   rawRoutesOf,
   readRawBody,
+  ROUTED_METHODS,
   type RawBodyTarget,
   type RawRoute,
 } from '../http/raw-routes';
@@ -32,11 +33,14 @@ import { LegacySseHandler, MESSAGES_PATH, type QueryParams } from './legacy-sse.
 
 type ServiceParams = { service?: string };
 
+const RAW_METHODS = new Set(ROUTED_METHODS);
+
 /**
  * Serves GET /sse[/:service] and POST /messages straight from the Node HTTP server (raw routes, see
  * raw-routes.ts), answering as the Fastify routes would; the same paths are also Fastify routes
  * (hijacked, no Nest pipeline), which serve them when the server was not built by bootstrap's
- * factory, and whatever the raw routes leave (HEAD, other methods, unusual paths, shutdown).
+ * factory, and whatever the raw routes leave (unusual paths, shutdown). A method a route does not
+ * serve gets 405 with Allow on both, HEAD included.
  */
 @Injectable()
 export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, RawRoute {
@@ -77,25 +81,37 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     const open = (req: FastifyRequest, reply: FastifyReply) => {
       reply.hijack();
       try {
-        this.handler.openStream(
-          req.raw,
-          reply.raw,
-          (req.params as ServiceParams).service,
-          req.query as QueryParams,
-        );
+        if (req.raw.method !== 'GET') this.handler.methodNotAllowed(req.raw, reply.raw, 'GET');
+        else {
+          this.handler.openStream(
+            req.raw,
+            reply.raw,
+            (req.params as ServiceParams).service,
+            req.query as QueryParams,
+          );
+        }
       } catch (err) {
         this.boundary.http(reply.raw, err);
       }
     };
-    fastify.get('/sse', { errorHandler }, open);
-    fastify.get('/sse/:service', { errorHandler }, open);
-    fastify.post(MESSAGES_PATH, { errorHandler }, (req: FastifyRequest, reply: FastifyReply) => {
-      reply.hijack();
-      try {
-        this.handler.postMessage(req.raw, reply.raw, req.body, req.query as QueryParams);
-      } catch (err) {
-        this.messagesBoundary.http(reply.raw, err);
-      }
+    // Every routed method, HEAD included (not Fastify's HEAD-as-GET): the handler answers 405.
+    for (const url of ['/sse', '/sse/:service']) {
+      fastify.route({ method: ROUTED_METHODS, url, exposeHeadRoute: false, errorHandler, handler: open });
+    }
+    fastify.route({
+      method: ROUTED_METHODS,
+      url: MESSAGES_PATH,
+      exposeHeadRoute: false,
+      errorHandler,
+      handler: (req: FastifyRequest, reply: FastifyReply) => {
+        reply.hijack();
+        try {
+          if (req.raw.method !== 'POST') this.handler.methodNotAllowed(req.raw, reply.raw, 'POST');
+          else this.handler.postMessage(req.raw, reply.raw, req.body, req.query as QueryParams);
+        } catch (err) {
+          this.messagesBoundary.http(reply.raw, err);
+        }
+      },
     });
     const raw = rawRoutesOf(this.adapterHost.httpAdapter.getHttpServer() as HttpServer | undefined);
     if (raw) {
@@ -108,10 +124,12 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     }
   }
 
-  /** GET /sse and /sse/<service> (RawRoute). */
+  /** GET /sse and /sse/<service> (RawRoute); the other routed methods get 405. */
   serve(req: IncomingMessage, res: ServerResponse, service: string | undefined, query: string): boolean {
-    if (req.method !== 'GET' || this.closing) return false;
-    this.handler.openStream(req, res, service, parseQuery(query));
+    if (this.closing) return false;
+    if (req.method === 'GET') this.handler.openStream(req, res, service, parseQuery(query));
+    else if (RAW_METHODS.has(req.method!)) this.handler.methodNotAllowed(req, res, 'GET');
+    else return false;
     return true;
   }
 
@@ -143,7 +161,13 @@ class MessagesRoute implements RawRoute, RawBodyTarget {
   }
 
   serve(req: IncomingMessage, res: ServerResponse, _service: string | undefined, query: string): boolean {
-    if (req.method !== 'POST' || this.routes.closing) return false;
+    if (this.routes.closing) return false;
+    if (req.method !== 'POST') {
+      if (!RAW_METHODS.has(req.method!)) return false;
+      // Answered without reading a body it may carry (Node discards what is left of it).
+      this.routes.handler.methodNotAllowed(req, res, 'POST');
+      return true;
+    }
     if (hasRequestBody(req)) readRawBody(this, req, res, undefined, query);
     else this.routes.handler.postMessage(req, res, undefined, parseQuery(query));
     return true;

@@ -1,11 +1,16 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
+  checkRequestMeta,
   ErrorCode,
   errorResponse,
   Header,
   isNotification,
   isResponse,
   LATEST_SESSION_PROTOCOL,
+  META_CLIENT_CAPABILITIES,
+  META_CLIENT_INFO,
+  META_LOG_LEVEL,
+  META_PROTOCOL_VERSION,
   Method,
   parseJsonRpc,
   refusalKind,
@@ -45,10 +50,6 @@ import { headerValue, refuse } from './streamable-http.handler';
  * fans the upstream's list_changed / resources/updated notifications out to matching listeners.
  */
 
-export const META_PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
-export const META_CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
-export const META_CLIENT_INFO = 'io.modelcontextprotocol/clientInfo';
-export const META_LOG_LEVEL = 'io.modelcontextprotocol/logLevel';
 export const META_SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
 
 /** Methods of the initialize-based revisions that 2026-07-28 removed (answered 404 −32601). */
@@ -721,20 +722,15 @@ export class SessionlessHandler {
       }
     }
     const meta = metaOf(request);
-    const version = meta?.[META_PROTOCOL_VERSION];
-    const caps = meta?.[META_CLIENT_CAPABILITIES];
-    if (typeof version !== 'string' || caps === null || typeof caps !== 'object' || Array.isArray(caps)) {
-      refuse(
-        this.deps,
-        res,
-        400,
-        ErrorCode.InvalidParams,
-        'invalid_params',
-        `Invalid params: _meta must carry "${META_PROTOCOL_VERSION}" and "${META_CLIENT_CAPABILITIES}"`,
-        { id },
-      );
+    // Each member of its schema type: the hidden session's initialize is made of them.
+    const reason = checkRequestMeta(meta);
+    if (reason !== undefined) {
+      refuse(this.deps, res, 400, ErrorCode.InvalidParams, 'invalid_params', `Invalid params: ${reason}`, {
+        id,
+      });
       return false;
     }
+    const version = meta![META_PROTOCOL_VERSION];
     if (version !== SESSIONLESS_PROTOCOL) {
       return mismatch(
         `MCP-Protocol-Version header value '${SESSIONLESS_PROTOCOL}' does not match _meta value '${version}'`,
@@ -1196,16 +1192,19 @@ function paramHeadersOf(headers: IncomingHttpHeaders): Record<string, string> | 
 }
 
 /**
- * The initialize the gateway sends for a hidden session. Client info comes from the request;
- * of its capabilities, those that need server→client requests (sampling, elicitation, roots)
- * are withheld: the bridge cannot relay such requests to a 2026-07-28 client, and a server that
- * knows that refuses cleanly instead of waiting for an answer that never comes.
+ * The initialize the gateway sends for a hidden session, from the request's `_meta` (checked by
+ * checkRequestMeta). Client info comes from the request; of its capabilities, those that need
+ * server→client requests (sampling, elicitation, roots) are withheld: the bridge cannot relay
+ * such requests to a 2026-07-28 client, and a server that knows that refuses cleanly instead of
+ * waiting for an answer that never comes. So is `tasks`, which 2026-07-28 does not define (tasks
+ * are an extension there) and which would claim task-augmented server→client requests upstream.
  */
 function initializeRequest(meta: Record<string, unknown>): JsonRpcRequest {
   const caps = { ...(meta[META_CLIENT_CAPABILITIES] as Record<string, unknown>) };
   delete caps.sampling;
   delete caps.elicitation;
   delete caps.roots;
+  delete caps.tasks;
   const info = meta[META_CLIENT_INFO];
   return {
     jsonrpc: '2.0',
@@ -1214,10 +1213,7 @@ function initializeRequest(meta: Record<string, unknown>): JsonRpcRequest {
     params: {
       protocolVersion: LATEST_SESSION_PROTOCOL,
       capabilities: caps,
-      clientInfo:
-        info !== null && typeof info === 'object'
-          ? info
-          : { name: 'mcp-gateway-sessionless-bridge', version: '0.1.0' },
+      clientInfo: info ?? { name: 'mcp-gateway-sessionless-bridge', version: '0.1.0' },
     },
   };
 }

@@ -22,6 +22,7 @@ import {
   parseQuery,
   rawRoutesOf,
   readRawBody,
+  ROUTED_METHODS,
   type RawBodyTarget,
   type RawRoute,
 } from '../http/raw-routes';
@@ -29,8 +30,7 @@ import { ErrorBoundary } from '../error-boundary';
 import { StreamableHttpHandler } from './streamable-http.handler';
 
 /** Every method is routed to the handler, which answers 405 (with Allow) for the ones MCP does not use. */
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
-const RAW_METHODS = new Set(METHODS);
+const RAW_METHODS = new Set(ROUTED_METHODS);
 
 /**
  * Serves /mcp and /mcp/:service straight from the Node HTTP server (a raw route, see raw-routes.ts): no Nest
@@ -124,7 +124,7 @@ export class StreamableHttpRoutes
     }
     for (const url of ['/mcp', '/mcp/:service']) {
       fastify.route({
-        method: METHODS,
+        method: ROUTED_METHODS,
         url,
         bodyLimit: this.config.maxBodyBytes,
         exposeHeadRoute: false,
