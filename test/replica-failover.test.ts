@@ -167,6 +167,27 @@ describe('replica failover (dedicated mode, 3 Streamable HTTP replicas)', () => 
     await Promise.all([...sessions, ...late].map(({ client }) => client.close()));
   });
 
+  test('a replica that comes back gets its sessions again by the ring once its breaker closes', async () => {
+    const router = gw.gateway.app.get(Router);
+    const pool = gw.gateway.app.get(PoolManager);
+    const dead = replicas.find((r) => r.child.exitCode !== null || r.child.signalCode !== null)!;
+    assert.ok(dead, 'the first test killed a replica');
+    const deadPort = portOf(dead.url);
+    const deadId = router
+      .pick('everything', 'any')
+      .find((r) => r.transport === 'streamable-http' && portOf(r.url) === deadPort)!.id;
+    assert.equal(pool.breakers.state(deadId), 'open');
+    const revived = await startEverythingHttp('streamableHttp', Number(deadPort));
+    replicas[replicas.indexOf(dead)] = revived;
+    // Operators (or S3) hand the breaker back to its statistics; the half-open probe would do the same.
+    gw.gateway.app
+      .get(EventEmitter2)
+      .emit(VsmChannel.S3Control, { type: 'force_circuit_state', transport: deadId, state: 'auto' });
+    const { client } = await connect('streamable');
+    assert.equal(await servingPort(client), deadPort, "the tenant's primary replica serves it again");
+    await client.close();
+  });
+
   test('S3 force_circuit_state opens a live replica: its sessions move at their next request, new ones avoid it', async () => {
     const emitter = gw.gateway.app.get(EventEmitter2);
     const router = gw.gateway.app.get(Router);

@@ -34,8 +34,12 @@ export interface RunningEverything {
  * Starts server-everything over HTTP (`streamableHttp` → /mcp, `sse` → /sse) on a free
  * loopback port and waits until it accepts connections.
  */
-export async function startEverythingHttp(mode: 'streamableHttp' | 'sse'): Promise<RunningEverything> {
-  const port = await freePort();
+export async function startEverythingHttp(
+  mode: 'streamableHttp' | 'sse',
+  fixedPort?: number,
+): Promise<RunningEverything> {
+  // A fixed port brings a replica back where the gateway's configuration expects it.
+  const port = fixedPort ?? (await freePort());
   const child = spawn(process.execPath, ['--require', LOOPBACK_PRELOAD, EVERYTHING_ENTRY, mode], {
     env: { PATH: process.env.PATH ?? '', PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
