@@ -58,8 +58,8 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
     const log = new Logger('LegacySse');
-    this.boundary = new ErrorBoundary('sse', metrics, log);
-    this.messagesBoundary = new ErrorBoundary('messages', metrics, log);
+    this.boundary = new ErrorBoundary('sse', metrics, log, sessions.transportGuard);
+    this.messagesBoundary = new ErrorBoundary('messages', metrics, log, sessions.transportGuard);
     this.handler = new LegacySseHandler(
       config,
       sessions,
