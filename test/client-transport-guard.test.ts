@@ -118,8 +118,6 @@ describe('client transport guard: breakers and connection caps per client transp
         // A genuine gateway-side failure: the gateway cannot start this service's upstream at all.
         broken: { replicas: [{ transport: 'stdio', command: '/nonexistent/mcp-server' }] },
       },
-      // A dropped SSE or WebSocket connection frees its session's place when the resume window ends.
-      session: { detachedTimeoutMs: 1000, sweepIntervalMs: 200 },
       clientBreaker: {
         errorThresholdPercentage: 50,
         volumeThreshold: 3,
@@ -205,7 +203,7 @@ describe('client transport guard: breakers and connection caps per client transp
   });
 
   for (const kind of ['streamable', 'sse', 'ws'] as const) {
-    test(`allocate_connections(${kind}, n) caps live sessions on ${kind}; raising the cap admits again`, async () => {
+    test(`allocate_connections(${kind}, n) caps live connections on ${kind}; raising the cap admits again`, async () => {
       const base = guard.stats()[kind].live;
       s3({ type: 'allocate_connections', transport: kind, count: base + 2 });
       const a = await attempt(gw.url, kind);
@@ -232,7 +230,7 @@ describe('client transport guard: breakers and connection caps per client transp
       const uncapped = await attempt(gw.url, kind);
       assert.equal(uncapped.status, kind === 'ws' ? 101 : 200, 'count 0: no cap');
       for (const x of [a, b, third, uncapped]) x.close();
-      await waitUntil(() => guard.stats()[kind].live <= base, 10_000, `${kind} sessions to end`);
+      await waitUntil(() => guard.stats()[kind].live <= base, 10_000, `${kind} connections to end`);
     });
   }
 });

@@ -24,7 +24,7 @@ export function isClientTransport(name: string): name is ChannelKind {
   return name === 'streamable' || name === 'sse' || name === 'ws';
 }
 
-/** Refused: the client transport's breaker is open, or it holds as many sessions as S3 allows. */
+/** Refused: the client transport's breaker is open, or it holds as many connections as S3 allows. */
 export class TransportRefusedError extends AdmissionRefusedError {
   constructor(
     readonly code: 'transport_unavailable' | 'transport_capacity',
@@ -43,13 +43,15 @@ export class TransportRefusedError extends AdmissionRefusedError {
  * on the sessions opened over it (S3 `allocate_connections`). While either says no, new sessions
  * on that transport are refused; sessions already open keep working.
  *
- * Counting is per session, by the transport it was created on (a session holds at most one
- * WebSocket or SSE connection, so the count bounds those connections too): two integer updates
- * per session, nothing per message.
+ * What a cap counts: WebSocket connections and open legacy SSE streams, as those transports
+ * already keep them in a set (`measure`); for Streamable HTTP, which holds no connection between
+ * POSTs, the live sessions created on it (two integer updates per session). Nothing per message.
  */
 export class ClientTransportGuard {
   readonly breakers: Breakers;
   private readonly live: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  /** Where a transport counts its own live connections (WebSocket connections, open SSE streams). */
+  private readonly gauges: Partial<Record<ChannelKind, () => number>> = {};
   /** 0: no cap. */
   private readonly caps: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
   private readonly retryAfterMs: number;
@@ -70,7 +72,7 @@ export class ClientTransportGuard {
       );
     }
     const cap = this.caps[kind];
-    if (cap > 0 && this.live[kind] >= cap) {
+    if (cap > 0 && this.liveCount(kind) >= cap) {
       throw new TransportRefusedError(
         'transport_capacity',
         `Service unavailable: the ${kind} transport is at its connection cap (${cap}); retry later`,
@@ -79,6 +81,21 @@ export class ClientTransportGuard {
     }
   }
 
+  /**
+   * The transport counts its live connections itself (it already keeps them in a set): the cap
+   * applies to that count instead of the sessions created on it.
+   */
+  measure(kind: ChannelKind, gauge: () => number): void {
+    this.gauges[kind] = gauge;
+  }
+
+  /** What the cap of `kind` is held against: its connections when measured, else its live sessions. */
+  liveCount(kind: ChannelKind): number {
+    const gauge = this.gauges[kind];
+    return gauge === undefined ? this.live[kind] : gauge();
+  }
+
+  /** A session was created on `kind` (counted until it ends). */
   opened(kind: ChannelKind): void {
     this.live[kind]++;
   }
@@ -109,7 +126,7 @@ export class ClientTransportGuard {
   stats(): Record<ChannelKind, { live: number; cap: number; state: BreakerState }> {
     const out = {} as Record<ChannelKind, { live: number; cap: number; state: BreakerState }>;
     for (const kind of CLIENT_TRANSPORTS) {
-      out[kind] = { live: this.live[kind], cap: this.caps[kind], state: this.state(kind) };
+      out[kind] = { live: this.liveCount(kind), cap: this.caps[kind], state: this.state(kind) };
     }
     return out;
   }

@@ -57,6 +57,8 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     router: Router,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
+    // The cap of S3 allocate_connections(sse) counts open SSE streams: the ticker holds each of them.
+    sessions.transportGuard?.measure('sse', () => this.keepAlive.size);
     const log = new Logger('LegacySse');
     this.boundary = new ErrorBoundary('sse', metrics, log, sessions.transportGuard);
     this.messagesBoundary = new ErrorBoundary('messages', metrics, log, sessions.transportGuard);

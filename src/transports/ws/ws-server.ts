@@ -136,6 +136,8 @@ export class WsServer implements WsChannelOwner {
       WebSocket: GatewaySocket,
     });
     this.wss.on('headers', this.onHeaders);
+    // The cap of S3 allocate_connections(ws) counts live WebSocket connections.
+    sessions.transportGuard?.measure('ws', () => this.channels.size);
     this.upgradeBoundary = new ErrorBoundary('ws_upgrade', metrics, log, sessions.transportGuard);
     this.frameBoundary = new ErrorBoundary('ws_message', metrics, log, sessions.transportGuard);
   }
