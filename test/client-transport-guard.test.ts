@@ -234,3 +234,66 @@ describe('client transport guard: breakers and connection caps per client transp
     });
   }
 });
+
+describe('client transport guard: internal errors caught by the error boundary open that transport’s breaker', () => {
+  let gw: RunningGateway;
+  const algedonic: AlgedonicEvent[] = [];
+
+  before(async () => {
+    // With the JSON depth bound lifted, a deeply nested 2026-07-28 request reaches code that
+    // overflows the stack: a genuine gateway bug, answered 500 −32603 by the /mcp error boundary.
+    gw = await startGateway({
+      defaultService: 'demo',
+      services: { demo: { replicas: [{ transport: 'embedded', server: 'demo' }] } },
+      maxJsonDepth: 100_000,
+      clientBreaker: {
+        errorThresholdPercentage: 50,
+        volumeThreshold: 3,
+        resetTimeoutMs: 60_000,
+        rollingWindowMs: 10_000,
+      },
+    });
+    gw.gateway.app.get(EventEmitter2).on(VsmChannel.Algedonic, (e: AlgedonicEvent) => algedonic.push(e));
+  });
+
+  after(async () => {
+    await gw?.close();
+  });
+
+  test('three internal errors on /mcp: streamable refuses new sessions, ws still serves, one pain', async () => {
+    const guard = gw.gateway.app.get(ClientTransportGuardService);
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientCapabilities': {},
+    };
+    const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+    const body = `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":${JSON.stringify(meta)},"deep":${deep}}}`;
+    for (let i = 0; i < 3; i++) {
+      const res = await raw(gw.url, {
+        headers: {
+          'content-type': 'application/json',
+          accept: BOTH,
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'tools/list',
+        },
+        body,
+      });
+      assert.equal(res.status, 500, res.text);
+      assert.equal(res.json.error.code, ErrorCode.InternalError, res.text);
+    }
+    await waitUntil(() => guard.state('streamable') === 'open', 5000, 'the streamable breaker to open');
+    assertRefused(
+      await attempt(gw.url, 'streamable'),
+      'a new streamable session',
+      /streamable transport is failing/,
+    );
+    const ws = await connectClient(gw.url, 'ws');
+    await ws.client.ping();
+    await ws.client.close();
+    assert.equal(guard.state('ws'), 'closed');
+    assert.deepEqual(
+      algedonic.filter((e) => e.source.startsWith('transport:')).map((e) => `${e.type} ${e.source}`),
+      ['pain transport:streamable'],
+    );
+  });
+});
