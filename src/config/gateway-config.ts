@@ -256,6 +256,19 @@ export const EnvSchema = z.object({
   SESSION_FD_LIMIT: int(1).optional(),
   /** Percent of the descriptor limit kept free for the sessions already held (reconnects, restarts). */
   SESSION_FD_HEADROOM_PERCENT: int(0, 90).default(10),
+  /**
+   * Failure percentage within the rolling window that opens a client transport's breaker
+   * (Streamable HTTP, legacy SSE, WebSocket, each its own). Failures are the gateway's own:
+   * internal errors and new sessions whose upstream could not be opened; successes are served
+   * session creations. While open, new sessions on that transport get 503 / an upgrade refused.
+   */
+  CLIENT_BREAKER_ERROR_PERCENT: int(1, 100).default(50),
+  /** Outcomes a client transport needs within the window before its failure percentage counts. */
+  CLIENT_BREAKER_VOLUME: int(1).default(10),
+  /** How long an open client-transport breaker refuses before it lets one new session through (half-open). */
+  CLIENT_BREAKER_RESET_MS: int(100).default(10_000),
+  /** Rolling statistics window of the client-transport breakers. */
+  CLIENT_BREAKER_WINDOW_MS: int(1000).default(10_000),
   /** How often the one shared timer looks for idle sessions. */
   SESSION_SWEEP_INTERVAL_MS: int(100).default(5000),
   /**
@@ -364,6 +377,13 @@ export interface GatewayConfig {
     /** undefined: the process's soft descriptor limit. */
     fdLimit: number | undefined;
     fdHeadroomPercent: number;
+  };
+  /** Thresholds of the one breaker per client transport (streamable, sse, ws). */
+  clientBreaker: {
+    errorThresholdPercentage: number;
+    volumeThreshold: number;
+    resetTimeoutMs: number;
+    rollingWindowMs: number;
   };
   sse: { retryMs: number; keepAliveMs: number };
   shutdownGraceMs: number;

@@ -92,6 +92,12 @@ export function loadConfig(
       fdLimit: e.SESSION_FD_LIMIT,
       fdHeadroomPercent: e.SESSION_FD_HEADROOM_PERCENT,
     },
+    clientBreaker: {
+      errorThresholdPercentage: e.CLIENT_BREAKER_ERROR_PERCENT,
+      volumeThreshold: e.CLIENT_BREAKER_VOLUME,
+      resetTimeoutMs: e.CLIENT_BREAKER_RESET_MS,
+      rollingWindowMs: e.CLIENT_BREAKER_WINDOW_MS,
+    },
     sse: { retryMs: e.SSE_RETRY_MS, keepAliveMs: e.SSE_KEEPALIVE_MS },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     upstream: {

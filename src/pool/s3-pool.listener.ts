@@ -6,6 +6,18 @@ import { PoolManager } from './pool-manager.service';
 
 /** Upstream transport kinds: allocate_connections for one of these resizes the replica pools using it. */
 const UPSTREAM_KINDS = new Set(['stdio', 'streamable-http', 'sse', 'ws', 'embedded']);
+/**
+ * Bare `streamable`, `sse` and `ws` name the client transports (the session layer's S3 listener);
+ * the upstream kinds of the same name are `upstream:sse` and `upstream:ws`.
+ */
+const CLIENT_KINDS = new Set(['streamable', 'sse', 'ws']);
+const UPSTREAM_PREFIX = 'upstream:';
+
+/** The upstream kind or replica target an S3 command names, or undefined when it names a client transport. */
+function upstreamTarget(name: string): string | undefined {
+  if (name.startsWith(UPSTREAM_PREFIX)) return name.slice(UPSTREAM_PREFIX.length);
+  return CLIENT_KINDS.has(name) ? undefined : name;
+}
 
 /**
  * S3 (control) commands that act on upstreams: `force_circuit_state` pins or releases the
@@ -25,14 +37,17 @@ export class S3PoolListener {
   @OnEvent(VsmChannel.S3Control)
   handle(event: S3Event): void {
     if (event.type === 'allocate_connections') {
-      if (UPSTREAM_KINDS.has(event.transport)) {
-        const n = this.pool.resizePools(event.transport, event.count);
+      const kind = upstreamTarget(event.transport);
+      if (kind !== undefined && UPSTREAM_KINDS.has(kind)) {
+        const n = this.pool.resizePools(kind, event.count);
         this.log.log(`allocate_connections ${event.transport} → ${event.count} (${n} pools resized)`);
       }
       return;
     }
     if (event.type !== 'force_circuit_state') return;
-    const targets = this.replicasNamed(event.transport);
+    const target = upstreamTarget(event.transport);
+    if (target === undefined) return;
+    const targets = this.replicasNamed(target);
     const state = event.state === 'half_open' ? 'auto' : event.state;
     for (const id of targets) {
       this.pool.breakers.ensure(id, this.pool.breakerSettingsFor(id));

@@ -13,16 +13,33 @@ const FDS_PER_NEW_SESSION = 4;
 /** Counting /proc/self/fd costs a directory read of every descriptor: at most this often. */
 const SAMPLE_INTERVAL_MS = 250;
 
+/**
+ * A new session or connection refused before it started: every transport answers it the same way
+ * (HTTP 503 with Retry-After and JSON-RPC −31003; a WebSocket upgrade gets the 503 before the 101).
+ */
+export abstract class AdmissionRefusedError extends Error {
+  abstract readonly code: string;
+
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
 /** Refused: one more session would bring the process too close to its descriptor limit. */
-export class SessionCapacityError extends Error {
+export class SessionCapacityError extends AdmissionRefusedError {
   readonly code = 'session_capacity';
-  readonly retryAfterMs = CAPACITY_RETRY_AFTER_MS;
 
   constructor(
     readonly open: number,
     readonly limit: number,
   ) {
-    super('Service unavailable: the gateway is at its session capacity (file descriptors); retry later');
+    super(
+      'Service unavailable: the gateway is at its session capacity (file descriptors); retry later',
+      CAPACITY_RETRY_AFTER_MS,
+    );
     this.name = 'SessionCapacityError';
   }
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ChannelKind } from './client-channel';
 import { OutboxBudget } from './outbox';
+import type { ClientTransportGuard } from './client-transport-guard';
 import { DescriptorBudget } from './session-capacity';
 import { Session, type SessionHooks } from './session';
 import type { SessionStore } from './session-store';
@@ -89,6 +90,8 @@ export class SessionRegistry {
   onOutboxDrop: OutboxDropCounter | undefined = undefined;
   /** The capacity guard every transport goes through (create, or admit before a handshake). */
   readonly descriptors: DescriptorBudget;
+  /** Per client transport: breaker and connection cap new sessions pass (the app sets it). */
+  transportGuard: ClientTransportGuard | undefined = undefined;
 
   constructor(
     private readonly store: SessionStore,
@@ -107,9 +110,11 @@ export class SessionRegistry {
 
   /**
    * Throws SessionCapacityError when a new session would bring the process too close to its
-   * descriptor limit; transports that must decide before a handshake (WebSocket) call it first.
+   * descriptor limit, TransportRefusedError when `transport` refuses new sessions (breaker open,
+   * connection cap reached); transports that must decide before a handshake (WebSocket) call it first.
    */
-  admit(): void {
+  admit(transport?: ChannelKind): void {
+    if (transport !== undefined) this.transportGuard?.check(transport);
     this.descriptors.check();
   }
 
@@ -161,9 +166,11 @@ export class SessionRegistry {
   /**
    * Creates a session and starts acquiring its upstream; messages sent meanwhile wait for it.
    * `headers` (of the creating request) let a service route on a header.
-   * Throws SessionCapacityError (503 + Retry-After) when it does not fit.
+   * Throws SessionCapacityError or TransportRefusedError (503 + Retry-After) when it does not fit.
    */
   create(clientId: string, service: string, transport: ChannelKind, headers?: IncomingHttpHeaders): Session {
+    const guard = this.transportGuard;
+    guard?.check(transport);
     this.descriptors.check();
     this.descriptors.taken();
     const session = new Session({
@@ -183,9 +190,18 @@ export class SessionRegistry {
       hooks: this.hooks,
     });
     this.store.set(session);
+    guard?.opened(transport);
+    // A new session is the transport's unit of work: served once its upstream is open, failed on
+    // the gateway's side when no replica could be opened for it (counted once per session, not per message).
     this.openUpstream(service, { clientId: session.policyKey, sessionId: session.id, headers }).then(
-      (port) => session.useUpstream(port),
-      (err: Error) => session.upstreamFailed(err.message),
+      (port) => {
+        guard?.record(transport, true);
+        session.useUpstream(port);
+      },
+      (err: Error) => {
+        guard?.record(transport, false);
+        session.upstreamFailed(err.message);
+      },
     );
     return session;
   }

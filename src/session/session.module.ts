@@ -16,6 +16,8 @@ import { Router } from '../routing/router.service';
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { GatewayMetrics } from '../observability/gateway-metrics.service';
+import { ClientTransportGuardService } from './client-transport-guard.service';
+import { S3TransportListener } from './s3-transport.listener';
 import type { Session, SessionHooks } from './session';
 import { SessionRegistry } from './session-registry';
 import { InMemorySessionStore } from './session-store';
@@ -31,6 +33,7 @@ export class GatewaySessionHooks implements SessionHooks {
   constructor(
     private readonly vsm: VsmBus,
     private readonly metrics: GatewayMetrics,
+    private readonly transports: ClientTransportGuardService,
   ) {}
 
   clientMessage(session: Session, message: JsonRpcMessage): void {
@@ -70,6 +73,7 @@ export class GatewaySessionHooks implements SessionHooks {
   }
 
   sessionClosed(session: Session, reason: string): void {
+    this.transports.closed(session.createdOn);
     this.metrics.sessionClosed(session.transport);
     this.log.debug({ sessionId: session.id, clientId: session.clientId, reason }, 'session closed');
   }
@@ -91,6 +95,7 @@ export class SessionService
     hooks: GatewaySessionHooks,
     vsm: VsmBus,
     metrics: GatewayMetrics,
+    transports: ClientTransportGuardService,
   ) {
     super(
       new InMemorySessionStore(),
@@ -109,6 +114,7 @@ export class SessionService
         return verdict;
       },
     );
+    this.transportGuard = transports;
     this.onOutboxDrop = (reason, entries, bytes) => {
       metrics.outboxDropped[reason] += entries;
       metrics.outboxDroppedBytes[reason] += bytes;
@@ -169,7 +175,7 @@ export class SessionService
 
 @Global()
 @Module({
-  providers: [GatewaySessionHooks, SessionService],
-  exports: [SessionService],
+  providers: [ClientTransportGuardService, GatewaySessionHooks, SessionService, S3TransportListener],
+  exports: [SessionService, ClientTransportGuardService],
 })
 export class SessionModule {}

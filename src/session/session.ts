@@ -111,6 +111,8 @@ export class Session implements ChannelListener, UpstreamSink {
   readonly createdAt = Date.now();
   /** Transport the session was created on, then the one it last moved to. */
   transport: ChannelKind;
+  /** The transport the session was created on: its place in that transport's connection count. */
+  readonly createdOn: ChannelKind;
   protocolVersion: string | undefined = undefined;
   lastActivity = Date.now();
   closed = false;
@@ -146,6 +148,7 @@ export class Session implements ChannelListener, UpstreamSink {
     this.clientId = options.clientId;
     this.service = options.service;
     this.transport = options.transport;
+    this.createdOn = options.transport;
     this.outbox = new Outbox(options.outbox);
   }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, errorResponse } from '../../libs/protocol/src';
+import type { ChannelKind } from '../session/client-channel';
 import { sendJsonRpcError } from './http/http-reply';
 
 /**
@@ -14,6 +15,19 @@ export type EntryPoint = 'mcp' | 'sse' | 'messages' | 'ws_upgrade' | 'ws_message
 export interface BoundaryMetrics {
   internalError(entry: EntryPoint): void;
 }
+
+/** Told of each internal error as a failure of its client transport (the transport's breaker). */
+export interface BoundaryOutcomes {
+  record(kind: ChannelKind, ok: boolean): void;
+}
+
+const TRANSPORT_OF: Record<EntryPoint, ChannelKind> = {
+  mcp: 'streamable',
+  sse: 'sse',
+  messages: 'sse',
+  ws_upgrade: 'ws',
+  ws_message: 'ws',
+};
 
 export interface BoundaryLogger {
   error(message: unknown, stack?: string): void;
@@ -40,6 +54,7 @@ export class ErrorBoundary {
     readonly entry: EntryPoint,
     private readonly metrics: BoundaryMetrics,
     private readonly log: BoundaryLogger,
+    private readonly outcomes?: BoundaryOutcomes,
   ) {}
 
   /** An HTTP request failed below the entry point. `sessionId` goes into the log line when known. */
@@ -94,6 +109,7 @@ export class ErrorBoundary {
   private record(err: unknown, sessionId: string | undefined): string {
     const correlationId = randomUUID();
     this.metrics.internalError(this.entry);
+    this.outcomes?.record(TRANSPORT_OF[this.entry], false);
     const e = err instanceof Error ? err : new Error(String(err));
     this.log.error(
       `internal error at ${this.entry} (correlationId=${correlationId}${

@@ -1,10 +1,11 @@
 import type { ServerResponse } from 'node:http';
 import { ErrorCode } from '../../../libs/protocol/src';
-import { SessionCapacityError } from '../../session/session-capacity';
+import { AdmissionRefusedError } from '../../session/session-capacity';
 import { sendJsonRpcError } from './http-reply';
 
 /**
- * Answers 503 with Retry-After when `err` is the session capacity refusal and returns true;
+ * Answers 503 with Retry-After when `err` refuses admission (descriptor capacity, a client
+ * transport's open breaker or connection cap) and returns true;
  * false for any other error (the caller rethrows it to its error boundary).
  */
 export function refusedForCapacity(
@@ -12,7 +13,7 @@ export function refusedForCapacity(
   err: unknown,
   metrics: { error(kind: string): void },
 ): boolean {
-  if (!(err instanceof SessionCapacityError)) return false;
+  if (!(err instanceof AdmissionRefusedError)) return false;
   metrics.error(err.code);
   sendJsonRpcError(res, 503, ErrorCode.Overloaded, err.message, {
     data: { retryAfterMs: err.retryAfterMs },

@@ -15,9 +15,9 @@ export class KeepAliveTicker {
   constructor(private readonly intervalMs: number) {}
 
   add(target: KeepAliveTarget): void {
-    if (this.intervalMs <= 0) return;
+    // Tracked even with keep-alives off: `size` is the count of open streams (connection caps).
     this.targets.add(target);
-    if (!this.timer) {
+    if (this.intervalMs > 0 && !this.timer) {
       this.timer = setInterval(() => this.tick(), Math.max(250, Math.floor(this.intervalMs / 2)));
       this.timer.unref();
     }

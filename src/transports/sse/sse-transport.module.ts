@@ -61,9 +61,11 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     router: Router,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
+    // The cap of S3 allocate_connections(sse) counts open SSE streams: the ticker holds each of them.
+    sessions.transportGuard?.measure('sse', () => this.keepAlive.size);
     const log = new Logger('LegacySse');
-    this.boundary = new ErrorBoundary('sse', metrics, log);
-    this.messagesBoundary = new ErrorBoundary('messages', metrics, log);
+    this.boundary = new ErrorBoundary('sse', metrics, log, sessions.transportGuard);
+    this.messagesBoundary = new ErrorBoundary('messages', metrics, log, sessions.transportGuard);
     this.handler = new LegacySseHandler(
       config,
       sessions,

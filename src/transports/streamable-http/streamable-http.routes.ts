@@ -59,7 +59,7 @@ export class StreamableHttpRoutes
     metrics: GatewayMetrics,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
-    this.boundary = new ErrorBoundary('mcp', metrics, this.log);
+    this.boundary = new ErrorBoundary('mcp', metrics, this.log, sessions.transportGuard);
     this.handler = new StreamableHttpHandler({
       config,
       sessions,

@@ -18,7 +18,7 @@ import { ResumeUnavailableError } from '../../session/outbox';
 import { STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { ErrorBoundary } from '../error-boundary';
-import { SessionCapacityError } from '../../session/session-capacity';
+import { AdmissionRefusedError } from '../../session/session-capacity';
 import { clientIdFrom } from '../http/client-identity';
 import type { RequestGuard } from '../http/request-guard';
 import { GatewayMethod, GatewaySocket, WsChannel, type WsChannelOwner } from './ws-channel';
@@ -136,8 +136,10 @@ export class WsServer implements WsChannelOwner {
       WebSocket: GatewaySocket,
     });
     this.wss.on('headers', this.onHeaders);
-    this.upgradeBoundary = new ErrorBoundary('ws_upgrade', metrics, log);
-    this.frameBoundary = new ErrorBoundary('ws_message', metrics, log);
+    // The cap of S3 allocate_connections(ws) counts live WebSocket connections.
+    sessions.transportGuard?.measure('ws', () => this.channels.size);
+    this.upgradeBoundary = new ErrorBoundary('ws_upgrade', metrics, log, sessions.transportGuard);
+    this.frameBoundary = new ErrorBoundary('ws_message', metrics, log, sessions.transportGuard);
   }
 
   /** Starts taking upgrades on the server Fastify listens on. */
@@ -233,9 +235,9 @@ export class WsServer implements WsChannelOwner {
     if (!resume) {
       // Decide before the handshake: a refused upgrade is a plain 503 with Retry-After.
       try {
-        this.sessions.admit();
+        this.sessions.admit('ws');
       } catch (err) {
-        if (!(err instanceof SessionCapacityError)) throw err;
+        if (!(err instanceof AdmissionRefusedError)) throw err;
         const retry = `Retry-After: ${Math.ceil(err.retryAfterMs / 1000)}`;
         this.refuse(socket, 503, err.code, ErrorCode.Overloaded, err.message, retry);
         return;
