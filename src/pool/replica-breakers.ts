@@ -95,7 +95,16 @@ export class Breakers {
     if (!guard || guard.forced !== 'auto') return;
     if (ok) {
       guard.consecutiveFailures = 0;
-      guard.breaker.fire(true).catch(ignore);
+      if (guard.breaker.closed) {
+        // The common case, once per answer: count it in the rolling window as fire() would, without
+        // the promises and events fire() costs (measured: ~15 % of Streamable HTTP throughput).
+        // opossum's Status has increment() (what its own event listeners call); @types/opossum omits it.
+        const status = guard.breaker.status as unknown as { increment(property: string): void };
+        status.increment('fires');
+        status.increment('successes');
+      } else {
+        guard.breaker.fire(true).catch(ignore); // half-open: the probe that closes it
+      }
       if (guard.hurting && guard.breaker.closed) this.endEpisode(target, guard);
       return;
     }
