@@ -110,21 +110,7 @@ export class LegacySseHandler {
       // A failover from another transport: S2 decides first.
       const admitted = this.sessions.admitTransportSwitch(session, 'sse').then(
         (verdict) => {
-          if (res.destroyed || res.writableEnded) return;
-          if (session.closed) {
-            this.refuse(res, 404, 'session_not_found', 'Session not found: it ended meanwhile', true);
-            return;
-          }
-          if (!verdict.allowed) {
-            this.metrics.error('transport_switch_refused');
-            sendJsonRpcError(
-              res,
-              409,
-              ErrorCode.TransportSwitchRefused,
-              verdict.reason ?? 'Transport switch refused',
-            );
-            return;
-          }
+          if (this.answeredAfterSwitch(session, verdict, res)) return;
           this.attachResumed(session, res, resume.seq, endpointFor(session, req, query));
         },
         (err: Error) => sendJsonRpcError(res, 500, ErrorCode.InternalError, `Internal error: ${err.message}`),
@@ -197,6 +183,29 @@ export class LegacySseHandler {
   }
 
   /** S2 answered for a POST that moves its session to this transport (never throws: it runs in a continuation). */
+  /**
+   * After S2's verdict on a switch to legacy SSE: answers (and returns true) when the request must
+   * not go on — the client gave up, the session ended meanwhile, or the switch was refused.
+   */
+  private answeredAfterSwitch(session: Session, verdict: SwitchVerdict, res: ServerResponse): boolean {
+    if (res.destroyed || res.writableEnded) return true;
+    if (session.closed) {
+      this.refuse(res, 404, 'session_not_found', 'Session not found: it ended meanwhile', true);
+      return true;
+    }
+    if (!verdict.allowed) {
+      this.metrics.error('transport_switch_refused');
+      sendJsonRpcError(
+        res,
+        409,
+        ErrorCode.TransportSwitchRefused,
+        verdict.reason ?? 'Transport switch refused',
+      );
+      return true;
+    }
+    return false;
+  }
+
   private postAfterSwitch(
     session: Session,
     verdict: SwitchVerdict,
@@ -205,21 +214,7 @@ export class LegacySseHandler {
     res: ServerResponse,
   ): void {
     try {
-      if (res.destroyed || res.writableEnded) return;
-      if (session.closed) {
-        this.refuse(res, 404, 'session_not_found', 'Session not found: it ended meanwhile', true);
-        return;
-      }
-      if (!verdict.allowed) {
-        this.metrics.error('transport_switch_refused');
-        sendJsonRpcError(
-          res,
-          409,
-          ErrorCode.TransportSwitchRefused,
-          verdict.reason ?? 'Transport switch refused',
-        );
-        return;
-      }
+      if (this.answeredAfterSwitch(session, verdict, res)) return;
       this.accept(session, parsed, text, res);
     } catch (err) {
       this.switchFailed(res, err as Error);
