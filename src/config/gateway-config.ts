@@ -1,3 +1,4 @@
+import { TrustedProxies } from '../policy/trusted-proxies';
 import { z } from 'zod';
 import { assignReplicaIds } from './replica-id';
 
@@ -237,6 +238,11 @@ export const EnvSchema = z.object({
   ALLOWED_ORIGINS: csv.default([]),
   /** Host header values accepted (DNS-rebinding protection); empty = loopback names while bound to loopback. */
   ALLOWED_HOSTS: csv.default([]),
+  /** Peers (addresses or CIDR ranges) whose X-Forwarded-For/-Proto/-Host are believed; none by default. */
+  TRUSTED_PROXIES: csv.default([]).superRefine((entries, ctx) => {
+    for (const message of TrustedProxies.problems(entries))
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+  }),
   /**
    * A Streamable HTTP session with no live stream and no message for this long is ended
    * (Streamable HTTP clients hold no connection between POSTs, so only activity counts).
@@ -350,6 +356,20 @@ export const EnvSchema = z.object({
   S2_MAX_SWITCHES: int(0).default(3),
   /** S2 anti-oscillation window (ms). */
   S2_WINDOW_MS: int(1000).default(60_000),
+  // ── settings: authentication, identity, S5 (helper p1) ──
+  // ·
+  // ── settings: rate limits and per-client authorization (helper p2) ──
+  // ·
+  // ── settings: flood protection and slow-request limits (helper p3) ──
+  // ·
+  // ── settings: metrics and health (helper o1) ──
+  // ·
+  // ── settings: tracing and logs (helper o2) ──
+  // ·
+  // ── settings: dashboard, alerts and S4 (helper o3) ──
+  // ·
+  // ── settings: pool and upstream settings (helper i7) ──
+  // ·
 });
 export type EnvConfig = z.infer<typeof EnvSchema>;
 
@@ -362,6 +382,8 @@ export interface GatewayConfig {
   maxJsonDepth: number;
   allowedOrigins: string[];
   allowedHosts: string[];
+  /** Peers whose X-Forwarded-* headers are believed (see src/policy/trusted-proxies.ts). */
+  trustedProxies: string[];
   session: {
     idleTimeoutMs: number;
     detachedTimeoutMs: number;
@@ -424,6 +446,20 @@ export interface GatewayConfig {
   admin: { token: string | undefined };
   defaultService: string;
   services: Record<string, ServiceConfig>;
+  // ── settings: authentication, identity, S5 (helper p1) ──
+  // ·
+  // ── settings: rate limits and per-client authorization (helper p2) ──
+  // ·
+  // ── settings: flood protection and slow-request limits (helper p3) ──
+  // ·
+  // ── settings: metrics and health (helper o1) ──
+  // ·
+  // ── settings: tracing and logs (helper o2) ──
+  // ·
+  // ── settings: dashboard, alerts and S4 (helper o3) ──
+  // ·
+  // ── settings: pool and upstream settings (helper i7) ──
+  // ·
 }
 
 /** Overrides as tests and embedders pass them to bootstrap(): nested objects merge, services replace. */

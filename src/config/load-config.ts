@@ -77,6 +77,7 @@ export function loadConfig(
     maxJsonDepth: e.MAX_JSON_DEPTH,
     allowedOrigins: e.ALLOWED_ORIGINS,
     allowedHosts: e.ALLOWED_HOSTS,
+    trustedProxies: e.TRUSTED_PROXIES,
     session: {
       idleTimeoutMs: e.SESSION_IDLE_TIMEOUT_MS,
       detachedTimeoutMs: e.SESSION_DETACHED_TIMEOUT_MS,
@@ -134,6 +135,20 @@ export function loadConfig(
         ? { path: resolve(path), watch: e.GATEWAY_CONFIG_WATCH, pollIntervalMs: e.GATEWAY_CONFIG_POLL_MS }
         : undefined,
     admin: { token: e.ADMIN_TOKEN },
+    // ── settings: authentication, identity, S5 (helper p1) ──
+    // ·
+    // ── settings: rate limits and per-client authorization (helper p2) ──
+    // ·
+    // ── settings: flood protection and slow-request limits (helper p3) ──
+    // ·
+    // ── settings: metrics and health (helper o1) ──
+    // ·
+    // ── settings: tracing and logs (helper o2) ──
+    // ·
+    // ── settings: dashboard, alerts and S4 (helper o3) ──
+    // ·
+    // ── settings: pool and upstream settings (helper i7) ──
+    // ·
     defaultService,
     services: finalServices,
   };
