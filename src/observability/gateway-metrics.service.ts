@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { ChannelKind } from '../session/client-channel';
+import { LatencyHistogram } from './latency-histogram';
 
 /**
  * Counters the hot path bumps. Plain numbers (no label lookups per message); the
@@ -12,6 +13,11 @@ export class GatewayMetrics {
   readonly bytesOut: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
   readonly sessionsClosed: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
   readonly errors = new Map<string, number>();
+  /**
+   * Client request → its response, every method and transport together: what the p99 alert, the
+   * dashboard and S4 read. Per-method histograms (bounded labels) live beside it (helper o1).
+   */
+  readonly requestLatency = new LatencyHistogram();
   /** Times a slow client made a session stop reading its upstream, and times it drained. */
   upstreamPauses = 0;
   upstreamResumes = 0;
