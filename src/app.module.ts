@@ -5,6 +5,7 @@ import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
 import { HealthController } from './observability/health.controller';
 import { ObservabilityModule } from './observability/observability.module';
+import { FloodModule } from './policy/flood/flood.module';
 import { PoolModule } from './pool/pool.module';
 import { RoutingModule } from './routing/routing.module';
 import { SessionModule } from './session/session.module';
@@ -38,6 +39,7 @@ export class AppModule {
         RoutingModule,
         PoolModule,
         SessionModule,
+        FloodModule,
         ...TRANSPORT_MODULES,
       ],
     };

@@ -11,6 +11,8 @@ import { registerRawBodyParser } from './transports/http/raw-body';
 import { installRawRoutes } from './transports/http/raw-routes';
 import { hostCheckWarning } from './transports/http/request-guard';
 import { readTlsFiles } from './transports/http/tls';
+import { socketRefusal } from './policy/flood/flood-guard';
+import { sendAdmissionRefused } from './transports/http/capacity-reply';
 
 export interface BootstrapOptions {
   /** Environment to read (defaults to process.env). */
@@ -38,7 +40,7 @@ export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway
     ...(tls ? { https: tls } : {}),
     // Our own server, so the transports' hot paths can skip Fastify (see raw-routes.ts).
     serverFactory: (fastifyHandler: RequestListener, options: ServerTimeouts) =>
-      createServer(tls, fastifyHandler, options),
+      createServer(tls, fastifyHandler, options, config.flood),
     bodyLimit: config.maxBodyBytes,
     // Client-supplied request ids are not trusted; correlation ids are generated per request.
     requestIdHeader: false,
@@ -78,14 +80,34 @@ function createServer(
   tls: ReturnType<typeof readTlsFiles> | undefined,
   fastifyHandler: RequestListener,
   options: ServerTimeouts,
+  limits: GatewayConfig['flood'],
 ): HttpServer {
-  const server: HttpServer = tls ? https.createServer(tls) : http.createServer();
+  const serverOptions = {
+    // Past it Node answers 431 before any of our code runs.
+    maxHeaderSize: limits.maxHeaderBytes,
+    // Node checks the header and request timeouts this often (its default, 30 s, would let a
+    // 10 s timeout run to 40 s).
+    connectionsCheckingInterval: Math.max(250, Math.min(5000, Math.floor(limits.headersTimeoutMs / 4))),
+  };
+  const server: HttpServer = tls
+    ? https.createServer({ ...tls, ...serverOptions, handshakeTimeout: limits.headersTimeoutMs })
+    : http.createServer(serverOptions);
   const routes = installRawRoutes(server);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    // A connection the flood guard refused when it was accepted: every request on it gets 503.
+    const refusal = socketRefusal(req.socket);
+    if (refusal !== undefined) {
+      res.shouldKeepAlive = false;
+      sendAdmissionRefused(res, refusal);
+      return;
+    }
     if (!routes.dispatch(req, res)) fastifyHandler(req, res);
   });
   server.keepAliveTimeout = options.keepAliveTimeout ?? 72_000;
-  server.requestTimeout = options.requestTimeout ?? 0;
+  // Slowloris: the head and the whole request each have a deadline (Node answers 408). Only
+  // receiving the request counts: long responses and SSE streams are not cut by either.
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
   server.setTimeout(options.connectionTimeout ?? 0);
   if (options.maxRequestsPerSocket) server.maxRequestsPerSocket = options.maxRequestsPerSocket;
   return server;

@@ -361,7 +361,28 @@ export const EnvSchema = z.object({
   // ── settings: rate limits and per-client authorization (helper p2) ──
   // ·
   // ── settings: flood protection and slow-request limits (helper p3) ──
-  // ·
+  /** Live client connections, all addresses together (0: no cap; lowered to 90 % of the descriptor limit). */
+  MAX_CONNECTIONS: int(0).default(50_000),
+  /** Live connections from one client address (0: no cap); a trusted proxy's own connections count only globally. */
+  MAX_CONNECTIONS_PER_IP: int(0).default(1000),
+  /** New connections per second from one address (token bucket; 0: no limit). */
+  CONNECT_RATE_PER_IP: int(0).default(100),
+  /** New connections one address may open at once before CONNECT_RATE_PER_IP applies. */
+  CONNECT_BURST_PER_IP: int(1).default(200),
+  /** New sessions per second from one client address (X-Forwarded-For only from TRUSTED_PROXIES; 0: no limit). */
+  SESSION_RATE_PER_IP: int(0).default(20),
+  /** New sessions one address may open at once before SESSION_RATE_PER_IP applies. */
+  SESSION_BURST_PER_IP: int(1).default(100),
+  /** Live sessions one client id may hold (0: no cap). */
+  MAX_SESSIONS_PER_CLIENT: int(0).default(100),
+  /** A WebSocket or legacy SSE connection that has not sent initialize within this long is closed (0: never). */
+  INIT_DEADLINE_MS: int(0).default(10_000),
+  /** Time a connection has to send a complete request head (slowloris; also cuts connections that send nothing): 408. */
+  HEADERS_TIMEOUT_MS: int(100).default(10_000),
+  /** Time to receive a whole request, head and body (0: none; must not be below HEADERS_TIMEOUT_MS); responses and streams are not bounded by it. */
+  HTTP_REQUEST_TIMEOUT_MS: int(0).default(30_000),
+  /** Largest request head (request line and headers) in bytes; larger → 431. */
+  MAX_HEADER_BYTES: int(1024, 1024 * 1024).default(16 * 1024),
   // ── settings: metrics and health (helper o1) ──
   // ·
   // ── settings: tracing and logs (helper o2) ──
@@ -451,7 +472,20 @@ export interface GatewayConfig {
   // ── settings: rate limits and per-client authorization (helper p2) ──
   // ·
   // ── settings: flood protection and slow-request limits (helper p3) ──
-  // ·
+  /** Connection and session flood limits (src/policy/flood) and the HTTP server's slow-request limits. */
+  flood: {
+    maxConnections: number;
+    maxConnectionsPerIp: number;
+    connectRatePerIp: number;
+    connectBurstPerIp: number;
+    sessionRatePerIp: number;
+    sessionBurstPerIp: number;
+    maxSessionsPerClient: number;
+    initDeadlineMs: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    maxHeaderBytes: number;
+  };
   // ── settings: metrics and health (helper o1) ──
   // ·
   // ── settings: tracing and logs (helper o2) ──

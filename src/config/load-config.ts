@@ -140,7 +140,21 @@ export function loadConfig(
     // ── settings: rate limits and per-client authorization (helper p2) ──
     // ·
     // ── settings: flood protection and slow-request limits (helper p3) ──
-    // ·
+    flood: {
+      maxConnections: e.MAX_CONNECTIONS,
+      maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP,
+      connectRatePerIp: e.CONNECT_RATE_PER_IP,
+      connectBurstPerIp: e.CONNECT_BURST_PER_IP,
+      sessionRatePerIp: e.SESSION_RATE_PER_IP,
+      sessionBurstPerIp: e.SESSION_BURST_PER_IP,
+      maxSessionsPerClient: e.MAX_SESSIONS_PER_CLIENT,
+      initDeadlineMs: e.INIT_DEADLINE_MS,
+      headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+      // Node cuts on whichever comes first; a request timeout below the headers timeout would hide it.
+      requestTimeoutMs:
+        e.HTTP_REQUEST_TIMEOUT_MS === 0 ? 0 : Math.max(e.HTTP_REQUEST_TIMEOUT_MS, e.HEADERS_TIMEOUT_MS),
+      maxHeaderBytes: e.MAX_HEADER_BYTES,
+    },
     // ── settings: metrics and health (helper o1) ──
     // ·
     // ── settings: tracing and logs (helper o2) ──

@@ -32,6 +32,12 @@ export class GatewayMetrics {
    */
   readonly outboxDropped = { resume_window: 0, global_budget: 0 };
   readonly outboxDroppedBytes = { resume_window: 0, global_budget: 0 };
+  /**
+   * Connections, sessions and requests refused or cut by flood protection, by reason:
+   * `connections`, `connections_per_ip`, `connect_rate`, `session_rate`, `sessions_per_client`,
+   * `init_deadline`, `request_timeout` (slow head or body: 408), `header_too_large` (431).
+   */
+  readonly floodRefusals = new Map<string, number>();
   /** Transport failovers by `from->to`. */
   readonly transportSwitches = new Map<string, number>();
   /** Sessions moved to another replica, by `from->to` replica id. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ChannelKind } from './client-channel';
+import type { ChannelKind, ClientChannel } from './client-channel';
 import { OutboxBudget } from './outbox';
 import type { ClientTransportGuard } from './client-transport-guard';
 import { DescriptorBudget } from './session-capacity';
@@ -71,6 +71,22 @@ export type OutboxDropReason = 'resume_window' | 'global_budget';
 /** Counts what the registry dropped (metrics); entries and their bytes. */
 export type OutboxDropCounter = (reason: OutboxDropReason, entries: number, bytes: number) => void;
 
+/**
+ * Limits on who may open a session (flood protection, src/policy/flood): checked on every
+ * create, after the capacity checks; `closed` is called by the session hooks when one ends.
+ */
+export interface SessionLimits {
+  /**
+   * Throws an AdmissionRefusedError when `clientId` may not open one more session now. `peer`
+   * (the socket's address) is charged against its rate; undefined when it was charged already.
+   */
+  admit(clientId: string, peer: string | undefined, headers: IncomingHttpHeaders | undefined): void;
+  opened(clientId: string): void;
+  closed(clientId: string): void;
+  /** A connection-carried session (WebSocket, legacy SSE) that has not said `initialize` yet. */
+  watchInitialize(session: Session, channel: ClientChannel): void;
+}
+
 /** The budget is brought back below this share of its maximum, so it is not enforced on every append. */
 const BUDGET_LOW_WATER = 0.9;
 
@@ -92,6 +108,8 @@ export class SessionRegistry {
   readonly descriptors: DescriptorBudget;
   /** Per client transport: breaker and connection cap new sessions pass (the app sets it). */
   transportGuard: ClientTransportGuard | undefined = undefined;
+  /** Flood limits on new sessions (per client, per address); the app sets them. */
+  sessionLimits: SessionLimits | undefined = undefined;
 
   constructor(
     private readonly store: SessionStore,
@@ -111,11 +129,13 @@ export class SessionRegistry {
   /**
    * Throws SessionCapacityError when a new session would bring the process too close to its
    * descriptor limit, TransportRefusedError when `transport` refuses new sessions (breaker open,
-   * connection cap reached); transports that must decide before a handshake (WebSocket) call it first.
+   * connection cap reached), or what the session limits throw for `clientId` from `peer`;
+   * transports that must decide before a handshake (WebSocket) call it first.
    */
-  admit(transport?: ChannelKind): void {
+  admit(transport?: ChannelKind, clientId?: string, peer?: string, headers?: IncomingHttpHeaders): void {
     if (transport !== undefined) this.transportGuard?.check(transport);
     this.descriptors.check();
+    if (clientId !== undefined) this.sessionLimits?.admit(clientId, peer, headers);
   }
 
   /**
@@ -166,12 +186,22 @@ export class SessionRegistry {
   /**
    * Creates a session and starts acquiring its upstream; messages sent meanwhile wait for it.
    * `headers` (of the creating request) let a service route on a header.
-   * Throws SessionCapacityError or TransportRefusedError (503 + Retry-After) when it does not fit.
+   * `peer` (the socket's address) is charged against the session limits' per-address rate.
+   * Throws SessionCapacityError, TransportRefusedError or a flood refusal (503 + Retry-After)
+   * when it does not fit.
    */
-  create(clientId: string, service: string, transport: ChannelKind, headers?: IncomingHttpHeaders): Session {
+  create(
+    clientId: string,
+    service: string,
+    transport: ChannelKind,
+    headers?: IncomingHttpHeaders,
+    peer?: string,
+  ): Session {
     const guard = this.transportGuard;
     guard?.check(transport);
     this.descriptors.check();
+    const limits = this.sessionLimits;
+    limits?.admit(clientId, peer, headers);
     this.descriptors.taken();
     const session = new Session({
       id: newSessionId(),
@@ -191,6 +221,7 @@ export class SessionRegistry {
     });
     this.store.set(session);
     guard?.opened(transport);
+    limits?.opened(clientId);
     // A new session is the transport's unit of work: served once its upstream is open, failed on
     // the gateway's side when no replica could be opened for it (counted once per session, not per message).
     this.openUpstream(service, { clientId: session.policyKey, sessionId: session.id, headers }).then(

@@ -19,7 +19,7 @@ import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
 import type { Session, SessionHooks } from './session';
-import { SessionRegistry } from './session-registry';
+import { SessionRegistry, type SessionLimits } from './session-registry';
 import { InMemorySessionStore } from './session-store';
 
 /** WebSocket "going away": what clients are told when the gateway shuts down. */
@@ -29,6 +29,8 @@ const GOING_AWAY = 1001;
 @Injectable()
 export class GatewaySessionHooks implements SessionHooks {
   private readonly log = new Logger('Session');
+  /** Told when a session ends, so per-client session counts stay true (set with the registry's). */
+  sessionLimits: SessionLimits | undefined = undefined;
 
   constructor(
     private readonly vsm: VsmBus,
@@ -74,6 +76,7 @@ export class GatewaySessionHooks implements SessionHooks {
 
   sessionClosed(session: Session, reason: string): void {
     this.transports.closed(session.createdOn);
+    this.sessionLimits?.closed(session.clientId);
     this.metrics.sessionClosed(session.transport);
     this.log.debug({ sessionId: session.id, clientId: session.clientId, reason }, 'session closed');
   }
@@ -92,7 +95,7 @@ export class SessionService
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     pool: PoolManager,
     router: Router,
-    hooks: GatewaySessionHooks,
+    private readonly sessionHooks: GatewaySessionHooks,
     vsm: VsmBus,
     metrics: GatewayMetrics,
     transports: ClientTransportGuardService,
@@ -101,7 +104,7 @@ export class SessionService
       new InMemorySessionStore(),
       config.session,
       (service, routing) => pool.open(service, router.keyFor(service, routing)),
-      hooks,
+      sessionHooks,
       async (session, to) => {
         const verdict = await vsm.checkOscillation({
           type: 'check_oscillation',
@@ -123,6 +126,12 @@ export class SessionService
 
   onModuleInit(): void {
     this.start();
+  }
+
+  /** Puts `limits` on every new session, and tells them when one ends (flood protection). */
+  useSessionLimits(limits: SessionLimits): void {
+    this.sessionLimits = limits;
+    this.sessionHooks.sessionLimits = limits;
   }
 
   private draining: Promise<void> | undefined;

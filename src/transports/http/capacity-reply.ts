@@ -15,9 +15,14 @@ export function refusedForCapacity(
 ): boolean {
   if (!(err instanceof AdmissionRefusedError)) return false;
   metrics.error(err.code);
+  sendAdmissionRefused(res, err);
+  return true;
+}
+
+/** 503 with Retry-After (whole seconds, at least 1) and JSON-RPC −31003 carrying retryAfterMs. */
+export function sendAdmissionRefused(res: ServerResponse, err: AdmissionRefusedError): void {
   sendJsonRpcError(res, 503, ErrorCode.Overloaded, err.message, {
     data: { retryAfterMs: err.retryAfterMs },
-    headers: { 'retry-after': String(Math.ceil(err.retryAfterMs / 1000)) },
+    headers: { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) },
   });
-  return true;
 }

@@ -67,7 +67,13 @@ export class LegacySseHandler {
     }
     let session: Session;
     try {
-      session = this.sessions.create(clientIdFrom(req.headers, query), target, 'sse', req.headers);
+      session = this.sessions.create(
+        clientIdFrom(req.headers, query),
+        target,
+        'sse',
+        req.headers,
+        req.socket.remoteAddress,
+      );
     } catch (err) {
       if (refusedForCapacity(res, err, this.metrics)) return;
       throw err;
@@ -76,6 +82,8 @@ export class LegacySseHandler {
     // With an id (position 0: nothing sent yet) so a reconnect before the first message resumes this session.
     channel.event('endpoint', endpointFor(session, req, query), 0);
     session.attachPrimary(channel, undefined);
+    // Flood protection: a stream that never says initialize is closed after the deadline.
+    this.sessions.sessionLimits?.watchInitialize(session, channel);
   }
 
   private resumeStream(

@@ -378,7 +378,13 @@ export class StreamableHttpHandler {
         return;
       }
       try {
-        session = this.deps.sessions.create(clientIdFrom(headers, query), service, 'streamable', headers);
+        session = this.deps.sessions.create(
+          clientIdFrom(headers, query),
+          service,
+          'streamable',
+          headers,
+          res.socket?.remoteAddress,
+        );
       } catch (err) {
         if (refusedForCapacity(res, err, this.deps.metrics)) return;
         throw err;

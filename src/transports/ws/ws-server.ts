@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type Server as WsLibServer } from 'ws';
 import {
@@ -19,6 +20,7 @@ import { STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { ErrorBoundary } from '../error-boundary';
 import { AdmissionRefusedError } from '../../session/session-capacity';
+import { socketRefusal } from '../../policy/flood/flood-guard';
 import { clientIdFrom } from '../http/client-identity';
 import type { RequestGuard } from '../http/request-guard';
 import { GatewayMethod, GatewaySocket, WsChannel, type WsChannelOwner } from './ws-channel';
@@ -174,6 +176,19 @@ export class WsServer implements WsChannelOwner {
       );
       return;
     }
+    // A connection the flood guard refused when it was accepted (connection caps, connect rate).
+    const refused = socketRefusal(socket as Socket);
+    if (refused !== undefined) {
+      this.refuse(
+        socket,
+        503,
+        refused.code,
+        ErrorCode.Overloaded,
+        refused.message,
+        `Retry-After: ${Math.max(1, Math.ceil(refused.retryAfterMs / 1000))}`,
+      );
+      return;
+    }
     try {
       this.admit(req, socket, head, route, q === -1 ? {} : queryOf(url.slice(q + 1)));
     } catch (err) {
@@ -232,20 +247,22 @@ export class WsServer implements WsChannelOwner {
       );
       return;
     }
+    const clientId = clientIdFrom(headers, query);
     if (!resume) {
-      // Decide before the handshake: a refused upgrade is a plain 503 with Retry-After.
+      // Decide before the handshake: a refused upgrade is a plain 503 with Retry-After (capacity,
+      // the transport's breaker, flood limits: sessions per client, sessions per address).
       try {
-        this.sessions.admit('ws');
+        this.sessions.admit('ws', clientId, req.socket.remoteAddress, headers);
       } catch (err) {
         if (!(err instanceof AdmissionRefusedError)) throw err;
-        const retry = `Retry-After: ${Math.ceil(err.retryAfterMs / 1000)}`;
+        const retry = `Retry-After: ${Math.max(1, Math.ceil(err.retryAfterMs / 1000))}`;
         this.refuse(socket, 503, err.code, ErrorCode.Overloaded, err.message, retry);
         return;
       }
     }
     const admission: Admission = {
       socket,
-      clientId: clientIdFrom(headers, query),
+      clientId,
       service: route.service ?? this.services.defaultService,
       headers,
       resume: undefined,
@@ -356,6 +373,8 @@ export class WsServer implements WsChannelOwner {
     if (!admission.resume) {
       channel.hello(session.id, 0, false);
       session.attachPrimary(channel, undefined);
+      // Flood protection: a connection that never says initialize is closed (1008) after the deadline.
+      this.sessions.sessionLimits?.watchInitialize(session, channel);
       return;
     }
     channel.hello(session.id, admission.afterSeq, true);
