@@ -363,14 +363,18 @@ export const EnvSchema = z.object({
   // ── settings: flood protection and slow-request limits (helper p3) ──
   /** Live client connections, all addresses together (0: no cap; lowered to 90 % of the descriptor limit). */
   MAX_CONNECTIONS: int(0).default(50_000),
-  /** Live connections from one client address (0: no cap); a trusted proxy's own connections count only globally. */
-  MAX_CONNECTIONS_PER_IP: int(0).default(1000),
-  /** New connections per second from one address (token bucket; 0: no limit). */
-  CONNECT_RATE_PER_IP: int(0).default(100),
+  /**
+   * Live connections from one client address (0: no cap); a trusted proxy's own connections count
+   * only globally. Default 1000, but off while bound to loopback (every client is this host), as
+   * are the two per-address rates below unless set.
+   */
+  MAX_CONNECTIONS_PER_IP: int(0).optional(),
+  /** New connections per second from one address (token bucket; 0: no limit). Default 100 (off on a loopback bind). */
+  CONNECT_RATE_PER_IP: int(0).optional(),
   /** New connections one address may open at once before CONNECT_RATE_PER_IP applies. */
   CONNECT_BURST_PER_IP: int(1).default(200),
-  /** New sessions per second from one client address (X-Forwarded-For only from TRUSTED_PROXIES; 0: no limit). */
-  SESSION_RATE_PER_IP: int(0).default(20),
+  /** New sessions per second from one client address (X-Forwarded-For only from TRUSTED_PROXIES; 0: no limit). Default 20 (off on a loopback bind). */
+  SESSION_RATE_PER_IP: int(0).optional(),
   /** New sessions one address may open at once before SESSION_RATE_PER_IP applies. */
   SESSION_BURST_PER_IP: int(1).default(100),
   /** Live sessions one client id may hold (0: no cap). */

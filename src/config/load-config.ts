@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { isLoopbackHost } from '../transports/http/request-guard';
 import type { ZodError } from 'zod';
 import {
   EnvSchema,
@@ -142,10 +143,12 @@ export function loadConfig(
     // ── settings: flood protection and slow-request limits (helper p3) ──
     flood: {
       maxConnections: e.MAX_CONNECTIONS,
-      maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP,
-      connectRatePerIp: e.CONNECT_RATE_PER_IP,
+      // On a loopback bind every client has a loopback address: per-address limits would only
+      // limit the host itself (tests, benches, a local IDE with many windows). Explicit values win.
+      maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP ?? (isLoopbackHost(e.HOST.toLowerCase()) ? 0 : 1000),
+      connectRatePerIp: e.CONNECT_RATE_PER_IP ?? (isLoopbackHost(e.HOST.toLowerCase()) ? 0 : 100),
       connectBurstPerIp: e.CONNECT_BURST_PER_IP,
-      sessionRatePerIp: e.SESSION_RATE_PER_IP,
+      sessionRatePerIp: e.SESSION_RATE_PER_IP ?? (isLoopbackHost(e.HOST.toLowerCase()) ? 0 : 20),
       sessionBurstPerIp: e.SESSION_BURST_PER_IP,
       maxSessionsPerClient: e.MAX_SESSIONS_PER_CLIENT,
       initDeadlineMs: e.INIT_DEADLINE_MS,
