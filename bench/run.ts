@@ -34,6 +34,7 @@ import {
   type BenchChild,
   type FdLimitResult,
 } from './children';
+import { printFlood, runFloodSuite, type FloodReport } from './flood';
 import { kb, runIdleScenario, type IdleKind, type IdleScenarioResult } from './idle';
 import {
   parseRingOption,
@@ -55,8 +56,17 @@ import type {
 
 type TargetKind = 'direct' | 'gateway';
 type UpstreamKind = 'fast' | 'embedded-demo';
-type Suite = 'ring' | 'load' | 'idle' | 'compression' | 'replicas' | 'ws-upstream' | 'pooled-idle';
-const ALL_SUITES = ['ring', 'load', 'idle', 'compression', 'replicas', 'ws-upstream', 'pooled-idle'] as const;
+type Suite = 'ring' | 'load' | 'idle' | 'compression' | 'replicas' | 'ws-upstream' | 'pooled-idle' | 'flood';
+const ALL_SUITES = [
+  'ring',
+  'load',
+  'idle',
+  'compression',
+  'replicas',
+  'ws-upstream',
+  'pooled-idle',
+  'flood',
+] as const;
 
 interface Options {
   /** ring: hash-ring pick time; load: tools/call throughput/latency; idle: 10k idle connections; compression: WS permessage-deflate. */
@@ -1551,6 +1561,11 @@ async function main(): Promise<void> {
     console.log('\nidle sessions over a pooled stdio server-everything:');
     pooledIdle = await runPooledIdleSuite(opts, failures);
   }
+  let flood: FloodReport | null = null;
+  if (opts.suites.includes('flood')) {
+    console.log('\ngood client while a flood runs:');
+    flood = await runFloodSuite(here, opts.pairDurationMs, opts.logLevel, failures);
+  }
 
   const added = addedLatency(scenarios);
   const wsHttp = wsVsHttp(scenarios);
@@ -1585,6 +1600,7 @@ async function main(): Promise<void> {
     replicas,
     wsUpstream,
     pooledIdle,
+    flood,
     failures,
   };
   mkdirSync(resultsDir, { recursive: true });
@@ -1604,6 +1620,7 @@ async function main(): Promise<void> {
     ring,
   });
   printTopology(replicas, wsUpstream, pooledIdle);
+  if (flood) printFlood(flood);
   console.log(`\nresults: ${file}`);
   const seconds = ((Date.now() - started.getTime()) / 1000).toFixed(1);
   console.log(`total ${seconds} s; load average at end ${report.loadAverageAtEnd.join(' ')}`);

@@ -1,0 +1,142 @@
+/**
+ * Suite `flood`: a good client's tools/call latency (p50/p99, sequential calls over Streamable
+ * HTTP from 127.0.0.1) without and then with a flood running (bench/flood-worker.ts: 127.0.0.2
+ * opens connections as fast as it can, 127.0.0.3 floods initialize). The gateway (embedded demo
+ * upstream) runs with per-address limits on, as on a non-loopback bind. Bounded: two windows of
+ * `durationMs`.
+ */
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { forkChild, stopChild, waitReady } from './children';
+import type { FloodWorkerResult } from './flood-worker';
+
+export interface FloodWindow {
+  calls: number;
+  errors: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface FloodReport {
+  note: string;
+  /** The gateway's flood settings in this run. */
+  env: Record<string, string>;
+  baseline: FloodWindow | null;
+  underFlood: FloodWindow | null;
+  attackers: Omit<FloodWorkerResult, 'type'> | null;
+}
+
+/** Per-address limits as on an exposed gateway, a little lower so the flood meets them quickly. */
+const FLOOD_ENV = {
+  MAX_CONNECTIONS_PER_IP: '200',
+  CONNECT_RATE_PER_IP: '100',
+  CONNECT_BURST_PER_IP: '200',
+  SESSION_RATE_PER_IP: '5',
+  SESSION_BURST_PER_IP: '10',
+  HEADERS_TIMEOUT_MS: '2000',
+};
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+async function goodClientWindow(url: string, durationMs: number): Promise<FloodWindow> {
+  const client = new Client({ name: 'bench-good-client', version: '1' });
+  await client.connect(new StreamableHTTPClientTransport(new URL('/mcp', url)));
+  const latencies: number[] = [];
+  let errors = 0;
+  const stopAt = Date.now() + durationMs;
+  try {
+    while (Date.now() < stopAt) {
+      const t0 = performance.now();
+      try {
+        await client.callTool({ name: 'echo', arguments: { text: 'good' } });
+        latencies.push(performance.now() - t0);
+      } catch {
+        errors++;
+      }
+    }
+  } finally {
+    await client.close();
+  }
+  latencies.sort((a, b) => a - b);
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return {
+    calls: latencies.length,
+    errors,
+    p50: r(quantile(latencies, 0.5)),
+    p99: r(quantile(latencies, 0.99)),
+    max: r(latencies[latencies.length - 1] ?? NaN),
+  };
+}
+
+export async function runFloodSuite(
+  here: string,
+  durationMs: number,
+  logLevel: string,
+  failures: Array<{ what: string; error: string }>,
+): Promise<FloodReport> {
+  const report: FloodReport = {
+    note:
+      'Good client: sequential tools/call echo over Streamable HTTP (SDK client) from 127.0.0.1 to the embedded demo; ' +
+      'flood: 127.0.0.2 opens connections as fast as it can (≤500 in flight), 127.0.0.3 runs 32 initialize loops. ' +
+      'All processes share the machine’s cores.',
+    env: FLOOD_ENV,
+    baseline: null,
+    underFlood: null,
+    attackers: null,
+  };
+  const gateway = forkChild('gateway (flood)', join(here, 'gateway-process.js'), [
+    JSON.stringify({ env: { LOG_LEVEL: logLevel, ...FLOOD_ENV }, config: {} }),
+  ]);
+  try {
+    const url = await waitReady(gateway, 30_000);
+    report.baseline = await goodClientWindow(url, durationMs);
+    const worker = forkChild('flood worker', join(here, 'flood-worker.js'), [
+      JSON.stringify({ url, durationMs: durationMs + 1000 }),
+    ]);
+    try {
+      const result = new Promise<FloodWorkerResult>((ok) =>
+        worker.process.on('message', (m: { type?: string }) => {
+          if (m?.type === 'flood-result') ok(m as FloodWorkerResult);
+        }),
+      );
+      await waitReady(worker, 10_000);
+      // Let the flood reach the caps before measuring.
+      await new Promise((r) => setTimeout(r, 500));
+      report.underFlood = await goodClientWindow(url, durationMs);
+      const { type: _type, ...attackers } = await result;
+      report.attackers = attackers;
+    } finally {
+      await stopChild(worker);
+    }
+  } catch (err) {
+    failures.push({ what: 'the flood suite', error: (err as Error).message });
+  } finally {
+    await stopChild(gateway);
+  }
+  return report;
+}
+
+export function printFlood(report: FloodReport): void {
+  const line = (name: string, w: FloodWindow | null) =>
+    w
+      ? `  ${name.padEnd(12)} ${String(w.calls).padStart(6)} calls  p50 ${w.p50.toFixed(2)} ms  p99 ${w.p99.toFixed(2)} ms  max ${w.max.toFixed(2)} ms  errors ${w.errors}`
+      : `  ${name.padEnd(12)} -`;
+  console.log('\ngood client during a flood (tools/call echo, sequential):');
+  console.log(line('no flood', report.baseline));
+  console.log(line('under flood', report.underFlood));
+  const a = report.attackers;
+  if (a) {
+    console.log(
+      `  attackers: ${a.connectionsOpened} connections opened (${a.connectionsRefused} answered 503), ` +
+        `${a.initializes} initializes (${Object.entries(a.initializeStatuses)
+          .map(([s, n]) => `${s}×${n}`)
+          .join(', ')})`,
+    );
+  }
+}
