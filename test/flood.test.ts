@@ -243,6 +243,28 @@ describe('flood protection: caps and rates', () => {
     assert.equal(refusals('session_rate'), rate0 + 2);
   });
 
+  test('per-IP session rate on every transport: legacy SSE and WebSocket are refused like Streamable HTTP', async () => {
+    await settled();
+    for (let i = 0; i < 5; i++) {
+      const up = await upgrade(gw.url, '127.0.0.50');
+      assert.ok('ws' in up, 'within the burst');
+      // Dropped at once (the session stays, resumable): the per-address connection cap is 3 here.
+      up.ws.terminate();
+      await until(() => flood.guard.connectionsFrom('127.0.0.50') === 0);
+    }
+    const before = sessions.size;
+    const count = refusals('session_rate');
+    const sse = await send(gw.url, '/sse', { from: '127.0.0.50', headers: { accept: 'text/event-stream' } });
+    assertRefused(sse, '1');
+    const ws = await upgrade(gw.url, '127.0.0.50');
+    assert.ok('status' in ws);
+    assert.equal(ws.status, 503);
+    assert.equal(ws.headers['retry-after'], '1');
+    assertRefused(await initialize(gw.url, '127.0.0.50'), '1');
+    assert.equal(refusals('session_rate'), count + 3);
+    assert.equal(sessions.size, before, 'no session was created');
+  });
+
   test('initialize deadline: a WebSocket that never sends initialize is closed 1008 and its session ends', async () => {
     await settled();
     const before = sessions.size;
@@ -494,7 +516,8 @@ describe('flood: a well-behaved client while others flood', () => {
   after(() => gw.close());
 
   test('127.0.0.2 opens connections as fast as it can, 127.0.0.3 floods initializes; 50 calls from 127.0.0.1 are all answered', async () => {
-    // The flood runs until the good client is done (bounded at 15 s).
+    // The flood runs for at least 3 s and until the good client is done (bounded at 15 s).
+    const started = Date.now();
     let stopped = false;
     const deadline = Date.now() + 15_000;
     const flooding = () => !stopped && Date.now() < deadline;
@@ -510,6 +533,9 @@ describe('flood: a well-behaved client while others flood', () => {
           const s = connect({ host: '127.0.0.1', port: Number(port), localAddress: '127.0.0.2' });
           held.add(s);
           s.on('error', () => undefined);
+          // One request line each: a refused connection answers 503 and closes at once.
+          s.once('connect', () => s.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`));
+          s.resume(); // read the answer, so the gateway's close is seen
           s.once('close', () => {
             held.delete(s);
             if (flooding()) setImmediate(open);
@@ -543,6 +569,7 @@ describe('flood: a well-behaved client while others flood', () => {
       texts.push(result.content[0].text);
     }
     assert.ok(flooding(), 'the calls ran while the flood was on');
+    await new Promise((r) => setTimeout(r, Math.max(0, 3000 - (Date.now() - started))));
     stopped = true;
     for (const s of held) s.destroy();
     await Promise.all([connector, requester]);
