@@ -458,6 +458,15 @@ describe('slow and oversize requests', () => {
     assert.equal(sessions.size, before);
   });
 
+  test('JSON nested deeper than MAX_JSON_DEPTH is refused with 400 / -32600; no session is created', async () => {
+    const before = sessions.size;
+    const deep = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":${'['.repeat(100)}${']'.repeat(100)}}`;
+    const answer = await send(gw.url, '/mcp', { method: 'POST', headers: POST_HEADERS, body: deep });
+    assert.equal(answer.status, 400);
+    assert.equal(JSON.parse(answer.body).error.code, ErrorCode.InvalidRequest);
+    assert.equal(sessions.size, before);
+  });
+
   test('a WebSocket frame over WS_MAX_FRAME_BYTES closes the connection with 1009', async () => {
     const opened = await upgrade(gw.url, '127.0.0.1');
     assert.ok('ws' in opened);
