@@ -585,7 +585,14 @@ export class SessionlessHandler {
     return this.bridges.size;
   }
 
-  post(service: string, headers: IncomingHttpHeaders, body: Buffer | undefined, res: ServerResponse): void {
+  /** `clientId`: the admitted identity's (authentication on), else the one the request claims. */
+  post(
+    service: string,
+    headers: IncomingHttpHeaders,
+    body: Buffer | undefined,
+    res: ServerResponse,
+    clientId: string = clientIdFrom(headers),
+  ): void {
     const parsed = parseJsonRpc(body ? body.toString('utf8') : '', this.deps.config.maxJsonDepth);
     if (!parsed.ok) {
       const code = parsed.error.error.code;
@@ -638,7 +645,6 @@ export class SessionlessHandler {
       return;
     }
 
-    const clientId = clientIdFrom(headers);
     let entry: BridgeEntry | undefined;
     try {
       entry = this.entryFor(clientId, service, meta!);

@@ -13,6 +13,7 @@ import { ErrorCode } from '../../../libs/protocol/src';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { AdmissionService } from '../../policy/policy.module';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { sendJsonRpcError } from '../http/http-reply';
@@ -57,6 +58,7 @@ export class StreamableHttpRoutes
     private readonly sessions: SessionService,
     router: Router,
     metrics: GatewayMetrics,
+    admission: AdmissionService,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
     this.boundary = new ErrorBoundary('mcp', metrics, this.log, sessions.transportGuard);
@@ -67,6 +69,7 @@ export class StreamableHttpRoutes
       metrics,
       keepAlive: this.keepAlive,
       boundary: this.boundary,
+      admission,
     });
   }
 

@@ -19,6 +19,8 @@ import { STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { ErrorBoundary } from '../error-boundary';
 import { AdmissionRefusedError } from '../../session/session-capacity';
+import type { Admission as PolicyAdmission, AdmissionRequest } from '../../policy/admission';
+import { isRefusal, subprotocolToken, type Identity, type Refusal } from '../../policy/identity';
 import { clientIdFrom } from '../http/client-identity';
 import type { RequestGuard } from '../http/request-guard';
 import { GatewayMethod, GatewaySocket, WsChannel, type WsChannelOwner } from './ws-channel';
@@ -118,6 +120,10 @@ export class WsServer implements WsChannelOwner {
     private readonly guard: RequestGuard,
     private readonly metrics: GatewayMetrics,
     private readonly log: WsLogger,
+    /** Authentication and session admission (src/policy); absent: claimed ids, no checks. */
+    private readonly policy?: PolicyAdmission,
+    /** Accept `?access_token=` on the upgrade (AUTH_WS_QUERY_TOKEN; off by default). */
+    private readonly queryToken = false,
   ) {
     this.wss = new WebSocketServer<typeof GatewaySocket>({
       noServer: true,
@@ -232,6 +238,76 @@ export class WsServer implements WsChannelOwner {
       );
       return;
     }
+    const policy = this.policy;
+    if (policy === undefined) {
+      this.admitAs(req, socket, head, route, query, resume, clientIdFrom(headers, query));
+      return;
+    }
+    // Credentials at the upgrade: Authorization, a SEP-1288 `mcp.bearer.<token>` subprotocol entry
+    // (browsers cannot set headers), or ?access_token= when explicitly enabled.
+    const request: AdmissionRequest = {
+      transport: 'ws',
+      headers,
+      socket: req.socket,
+      query,
+      bearer:
+        subprotocolToken(offered) ?? (this.queryToken && query.access_token ? query.access_token : undefined),
+      service: route.service ?? this.services.defaultService,
+    };
+    const verdict: Identity | Refusal | Promise<Identity | Refusal> = policy.enabled
+      ? policy.authenticate(request)
+      : { clientId: clientIdFrom(headers, query), via: 'none', scopes: [] };
+    const settle = (v: Identity | Refusal): void | Promise<void> => {
+      if (isRefusal(v)) {
+        this.refuseAuth(socket, v, request);
+        return;
+      }
+      if (resume) {
+        this.admitAs(req, socket, head, route, query, resume, v.clientId);
+        return;
+      }
+      // A new session: live client policy, teams' checks and S5 check_compliance, before the 101.
+      return policy.admitSession(v, request).then((refused) => {
+        if (socket.destroyed) return;
+        if (refused) this.refuseAuth(socket, refused, request);
+        else this.admitAs(req, socket, head, route, query, resume, v.clientId);
+      });
+    };
+    // Node removed its error handler when it handed the socket over: a reset meanwhile must not go unhandled.
+    socket.on('error', destroySocket);
+    const done = () => socket.off('error', destroySocket);
+    const pending =
+      verdict instanceof Promise
+        ? verdict.then((v) => (socket.destroyed ? undefined : settle(v)))
+        : settle(verdict);
+    if (pending === undefined) {
+      done();
+      return;
+    }
+    pending.then(done, (err: unknown) => {
+      done();
+      this.upgradeBoundary.upgrade(socket, err);
+    });
+  }
+
+  /** An authentication or admission refusal, before the upgrade: 401/403 with WWW-Authenticate. */
+  private refuseAuth(socket: Duplex, r: Refusal, request: AdmissionRequest): void {
+    const headers = this.policy!.refusalHeaders(r, request);
+    const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
+    this.refuseWith(socket, r.status, ErrorCode.Unauthorized, r.message, lines, { reason: r.reason });
+  }
+
+  private admitAs(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    route: Route,
+    query: Query,
+    resume: ReturnType<typeof resumeRequest>,
+    clientId: string,
+  ): void {
+    if (resume === 'malformed') return; // answered in admit()
+    const headers = req.headers;
     if (!resume) {
       // Decide before the handshake: a refused upgrade is a plain 503 with Retry-After.
       try {
@@ -245,7 +321,7 @@ export class WsServer implements WsChannelOwner {
     }
     const admission: Admission = {
       socket,
-      clientId: clientIdFrom(headers, query),
+      clientId,
       service: route.service ?? this.services.defaultService,
       headers,
       resume: undefined,
@@ -379,19 +455,30 @@ export class WsServer implements WsChannelOwner {
     extraHeader?: string,
   ): void {
     this.metrics.error(kind);
+    this.refuseWith(socket, status, code, message, extraHeader ? [extraHeader] : []);
+  }
+
+  private refuseWith(
+    socket: Duplex,
+    status: number,
+    code: number,
+    message: string,
+    extraHeaders: string[],
+    data?: unknown,
+  ): void {
     // Node removed its own error handler when it handed us the socket.
     socket.on('error', destroySocket);
     if (!socket.writable) {
       socket.destroy();
       return;
     }
-    const body = JSON.stringify(errorResponse(null, code, message));
+    const body = JSON.stringify(errorResponse(null, code, message, data));
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
         'Connection: close\r\n' +
         'Content-Type: application/json\r\n' +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-        (extraHeader ? `${extraHeader}\r\n` : '') +
+        extraHeaders.map((h) => `${h}\r\n`).join('') +
         `\r\n${body}`,
     );
     socket.once('finish', destroySocket);
