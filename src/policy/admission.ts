@@ -385,12 +385,11 @@ export class Admission {
 
 const TIMED_OUT = Symbol('timed out');
 
-/** Resolves as `promise` does, or rejects with TIMED_OUT after `ms` (the timer never holds the process). */
+/** Resolves as `promise` does, or rejects with TIMED_OUT after `ms` (the timer is cleared either way). */
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(TIMED_OUT), ms);
-    timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
