@@ -218,6 +218,20 @@ function attempt(base: string, transport: TransportName, headers: Record<string,
 
 const okStatus: Record<TransportName, number> = { streamable: 200, sse: 200, ws: 101 };
 
+/** A 2026-07-28 (sessionless) tools/list: no session, no initialize. */
+function sessionless(base: string, headers: Record<string, string>): Promise<Attempt> {
+  const meta = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientCapabilities': {},
+    'io.modelcontextprotocol/clientInfo': { name: 'auth-test', version: '1' },
+  };
+  return post(
+    base,
+    { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list', ...headers },
+    JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: { _meta: meta } }),
+  );
+}
+
 describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
   let jose: Jose;
   let upstream: Awaited<ReturnType<typeof recordingUpstream>>;
@@ -396,6 +410,19 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
       }
     });
   }
+
+  test('sessionless Streamable HTTP (2026-07-28): every request is authenticated', async () => {
+    const none = await sessionless(gw.url, {});
+    assert.equal(none.status, 401);
+    assert.ok(String(none.headers['www-authenticate']).includes('resource_metadata='));
+    const bad = await sessionless(gw.url, {
+      authorization: `Bearer ${await token({ aud: 'https://x.example' })}`,
+    });
+    assert.equal(bad.body.error.data.reason, 'wrong_audience');
+    const ok = await sessionless(gw.url, { 'x-api-key': ALICE_NEW });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.deepEqual(ok.body.result.tools, []);
+  });
 
   test('the upstream never received a client credential (no token pass-through)', () => {
     assert.ok(upstream.seen.length > 0, 'the upstream was used');
@@ -609,7 +636,9 @@ describe('S5 check_compliance and verify_identity', () => {
         assert.equal(got.status, 403, transport);
         assert.match(got.body.error.message, /maintenance window/);
       }
-      assert.equal(metrics.authRefusals.get('compliance_denied'), 3);
+      const modern = await sessionless(gw.url, {});
+      assert.equal(modern.status, 403, 'a new sessionless bridge is admitted the same way');
+      assert.equal(metrics.authRefusals.get('compliance_denied'), 4);
     } finally {
       emitter.off('s5_policy', deny);
     }

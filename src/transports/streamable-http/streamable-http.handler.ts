@@ -385,7 +385,7 @@ export class StreamableHttpHandler {
     const version = this.protocolVersion(headers, res, body);
     if (version === null) return;
     if (version === SESSIONLESS_PROTOCOL) {
-      this.sessionless!.post(service, headers, body, res, clientId);
+      this.sessionless!.post(service, headers, body, res, clientId, identity);
       return;
     }
 
