@@ -424,6 +424,34 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
     assert.deepEqual(ok.body.result.tools, []);
   });
 
+  test('an anonymous POST is refused before its body is read', async () => {
+    const url = new URL('/mcp', gw.url);
+    const got = await new Promise<{ status: number; challenge: string }>((resolve, reject) => {
+      const req = request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: '/mcp',
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'content-length': String(1024 * 1024),
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, challenge: String(res.headers['www-authenticate']) });
+          req.destroy();
+        },
+      );
+      req.on('error', (err) => (/socket hang up|ECONNRESET/.test(err.message) ? undefined : reject(err)));
+      req.write('{"jsonrpc":"2.0",'); // the rest never comes: only an answer from the headers can end this
+    });
+    assert.equal(got.status, 401);
+    assert.ok(got.challenge.includes('resource_metadata='));
+  });
+
   test('the upstream never received a client credential (no token pass-through)', () => {
     assert.ok(upstream.seen.length > 0, 'the upstream was used');
     for (const headers of upstream.seen) {

@@ -152,6 +152,22 @@ export class Admission {
     return this.settle(verdict, req);
   }
 
+  /**
+   * True when the request can be refused from its headers alone, before its body is read:
+   * authentication is on, no mode takes anonymous requests, and it carries no credential at all.
+   */
+  lacksCredential(req: AdmissionRequest): boolean {
+    if (!this.enabled || this.modes.has('none')) return false;
+    const headers = req.headers;
+    if (headers.authorization !== undefined || headers['x-api-key'] !== undefined) return false;
+    return !(this.modes.has('mtls') && (req.socket as TLSSocket | undefined)?.encrypted);
+  }
+
+  /** The (counted, audited) refusal of a request {@link lacksCredential} found. */
+  refuseAnonymous(req: AdmissionRequest): Refusal {
+    return this.refused(refusal(401, 'missing_credentials', this.credentialHint()), req, undefined);
+  }
+
   /** authenticate() then admitSession(): the whole question for a new connection. */
   async admit(req: AdmissionRequest): Promise<Identity | Refusal> {
     const identity = await this.authenticate(req);

@@ -170,6 +170,16 @@ export class StreamableHttpRoutes
       this.handler.handle(method, service, req.headers, undefined, res, queryOf(query));
       return true;
     }
+    const admission = this.handler.deps.admission;
+    const request = { transport: 'streamable' as const, headers: req.headers, socket: req.socket };
+    if (admission !== undefined && admission.lacksCredential(request)) {
+      // No credential at all: refused before the body is read, so an anonymous client cannot make
+      // the gateway buffer MAX_BODY_BYTES. The Origin/Host check still answers first.
+      if (this.handler.admit(req.headers, service, res) !== undefined) {
+        admission.sendHttp(res, admission.refuseAnonymous(request), request);
+      }
+      return true;
+    }
     readRawBody(this, req, res, service, query);
     return true;
   }
