@@ -301,6 +301,7 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
         AUTH_AUTHORIZATION_SERVERS: ISSUER,
         AUTH_REQUIRED_SCOPES: SCOPE,
         AUTH_JWT_CLOCK_TOLERANCE_S: '0',
+        WS_HEARTBEAT_INTERVAL_MS: '200',
       },
     );
     metrics = gw.gateway.app.get(GatewayMetrics);
@@ -571,6 +572,14 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
     const short = await token({ exp });
     const init = await post(gw.url, { authorization: `Bearer ${short}` });
     assert.equal(init.status, 200);
+    // The same token on a WebSocket: authenticated once at the upgrade, closed 4401 when it expires.
+    const ws = new WebSocket(new URL('/ws', gw.url.replace('http', 'ws')), ['mcp'], {
+      headers: { authorization: `Bearer ${short}` },
+    });
+    const wsClosed = new Promise<{ code: number; at: number }>((resolve) =>
+      ws.on('close', (code) => resolve({ code, at: Date.now() })),
+    );
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     const list = JSON.stringify({ jwt: 1, jsonrpc: '2.0', id: 2, method: 'tools/list' }).replace(
       '"jwt":1,',
       '',
@@ -588,6 +597,9 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
     assert.equal(late.body.error.data.reason, 'token_expired');
     assert.ok(String(late.headers['www-authenticate']).includes('error="invalid_token"'));
     assert.equal(refusals('token_expired'), before + 1);
+    const closed = await wsClosed;
+    assert.equal(closed.code, WsClose.CredentialExpired);
+    assert.ok(closed.at >= exp * 1000, 'not before the token expired');
   });
 
   test('an admission check provided by a team runs on every transport', async () => {

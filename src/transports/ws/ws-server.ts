@@ -60,6 +60,8 @@ export interface WsLogger {
 interface Admission {
   socket: Duplex;
   clientId: string;
+  /** When the credential the connection was admitted with expires (epoch ms), if it does. */
+  expiresAt?: number;
   service: string;
   /** The upgrade request's headers (a service may route on one). */
   headers: IncomingHttpHeaders;
@@ -98,6 +100,8 @@ type Query = Record<string, string>;
 export class WsServer implements WsChannelOwner {
   readonly wss: WsLibServer<typeof GatewaySocket>;
   private readonly channels = new Set<WsChannel>();
+  /** Connections admitted with an expiring credential (a JWT): closed by the heartbeat sweep once it expires. */
+  private readonly expiring = new Map<WsChannel, number>();
   private heartbeatTimer: NodeJS.Timeout | undefined = undefined;
   private httpServer: HttpServer | undefined = undefined;
   private admission: Admission | undefined = undefined;
@@ -263,14 +267,14 @@ export class WsServer implements WsChannelOwner {
         return;
       }
       if (resume) {
-        this.admitAs(req, socket, head, route, query, resume, v.clientId);
+        this.admitAs(req, socket, head, route, query, resume, v.clientId, v.expiresAt);
         return;
       }
       // A new session: live client policy, teams' checks and S5 check_compliance, before the 101.
       return policy.admitSession(v, request).then((refused) => {
         if (socket.destroyed) return;
         if (refused) this.refuseAuth(socket, refused, request);
-        else this.admitAs(req, socket, head, route, query, resume, v.clientId);
+        else this.admitAs(req, socket, head, route, query, resume, v.clientId, v.expiresAt);
       });
     };
     // Node removed its error handler when it handed the socket over: a reset meanwhile must not go unhandled.
@@ -305,6 +309,7 @@ export class WsServer implements WsChannelOwner {
     query: Query,
     resume: ReturnType<typeof resumeRequest>,
     clientId: string,
+    expiresAt?: number,
   ): void {
     if (resume === 'malformed') return; // answered in admit()
     const headers = req.headers;
@@ -322,6 +327,7 @@ export class WsServer implements WsChannelOwner {
     const admission: Admission = {
       socket,
       clientId,
+      expiresAt,
       service: route.service ?? this.services.defaultService,
       headers,
       resume: undefined,
@@ -429,6 +435,7 @@ export class WsServer implements WsChannelOwner {
     }
     const session = admission.session;
     channel.session = session;
+    if (admission.expiresAt !== undefined) this.expiring.set(channel, admission.expiresAt);
     if (!admission.resume) {
       channel.hello(session.id, 0, false);
       session.attachPrimary(channel, undefined);
@@ -547,6 +554,7 @@ export class WsServer implements WsChannelOwner {
 
   channelGone(channel: WsChannel, code: number, byPeer: boolean): void {
     this.channels.delete(channel);
+    if (this.expiring.size > 0) this.expiring.delete(channel);
     const session = channel.session;
     channel.session = undefined;
     if (
@@ -578,6 +586,20 @@ export class WsServer implements WsChannelOwner {
   heartbeat(): void {
     for (const channel of this.channels) {
       if (!channel.heartbeat()) this.metrics.error('ws_heartbeat_timeout');
+    }
+    if (this.expiring.size > 0) this.closeExpired(Date.now());
+  }
+
+  /**
+   * A WebSocket is authenticated once, at the upgrade: when its token expires the connection is
+   * closed (4401) and the session stays resumable for a reconnect with a fresh token.
+   */
+  closeExpired(now: number): void {
+    for (const [channel, expiresAt] of this.expiring) {
+      if (expiresAt > now) continue;
+      this.expiring.delete(channel);
+      this.metrics.error('ws_credential_expired');
+      channel.close(WsClose.CredentialExpired, 'the access token expired: reconnect with a fresh one');
     }
   }
 
