@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ErrorCode } from '../../libs/protocol/src';
 import type { GatewayConfig } from '../config/gateway-config';
+import { ConfigError } from '../config/load-config';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../transports/http/client-identity';
 import { sendJsonRpcError } from '../transports/http/http-reply';
 import type { TransportName } from '../vsm/vsm.channels';
@@ -122,8 +123,8 @@ export class Admission {
   /** Loads the JWT machinery (jose is an ES module). Startup problems throw (the gateway does not start). */
   async init(): Promise<void> {
     const problems = authConfigProblems(this.config);
-    if (problems.length > 0)
-      throw new Error(`Invalid authentication configuration:\n  - ${problems.join('\n  - ')}`);
+    // The same error (and the same one-problem-per-line message) as every other configuration mistake.
+    if (problems.length > 0) throw new ConfigError(problems);
     await this.jwt?.init();
   }
 
