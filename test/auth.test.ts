@@ -314,7 +314,9 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
     await jwks?.close();
   });
 
-  const metadataUrl = () => `${gw.url}/.well-known/oauth-protected-resource/mcp`;
+  /** Each endpoint is its own resource URL (of the one gateway): /mcp, /sse, /ws. */
+  const metadataUrl = (transport: TransportName = 'streamable') =>
+    `${gw.url}/.well-known/oauth-protected-resource/${transport === 'streamable' ? 'mcp' : transport}`;
 
   for (const transport of TRANSPORTS) {
     describe(`refusal table over ${transport}`, () => {
@@ -403,7 +405,7 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
           assert.match(String(got.headers['x-correlation-id']), /^[0-9a-f-]{36}$/);
           const challenge = String(got.headers['www-authenticate']);
           assert.ok(challenge.startsWith('Bearer '), challenge);
-          assert.ok(challenge.includes(`resource_metadata="${metadataUrl()}"`), challenge);
+          assert.ok(challenge.includes(`resource_metadata="${metadataUrl(transport)}"`), challenge);
           if (row.bearerError) assert.ok(challenge.includes(`error="${row.bearerError}"`), challenge);
           else assert.ok(!challenge.includes('error='), 'no error code without a credential (RFC 6750)');
           if (row.status === 403) assert.ok(challenge.includes(`scope="${SCOPE}"`), challenge);
@@ -479,6 +481,18 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
         resource_name: 'MCP gateway',
       });
     }
+    const sse = await http(gw.url, 'GET', '/.well-known/oauth-protected-resource/sse', {});
+    assert.equal(sse.body.resource, `${gw.url}/sse`, 'per path: the resource of that endpoint');
+  });
+
+  test("audience: a token for any of this gateway's endpoints is accepted, one for another path is not", async () => {
+    assert.equal(
+      (await post(gw.url, { authorization: `Bearer ${await token({ aud: `${gw.url}/sse` })}` })).status,
+      200,
+    );
+    const other = await post(gw.url, { authorization: `Bearer ${await token({ aud: `${gw.url}/api` })}` });
+    assert.equal(other.status, 401);
+    assert.equal(other.body.error.data.reason, 'wrong_audience');
   });
 
   test("another identity's session id is not found (404), on Streamable HTTP and legacy SSE", async () => {

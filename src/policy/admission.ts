@@ -34,6 +34,8 @@ export interface AdmissionRequest {
   /** A token the transport found elsewhere than the Authorization header (WebSocket subprotocol, opt-in query). */
   bearer?: string;
   service?: string;
+  /** The endpoint path the client used (`/mcp`, `/mcp/<service>`, `/sse`, `/ws/<service>`): names its OAuth resource. */
+  path?: string;
 }
 
 /** What an extra admission check (ADMISSION_CHECKS) is shown. */
@@ -191,7 +193,7 @@ export class Admission {
       if (this.jwt && (looksLikeJwt(bearer) || !modes.has('api_key'))) {
         const cached = this.jwt.cached(bearer, Date.now());
         if (cached !== undefined) return cached;
-        return this.jwt.verify(bearer, this.audiencesFor(req));
+        return this.jwt.verify(bearer, this.config.auth.audiences, this.ownAudience(req));
       }
       if (modes.has('api_key')) return this.byKey(bearer);
     }
@@ -357,17 +359,20 @@ export class Admission {
     return `${origin.proto}://${origin.host ?? `${this.config.host}`}`;
   }
 
-  /** The canonical URI of the MCP endpoint: what a token's `aud` must name (RFC 8707). */
-  resourceUrl(req: Pick<AdmissionRequest, 'headers' | 'socket'>): string {
-    return `${this.publicBase(req)}/mcp`;
+  /**
+   * The canonical URI of the MCP endpoint the client used (RFC 8707 / RFC 9728): `<base>/mcp` unless
+   * `path` names another of the gateway's endpoints (`/mcp/<service>`, `/sse`, `/ws`, …).
+   */
+  resourceUrl(req: Pick<AdmissionRequest, 'headers' | 'socket' | 'path'>): string {
+    return `${this.publicBase(req)}${endpointPath(req.path)}`;
   }
 
-  metadataUrl(req: Pick<AdmissionRequest, 'headers' | 'socket'>): string {
-    return `${this.publicBase(req)}/.well-known/oauth-protected-resource/mcp`;
+  metadataUrl(req: Pick<AdmissionRequest, 'headers' | 'socket' | 'path'>): string {
+    return `${this.publicBase(req)}/.well-known/oauth-protected-resource${endpointPath(req.path)}`;
   }
 
-  /** The protected resource metadata document (RFC 9728 §2). */
-  metadata(req: Pick<AdmissionRequest, 'headers' | 'socket'>): Record<string, unknown> {
+  /** The protected resource metadata document (RFC 9728 §2) of the endpoint at `req.path`. */
+  metadata(req: Pick<AdmissionRequest, 'headers' | 'socket' | 'path'>): Record<string, unknown> {
     const auth = this.config.auth;
     return {
       resource: this.resourceUrl(req),
@@ -382,9 +387,17 @@ export class Admission {
     return this.oauth;
   }
 
-  private audiencesFor(req: AdmissionRequest): string[] | undefined {
-    if (this.config.auth.audiences) return this.config.auth.audiences;
-    return this.oauth ? [this.resourceUrl(req)] : undefined;
+  /**
+   * Without AUTH_JWT_AUDIENCE in oauth mode: a token's `aud` must name this gateway — the resource
+   * URL of one of its MCP endpoints (all of them are the same protected resource), never another server.
+   */
+  private ownAudience(req: AdmissionRequest): ((aud: string) => boolean) | undefined {
+    if (this.config.auth.audiences || !this.oauth) return undefined;
+    const base = this.publicBase(req);
+    return (aud) =>
+      aud.length > base.length &&
+      aud.startsWith(base) &&
+      endpointPath(aud.slice(base.length)) === aud.slice(base.length);
   }
 
   address(req: Pick<AdmissionRequest, 'headers' | 'socket'>): string {
@@ -398,6 +411,13 @@ export class Admission {
     if (this.modes.has('mtls')) ways.push('a client certificate');
     return `Authentication required: send ${ways.join(' or ')}`;
   }
+}
+
+const ENDPOINT_PATH = /^\/(mcp|sse|ws)(\/[A-Za-z0-9._~-]{1,128})?$/;
+
+/** `path` when it is one of the gateway's MCP endpoints, else `/mcp` (the canonical one). */
+export function endpointPath(path: string | undefined): string {
+  return path !== undefined && ENDPOINT_PATH.test(path) ? path : '/mcp';
 }
 
 const TIMED_OUT = Symbol('timed out');

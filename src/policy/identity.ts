@@ -176,7 +176,15 @@ export class JwtVerifier {
     return refusal(401, 'token_expired', 'The access token has expired', { bearerError: 'invalid_token' });
   }
 
-  async verify(token: string, audiences: string[] | undefined): Promise<TokenVerdict> {
+  /**
+   * @param audiences accepted `aud` values (checked by jose), or
+   * @param audienceCheck a predicate one `aud` value must pass (the gateway's own resource URLs).
+   */
+  async verify(
+    token: string,
+    audiences: string[] | undefined,
+    audienceCheck?: (aud: string) => boolean,
+  ): Promise<TokenVerdict> {
     const jose = this.jose;
     if (!jose || !this.key) {
       return refusal(401, 'jwt_not_configured', 'JWT validation is not configured', {
@@ -192,6 +200,14 @@ export class JwtVerifier {
           ? ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA']
           : ['HS256'],
       });
+      if (audienceCheck) {
+        const aud = typeof payload.aud === 'string' ? [payload.aud] : (payload.aud ?? []);
+        if (!aud.some(audienceCheck)) {
+          return refusal(401, 'wrong_audience', 'The access token is not meant for this resource', {
+            bearerError: 'invalid_token',
+          });
+        }
+      }
       const claim = payload[this.auth.clientIdClaim];
       if (typeof claim !== 'string' || !/^[A-Za-z0-9._:@|-]{1,128}$/.test(claim)) {
         return refusal(401, 'no_client_id', `The token has no usable "${this.auth.clientIdClaim}" claim`, {

@@ -78,16 +78,19 @@ export class AdmissionService extends Admission implements OnModuleInit {
   private serveMetadata(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     const serve = (request: FastifyRequest, reply: FastifyReply) => {
-      const req = { headers: request.raw.headers, socket: request.raw.socket };
+      const suffix = (request.raw.url ?? '').split('?')[0].slice(METADATA_PATH.length);
+      const req = { headers: request.raw.headers, socket: request.raw.socket, path: suffix || undefined };
       void reply
         .header('cache-control', 'public, max-age=300')
         .header('access-control-allow-origin', '*')
         .send(this.metadata(req));
     };
-    fastify.get('/.well-known/oauth-protected-resource', serve);
-    fastify.get('/.well-known/oauth-protected-resource/*', serve);
+    fastify.get(METADATA_PATH, serve);
+    fastify.get(`${METADATA_PATH}/*`, serve);
   }
 }
+
+const METADATA_PATH = '/.well-known/oauth-protected-resource';
 
 function loopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');

@@ -62,7 +62,14 @@ export class LegacySseHandler {
       then(clientIdFrom(req.headers, query), undefined, undefined);
       return;
     }
-    const request: AdmissionRequest = { transport: 'sse', headers: req.headers, socket: req.socket };
+    const path = (req.url ?? '').split('?')[0];
+    const request: AdmissionRequest = {
+      transport: 'sse',
+      headers: req.headers,
+      socket: req.socket,
+      // The resource of POST /messages is the stream's endpoint.
+      path: path === MESSAGES_PATH ? '/sse' : path,
+    };
     const settle = (verdict: Identity | Refusal) => {
       if (isRefusal(verdict)) admission.sendHttp(res, verdict, request);
       else then(verdict.clientId, verdict, request);

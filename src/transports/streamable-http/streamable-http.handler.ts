@@ -183,6 +183,7 @@ export class StreamableHttpHandler {
         headers,
         socket: res.socket ?? undefined,
         service: name,
+        path: service === undefined ? '/mcp' : `/mcp/${service}`,
       };
       const verdict = admission.authenticate(req);
       if (!(verdict instanceof Promise)) {

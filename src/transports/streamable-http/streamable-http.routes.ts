@@ -171,7 +171,12 @@ export class StreamableHttpRoutes
       return true;
     }
     const admission = this.handler.deps.admission;
-    const request = { transport: 'streamable' as const, headers: req.headers, socket: req.socket };
+    const request = {
+      transport: 'streamable' as const,
+      headers: req.headers,
+      socket: req.socket,
+      path: service === undefined ? '/mcp' : `/mcp/${service}`,
+    };
     if (admission !== undefined && admission.lacksCredential(request)) {
       // No credential at all: refused before the body is read, so an anonymous client cannot make
       // the gateway buffer MAX_BODY_BYTES. The Origin/Host check still answers first.

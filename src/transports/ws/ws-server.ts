@@ -252,6 +252,7 @@ export class WsServer implements WsChannelOwner {
     const request: AdmissionRequest = {
       transport: 'ws',
       headers,
+      path: (req.url ?? '/').split('?')[0],
       socket: req.socket,
       query,
       bearer:
