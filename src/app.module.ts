@@ -6,6 +6,7 @@ import type { GatewayConfig } from './config/gateway-config';
 import { HealthController } from './observability/health.controller';
 import { ObservabilityModule } from './observability/observability.module';
 import { FloodModule } from './policy/flood/flood.module';
+import { PolicyModule } from './policy/policy.module';
 import { PoolModule } from './pool/pool.module';
 import { RoutingModule } from './routing/routing.module';
 import { SessionModule } from './session/session.module';
@@ -36,6 +37,7 @@ export class AppModule {
         EventEmitterModule.forRoot({ wildcard: false, maxListeners: 50 }),
         VsmModule,
         ObservabilityModule,
+        PolicyModule,
         RoutingModule,
         PoolModule,
         SessionModule,

@@ -205,10 +205,35 @@ export const ServicesSchema = z
   .default({})
   .transform((services, ctx) => assignReplicaIds(services, ctx));
 
+export type AuthModeName = 'none' | 'api_key' | 'jwt' | 'oauth' | 'mtls';
+
+/**
+ * One client of gateway.yaml's `clients:` section. Other areas add their own per-client fields
+ * (authorization patterns, rate limits), so unknown keys are kept, not refused.
+ */
+export const ClientSchema = z
+  .object({
+    /**
+     * The client's API keys as `sha256:<64 hex>` digests of the key (several for rotation: the old
+     * and the new key both work until the old one is removed). Plain keys are never stored.
+     */
+    apiKeys: z
+      .array(z.string().regex(/^sha256:[0-9a-fA-F]{64}$/, 'use sha256:<64 hex digits> (the key digest)'))
+      .default([]),
+    /** A disabled client is refused on every transport (401), whatever credential it presents. */
+    disabled: z.boolean().default(false),
+  })
+  .passthrough();
+export type ClientConfig = z.infer<typeof ClientSchema>;
+
 export const FileSchema = z
   .object({
     defaultService: z.string().optional(),
     services: ServicesSchema,
+    /** Clients and their credentials (see README "Security"). */
+    clients: z
+      .record(z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'not a valid client id'), ClientSchema)
+      .optional(),
   })
   .strict();
 
@@ -357,7 +382,41 @@ export const EnvSchema = z.object({
   /** S2 anti-oscillation window (ms). */
   S2_WINDOW_MS: int(1000).default(60_000),
   // ── settings: authentication, identity, S5 (helper p1) ──
-  // ·
+  /**
+   * How clients prove who they are: none, api_key, jwt, oauth, mtls, or a comma-separated list (any one
+   * suffices). Unset: none on a loopback bind; on any other bind the gateway refuses to start.
+   */
+  AUTH_MODE: csv.pipe(z.array(z.enum(['none', 'api_key', 'jwt', 'oauth', 'mtls'])).min(1)).optional(),
+  /** HS256 secret that signs client JWTs (jwt / oauth modes), at least 32 characters. */
+  AUTH_JWT_SECRET: z.string().min(32, 'use at least 32 characters').optional(),
+  /** JWKS URL with the RS/ES keys that sign client JWTs; fetched once, refetched on an unknown `kid`. */
+  AUTH_JWKS_URL: z.string().url().optional(),
+  /** After a JWKS fetch, how long before a token with an unknown `kid` may trigger another fetch (ms). */
+  AUTH_JWKS_COOLDOWN_MS: int(0).default(30_000),
+  /** Required `iss` of client JWTs (comma-separated for several). */
+  AUTH_JWT_ISSUER: csv.optional(),
+  /** Accepted `aud` values; unset in oauth mode: the gateway's canonical resource URL (RFC 8707). */
+  AUTH_JWT_AUDIENCE: csv.optional(),
+  /** Clock skew allowed on `exp` / `nbf` (seconds). */
+  AUTH_JWT_CLOCK_TOLERANCE_S: int(0, 600).default(30),
+  /** The JWT claim that names the client. */
+  AUTH_JWT_CLIENT_ID_CLAIM: z.string().min(1).default('sub'),
+  /** Scopes every token must carry (oauth / jwt modes); a token without one gets 403 insufficient_scope. */
+  AUTH_REQUIRED_SCOPES: csv.default([]),
+  /** Issuer URLs of the authorization servers named in the protected resource metadata (RFC 9728). */
+  AUTH_AUTHORIZATION_SERVERS: csv.default([]),
+  /** `scopes_supported` of the protected resource metadata; defaults to AUTH_REQUIRED_SCOPES. */
+  AUTH_SCOPES_SUPPORTED: csv.optional(),
+  /** Public base URL of the gateway (e.g. https://gw.example.com): the OAuth resource is <PUBLIC_URL>/mcp. */
+  PUBLIC_URL: z.string().url().optional(),
+  /** mtls mode: the client id is the certificate subject's CN, or its first DNS / URI SAN. */
+  AUTH_MTLS_CLIENT_ID: z.enum(['cn', 'san']).default('cn'),
+  /** Accept a WebSocket token in `?access_token=` (browsers; tokens in URLs end up in logs): off by default. */
+  AUTH_WS_QUERY_TOKEN: bool.default(false),
+  /** How long S5 (check_compliance, verify_identity) may take to answer before the default applies (ms). */
+  S5_TIMEOUT_MS: int(1, 60_000).default(250),
+  /** What an unanswered (timed-out or failed) S5 question counts as. */
+  S5_DEFAULT_VERDICT: z.enum(['allow', 'deny']).default('allow'),
   // ── settings: rate limits and per-client authorization (helper p2) ──
   // ·
   // ── settings: flood protection and slow-request limits (helper p3) ──
@@ -472,7 +531,26 @@ export interface GatewayConfig {
   defaultService: string;
   services: Record<string, ServiceConfig>;
   // ── settings: authentication, identity, S5 (helper p1) ──
-  // ·
+  /** Authentication (see src/policy/identity.ts); `modes` undefined when AUTH_MODE was not set. */
+  auth: {
+    modes: AuthModeName[] | undefined;
+    jwtSecret: string | undefined;
+    jwksUrl: string | undefined;
+    jwksCooldownMs: number;
+    issuers: string[] | undefined;
+    audiences: string[] | undefined;
+    clockToleranceS: number;
+    clientIdClaim: string;
+    requiredScopes: string[];
+    authorizationServers: string[];
+    scopesSupported: string[] | undefined;
+    publicUrl: string | undefined;
+    mtlsClientId: 'cn' | 'san';
+    wsQueryToken: boolean;
+  };
+  /** Clients of gateway.yaml's `clients:` section (API keys as `sha256:<hex>` digests). */
+  clients: Record<string, ClientConfig>;
+  s5: { timeoutMs: number; defaultVerdict: 'allow' | 'deny' };
   // ── settings: rate limits and per-client authorization (helper p2) ──
   // ·
   // ── settings: flood protection and slow-request limits (helper p3) ──

@@ -5,6 +5,7 @@ import { isLoopbackHost } from '../transports/http/request-guard';
 import type { ZodError } from 'zod';
 import {
   EnvSchema,
+  type ClientConfig,
   FileSchema,
   ServicesSchema,
   type GatewayConfig,
@@ -36,7 +37,11 @@ export function loadConfig(
   const envResult = EnvSchema.safeParse(stripEmpty(env));
   if (!envResult.success) problems.push(...describe(envResult.error, 'env '));
 
-  let file: { defaultService?: string; services: Record<string, ServiceConfig> } = { services: {} };
+  let file: {
+    defaultService?: string;
+    services: Record<string, ServiceConfig>;
+    clients?: Record<string, ClientConfig>;
+  } = { services: {} };
   const path = env.GATEWAY_CONFIG ?? (defaultFile && existsSync(defaultFile) ? defaultFile : undefined);
   if (path && !overrides.services) {
     try {
@@ -137,7 +142,24 @@ export function loadConfig(
         : undefined,
     admin: { token: e.ADMIN_TOKEN },
     // ── settings: authentication, identity, S5 (helper p1) ──
-    // ·
+    auth: {
+      modes: e.AUTH_MODE,
+      jwtSecret: e.AUTH_JWT_SECRET,
+      jwksUrl: e.AUTH_JWKS_URL,
+      jwksCooldownMs: e.AUTH_JWKS_COOLDOWN_MS,
+      issuers: e.AUTH_JWT_ISSUER,
+      audiences: e.AUTH_JWT_AUDIENCE,
+      clockToleranceS: e.AUTH_JWT_CLOCK_TOLERANCE_S,
+      clientIdClaim: e.AUTH_JWT_CLIENT_ID_CLAIM,
+      requiredScopes: e.AUTH_REQUIRED_SCOPES,
+      authorizationServers: e.AUTH_AUTHORIZATION_SERVERS,
+      scopesSupported: e.AUTH_SCOPES_SUPPORTED,
+      publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+      mtlsClientId: e.AUTH_MTLS_CLIENT_ID,
+      wsQueryToken: e.AUTH_WS_QUERY_TOKEN,
+    },
+    clients: file.clients ?? {},
+    s5: { timeoutMs: e.S5_TIMEOUT_MS, defaultVerdict: e.S5_DEFAULT_VERDICT },
     // ── settings: rate limits and per-client authorization (helper p2) ──
     // ·
     // ── settings: flood protection and slow-request limits (helper p3) ──

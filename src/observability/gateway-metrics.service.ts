@@ -43,6 +43,19 @@ export class GatewayMetrics {
   /** Sessions moved to another replica, by `from->to` replica id. */
   readonly replicaFailovers = new Map<string, number>();
 
+  /** Authentication and admission refusals by reason (`missing_credentials`, `token_expired`, …; helper p1). */
+  readonly authRefusals = new Map<string, number>();
+  /** Sessions admitted, by how the client authenticated (`none`, `api_key`, `jwt`, `oauth`, `mtls`). */
+  readonly authAdmissions = new Map<string, number>();
+
+  authRefused(reason: string): void {
+    this.authRefusals.set(reason, (this.authRefusals.get(reason) ?? 0) + 1);
+  }
+
+  authAdmitted(via: string): void {
+    this.authAdmissions.set(via, (this.authAdmissions.get(via) ?? 0) + 1);
+  }
+
   messageIn(kind: ChannelKind): void {
     this.messagesIn[kind]++;
   }

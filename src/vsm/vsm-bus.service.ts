@@ -2,7 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import {
   VsmChannel,
+  type CheckComplianceEvent,
   type CheckOscillationEvent,
+  type PolicyVerdict,
+  type VerifyIdentityEvent,
   type OscillationVerdict,
   type S1Event,
   type VsmChannelName,
@@ -54,6 +57,40 @@ export class VsmBus {
       verdict = answer;
     }
     return verdict;
+  }
+
+  /**
+   * Asks S5 a question (check_compliance, verify_identity). Every listener may answer; one
+   * refusal refuses. A listener that does not answer within `timeoutMs`, or fails, leaves the
+   * decision to `fallback` (S5_DEFAULT_VERDICT): the gateway never waits on policy for longer.
+   */
+  async askPolicy(
+    event: CheckComplianceEvent | VerifyIdentityEvent,
+    timeoutMs: number,
+    fallback: 'allow' | 'deny',
+  ): Promise<PolicyVerdict> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    const defaulted = (why: string): PolicyVerdict => ({
+      allowed: fallback === 'allow',
+      reason: `${why}; the default (${fallback}) applies`,
+      defaulted: true,
+    });
+    try {
+      const answers = await Promise.race([
+        this.emitter.emitAsync(VsmChannel.S5Policy, event) as Promise<Array<PolicyVerdict | undefined>>,
+        timeout,
+      ]);
+      if (answers === 'timeout') return defaulted(`S5 did not answer ${event.type} within ${timeoutMs} ms`);
+      for (const answer of answers) if (answer && answer.allowed === false) return answer;
+      return { allowed: true };
+    } catch (err) {
+      return defaulted(`S5 failed to answer ${event.type}: ${(err as Error)?.message ?? String(err)}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private drainS1(): void {

@@ -59,11 +59,37 @@ export type S4Event =
   | { type: 'usage_pattern'; clientId: string; patternType: string }
   | { type: 'anomaly_detected'; details: Record<string, unknown> };
 
-/** S5: policy the gateway subscribes to or asks about. */
-export type S5Event =
-  | { type: 'policy_update'; scope: 'gateway'; constraints: Record<string, unknown> }
-  | { type: 'check_compliance'; action: string; context: Record<string, unknown> }
-  | { type: 'verify_identity'; operation: string };
+/**
+ * S5: policy the gateway subscribes to or asks about. `policy_update` is published to the gateway;
+ * each area reads its own constraint keys and ignores the rest (README "Security" lists them).
+ * `check_compliance` and `verify_identity` are questions: every listener may answer with a
+ * {@link PolicyVerdict}; one refusal refuses, no answer in S5_TIMEOUT_MS counts as S5_DEFAULT_VERDICT.
+ */
+export interface PolicyUpdateEvent {
+  type: 'policy_update';
+  scope: 'gateway';
+  constraints: Record<string, unknown>;
+}
+export interface CheckComplianceEvent {
+  type: 'check_compliance';
+  /** What is about to happen: `session.admit`, `admin.<METHOD> <path>`. */
+  action: string;
+  context: Record<string, unknown>;
+}
+export interface VerifyIdentityEvent {
+  type: 'verify_identity';
+  /** The gateway-changing operation, e.g. `admin.POST /admin/services/demo/replicas`. */
+  operation: string;
+  /** Who asks (admin API: `admin`), and from where. */
+  context?: Record<string, unknown>;
+}
+export type S5Event = PolicyUpdateEvent | CheckComplianceEvent | VerifyIdentityEvent;
+export interface PolicyVerdict {
+  allowed: boolean;
+  reason?: string;
+  /** Set when no listener answered in time (or one failed) and the configured default decided. */
+  defaulted?: boolean;
+}
 
 /** Algedonic: bypasses the hierarchy when something hurts (or stops hurting). */
 export type AlgedonicEvent =

@@ -14,6 +14,8 @@ import { ResumeUnavailableError } from '../../session/outbox';
 import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry, SwitchVerdict } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
+import type { Admission, AdmissionRequest } from '../../policy/admission';
+import { isRefusal, type Identity, type Refusal } from '../../policy/identity';
 import { clientIdFrom } from '../http/client-identity';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
@@ -41,7 +43,48 @@ export class LegacySseHandler {
     private readonly metrics: GatewayMetrics,
     /** Answers what the async continuations below GET /sse throw (the routes' own boundary). */
     private readonly boundary: ErrorBoundary,
+    /** Authentication and session admission (src/policy); absent: claimed ids, no checks. */
+    private readonly admission?: Admission,
   ) {}
+
+  /**
+   * Runs `then` with the request's client id once it is authenticated (synchronously when the
+   * credential is known); answers the refusal otherwise. With authentication off the id is the claimed one.
+   */
+  private authenticated(
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: QueryParams,
+    then: (clientId: string, identity: Identity | undefined, request: AdmissionRequest | undefined) => void,
+  ): void {
+    const admission = this.admission;
+    if (admission === undefined || !admission.enabled) {
+      then(clientIdFrom(req.headers, query), undefined, undefined);
+      return;
+    }
+    const path = (req.url ?? '').split('?')[0];
+    const request: AdmissionRequest = {
+      transport: 'sse',
+      headers: req.headers,
+      socket: req.socket,
+      // The resource of POST /messages is the stream's endpoint.
+      path: path === MESSAGES_PATH ? '/sse' : path,
+    };
+    const settle = (verdict: Identity | Refusal) => {
+      if (isRefusal(verdict)) admission.sendHttp(res, verdict, request);
+      else then(verdict.clientId, verdict, request);
+    };
+    const verdict = admission.authenticate(request);
+    if (!(verdict instanceof Promise)) {
+      settle(verdict);
+      return;
+    }
+    verdict
+      .then((v) => {
+        if (!res.destroyed && !res.writableEnded) settle(v);
+      })
+      .catch((err: unknown) => this.boundary.http(res, err));
+  }
 
   /** GET /sse[/:service] — new session, or resume of an existing one. */
   openStream(
@@ -55,25 +98,50 @@ export class LegacySseHandler {
       this.refuse(res, 406, 'not_acceptable', 'Not Acceptable: the client must accept text/event-stream');
       return;
     }
-    const resume = resumePosition(req.headers['last-event-id'], query);
-    if (resume) {
-      this.resumeStream(req, res, resume, service, query);
-      return;
-    }
-    const target = service ?? this.router.defaultService;
-    if (!this.router.hasService(target)) {
-      this.refuse(res, 404, 'unknown_service', `Unknown service "${target}"`);
-      return;
-    }
+    this.authenticated(req, res, query, (clientId, identity) => {
+      const resume = resumePosition(req.headers['last-event-id'], query);
+      if (resume) {
+        this.resumeStream(req, res, resume, service, query, clientId);
+        return;
+      }
+      const target = service ?? this.router.defaultService;
+      if (!this.router.hasService(target)) {
+        this.refuse(res, 404, 'unknown_service', `Unknown service "${target}"`);
+        return;
+      }
+      const admission = this.admission;
+      if (admission === undefined) {
+        this.openSession(req, res, query, clientId, target);
+        return;
+      }
+      // Once per session: live client policy, teams' checks and S5 check_compliance.
+      const request: AdmissionRequest = {
+        transport: 'sse',
+        headers: req.headers,
+        socket: req.socket,
+        service: target,
+      };
+      const admitted = admission
+        .admitSession(identity ?? { clientId, via: 'none', scopes: [] }, request)
+        .then((refused) => {
+          if (res.destroyed || res.writableEnded) return;
+          if (refused) admission.sendHttp(res, refused, request);
+          else this.openSession(req, res, query, clientId, target);
+        });
+      admitted.catch((err: unknown) => this.boundary.http(res, err));
+    });
+  }
+
+  private openSession(
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: QueryParams,
+    clientId: string,
+    target: string,
+  ): void {
     let session: Session;
     try {
-      session = this.sessions.create(
-        clientIdFrom(req.headers, query),
-        target,
-        'sse',
-        req.headers,
-        req.socket.remoteAddress,
-      );
+      session = this.sessions.create(clientId, target, 'sse', req.headers, req.socket.remoteAddress);
     } catch (err) {
       if (refusedForCapacity(res, err, this.metrics)) return;
       throw err;
@@ -92,14 +160,11 @@ export class LegacySseHandler {
     resume: ResumePosition,
     service: string | undefined,
     query: QueryParams,
+    clientId: string,
   ): void {
     const session = this.sessions.get(resume.sessionId);
     // A session answers only to the client (and service) that created it: anything else is "not found".
-    if (
-      !session ||
-      session.clientId !== clientIdFrom(req.headers, query) ||
-      (service !== undefined && service !== session.service)
-    ) {
+    if (!session || session.clientId !== clientId || (service !== undefined && service !== session.service)) {
       this.refuse(res, 404, 'session_not_found', 'Session not found: it expired or never existed', true);
       return;
     }
@@ -155,8 +220,18 @@ export class LegacySseHandler {
       this.refuse(res, 400, 'missing_session', 'Bad Request: the sessionId query parameter is required');
       return;
     }
+    this.authenticated(req, res, query, (clientId) => this.postFor(req, res, body, sessionId, clientId));
+  }
+
+  private postFor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: unknown,
+    sessionId: string,
+    clientId: string,
+  ): void {
     const session = this.sessions.get(sessionId);
-    if (!session || session.clientId !== clientIdFrom(req.headers, query)) {
+    if (!session || session.clientId !== clientId) {
       this.refuse(res, 404, 'session_not_found', 'Session not found: it expired or never existed', true);
       return;
     }

@@ -22,6 +22,7 @@ import {
 } from '../../../libs/protocol/src';
 import type { ChannelListener, ClientChannel } from '../../session/client-channel';
 import { STANDALONE_STREAM, type Session } from '../../session/session';
+import type { Identity } from '../../policy/identity';
 import { clientIdFrom } from '../http/client-identity';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { sendJson, sendStatus } from '../http/http-reply';
@@ -585,7 +586,15 @@ export class SessionlessHandler {
     return this.bridges.size;
   }
 
-  post(service: string, headers: IncomingHttpHeaders, body: Buffer | undefined, res: ServerResponse): void {
+  /** `clientId`: the admitted identity's (authentication on), else the one the request claims. */
+  post(
+    service: string,
+    headers: IncomingHttpHeaders,
+    body: Buffer | undefined,
+    res: ServerResponse,
+    clientId: string = clientIdFrom(headers),
+    identity?: Identity,
+  ): void {
     const parsed = parseJsonRpc(body ? body.toString('utf8') : '', this.deps.config.maxJsonDepth);
     if (!parsed.ok) {
       const code = parsed.error.error.code;
@@ -638,10 +647,35 @@ export class SessionlessHandler {
       return;
     }
 
-    const clientId = clientIdFrom(headers);
+    const admission = this.deps.admission;
+    const live = this.bridges.get(`${clientId}\u0000${service}`);
+    if (admission !== undefined && !(live?.session && !live.session.closed && live.error === undefined)) {
+      // A new hidden session for this client: admitted once (live client policy, teams' checks, S5).
+      const req = { transport: 'streamable' as const, headers, socket: res.socket ?? undefined, service };
+      const admitted = admission
+        .admitSession(identity ?? { clientId, via: 'none', scopes: [] }, req)
+        .then((refused) => {
+          if (res.destroyed || res.writableEnded) return;
+          if (refused) admission.sendHttp(res, refused, req);
+          else this.serve(request, meta!, service, headers, res, clientId);
+        });
+      admitted.catch((err: unknown) => this.owner.internalError(res, err));
+      return;
+    }
+    this.serve(request, meta!, service, headers, res, clientId);
+  }
+
+  private serve(
+    request: JsonRpcRequest,
+    meta: Record<string, unknown>,
+    service: string,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+    clientId: string,
+  ): void {
     let entry: BridgeEntry | undefined;
     try {
-      entry = this.entryFor(clientId, service, meta!);
+      entry = this.entryFor(clientId, service, meta);
     } catch (err) {
       if (refusedForCapacity(res, err, this.deps.metrics)) return;
       throw err;

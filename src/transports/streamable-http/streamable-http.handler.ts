@@ -22,6 +22,8 @@ import { ResumeUnavailableError } from '../../session/outbox';
 import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
+import type { Admission, AdmissionRequest } from '../../policy/admission';
+import { isRefusal, type Identity, type Refusal } from '../../policy/identity';
 import { clientIdFrom } from '../http/client-identity';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
@@ -51,6 +53,8 @@ export interface StreamableHttpDeps {
   keepAlive: KeepAliveTicker | undefined;
   /** Where unexpected failures (a bug, never a client mistake) are answered, logged and counted. */
   boundary: ErrorBoundary;
+  /** Authentication and session admission (src/policy); absent in unit specs: claimed ids, no checks. */
+  admission?: Admission;
 }
 
 /** The parsed query of a request (only `client_id` is read here). */
@@ -169,31 +173,82 @@ export class StreamableHttpHandler {
     try {
       const name = this.admit(headers, service, res);
       if (name === undefined) return;
-      switch (method) {
-        case 'POST':
-          this.post(name, headers, body, res, query);
-          return;
-        case 'GET':
-          this.get(name, headers, res, query);
-          return;
-        case 'DELETE':
-          this.delete(name, headers, res, query);
-          return;
-        default:
-          refuse(
-            this.deps,
-            res,
-            405,
-            ErrorCode.InvalidRequest,
-            'method_not_allowed',
-            `Method ${method} not allowed`,
-            {
-              headers: { allow: ALLOWED_METHODS },
-            },
-          );
+      const admission = this.deps.admission;
+      if (admission === undefined || !admission.enabled) {
+        this.dispatch(method, name, headers, body, res, clientIdFrom(headers, query), undefined);
+        return;
       }
+      const req: AdmissionRequest = {
+        transport: 'streamable',
+        headers,
+        socket: res.socket ?? undefined,
+        service: name,
+        path: service === undefined ? '/mcp' : `/mcp/${service}`,
+      };
+      const verdict = admission.authenticate(req);
+      if (!(verdict instanceof Promise)) {
+        this.authenticated(method, name, headers, body, res, verdict, req);
+        return;
+      }
+      verdict
+        .then((v) => {
+          if (res.destroyed || res.writableEnded) return; // the client gave up meanwhile
+          this.authenticated(method, name, headers, body, res, v, req);
+        })
+        .catch((err: unknown) => this.internalError(res, err));
     } catch (err) {
       this.internalError(res, err);
+    }
+  }
+
+  private authenticated(
+    method: string,
+    service: string,
+    headers: IncomingHttpHeaders,
+    body: Buffer | undefined,
+    res: ServerResponse,
+    verdict: Identity | Refusal,
+    req: AdmissionRequest,
+  ): void {
+    if (isRefusal(verdict)) {
+      this.deps.admission!.sendHttp(res, verdict, req);
+      return;
+    }
+    this.dispatch(method, service, headers, body, res, verdict.clientId, verdict);
+  }
+
+  /** `identity`: set when authentication is on (the session belongs to it); `clientId` is its id or the claimed one. */
+  private dispatch(
+    method: string,
+    name: string,
+    headers: IncomingHttpHeaders,
+    body: Buffer | undefined,
+    res: ServerResponse,
+    clientId: string,
+    identity: Identity | undefined,
+  ): void {
+    switch (method) {
+      case 'POST':
+        this.post(name, headers, body, res, clientId, identity);
+        return;
+      case 'GET':
+        this.get(name, headers, res, clientId);
+        return;
+      case 'DELETE':
+        this.delete(name, headers, res, clientId);
+        return;
+      default:
+        refuse(
+          this.deps,
+          res,
+          405,
+          ErrorCode.InvalidRequest,
+          'method_not_allowed',
+          `Method ${method} not allowed`,
+          {
+            headers: { allow: ALLOWED_METHODS },
+          },
+        );
     }
   }
 
@@ -231,7 +286,7 @@ export class StreamableHttpHandler {
     headers: IncomingHttpHeaders,
     service: string,
     res: ServerResponse,
-    query: ClientQuery | undefined,
+    clientId: string,
   ): Session | undefined {
     const id = headerValue(headers[Header.SessionId]);
     if (id === undefined) {
@@ -247,7 +302,7 @@ export class StreamableHttpHandler {
     }
     const session = this.deps.sessions.get(id);
     // A session belongs to the service and the client that created it; anything else is "not found".
-    if (!session || session.service !== service || session.clientId !== clientIdFrom(headers, query)) {
+    if (!session || session.service !== service || session.clientId !== clientId) {
       refuse(this.deps, res, 404, ErrorCode.SessionNotFound, 'session_not_found', 'Session not found');
       return undefined;
     }
@@ -296,7 +351,8 @@ export class StreamableHttpHandler {
     headers: IncomingHttpHeaders,
     body: Buffer | undefined,
     res: ServerResponse,
-    query: ClientQuery | undefined,
+    clientId: string,
+    identity: Identity | undefined,
   ): void {
     const contentType = headers['content-type'];
     if (contentType !== 'application/json' && mediaType(contentType) !== 'application/json') {
@@ -330,7 +386,7 @@ export class StreamableHttpHandler {
     const version = this.protocolVersion(headers, res, body);
     if (version === null) return;
     if (version === SESSIONLESS_PROTOCOL) {
-      this.sessionless!.post(service, headers, body, res);
+      this.sessionless!.post(service, headers, body, res, clientId, identity);
       return;
     }
 
@@ -377,20 +433,33 @@ export class StreamableHttpHandler {
         );
         return;
       }
-      try {
-        session = this.deps.sessions.create(
-          clientIdFrom(headers, query),
-          service,
-          'streamable',
+      const admission = this.deps.admission;
+      if (admission !== undefined) {
+        // Once per session: live client policy, teams' checks and S5 check_compliance.
+        const req: AdmissionRequest = {
+          transport: 'streamable',
           headers,
-          res.socket?.remoteAddress,
-        );
-      } catch (err) {
-        if (refusedForCapacity(res, err, this.deps.metrics)) return;
-        throw err;
+          socket: res.socket ?? undefined,
+          service,
+        };
+        const admitted = admission
+          .admitSession(identity ?? { clientId, via: 'none', scopes: [] }, req)
+          .then((refused) => {
+            if (res.destroyed || res.writableEnded) return;
+            if (refused) {
+              admission.sendHttp(res, refused, req);
+              return;
+            }
+            const created = this.createSession(clientId, service, headers, res);
+            if (created) this.postToSession(created, parsed, text, version, requests, initialize, res);
+          });
+        admitted.catch((err: unknown) => this.internalError(res, err));
+        return;
       }
+      session = this.createSession(clientId, service, headers, res);
+      if (!session) return;
     } else {
-      session = this.sessionFor(headers, service, res, query);
+      session = this.sessionFor(headers, service, res, clientId);
       if (!session) return;
       if (session.transport !== 'streamable') {
         // The session arrives from WebSocket or legacy SSE: a failover S2 must allow first.
@@ -401,6 +470,21 @@ export class StreamableHttpHandler {
       }
     }
     this.postToSession(session, parsed, text, version, requests, initialize, res);
+  }
+
+  /** A new session for `clientId`, or undefined after answering a capacity refusal (503). */
+  private createSession(
+    clientId: string,
+    service: string,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+  ): Session | undefined {
+    try {
+      return this.deps.sessions.create(clientId, service, 'streamable', headers, res.socket?.remoteAddress);
+    } catch (err) {
+      if (refusedForCapacity(res, err, this.deps.metrics)) return undefined;
+      throw err;
+    }
   }
 
   private postToSession(
@@ -466,12 +550,7 @@ export class StreamableHttpHandler {
 
   // ------------------------------------------------------------------ GET
 
-  private get(
-    service: string,
-    headers: IncomingHttpHeaders,
-    res: ServerResponse,
-    query: ClientQuery | undefined,
-  ): void {
+  private get(service: string, headers: IncomingHttpHeaders, res: ServerResponse, clientId: string): void {
     if (!accepts(headers.accept, 'text/event-stream')) {
       refuse(
         this.deps,
@@ -489,7 +568,7 @@ export class StreamableHttpHandler {
       this.sessionlessMethodNotAllowed('GET', res);
       return;
     }
-    const session = this.sessionFor(headers, service, res, query);
+    const session = this.sessionFor(headers, service, res, clientId);
     if (!session) return;
     if (session.transport !== 'streamable') {
       this.afterSwitch(session, res, (moved) => this.getForSession(moved, headers, version, res));
@@ -550,19 +629,14 @@ export class StreamableHttpHandler {
 
   // ------------------------------------------------------------------ DELETE
 
-  private delete(
-    service: string,
-    headers: IncomingHttpHeaders,
-    res: ServerResponse,
-    query: ClientQuery | undefined,
-  ): void {
+  private delete(service: string, headers: IncomingHttpHeaders, res: ServerResponse, clientId: string): void {
     const version = this.protocolVersion(headers, res);
     if (version === null) return;
     if (version === SESSIONLESS_PROTOCOL) {
       this.sessionlessMethodNotAllowed('DELETE', res);
       return;
     }
-    const session = this.sessionFor(headers, service, res, query);
+    const session = this.sessionFor(headers, service, res, clientId);
     if (!session) return;
     this.deps.sessions.end(session, 'terminated by the client (DELETE)');
     sendStatus(res, 200);

@@ -13,6 +13,7 @@ import { ErrorCode } from '../../../libs/protocol/src';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { AdmissionService } from '../../policy/policy.module';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { sendJsonRpcError } from '../http/http-reply';
@@ -57,6 +58,7 @@ export class StreamableHttpRoutes
     private readonly sessions: SessionService,
     router: Router,
     metrics: GatewayMetrics,
+    admission: AdmissionService,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
     this.boundary = new ErrorBoundary('mcp', metrics, this.log, sessions.transportGuard);
@@ -67,6 +69,7 @@ export class StreamableHttpRoutes
       metrics,
       keepAlive: this.keepAlive,
       boundary: this.boundary,
+      admission,
     });
   }
 
@@ -165,6 +168,21 @@ export class StreamableHttpRoutes
     }
     if (!hasRequestBody(req) || method === 'GET' || method === 'HEAD') {
       this.handler.handle(method, service, req.headers, undefined, res, queryOf(query));
+      return true;
+    }
+    const admission = this.handler.deps.admission;
+    const request = {
+      transport: 'streamable' as const,
+      headers: req.headers,
+      socket: req.socket,
+      path: service === undefined ? '/mcp' : `/mcp/${service}`,
+    };
+    if (admission !== undefined && admission.lacksCredential(request)) {
+      // No credential at all: refused before the body is read, so an anonymous client cannot make
+      // the gateway buffer MAX_BODY_BYTES. The Origin/Host check still answers first.
+      if (this.handler.admit(req.headers, service, res) !== undefined) {
+        admission.sendHttp(res, admission.refuseAnonymous(request), request);
+      }
       return true;
     }
     readRawBody(this, req, res, service, query);

@@ -36,6 +36,8 @@ export const WsClose = {
   TransportSwitchRefused: 4009,
   /** The resume position is older than what the session still holds; messages would be lost. Start over. */
   ResumeUnavailable: 4010,
+  /** The access token the connection was admitted with expired (~401); reconnect with a fresh one and resume. */
+  CredentialExpired: 4401,
 } as const;
 
 export type WsCloseCode = (typeof WsClose)[keyof typeof WsClose];

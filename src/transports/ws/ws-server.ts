@@ -21,6 +21,8 @@ import type { SessionRegistry } from '../../session/session-registry';
 import { ErrorBoundary } from '../error-boundary';
 import { AdmissionRefusedError } from '../../session/session-capacity';
 import { socketRefusal } from '../../policy/flood/flood-guard';
+import type { Admission as PolicyAdmission, AdmissionRequest } from '../../policy/admission';
+import { isRefusal, subprotocolToken, type Identity, type Refusal } from '../../policy/identity';
 import { clientIdFrom } from '../http/client-identity';
 import type { RequestGuard } from '../http/request-guard';
 import { GatewayMethod, GatewaySocket, WsChannel, type WsChannelOwner } from './ws-channel';
@@ -60,6 +62,8 @@ export interface WsLogger {
 interface Admission {
   socket: Duplex;
   clientId: string;
+  /** When the credential the connection was admitted with expires (epoch ms), if it does. */
+  expiresAt?: number;
   service: string;
   /** The upgrade request's headers (a service may route on one). */
   headers: IncomingHttpHeaders;
@@ -98,6 +102,8 @@ type Query = Record<string, string>;
 export class WsServer implements WsChannelOwner {
   readonly wss: WsLibServer<typeof GatewaySocket>;
   private readonly channels = new Set<WsChannel>();
+  /** Connections admitted with an expiring credential (a JWT): closed by the heartbeat sweep once it expires. */
+  private readonly expiring = new Map<WsChannel, number>();
   private heartbeatTimer: NodeJS.Timeout | undefined = undefined;
   private httpServer: HttpServer | undefined = undefined;
   private admission: Admission | undefined = undefined;
@@ -120,6 +126,10 @@ export class WsServer implements WsChannelOwner {
     private readonly guard: RequestGuard,
     private readonly metrics: GatewayMetrics,
     private readonly log: WsLogger,
+    /** Authentication and session admission (src/policy); absent: claimed ids, no checks. */
+    private readonly policy?: PolicyAdmission,
+    /** Accept `?access_token=` on the upgrade (AUTH_WS_QUERY_TOKEN; off by default). */
+    private readonly queryToken = false,
   ) {
     this.wss = new WebSocketServer<typeof GatewaySocket>({
       noServer: true,
@@ -247,7 +257,78 @@ export class WsServer implements WsChannelOwner {
       );
       return;
     }
-    const clientId = clientIdFrom(headers, query);
+    const policy = this.policy;
+    if (policy === undefined) {
+      this.admitAs(req, socket, head, route, query, resume, clientIdFrom(headers, query));
+      return;
+    }
+    // Credentials at the upgrade: Authorization, a SEP-1288 `mcp.bearer.<token>` subprotocol entry
+    // (browsers cannot set headers), or ?access_token= when explicitly enabled.
+    const request: AdmissionRequest = {
+      transport: 'ws',
+      headers,
+      path: (req.url ?? '/').split('?')[0],
+      socket: req.socket,
+      query,
+      bearer:
+        subprotocolToken(offered) ?? (this.queryToken && query.access_token ? query.access_token : undefined),
+      service: route.service ?? this.services.defaultService,
+    };
+    const verdict: Identity | Refusal | Promise<Identity | Refusal> = policy.enabled
+      ? policy.authenticate(request)
+      : { clientId: clientIdFrom(headers, query), via: 'none', scopes: [] };
+    const settle = (v: Identity | Refusal): void | Promise<void> => {
+      if (isRefusal(v)) {
+        this.refuseAuth(socket, v, request);
+        return;
+      }
+      if (resume) {
+        this.admitAs(req, socket, head, route, query, resume, v.clientId, v.expiresAt);
+        return;
+      }
+      // A new session: live client policy, teams' checks and S5 check_compliance, before the 101.
+      return policy.admitSession(v, request).then((refused) => {
+        if (socket.destroyed) return;
+        if (refused) this.refuseAuth(socket, refused, request);
+        else this.admitAs(req, socket, head, route, query, resume, v.clientId, v.expiresAt);
+      });
+    };
+    // Node removed its error handler when it handed the socket over: a reset meanwhile must not go unhandled.
+    socket.on('error', destroySocket);
+    const done = () => socket.off('error', destroySocket);
+    const pending =
+      verdict instanceof Promise
+        ? verdict.then((v) => (socket.destroyed ? undefined : settle(v)))
+        : settle(verdict);
+    if (pending === undefined) {
+      done();
+      return;
+    }
+    pending.then(done, (err: unknown) => {
+      done();
+      this.upgradeBoundary.upgrade(socket, err);
+    });
+  }
+
+  /** An authentication or admission refusal, before the upgrade: 401/403 with WWW-Authenticate. */
+  private refuseAuth(socket: Duplex, r: Refusal, request: AdmissionRequest): void {
+    const headers = this.policy!.refusalHeaders(r, request);
+    const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
+    this.refuseWith(socket, r.status, ErrorCode.Unauthorized, r.message, lines, { reason: r.reason });
+  }
+
+  private admitAs(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    route: Route,
+    query: Query,
+    resume: ReturnType<typeof resumeRequest>,
+    clientId: string,
+    expiresAt?: number,
+  ): void {
+    if (resume === 'malformed') return; // answered in admit()
+    const headers = req.headers;
     if (!resume) {
       // Decide before the handshake: a refused upgrade is a plain 503 with Retry-After (capacity,
       // the transport's breaker, flood limits: sessions per client, sessions per address).
@@ -263,6 +344,7 @@ export class WsServer implements WsChannelOwner {
     const admission: Admission = {
       socket,
       clientId,
+      expiresAt,
       service: route.service ?? this.services.defaultService,
       headers,
       resume: undefined,
@@ -370,6 +452,7 @@ export class WsServer implements WsChannelOwner {
     }
     const session = admission.session;
     channel.session = session;
+    if (admission.expiresAt !== undefined) this.expiring.set(channel, admission.expiresAt);
     if (!admission.resume) {
       channel.hello(session.id, 0, false);
       session.attachPrimary(channel, undefined);
@@ -398,19 +481,30 @@ export class WsServer implements WsChannelOwner {
     extraHeader?: string,
   ): void {
     this.metrics.error(kind);
+    this.refuseWith(socket, status, code, message, extraHeader ? [extraHeader] : []);
+  }
+
+  private refuseWith(
+    socket: Duplex,
+    status: number,
+    code: number,
+    message: string,
+    extraHeaders: string[],
+    data?: unknown,
+  ): void {
     // Node removed its own error handler when it handed us the socket.
     socket.on('error', destroySocket);
     if (!socket.writable) {
       socket.destroy();
       return;
     }
-    const body = JSON.stringify(errorResponse(null, code, message));
+    const body = JSON.stringify(errorResponse(null, code, message, data));
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
         'Connection: close\r\n' +
         'Content-Type: application/json\r\n' +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-        (extraHeader ? `${extraHeader}\r\n` : '') +
+        extraHeaders.map((h) => `${h}\r\n`).join('') +
         `\r\n${body}`,
     );
     socket.once('finish', destroySocket);
@@ -479,6 +573,7 @@ export class WsServer implements WsChannelOwner {
 
   channelGone(channel: WsChannel, code: number, byPeer: boolean): void {
     this.channels.delete(channel);
+    if (this.expiring.size > 0) this.expiring.delete(channel);
     const session = channel.session;
     channel.session = undefined;
     if (
@@ -510,6 +605,20 @@ export class WsServer implements WsChannelOwner {
   heartbeat(): void {
     for (const channel of this.channels) {
       if (!channel.heartbeat()) this.metrics.error('ws_heartbeat_timeout');
+    }
+    if (this.expiring.size > 0) this.closeExpired(Date.now());
+  }
+
+  /**
+   * A WebSocket is authenticated once, at the upgrade: when its token expires the connection is
+   * closed (4401) and the session stays resumable for a reconnect with a fresh token.
+   */
+  closeExpired(now: number): void {
+    for (const [channel, expiresAt] of this.expiring) {
+      if (expiresAt > now) continue;
+      this.expiring.delete(channel);
+      this.metrics.error('ws_credential_expired');
+      channel.close(WsClose.CredentialExpired, 'the access token expired: reconnect with a fresh one');
     }
   }
 

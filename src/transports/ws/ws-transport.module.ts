@@ -11,6 +11,7 @@ import type { Server as HttpServer } from 'node:http';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { AdmissionService } from '../../policy/policy.module';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { RequestGuard } from '../http/request-guard';
@@ -47,6 +48,7 @@ export class WsTransportService implements OnModuleInit, BeforeApplicationShutdo
     metrics: GatewayMetrics,
     private readonly sessions: SessionService,
     router: Router,
+    admission: AdmissionService,
   ) {
     this.server = new WsServer(
       wsSettingsFrom(config),
@@ -55,6 +57,8 @@ export class WsTransportService implements OnModuleInit, BeforeApplicationShutdo
       new RequestGuard(config),
       metrics,
       new Logger('WsTransport'),
+      admission,
+      config.auth.wsQueryToken,
     );
   }
 

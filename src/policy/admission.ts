@@ -1,0 +1,473 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { ErrorCode } from '../../libs/protocol/src';
+import type { GatewayConfig } from '../config/gateway-config';
+import { ConfigError } from '../config/load-config';
+import { ANONYMOUS_CLIENT, clientIdFrom } from '../transports/http/client-identity';
+import { sendJsonRpcError } from '../transports/http/http-reply';
+import type { TransportName } from '../vsm/vsm.channels';
+import {
+  ApiKeys,
+  bearerFrom,
+  certificateClientId,
+  isRefusal,
+  JwtVerifier,
+  looksLikeJwt,
+  refusal,
+  type Identity,
+  type Refusal,
+} from './identity';
+import { TrustedProxies } from './trusted-proxies';
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** One connection's (or request's) admission question, as each transport asks it. */
+export interface AdmissionRequest {
+  transport: TransportName;
+  headers: IncomingHttpHeaders;
+  /** The client connection (its peer address; a TLSSocket carries the client certificate). */
+  socket: Socket | undefined;
+  /** Parsed query string, where the transport has one (a claimed `client_id` with AUTH_MODE=none). */
+  query?: Record<string, unknown>;
+  /** A token the transport found elsewhere than the Authorization header (WebSocket subprotocol, opt-in query). */
+  bearer?: string;
+  service?: string;
+  /** The endpoint path the client used (`/mcp`, `/mcp/<service>`, `/sse`, `/ws/<service>`): names its OAuth resource. */
+  path?: string;
+}
+
+/** What an extra admission check (ADMISSION_CHECKS) is shown. */
+export interface AdmissionContext {
+  identity: Identity;
+  transport: TransportName;
+  /** The client address (X-Forwarded-For only from a trusted proxy). */
+  address: string;
+  headers: IncomingHttpHeaders;
+  service: string | undefined;
+}
+
+/** A team's own admission check: runs once per new session, on every transport. Return a Refusal to refuse. */
+export interface AdmissionCheck {
+  readonly name: string;
+  check(context: AdmissionContext): MaybePromise<Refusal | undefined | void>;
+}
+
+/** The S5 questions admission asks (see src/vsm/vsm-bus.service.ts). */
+export interface PolicyAsker {
+  checkCompliance(
+    action: string,
+    context: Record<string, unknown>,
+  ): Promise<{ allowed: boolean; reason?: string }>;
+}
+
+/** Where audit lines go: a pino-backed Nest Logger('Audit') in the app, anything with `log`/`warn` in tests. */
+export interface AuditSink {
+  log(message: object, context?: string): void;
+  warn(message: object, context?: string): void;
+}
+
+export interface AuthCounters {
+  authRefused(reason: string): void;
+  authAdmitted(via: string): void;
+}
+
+/**
+ * The one admission step every transport runs (plain TypeScript, no Nest): who the client is
+ * (API key, JWT, OAuth resource-server token, client certificate), whether that identity may open
+ * a session now (live policy, teams' checks, S5 `check_compliance`), and how a refusal is said
+ * (401/403 with WWW-Authenticate per RFC 6750 / RFC 9728, a JSON-RPC error body, an audit line).
+ *
+ * - {@link authenticate}: every request (Streamable HTTP POST/GET/DELETE, /messages); a verified
+ *   credential is cached, so it costs a map lookup, and an expired token is refused even on a live session.
+ * - {@link admitSession}: once per new session (initialize, GET /sse, WebSocket upgrade).
+ */
+export class Admission {
+  /** False with AUTH_MODE=none: transports keep the client id the client claims. */
+  readonly enabled: boolean;
+  private readonly modes: ReadonlySet<string>;
+  private readonly apiKeys: ApiKeys;
+  private readonly jwt: JwtVerifier | undefined;
+  private readonly proxies: TrustedProxies;
+  private readonly checks: AdmissionCheck[] = [];
+  /** From gateway.yaml `disabled: true` and S5 policy_update `disabledClients`. */
+  private disabled = new Set<string>();
+  private configDisabled = new Set<string>();
+  /** S5 policy_update `allowedClients`: when set, only these clients are admitted. */
+  private allowed: Set<string> | undefined = undefined;
+  private readonly oauth: boolean;
+
+  constructor(
+    private readonly config: Pick<
+      GatewayConfig,
+      'auth' | 'clients' | 'trustedProxies' | 'host' | 'tls' | 's5'
+    >,
+    private readonly counters: AuthCounters,
+    private readonly audit: AuditSink,
+    private readonly policy: PolicyAsker | undefined,
+    jwksCooldownMs = 30_000,
+  ) {
+    const modes = config.auth.modes ?? ['none'];
+    this.modes = new Set(modes);
+    this.enabled = modes.some((m) => m !== 'none');
+    this.oauth = this.modes.has('oauth');
+    this.apiKeys = new ApiKeys(config.clients);
+    this.proxies = new TrustedProxies(config.trustedProxies);
+    if (this.modes.has('jwt') || this.oauth) {
+      this.jwt = new JwtVerifier(config.auth, this.oauth ? 'oauth' : 'jwt', jwksCooldownMs);
+    }
+    for (const [id, client] of Object.entries(config.clients))
+      if (client.disabled) this.configDisabled.add(id);
+    this.disabled = new Set(this.configDisabled);
+  }
+
+  /** Loads the JWT machinery (jose is an ES module). Startup problems throw (the gateway does not start). */
+  async init(): Promise<void> {
+    const problems = authConfigProblems(this.config);
+    // The same error (and the same one-problem-per-line message) as every other configuration mistake.
+    if (problems.length > 0) throw new ConfigError(problems);
+    await this.jwt?.init();
+  }
+
+  /** Adds a team's check (see ADMISSION_CHECKS in policy.module.ts). */
+  use(check: AdmissionCheck): void {
+    this.checks.push(check);
+  }
+
+  /** S5 policy_update: replaces the live client lists (undefined leaves a list as it is). */
+  applyConstraints(update: { disabledClients?: string[]; allowedClients?: string[] | null }): void {
+    if (update.disabledClients) this.disabled = new Set([...this.configDisabled, ...update.disabledClients]);
+    if (update.allowedClients !== undefined) {
+      this.allowed = update.allowedClients === null ? undefined : new Set(update.allowedClients);
+    }
+  }
+
+  // ------------------------------------------------------------------ per request
+
+  /**
+   * Who the request speaks for. Synchronous when the credential was verified before (or is an API
+   * key or a certificate); a Promise only the first time a token is seen.
+   */
+  authenticate(req: AdmissionRequest): MaybePromise<Identity | Refusal> {
+    const verdict = this.identify(req);
+    if (verdict instanceof Promise) return verdict.then((v) => this.settle(v, req));
+    return this.settle(verdict, req);
+  }
+
+  /**
+   * True when the request can be refused from its headers alone, before its body is read:
+   * authentication is on, no mode takes anonymous requests, and it carries no credential at all.
+   */
+  lacksCredential(req: AdmissionRequest): boolean {
+    if (!this.enabled || this.modes.has('none')) return false;
+    const headers = req.headers;
+    if (headers.authorization !== undefined || headers['x-api-key'] !== undefined) return false;
+    return !(this.modes.has('mtls') && (req.socket as TLSSocket | undefined)?.encrypted);
+  }
+
+  /** The (counted, audited) refusal of a request {@link lacksCredential} found. */
+  refuseAnonymous(req: AdmissionRequest): Refusal {
+    return this.refused(refusal(401, 'missing_credentials', this.credentialHint()), req, undefined);
+  }
+
+  /** authenticate() then admitSession(): the whole question for a new connection. */
+  async admit(req: AdmissionRequest): Promise<Identity | Refusal> {
+    const identity = await this.authenticate(req);
+    if (isRefusal(identity)) return identity;
+    const refused = await this.admitSession(identity, req);
+    return refused ?? identity;
+  }
+
+  private identify(req: AdmissionRequest): MaybePromise<Identity | Refusal> {
+    const modes = this.modes;
+    if (modes.has('mtls')) {
+      const tls = req.socket as TLSSocket | undefined;
+      if (tls?.encrypted) {
+        const id = certificateClientId(tls, this.config.auth.mtlsClientId);
+        if (id !== undefined) return { clientId: id, via: 'mtls', scopes: [] };
+      }
+    }
+    const bearer = req.bearer ?? bearerFrom(req.headers);
+    if (bearer !== undefined) {
+      if (this.jwt && (looksLikeJwt(bearer) || !modes.has('api_key'))) {
+        const cached = this.jwt.cached(bearer, Date.now());
+        if (cached !== undefined) return cached;
+        return this.jwt.verify(bearer, this.config.auth.audiences, this.ownAudience(req));
+      }
+      if (modes.has('api_key')) return this.byKey(bearer);
+    }
+    const headerKey = req.headers['x-api-key'];
+    if (typeof headerKey === 'string' && modes.has('api_key')) return this.byKey(headerKey);
+    if (bearer !== undefined || typeof headerKey === 'string') {
+      return refusal(401, 'unsupported_credential', 'This credential type is not accepted here', {
+        bearerError: 'invalid_request',
+      });
+    }
+    if (modes.has('none')) return { clientId: clientIdFrom(req.headers, req.query), via: 'none', scopes: [] };
+    return refusal(401, 'missing_credentials', this.credentialHint());
+  }
+
+  private byKey(key: string): Identity | Refusal {
+    const clientId = this.apiKeys.clientOf(key);
+    if (clientId === undefined) {
+      return refusal(401, 'invalid_api_key', 'The API key is not valid', { bearerError: 'invalid_token' });
+    }
+    return { clientId, via: 'api_key', scopes: [] };
+  }
+
+  /** Client gates that apply to every request: disabled clients, the S5 allow-list. */
+  private settle(verdict: Identity | Refusal, req: AdmissionRequest): Identity | Refusal {
+    if (isRefusal(verdict)) return this.refused(verdict, req, undefined);
+    const id = verdict.clientId;
+    if (this.disabled.size > 0 && this.disabled.has(id)) {
+      return this.refused(refusal(403, 'client_disabled', `Client "${id}" is disabled`), req, id);
+    }
+    if (this.allowed !== undefined && !this.allowed.has(id)) {
+      return this.refused(refusal(403, 'client_not_allowed', `Client "${id}" is not allowed`), req, id);
+    }
+    return verdict;
+  }
+
+  // ------------------------------------------------------------------ per session
+
+  /** Once per new session: teams' checks, then S5 check_compliance. Undefined when admitted. */
+  async admitSession(identity: Identity, req: AdmissionRequest): Promise<Refusal | undefined> {
+    const id = identity.clientId;
+    if (this.disabled.size > 0 && this.disabled.has(id)) {
+      return this.refused(refusal(403, 'client_disabled', `Client "${id}" is disabled`), req, id);
+    }
+    if (this.allowed !== undefined && !this.allowed.has(id)) {
+      return this.refused(refusal(403, 'client_not_allowed', `Client "${id}" is not allowed`), req, id);
+    }
+    const address = this.address(req);
+    if (this.checks.length > 0) {
+      const context: AdmissionContext = {
+        identity,
+        transport: req.transport,
+        address,
+        headers: req.headers,
+        service: req.service,
+      };
+      for (const check of this.checks) {
+        let answer: Refusal | undefined | void;
+        try {
+          answer = await withTimeout(Promise.resolve(check.check(context)), this.config.s5.timeoutMs);
+        } catch (err) {
+          answer =
+            err === TIMED_OUT
+              ? refusal(503, 'check_timeout', `Admission check "${check.name}" did not answer in time`)
+              : refusal(503, 'check_failed', `Admission check "${check.name}" failed`);
+        }
+        if (isRefusal(answer)) return this.refused(answer, req, id, check.name);
+      }
+    }
+    if (this.policy) {
+      const verdict = await this.policy.checkCompliance('session.admit', {
+        clientId: id,
+        via: identity.via,
+        transport: req.transport,
+        service: req.service,
+        address,
+      });
+      if (!verdict.allowed) {
+        return this.refused(
+          refusal(403, 'compliance_denied', `Refused by policy: ${verdict.reason ?? 'not compliant'}`),
+          req,
+          id,
+        );
+      }
+    }
+    this.counters.authAdmitted(identity.via);
+    this.audit.log(
+      {
+        event: 'admitted',
+        correlationId: randomUUID(),
+        clientId: id,
+        via: identity.via,
+        transport: req.transport,
+        address,
+        service: req.service,
+      },
+      'Audit',
+    );
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ refusals
+
+  /** Counts and audits a refusal (one line, never the credential), giving it a correlation id. */
+  private refused(r: Refusal, req: AdmissionRequest, clientId: string | undefined, check?: string): Refusal {
+    const correlationId = randomUUID();
+    (r as Refusal & { correlationId?: string }).correlationId = correlationId;
+    this.counters.authRefused(r.reason);
+    this.audit.warn(
+      {
+        event: 'refused',
+        correlationId,
+        clientId: clientId ?? ANONYMOUS_CLIENT,
+        transport: req.transport,
+        address: this.address(req),
+        status: r.status,
+        reason: r.reason,
+        ...(check ? { check } : {}),
+      },
+      'Audit',
+    );
+    return r;
+  }
+
+  /** The response headers of a refusal: WWW-Authenticate for 401 and insufficient_scope, the correlation id. */
+  refusalHeaders(r: Refusal, req: Pick<AdmissionRequest, 'headers' | 'socket'>): Record<string, string> {
+    const headers: Record<string, string> = {};
+    const correlationId = (r as Refusal & { correlationId?: string }).correlationId;
+    if (correlationId) headers['x-correlation-id'] = correlationId;
+    if (r.status === 401 || r.bearerError === 'insufficient_scope') {
+      const parts: string[] = [];
+      if (this.oauth) parts.push(`resource_metadata="${this.metadataUrl(req)}"`);
+      else parts.push('realm="mcp-gateway"');
+      if (r.bearerError) {
+        parts.push(`error="${r.bearerError}"`);
+        parts.push(`error_description="${r.message.replace(/["\\]/g, '')}"`);
+      }
+      const scope =
+        r.scope ??
+        (this.oauth && this.config.auth.requiredScopes.length > 0
+          ? this.config.auth.requiredScopes.join(' ')
+          : undefined);
+      if (scope) parts.push(`scope="${scope}"`);
+      headers['www-authenticate'] = `Bearer ${parts.join(', ')}`;
+    }
+    return headers;
+  }
+
+  /** Writes a refusal as an HTTP response with a JSON-RPC error body. */
+  sendHttp(res: ServerResponse, r: Refusal, req: Pick<AdmissionRequest, 'headers' | 'socket'>): void {
+    sendJsonRpcError(res, r.status, ErrorCode.Unauthorized, r.message, {
+      data: { reason: r.reason },
+      headers: this.refusalHeaders(r, req),
+    });
+  }
+
+  // ------------------------------------------------------------------ OAuth resource server (RFC 9728)
+
+  /** Scheme://host the client used (X-Forwarded-* only from trusted proxies), or PUBLIC_URL. */
+  publicBase(req: Pick<AdmissionRequest, 'headers' | 'socket'>): string {
+    if (this.config.auth.publicUrl) return this.config.auth.publicUrl;
+    const encrypted = Boolean((req.socket as TLSSocket | undefined)?.encrypted);
+    const origin = this.proxies.publicOrigin(req.socket?.remoteAddress, req.headers, encrypted);
+    return `${origin.proto}://${origin.host ?? `${this.config.host}`}`;
+  }
+
+  /**
+   * The canonical URI of the MCP endpoint the client used (RFC 8707 / RFC 9728): `<base>/mcp` unless
+   * `path` names another of the gateway's endpoints (`/mcp/<service>`, `/sse`, `/ws`, …).
+   */
+  resourceUrl(req: Pick<AdmissionRequest, 'headers' | 'socket' | 'path'>): string {
+    return `${this.publicBase(req)}${endpointPath(req.path)}`;
+  }
+
+  metadataUrl(req: Pick<AdmissionRequest, 'headers' | 'socket' | 'path'>): string {
+    return `${this.publicBase(req)}/.well-known/oauth-protected-resource${endpointPath(req.path)}`;
+  }
+
+  /** The protected resource metadata document (RFC 9728 §2) of the endpoint at `req.path`. */
+  metadata(req: Pick<AdmissionRequest, 'headers' | 'socket' | 'path'>): Record<string, unknown> {
+    const auth = this.config.auth;
+    return {
+      resource: this.resourceUrl(req),
+      authorization_servers: auth.authorizationServers,
+      scopes_supported: auth.scopesSupported ?? auth.requiredScopes,
+      bearer_methods_supported: ['header'],
+      resource_name: 'MCP gateway',
+    };
+  }
+
+  get oauthEnabled(): boolean {
+    return this.oauth;
+  }
+
+  /**
+   * Without AUTH_JWT_AUDIENCE in oauth mode: a token's `aud` must name this gateway — the resource
+   * URL of one of its MCP endpoints (all of them are the same protected resource), never another server.
+   */
+  private ownAudience(req: AdmissionRequest): ((aud: string) => boolean) | undefined {
+    if (this.config.auth.audiences || !this.oauth) return undefined;
+    const base = this.publicBase(req);
+    return (aud) =>
+      aud.length > base.length &&
+      aud.startsWith(base) &&
+      endpointPath(aud.slice(base.length)) === aud.slice(base.length);
+  }
+
+  address(req: Pick<AdmissionRequest, 'headers' | 'socket'>): string {
+    return this.proxies.clientAddress(req.socket?.remoteAddress, req.headers);
+  }
+
+  private credentialHint(): string {
+    const ways: string[] = [];
+    if (this.modes.has('api_key')) ways.push('an API key (Authorization: Bearer … or X-API-Key)');
+    if (this.jwt) ways.push('a bearer token (Authorization: Bearer …)');
+    if (this.modes.has('mtls')) ways.push('a client certificate');
+    return `Authentication required: send ${ways.join(' or ')}`;
+  }
+}
+
+const ENDPOINT_PATH = /^\/(mcp|sse|ws)(\/[A-Za-z0-9._~-]{1,128})?$/;
+
+/** `path` when it is one of the gateway's MCP endpoints, else `/mcp` (the canonical one). */
+export function endpointPath(path: string | undefined): string {
+  return path !== undefined && ENDPOINT_PATH.test(path) ? path : '/mcp';
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/** Resolves as `promise` does, or rejects with TIMED_OUT after `ms` (the timer is cleared either way). */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(TIMED_OUT), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function isTimeout(err: unknown): boolean {
+  return err === TIMED_OUT;
+}
+
+/**
+ * Configuration the gateway must not start with: no authentication on a non-loopback bind unless
+ * AUTH_MODE=none was chosen explicitly, and modes without what they need.
+ */
+export function authConfigProblems(
+  config: Pick<GatewayConfig, 'auth' | 'clients' | 'host' | 'tls'>,
+): string[] {
+  const problems: string[] = [];
+  const modes = config.auth.modes;
+  if (modes === undefined && !isLoopbackBind(config.host)) {
+    problems.push(
+      `HOST=${config.host} is not a loopback address: set AUTH_MODE (api_key, jwt, oauth, mtls), or AUTH_MODE=none to run without authentication on purpose`,
+    );
+  }
+  if (!modes) return problems;
+  if ((modes.includes('jwt') || modes.includes('oauth')) && !config.auth.jwtSecret && !config.auth.jwksUrl) {
+    problems.push('AUTH_MODE jwt/oauth needs AUTH_JWT_SECRET or AUTH_JWKS_URL');
+  }
+  if (modes.includes('oauth') && config.auth.authorizationServers.length === 0) {
+    problems.push(
+      'AUTH_MODE=oauth needs AUTH_AUTHORIZATION_SERVERS (the issuers named in the resource metadata)',
+    );
+  }
+  if (modes.includes('api_key') && !Object.values(config.clients).some((c) => (c.apiKeys ?? []).length > 0)) {
+    problems.push('AUTH_MODE=api_key needs clients with apiKeys in gateway.yaml');
+  }
+  if (modes.includes('mtls') && (!config.tls || config.tls.clientCert === 'none' || !config.tls.caFile)) {
+    problems.push('AUTH_MODE=mtls needs TLS with TLS_CA_FILE and TLS_CLIENT_CERT=require (or request)');
+  }
+  return problems;
+}
+
+function isLoopbackBind(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || h === '[::1]' || h.startsWith('127.');
+}
