@@ -1,3 +1,4 @@
+import { ClientsSchema, type ClientPolicies } from '../policy/client-policy-schema';
 import { TrustedProxies } from '../policy/trusted-proxies';
 import { z } from 'zod';
 import { assignReplicaIds } from './replica-id';
@@ -209,6 +210,8 @@ export const FileSchema = z
   .object({
     defaultService: z.string().optional(),
     services: ServicesSchema,
+    /** Per-client policy (rate limits, authorization; see src/policy/client-policy-schema.ts). */
+    clients: ClientsSchema.default({}),
   })
   .strict();
 
@@ -359,6 +362,21 @@ export const EnvSchema = z.object({
   // ── settings: authentication, identity, S5 (helper p1) ──
   // ·
   // ── settings: rate limits and per-client authorization (helper p2) ──
+  /** Per-client rate limits on every transport (on by default, whatever the authentication mode). */
+  RATE_LIMIT_ENABLED: bool.default(true),
+  /** Requests per second each client may send (token bucket refill rate); overridable per client in gateway.yaml. */
+  RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).max(1_000_000).default(100),
+  /** Requests a client may send at once after a quiet spell (the bucket size); defaults to RATE_LIMIT_PER_SECOND. */
+  RATE_LIMIT_BURST: int(1, 10_000_000).optional(),
+  /** Redis shared by every gateway node: rate limits are then enforced cluster-wide (rate-limiter-flexible's Redis store). */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
+  /** While Redis is unreachable: `open` = each node limits alone (in-memory insurance limiter), `closed` = refuse every request. */
+  RATE_LIMIT_REDIS_FAIL_MODE: z.enum(['open', 'closed']).default('open'),
+  /** How often each node reports what it granted to Redis and learns what the cluster has left (ms). */
+  RATE_LIMIT_SYNC_MS: int(1, 10_000).default(50),
   // ·
   // ── settings: flood protection and slow-request limits (helper p3) ──
   // ·
@@ -449,6 +467,17 @@ export interface GatewayConfig {
   // ── settings: authentication, identity, S5 (helper p1) ──
   // ·
   // ── settings: rate limits and per-client authorization (helper p2) ──
+  /** Default per-client rate limit and the shared (Redis) store. */
+  rateLimit: {
+    enabled: boolean;
+    perSecond: number;
+    burst: number;
+    redisUrl: string | undefined;
+    redisFailMode: 'open' | 'closed';
+    syncIntervalMs: number;
+  };
+  /** gateway.yaml `clients:` — per-client rate limits and tool/resource/prompt rules. */
+  clients: ClientPolicies;
   // ·
   // ── settings: flood protection and slow-request limits (helper p3) ──
   // ·

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { ZodError } from 'zod';
+import type { ClientPolicies } from '../policy/client-policy-schema';
 import {
   EnvSchema,
   FileSchema,
@@ -35,7 +36,9 @@ export function loadConfig(
   const envResult = EnvSchema.safeParse(stripEmpty(env));
   if (!envResult.success) problems.push(...describe(envResult.error, 'env '));
 
-  let file: { defaultService?: string; services: Record<string, ServiceConfig> } = { services: {} };
+  let file: { defaultService?: string; services: Record<string, ServiceConfig>; clients?: ClientPolicies } = {
+    services: {},
+  };
   const path = env.GATEWAY_CONFIG ?? (defaultFile && existsSync(defaultFile) ? defaultFile : undefined);
   if (path && !overrides.services) {
     try {
@@ -138,6 +141,15 @@ export function loadConfig(
     // ── settings: authentication, identity, S5 (helper p1) ──
     // ·
     // ── settings: rate limits and per-client authorization (helper p2) ──
+    rateLimit: {
+      enabled: e.RATE_LIMIT_ENABLED,
+      perSecond: e.RATE_LIMIT_PER_SECOND,
+      burst: e.RATE_LIMIT_BURST ?? Math.max(1, Math.ceil(e.RATE_LIMIT_PER_SECOND)),
+      redisUrl: e.REDIS_URL,
+      redisFailMode: e.RATE_LIMIT_REDIS_FAIL_MODE,
+      syncIntervalMs: e.RATE_LIMIT_SYNC_MS,
+    },
+    clients: file.clients ?? {},
     // ·
     // ── settings: flood protection and slow-request limits (helper p3) ──
     // ·

@@ -15,6 +15,7 @@ import {
 import { z } from 'zod';
 import { ReplicaSchema, type ReplicaConfig, type ResolvedReplica } from '../config/gateway-config';
 import { derivedReplicaId } from '../config/replica-id';
+import { RateLimitGuard } from '../policy/rate-limit/rate-limit.guard';
 import { AdminTokenGuard } from './admin-token.guard';
 import { ConfigReloadService } from './config-reload.service';
 import { DuplicateReplicaError, Router, UnknownReplicaError, UnknownServiceError } from './router.service';
@@ -33,7 +34,7 @@ const PatchSchema = z
  * once and are not written back to gateway.yaml: a restart starts from the file again.
  */
 @Controller('admin')
-@UseGuards(AdminTokenGuard)
+@UseGuards(RateLimitGuard, AdminTokenGuard)
 export class AdminController {
   constructor(
     private readonly router: Router,

@@ -14,7 +14,8 @@ import { ResumeUnavailableError } from '../../session/outbox';
 import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry, SwitchVerdict } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
-import { clientIdFrom } from '../http/client-identity';
+import { refusalResponse, type MessagePolicy } from '../../policy/message-policy';
+import { ANONYMOUS_CLIENT, clientIdFrom } from '../http/client-identity';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
@@ -41,6 +42,8 @@ export class LegacySseHandler {
     private readonly metrics: GatewayMetrics,
     /** Answers what the async continuations below GET /sse throw (the routes' own boundary). */
     private readonly boundary: ErrorBoundary,
+    /** Per-message policy (rate limits, authorization); refusals are answered on the stream. */
+    private readonly policy?: MessagePolicy,
   ) {}
 
   /** GET /sse[/:service] — new session, or resume of an existing one. */
@@ -244,7 +247,11 @@ export class LegacySseHandler {
       return;
     }
     sendStatus(res, 202);
-    deliver(session, parsed.messages, parsed.batch ? undefined : text);
+    const address =
+      this.policy && session.clientId === ANONYMOUS_CLIENT && res.req
+        ? this.policy.addressOf(res.req.socket.remoteAddress, res.req.headers)
+        : undefined;
+    deliver(session, parsed.messages, parsed.batch ? undefined : text, this.policy, address);
   }
 
   /**
@@ -332,6 +339,21 @@ function resumePosition(
   return { sessionId, seq: Number(seqText) };
 }
 
-function deliver(session: Session, messages: JsonRpcMessage[], raw: string | undefined): void {
-  for (const message of messages) session.receive(message, raw, STANDALONE_STREAM);
+/**
+ * Hands the messages to the session; one the policy refuses (rate limit, authorization) is
+ * answered in-band on the SSE stream (−31004 with retryAfterMs, or the authorization error) and
+ * never forwarded.
+ */
+function deliver(
+  session: Session,
+  messages: JsonRpcMessage[],
+  raw: string | undefined,
+  policy: MessagePolicy | undefined,
+  address: string | undefined,
+): void {
+  for (const message of messages) {
+    const refusal = policy?.check(session.clientId, message, 'sse', address);
+    if (refusal === undefined) session.receive(message, raw, STANDALONE_STREAM);
+    else session.answer(refusalResponse(refusal, (message as { id: JsonRpcId }).id), STANDALONE_STREAM);
+  }
 }

@@ -3,6 +3,7 @@ import {
   Injectable,
   Logger,
   Module,
+  Optional,
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
@@ -12,6 +13,7 @@ import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { MessagePolicy } from '../../policy/message-policy';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { ErrorCode } from '../../../libs/protocol/src';
@@ -59,6 +61,7 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     private readonly metrics: GatewayMetrics,
     sessions: SessionService,
     router: Router,
+    @Optional() policy?: MessagePolicy,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
     // The cap of S3 allocate_connections(sse) counts open SSE streams: the ticker holds each of them.
@@ -74,6 +77,7 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
       this.keepAlive,
       metrics,
       this.boundary,
+      policy,
     );
   }
 

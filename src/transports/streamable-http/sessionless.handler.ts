@@ -639,6 +639,7 @@ export class SessionlessHandler {
     }
 
     const clientId = clientIdFrom(headers);
+    if (this.owner.refusedByPolicy(clientId, parsed.messages, false, headers, res)) return;
     let entry: BridgeEntry | undefined;
     try {
       entry = this.entryFor(clientId, service, meta!);

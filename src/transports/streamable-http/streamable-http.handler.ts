@@ -22,7 +22,8 @@ import { ResumeUnavailableError } from '../../session/outbox';
 import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
-import { clientIdFrom } from '../http/client-identity';
+import type { MessagePolicy } from '../../policy/message-policy';
+import { ANONYMOUS_CLIENT, clientIdFrom } from '../http/client-identity';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
@@ -51,6 +52,8 @@ export interface StreamableHttpDeps {
   keepAlive: KeepAliveTicker | undefined;
   /** Where unexpected failures (a bug, never a client mistake) are answered, logged and counted. */
   boundary: ErrorBoundary;
+  /** Per-message policy (rate limits, authorization); absent in unit tests. */
+  policy?: MessagePolicy;
 }
 
 /** The parsed query of a request (only `client_id` is read here). */
@@ -195,6 +198,35 @@ export class StreamableHttpHandler {
     } catch (err) {
       this.internalError(res, err);
     }
+  }
+
+  /**
+   * The per-message policy, asked before anything reaches a session: true after answering a
+   * refused message — 429 with Retry-After and RateLimit headers over its rate limit, or (HTTP 200)
+   * the JSON-RPC error of an authorization refusal. A refusal in a batch refuses the whole POST.
+   */
+  refusedByPolicy(
+    clientId: string,
+    messages: readonly JsonRpcMessage[],
+    batch: boolean,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+  ): boolean {
+    const policy = this.deps.policy;
+    if (policy === undefined) return false;
+    const address =
+      clientId === ANONYMOUS_CLIENT ? policy.addressOf(res.socket?.remoteAddress, headers) : undefined;
+    for (const m of messages) {
+      const refusal = policy.check(clientId, m, 'streamable', address);
+      if (refusal === undefined) continue;
+      sendJsonRpcError(res, refusal.httpStatus, refusal.code, refusal.message, {
+        id: batch ? null : ((m as { id?: JsonRpcId }).id ?? null),
+        data: refusal.data,
+        headers: refusal.headers,
+      });
+      return true;
+    }
+    return false;
   }
 
   internalError(res: ServerResponse, err: unknown, sessionId?: string): void {
@@ -344,6 +376,7 @@ export class StreamableHttpHandler {
       return;
     }
     const messages = parsed.messages;
+    if (this.refusedByPolicy(clientIdFrom(headers, query), messages, parsed.batch, headers, res)) return;
     let requests = 0;
     let initialize = false;
     for (const m of messages) {

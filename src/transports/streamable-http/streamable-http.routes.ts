@@ -5,6 +5,7 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationShutdown,
   type OnModuleInit,
+  Optional,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -13,6 +14,7 @@ import { ErrorCode } from '../../../libs/protocol/src';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { MessagePolicy } from '../../policy/message-policy';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { sendJsonRpcError } from '../http/http-reply';
@@ -57,6 +59,7 @@ export class StreamableHttpRoutes
     private readonly sessions: SessionService,
     router: Router,
     metrics: GatewayMetrics,
+    @Optional() policy?: MessagePolicy,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
     this.boundary = new ErrorBoundary('mcp', metrics, this.log, sessions.transportGuard);
@@ -67,6 +70,7 @@ export class StreamableHttpRoutes
       metrics,
       keepAlive: this.keepAlive,
       boundary: this.boundary,
+      policy,
     });
   }
 

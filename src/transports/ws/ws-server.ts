@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type Server as WsLibServer } from 'ws';
 import {
@@ -11,6 +12,7 @@ import {
   parseEventId,
   parseJsonRpc,
   refusalKind,
+  type JsonRpcId,
   type JsonRpcMessage,
 } from '../../../libs/protocol/src';
 import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
@@ -19,7 +21,8 @@ import { STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { ErrorBoundary } from '../error-boundary';
 import { AdmissionRefusedError } from '../../session/session-capacity';
-import { clientIdFrom } from '../http/client-identity';
+import { refusalResponse, type MessagePolicy } from '../../policy/message-policy';
+import { ANONYMOUS_CLIENT, clientIdFrom } from '../http/client-identity';
 import type { RequestGuard } from '../http/request-guard';
 import { GatewayMethod, GatewaySocket, WsChannel, type WsChannelOwner } from './ws-channel';
 import { WsClose, WsCloseFromClient } from './ws-close-codes';
@@ -118,6 +121,8 @@ export class WsServer implements WsChannelOwner {
     private readonly guard: RequestGuard,
     private readonly metrics: GatewayMetrics,
     private readonly log: WsLogger,
+    /** Per-message policy (rate limits, authorization); refusals are answered in-band. */
+    private readonly policy?: MessagePolicy,
   ) {
     this.wss = new WebSocketServer<typeof GatewaySocket>({
       noServer: true,
@@ -353,6 +358,10 @@ export class WsServer implements WsChannelOwner {
     }
     const session = admission.session;
     channel.session = session;
+    if (this.policy && session.clientId === ANONYMOUS_CLIENT) {
+      // An anonymous client is rate-limited by its address, found once per connection.
+      channel.address = this.policy.addressOf((admission.socket as Socket).remoteAddress, admission.headers);
+    }
     if (!admission.resume) {
       channel.hello(session.id, 0, false);
       session.attachPrimary(channel, undefined);
@@ -421,7 +430,7 @@ export class WsServer implements WsChannelOwner {
         return;
       }
       if (!parsed.batch) {
-        this.receive(session, parsed.messages[0], text);
+        this.receive(channel, session, parsed.messages[0], text);
         return;
       }
       const version = session.protocolVersion;
@@ -436,20 +445,27 @@ export class WsServer implements WsChannelOwner {
         );
         return;
       }
-      for (const message of parsed.messages) this.receive(session, message, undefined);
+      for (const message of parsed.messages) this.receive(channel, session, message, undefined);
     } catch (err) {
       // Client input must never take the process down; the session may still be resumed.
       this.frameBoundary.ws(channel, err, session.id);
     }
   }
 
-  private receive(session: Session, message: JsonRpcMessage, raw: string | undefined): void {
+  private receive(
+    channel: WsChannel,
+    session: Session,
+    message: JsonRpcMessage,
+    raw: string | undefined,
+  ): void {
     if ((message as { method?: string }).method === GatewayMethod.Ack) {
       const seq = (message as { params?: { seq?: unknown } }).params?.seq;
       if (typeof seq === 'number') session.ack(seq); // Session.ack checks the position
       return;
     }
-    session.receive(message, raw, STANDALONE_STREAM);
+    const refusal = this.policy?.check(session.clientId, message, 'ws', channel.address);
+    if (refusal === undefined) session.receive(message, raw, STANDALONE_STREAM);
+    else session.answer(refusalResponse(refusal, (message as { id: JsonRpcId }).id), STANDALONE_STREAM);
   }
 
   /** A JSON-RPC error (id null) through the session, so it carries a sequence number like every frame. */

@@ -3,6 +3,7 @@ import {
   Injectable,
   Logger,
   Module,
+  Optional,
   type BeforeApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
@@ -11,6 +12,7 @@ import type { Server as HttpServer } from 'node:http';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { MessagePolicy } from '../../policy/message-policy';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { RequestGuard } from '../http/request-guard';
@@ -47,6 +49,7 @@ export class WsTransportService implements OnModuleInit, BeforeApplicationShutdo
     metrics: GatewayMetrics,
     private readonly sessions: SessionService,
     router: Router,
+    @Optional() policy?: MessagePolicy,
   ) {
     this.server = new WsServer(
       wsSettingsFrom(config),
@@ -55,6 +58,7 @@ export class WsTransportService implements OnModuleInit, BeforeApplicationShutdo
       new RequestGuard(config),
       metrics,
       new Logger('WsTransport'),
+      policy,
     );
   }
 
