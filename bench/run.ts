@@ -320,7 +320,9 @@ async function startGateway(
   env: Record<string, string> = {},
 ): Promise<{ child: BenchChild; url: string }> {
   const args = JSON.stringify({
-    env: { LOG_LEVEL: logLevel, ...env },
+    // Rate limits off unless a suite turns them on (suite `rate-limit`): the load workers' sessions
+    // are anonymous clients of one loopback address and would share one 100 req/s budget.
+    env: { LOG_LEVEL: logLevel, RATE_LIMIT_ENABLED: 'false', ...env },
     config: { services, defaultService: Object.keys(services)[0] },
   });
   // --expose-gc only so memory "before"/"afterGc" are measured after a full collection.

@@ -76,10 +76,10 @@ interface CompiledClient {
 
 function rateOf(r: { perSecond?: number; burst?: number }, fallback: RateLimit): RateLimit {
   const perSecond = r.perSecond ?? fallback.perSecond;
-  return {
-    perSecond,
-    burst: r.burst ?? (r.perSecond === undefined ? fallback.burst : Math.max(1, Math.ceil(perSecond))),
-  };
+  if (r.burst !== undefined) return { perSecond, burst: r.burst };
+  if (r.perSecond === undefined) return { perSecond, burst: fallback.burst };
+  // The burst defaults to one second's worth; a limit of 0 grants nothing at all.
+  return { perSecond, burst: perSecond === 0 ? 0 : Math.max(1, Math.ceil(perSecond)) };
 }
 
 /**

@@ -57,8 +57,11 @@ export class TokenBucket {
   /** A new limit (S3 adjust_rate_limit, S5 policy_update): applies from the next take. */
   setLimit(limit: RateLimit, now: number): void {
     this.refill(now);
+    // A larger bucket grants its extra room at once (a client raised from 0 is served on its next
+    // request); a smaller one keeps no more than it holds.
+    const grown = limit.burst - this.limit.burst;
     this.limit = limit;
-    if (this.tokens > limit.burst) this.tokens = limit.burst;
+    this.tokens = Math.min(limit.burst, this.tokens + (grown > 0 ? grown : 0));
   }
 
   /** Full and not blocked: indistinguishable from a fresh bucket, so it may be dropped. */
