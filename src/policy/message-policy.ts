@@ -287,7 +287,9 @@ export class MessagePolicy implements LimitSource {
     const name = verdict.policy;
     return {
       code: ErrorCode.RateLimited,
-      message: `Rate limit exceeded: ${perSecond} requests per second (burst ${burst}); retry in ${verdict.retryAfterMs} ms`,
+      message: verdict.unavailable
+        ? `Rate limiter unavailable (its shared store cannot be reached and the gateway fails closed); retry in ${verdict.retryAfterMs} ms`
+        : `Rate limit exceeded: ${perSecond} requests per second (burst ${burst}); retry in ${verdict.retryAfterMs} ms`,
       httpStatus: 429,
       headers: {
         'retry-after': String(seconds),

@@ -10,6 +10,8 @@ export interface RateVerdict {
   limit: RateLimit;
   /** Which limit refused: the default, the client's own, or one of its tools'. */
   policy: 'default' | 'client' | 'tool';
+  /** Refused because the shared store is unreachable and the gateway fails closed. */
+  unavailable?: boolean;
 }
 
 /** Where a key's limit comes from; asked when a bucket is created and when policy changes. */
@@ -47,7 +49,8 @@ export class RateLimiter {
     if (this.shared !== undefined) {
       if (wait === 0) this.shared.taken(key, bucket);
       const closed = this.shared.refusing();
-      if (closed) return { retryAfterMs: closed, limit: bucket.limit, policy: bucket.policy };
+      if (closed)
+        return { retryAfterMs: closed, limit: bucket.limit, policy: bucket.policy, unavailable: true };
     }
     return wait === 0 ? undefined : { retryAfterMs: wait, limit: bucket.limit, policy: bucket.policy };
   }
