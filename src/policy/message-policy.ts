@@ -56,6 +56,15 @@ export interface RateLimitSettings {
   burst: number;
 }
 
+/**
+ * The bucket of a client: its id, or `#<address>` for the anonymous one. A named id that itself
+ * starts with `#` gets a second one, so no client can name itself into an address's bucket.
+ */
+function bucketKey(clientId: string, address: string | undefined): string {
+  if (clientId === ANONYMOUS_CLIENT) return `#${address ?? 'unknown'}`;
+  return clientId.charCodeAt(0) === 35 ? `#${clientId}` : clientId;
+}
+
 /** The JSON-RPC answer to a refused request. */
 export function refusalResponse(refusal: PolicyRefusal, id: JsonRpcId | null): JsonRpcFailure {
   return errorResponse(id, refusal.code, refusal.message, refusal.data);
@@ -132,7 +141,7 @@ export class MessagePolicy implements LimitSource {
   ): PolicyRefusal | undefined {
     const request = message as JsonRpcRequest;
     if (request.method === undefined || request.id === undefined) return undefined;
-    const key = clientId === ANONYMOUS_CLIENT ? `#${address ?? 'unknown'}` : clientId;
+    const key = bucketKey(clientId, address);
     const now = Date.now();
     if (this.settings.enabled) {
       const verdict = this.limiter.take(key, clientId, undefined, now);
@@ -170,7 +179,7 @@ export class MessagePolicy implements LimitSource {
   /** One request outside MCP (an admin API call through RateLimitGuard): the client's rate limit only. */
   take(clientId: string, entry: PolicyEntry, address?: string): PolicyRefusal | undefined {
     if (!this.settings.enabled) return undefined;
-    const key = clientId === ANONYMOUS_CLIENT ? `#${address ?? 'unknown'}` : clientId;
+    const key = bucketKey(clientId, address);
     const verdict = this.limiter.take(key, clientId, undefined, Date.now());
     return verdict === undefined ? undefined : this.rateLimited(verdict, entry);
   }
