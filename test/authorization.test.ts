@@ -4,9 +4,13 @@
  * and the list answers hide what the client may not use; allowed calls still work.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { ConfigReloadService } from '../src/routing/config-reload.service';
 import { CLIENT_TRANSPORTS } from './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { connectAs } from './helpers/policy-clients';
@@ -83,4 +87,26 @@ describe('per-client authorization', () => {
       });
     });
   }
+});
+
+describe('per-client rules from gateway.yaml', () => {
+  test('an edit of the clients section applies from the next request', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-clients-'));
+    const file = join(dir, 'gateway.yaml');
+    const services = 'services:\n  demo:\n    replicas:\n      - transport: embedded\n';
+    writeFileSync(file, `${services}clients:\n  carol:\n    tools: { deny: ['echo'] }\n`);
+    const gw = await startGateway({}, { GATEWAY_CONFIG: file, GATEWAY_CONFIG_WATCH: 'false' });
+    const { client } = await connectAs(gw.url, 'ws', 'carol');
+    try {
+      await refusedWith(client.callTool({ name: 'echo', arguments: { text: 'x' } }), -32602);
+      writeFileSync(file, `${services}clients:\n  carol:\n    tools: { deny: ['current_time'] }\n`);
+      await gw.gateway.app.get(ConfigReloadService).reload();
+      const ok = await client.callTool({ name: 'echo', arguments: { text: 'now allowed' } });
+      assert.ok(JSON.stringify(ok.content).includes('now allowed'));
+      await refusedWith(client.callTool({ name: 'current_time', arguments: {} }), -32602);
+    } finally {
+      await client.close();
+      await gw.close();
+    }
+  });
 });
