@@ -262,3 +262,72 @@ describe('per-client rate limits', () => {
     }
   });
 });
+
+describe('2026-07-28 sessionless requests', () => {
+  const MODERN = '2026-07-28';
+  const meta = {
+    'io.modelcontextprotocol/protocolVersion': MODERN,
+    'io.modelcontextprotocol/clientCapabilities': {},
+    'io.modelcontextprotocol/clientInfo': { name: 'modern-policy-test', version: '1.0.0' },
+  };
+  const post = (
+    base: string,
+    clientId: string,
+    id: number,
+    method: string,
+    params: Record<string, unknown>,
+  ) =>
+    fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': MODERN,
+        'mcp-method': method,
+        ...(typeof params.name === 'string' ? { 'mcp-name': params.name } : {}),
+        'x-mcp-client-id': clientId,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } }),
+    });
+  /** The JSON-RPC answer of a POST, whether it came as JSON or as an SSE stream. */
+  const answerOf = async (res: Response): Promise<{ result?: { tools?: Array<{ name: string }> } }> => {
+    const text = await res.text();
+    if ((res.headers.get('content-type') ?? '').startsWith('application/json')) return JSON.parse(text);
+    const data = text
+      .split('\n')
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => JSON.parse(l.slice(5)) as { id?: unknown })
+      .find((m) => m.id !== undefined);
+    return data as { result?: { tools?: Array<{ name: string }> } };
+  };
+
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway({
+      rateLimit: { enabled: true, perSecond: 1000, burst: 1000 },
+      clients: {
+        modern: { rateLimit: { perSecond: 0.01, burst: 2 }, tools: { allow: ['echo'] } },
+      },
+    });
+  });
+  after(() => gw.close());
+
+  test('lists are filtered, and past the limit the POST is 429 with the RateLimit headers', async () => {
+    const list = await post(gw.url, 'modern', 1, 'tools/list', {});
+    assert.equal(list.status, 200);
+    assert.deepEqual(
+      (await answerOf(list)).result?.tools?.map((t) => t.name),
+      ['echo'],
+    );
+    const call = await post(gw.url, 'modern', 2, 'tools/call', { name: 'echo', arguments: { text: 'x' } });
+    assert.equal(call.status, 200);
+    await call.text();
+    const refused = await post(gw.url, 'modern', 3, 'tools/call', { name: 'echo', arguments: { text: 'x' } });
+    assert.equal(refused.status, 429);
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    assert.match(refused.headers.get('ratelimit-policy') ?? '', /^"client";q=2;w=\d+$/);
+    const body = (await refused.json()) as { id: number; error: { code: number } };
+    assert.equal(body.id, 3);
+    assert.equal(body.error.code, RATE_LIMITED);
+  });
+});
