@@ -45,13 +45,14 @@ export class RateLimiter {
       bucket = new TokenBucket(limit, now, clientId, tool, policy);
       this.buckets.set(key, bucket);
     }
-    const wait = bucket.take(now);
     if (this.shared !== undefined) {
-      if (wait === 0) this.shared.taken(key, bucket);
+      // Fail-closed with Redis away: refused before a token is spent or reported.
       const closed = this.shared.refusing();
       if (closed)
         return { retryAfterMs: closed, limit: bucket.limit, policy: bucket.policy, unavailable: true };
     }
+    const wait = bucket.take(now);
+    if (wait === 0 && this.shared !== undefined) this.shared.taken(key, bucket);
     return wait === 0 ? undefined : { retryAfterMs: wait, limit: bucket.limit, policy: bucket.policy };
   }
 
