@@ -36,6 +36,7 @@ import {
 } from './children';
 import { printFlood, runFloodSuite, type FloodReport } from './flood';
 import { kb, runIdleScenario, type IdleKind, type IdleScenarioResult } from './idle';
+import { runLimiterMicro, type LimiterMicroReport } from './rate-limit';
 import {
   parseRingOption,
   printRing,
@@ -56,7 +57,7 @@ import type {
 
 type TargetKind = 'direct' | 'gateway';
 type UpstreamKind = 'fast' | 'embedded-demo';
-type Suite = 'ring' | 'load' | 'idle' | 'compression' | 'replicas' | 'ws-upstream' | 'pooled-idle' | 'flood';
+type Suite = (typeof ALL_SUITES)[number];
 const ALL_SUITES = [
   'ring',
   'load',
@@ -66,6 +67,7 @@ const ALL_SUITES = [
   'ws-upstream',
   'pooled-idle',
   'flood',
+  'rate-limit',
 ] as const;
 
 interface Options {
@@ -330,7 +332,9 @@ async function startGateway(
   env: Record<string, string> = {},
 ): Promise<{ child: BenchChild; url: string }> {
   const args = JSON.stringify({
-    env: { LOG_LEVEL: logLevel, ...env },
+    // Rate limits off unless a suite turns them on (suite `rate-limit`): the load workers' sessions
+    // are anonymous clients of one loopback address and would share one 100 req/s budget.
+    env: { LOG_LEVEL: logLevel, RATE_LIMIT_ENABLED: 'false', ...env },
     config: { services, defaultService: Object.keys(services)[0] },
   });
   // --expose-gc only so memory "before"/"afterGc" are measured after a full collection.
@@ -1246,6 +1250,107 @@ async function runReplicaSuite(
   };
 }
 
+interface RateLimitReport {
+  note: string;
+  micro: LimiterMicroReport;
+  runs: Array<{ limits: 'off' | 'on'; transport: BenchTransport; round: number; scenario: ScenarioResult }>;
+  median: Array<{ limits: 'off' | 'on'; transport: BenchTransport } & RoundMedian>;
+  /** limits on ÷ limits off, req/s, per transport. */
+  throughputRatio: Partial<Record<BenchTransport, number>>;
+}
+
+/**
+ * Suite `rate-limit`: what the per-message policy costs. One decision in this process (the
+ * gateway's synchronous bucket next to rate-limiter-flexible's promise per call), then the closed
+ * loop of tools/call at replicaSessions sessions (distinct client ids, so one bucket each) through
+ * two gateways on the same fast upstream, limits off and limits on (a limit no session reaches:
+ * every request is checked, none refused), alternating per round.
+ */
+async function runRateLimitSuite(
+  opts: Options,
+  failures: Array<{ what: string; error: string }>,
+): Promise<RateLimitReport> {
+  const micro = await runLimiterMicro();
+  console.log(
+    `  one decision: token bucket ${micro.tokenBucketNs} ns, RateLimiterMemory awaited ${micro.flexibleAwaitedNs} ns, ` +
+      `batched ${micro.flexibleBatchedNs} ns`,
+  );
+  const runs: RateLimitReport['runs'] = [];
+  const transports: BenchTransport[] = ['streamable-http', 'ws'];
+  let up: { child: BenchChild; url: string } | undefined;
+  const gateways: Array<{ child: BenchChild; url: string }> = [];
+  try {
+    up = await startUpstream('fast upstream (rate-limit)');
+    const off = await startGateway('gateway (limits off)', fastService(up.url), opts.logLevel);
+    gateways.push(off);
+    const on = await startGateway('gateway (limits on)', fastService(up.url), opts.logLevel, {
+      RATE_LIMIT_ENABLED: 'true',
+      RATE_LIMIT_PER_SECOND: '1000000',
+    });
+    gateways.push(on);
+    for (let round = 0; round <= opts.pairRounds; round++) {
+      for (const transport of transports) {
+        for (const [limits, gw] of [
+          ['off', off],
+          ['on', on],
+        ] as const) {
+          const scenario = await runScenario(
+            opts,
+            transport,
+            'gateway',
+            'fast',
+            gw.url,
+            opts.replicaSessions,
+            { upstream: up.child, gateway: gw.child },
+            {
+              clientIdPrefix: 'bench-client',
+              durationMs: opts.pairDurationMs,
+              warmupMs: opts.pairWarmupMs,
+              label: `limits ${limits} r${round}`,
+            },
+          );
+          runs.push({ limits, transport, round, scenario });
+        }
+      }
+    }
+  } catch (err) {
+    failures.push({ what: 'the rate-limit suite', error: (err as Error).message });
+  } finally {
+    await Promise.all(gateways.map((g) => stopChild(g.child)));
+    if (up) await stopChild(up.child);
+  }
+  const median: RateLimitReport['median'] = [];
+  const throughputRatio: RateLimitReport['throughputRatio'] = {};
+  for (const transport of transports) {
+    const pick = (limits: 'off' | 'on') =>
+      roundMedian(
+        runs
+          .filter((r) => r.limits === limits && r.transport === transport && r.round > 0)
+          .map((r) => r.scenario),
+      );
+    const offM = pick('off');
+    const onM = pick('on');
+    if (offM) median.push({ limits: 'off', transport, ...offM });
+    if (onM) median.push({ limits: 'on', transport, ...onM });
+    if (offM && onM) throughputRatio[transport] = round(onM.reqPerSec / offM.reqPerSec);
+  }
+  for (const m of median) {
+    console.log(
+      `  ${m.transport} limits ${m.limits}: median of ${m.rounds} ${m.reqPerSec} req/s  p50 ${fmt(m.p50)}  p99 ${fmt(m.p99)} ms` +
+        (m.errors ? `  errors ${m.errors}` : ''),
+    );
+  }
+  return {
+    note:
+      'Two gateways on one fast upstream, sessions bench-client-<i> (one bucket each); limits on = RATE_LIMIT_PER_SECOND=1000000 ' +
+      '(every request checked, none refused); round 0 is warm-up and left out of the medians.',
+    micro,
+    runs,
+    median,
+    throughputRatio,
+  };
+}
+
 interface WsUpstreamReport {
   note: string;
   /** Scenarios with `upstreamTransport` ('ws' | 'streamable-http'), client transport always ws; round 0 = warm-up. */
@@ -1556,6 +1661,11 @@ async function main(): Promise<void> {
     console.log('\nWebSocket client → WebSocket upstream, next to → Streamable HTTP upstream:');
     wsUpstream = await runWsUpstreamSuite(opts, failures);
   }
+  let rateLimit: RateLimitReport | null = null;
+  if (opts.suites.includes('rate-limit')) {
+    console.log(`\nrate limits on vs off (${opts.replicaSessions} sessions, distinct client ids):`);
+    rateLimit = await runRateLimitSuite(opts, failures);
+  }
   let pooledIdle: PooledIdleReport | null = null;
   if (opts.suites.includes('pooled-idle')) {
     console.log('\nidle sessions over a pooled stdio server-everything:');
@@ -1601,6 +1711,7 @@ async function main(): Promise<void> {
     wsUpstream,
     pooledIdle,
     flood,
+    rateLimit,
     failures,
   };
   mkdirSync(resultsDir, { recursive: true });

@@ -6,6 +6,7 @@ import type { GatewayConfig } from './config/gateway-config';
 import { HealthController } from './observability/health.controller';
 import { ObservabilityModule } from './observability/observability.module';
 import { FloodModule } from './policy/flood/flood.module';
+import { MessagePolicyModule } from './policy/message-policy.module';
 import { PolicyModule } from './policy/policy.module';
 import { PoolModule } from './pool/pool.module';
 import { RoutingModule } from './routing/routing.module';
@@ -38,6 +39,7 @@ export class AppModule {
         VsmModule,
         ObservabilityModule,
         PolicyModule,
+        MessagePolicyModule,
         RoutingModule,
         PoolModule,
         SessionModule,

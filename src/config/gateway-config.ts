@@ -1,3 +1,4 @@
+import { clientPolicyFields } from '../policy/client-policy-schema';
 import { TrustedProxies } from '../policy/trusted-proxies';
 import { z } from 'zod';
 import { assignReplicaIds } from './replica-id';
@@ -222,18 +223,21 @@ export const ClientSchema = z
       .default([]),
     /** A disabled client is refused on every transport (401), whatever credential it presents. */
     disabled: z.boolean().default(false),
+    /** Rate limits and tool/resource/prompt rules (src/policy/client-policy-schema.ts). */
+    ...clientPolicyFields,
   })
-  .passthrough();
-export type ClientConfig = z.infer<typeof ClientSchema>;
+  .strict();
+/** As written in gateway.yaml (defaults optional), so overrides and S5 updates can name a subset. */
+export type ClientConfig = z.input<typeof ClientSchema>;
 
 export const FileSchema = z
   .object({
     defaultService: z.string().optional(),
     services: ServicesSchema,
-    /** Clients and their credentials (see README "Security"). */
+    /** Clients: credentials, rate limits and authorization (`*`: every client without an entry; README "Security"). */
     clients: z
-      .record(z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'not a valid client id'), ClientSchema)
-      .optional(),
+      .record(z.string().regex(/^([A-Za-z0-9._:@-]{1,128}|\*)$/, 'not a valid client id'), ClientSchema)
+      .default({}),
   })
   .strict();
 
@@ -418,6 +422,21 @@ export const EnvSchema = z.object({
   /** What an unanswered (timed-out or failed) S5 question counts as. */
   S5_DEFAULT_VERDICT: z.enum(['allow', 'deny']).default('allow'),
   // ── settings: rate limits and per-client authorization (helper p2) ──
+  /** Per-client rate limits on every transport (on by default, whatever the authentication mode). */
+  RATE_LIMIT_ENABLED: bool.default(true),
+  /** Requests per second each client may send (token bucket refill rate); overridable per client in gateway.yaml. */
+  RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).max(1_000_000).default(100),
+  /** Requests a client may send at once after a quiet spell (the bucket size); defaults to RATE_LIMIT_PER_SECOND. */
+  RATE_LIMIT_BURST: int(1, 10_000_000).optional(),
+  /** Redis shared by every gateway node: rate limits are then enforced cluster-wide (rate-limiter-flexible's Redis store). */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
+  /** While Redis is unreachable: `open` = each node limits alone (in-memory insurance limiter), `closed` = refuse every request. */
+  RATE_LIMIT_REDIS_FAIL_MODE: z.enum(['open', 'closed']).default('open'),
+  /** How often each node reports what it granted to Redis and learns what the cluster has left (ms). */
+  RATE_LIMIT_SYNC_MS: int(1, 10_000).default(50),
   // ·
   // ── settings: flood protection and slow-request limits (helper p3) ──
   /** Live client connections, all addresses together (0: no cap; lowered to 90 % of the descriptor limit). */
@@ -548,10 +567,19 @@ export interface GatewayConfig {
     mtlsClientId: 'cn' | 'san';
     wsQueryToken: boolean;
   };
-  /** Clients of gateway.yaml's `clients:` section (API keys as `sha256:<hex>` digests). */
+  /** gateway.yaml's `clients:` section: API keys (`sha256:<hex>` digests), rate limits, tool/resource/prompt rules. */
   clients: Record<string, ClientConfig>;
   s5: { timeoutMs: number; defaultVerdict: 'allow' | 'deny' };
   // ── settings: rate limits and per-client authorization (helper p2) ──
+  /** Default per-client rate limit and the shared (Redis) store. */
+  rateLimit: {
+    enabled: boolean;
+    perSecond: number;
+    burst: number;
+    redisUrl: string | undefined;
+    redisFailMode: 'open' | 'closed';
+    syncIntervalMs: number;
+  };
   // ·
   // ── settings: flood protection and slow-request limits (helper p3) ──
   /** Connection and session flood limits (src/policy/flood) and the HTTP server's slow-request limits. */

@@ -161,6 +161,14 @@ export function loadConfig(
     clients: file.clients ?? {},
     s5: { timeoutMs: e.S5_TIMEOUT_MS, defaultVerdict: e.S5_DEFAULT_VERDICT },
     // ── settings: rate limits and per-client authorization (helper p2) ──
+    rateLimit: {
+      enabled: e.RATE_LIMIT_ENABLED,
+      perSecond: e.RATE_LIMIT_PER_SECOND,
+      burst: e.RATE_LIMIT_BURST ?? Math.max(1, Math.ceil(e.RATE_LIMIT_PER_SECOND)),
+      redisUrl: e.REDIS_URL,
+      redisFailMode: e.RATE_LIMIT_REDIS_FAIL_MODE,
+      syncIntervalMs: e.RATE_LIMIT_SYNC_MS,
+    },
     // ·
     // ── settings: flood protection and slow-request limits (helper p3) ──
     flood: {

@@ -42,6 +42,12 @@ export class GatewayMetrics {
   readonly transportSwitches = new Map<string, number>();
   /** Sessions moved to another replica, by `from->to` replica id. */
   readonly replicaFailovers = new Map<string, number>();
+  /** Client requests refused over a rate limit, by transport (`admin`: the Nest controllers' RateLimitGuard). */
+  readonly rateLimited = { streamable: 0, sse: 0, ws: 0, admin: 0 };
+  /** Requests refused by per-client tool/resource/prompt authorization, by transport. */
+  readonly authorizationDenied = { streamable: 0, sse: 0, ws: 0, admin: 0 };
+  /** Entries removed from list answers (tools/list, …) by per-client authorization. */
+  listEntriesFiltered = 0;
 
   /** Authentication and admission refusals by reason (`missing_credentials`, `token_expired`, …; helper p1). */
   readonly authRefusals = new Map<string, number>();

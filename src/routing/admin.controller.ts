@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { ReplicaSchema, type ReplicaConfig, type ResolvedReplica } from '../config/gateway-config';
 import { derivedReplicaId } from '../config/replica-id';
 import { AdminPolicyGuard } from '../policy/policy.module';
+import { RateLimitGuard } from '../policy/rate-limit/rate-limit.guard';
 import { AdminTokenGuard } from './admin-token.guard';
 import { ConfigReloadService } from './config-reload.service';
 import { DuplicateReplicaError, Router, UnknownReplicaError, UnknownServiceError } from './router.service';
@@ -34,7 +35,7 @@ const PatchSchema = z
  * once and are not written back to gateway.yaml: a restart starts from the file again.
  */
 @Controller('admin')
-@UseGuards(AdminTokenGuard, AdminPolicyGuard)
+@UseGuards(RateLimitGuard, AdminTokenGuard, AdminPolicyGuard)
 export class AdminController {
   constructor(
     private readonly router: Router,

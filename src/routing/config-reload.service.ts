@@ -1,8 +1,17 @@
 import { readFile } from 'node:fs/promises';
-import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Optional,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig, ServiceConfig } from '../config/gateway-config';
 import { parseServicesFile, servicesOrDemo } from '../config/load-config';
+import type { ClientPolicies } from '../policy/client-policy-schema';
+import { MessagePolicy } from '../policy/message-policy';
 import { ConfigFileWatcher } from './config-file-watcher';
 import { Router } from './router.service';
 import { applyServicesEdit, editProblems, type EditSummary } from './services-edit';
@@ -38,6 +47,8 @@ export class ConfigReloadService implements OnModuleInit, OnApplicationShutdown 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly router: Router,
+    /** Takes the file's `clients:` section (rate limits, authorization) on every applied edit. */
+    @Optional() private readonly policy?: MessagePolicy,
   ) {
     this.applied = config.services;
     this.status = {
@@ -118,6 +129,7 @@ export class ConfigReloadService implements OnModuleInit, OnApplicationShutdown 
       return;
     }
     const summary = applyServicesEdit(this.router, this.applied, next, defaultService);
+    this.policy?.setClients((parsed.file as { clients?: ClientPolicies }).clients ?? {});
     this.applied = next;
     this.status.appliedAt = new Date().toISOString();
     this.status.lastApplied = summary;

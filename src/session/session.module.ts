@@ -7,8 +7,10 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationShutdown,
   type OnModuleInit,
+  Optional,
 } from '@nestjs/common';
-import type { JsonRpcMessage } from '../../libs/protocol/src';
+import type { JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src';
+import { MessagePolicy } from '../policy/message-policy';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
 import { PoolManager } from '../pool/pool-manager.service';
@@ -36,7 +38,16 @@ export class GatewaySessionHooks implements SessionHooks {
     private readonly vsm: VsmBus,
     private readonly metrics: GatewayMetrics,
     private readonly transports: ClientTransportGuardService,
+    @Optional() private readonly policy?: MessagePolicy,
   ) {}
+
+  rewritesAnswer(session: Session, request: JsonRpcRequest): boolean {
+    return this.policy !== undefined && this.policy.filtersAnswer(session.clientId, request.method);
+  }
+
+  rewriteAnswer(session: Session, method: string, response: JsonRpcMessage): string | undefined {
+    return this.policy?.filterAnswer(session.clientId, method, response);
+  }
 
   clientMessage(session: Session, message: JsonRpcMessage): void {
     this.metrics.messageIn(session.transport);

@@ -69,6 +69,13 @@ export interface SessionHooks {
   overloaded?(session: Session): void;
   /** A slow reader made the session stop reading from its upstream (`paused`), or it drained. */
   backpressure(session: Session, paused: boolean): void;
+  /**
+   * Whether the answer to `request` must be rewritten before the client sees it (a list filtered
+   * by the client's authorization rules); asked once per request, false for almost all.
+   */
+  rewritesAnswer?(session: Session, request: JsonRpcRequest): boolean;
+  /** The rewritten text of such an answer, or undefined to send the upstream's bytes unchanged. */
+  rewriteAnswer?(session: Session, method: string, response: JsonRpcMessage): string | undefined;
 }
 
 interface InFlight {
@@ -76,6 +83,8 @@ interface InFlight {
   progressToken: string | number | undefined;
   /** When it was sent, or when its last progress notification came (progress keeps a request alive). */
   lastSign: number;
+  /** The method, when its answer must be rewritten (SessionHooks.rewritesAnswer); otherwise undefined. */
+  rewrite: string | undefined;
 }
 
 /** A completed request: the seq of its answer, and when it was answered (for the time window). */
@@ -392,7 +401,8 @@ export class Session implements ChannelListener, UpstreamSink {
       }
       const token = progressTokenOf(message);
       if (this.inFlight === NO_ENTRIES) this.inFlight = new Map();
-      this.inFlight.set(key, { stream, progressToken: token, lastSign: this.lastActivity });
+      const rewrite = this.options.hooks.rewritesAnswer?.(this, message) ? message.method : undefined;
+      this.inFlight.set(key, { stream, progressToken: token, lastSign: this.lastActivity, rewrite });
       if (token !== undefined) {
         if (this.progressTokens === NO_ENTRIES) this.progressTokens = new Map();
         this.progressTokens.set(tokenKey(token), key);
@@ -514,13 +524,15 @@ export class Session implements ChannelListener, UpstreamSink {
    */
   upstreamMessage(message: JsonRpcMessage, raw: string | undefined, related: JsonRpcId | undefined): void {
     if (this.closed) return;
-    const text = raw ?? JSON.stringify(message);
-    this.options.hooks.upstreamMessage(this, message, text.length);
+    let text = raw ?? JSON.stringify(message);
     let stream = STANDALONE_STREAM;
     if (isResponse(message)) {
+      const req = message.id === null ? undefined : this.inFlight.get(idKey(message.id));
+      if (req?.rewrite !== undefined)
+        text = this.options.hooks.rewriteAnswer?.(this, req.rewrite, message) ?? text;
+      this.options.hooks.upstreamMessage(this, message, text.length);
       if (message.id === null) return;
       const key = idKey(message.id);
-      const req = this.inFlight.get(key);
       if (!req) return; // an answer to nothing the client asked (late, duplicate, or internal)
       this.inFlight.delete(key);
       if (req.progressToken !== undefined) this.progressTokens.delete(tokenKey(req.progressToken));
@@ -535,6 +547,7 @@ export class Session implements ChannelListener, UpstreamSink {
       }
       return;
     }
+    this.options.hooks.upstreamMessage(this, message, text.length);
     stream = this.streamFor(message, related);
     if (isRequest(message)) {
       if (this.serverRequests === NO_ENTRIES) this.serverRequests = new Map();

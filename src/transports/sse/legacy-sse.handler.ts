@@ -16,7 +16,8 @@ import type { SessionRegistry, SwitchVerdict } from '../../session/session-regis
 import type { ErrorBoundary } from '../error-boundary';
 import type { Admission, AdmissionRequest } from '../../policy/admission';
 import { isRefusal, type Identity, type Refusal } from '../../policy/identity';
-import { clientIdFrom } from '../http/client-identity';
+import { refusalResponse, type MessagePolicy } from '../../policy/message-policy';
+import { ANONYMOUS_CLIENT, clientIdFrom } from '../http/client-identity';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
@@ -45,6 +46,8 @@ export class LegacySseHandler {
     private readonly boundary: ErrorBoundary,
     /** Authentication and session admission (src/policy); absent: claimed ids, no checks. */
     private readonly admission?: Admission,
+    /** Per-message policy (rate limits, authorization); refusals are answered on the stream. */
+    private readonly policy?: MessagePolicy,
   ) {}
 
   /**
@@ -327,7 +330,11 @@ export class LegacySseHandler {
       return;
     }
     sendStatus(res, 202);
-    deliver(session, parsed.messages, parsed.batch ? undefined : text);
+    const address =
+      this.policy && session.clientId === ANONYMOUS_CLIENT && res.req
+        ? this.policy.addressOf(res.req.socket.remoteAddress, res.req.headers)
+        : undefined;
+    deliver(session, parsed.messages, parsed.batch ? undefined : text, this.policy, address);
   }
 
   /**
@@ -415,6 +422,21 @@ function resumePosition(
   return { sessionId, seq: Number(seqText) };
 }
 
-function deliver(session: Session, messages: JsonRpcMessage[], raw: string | undefined): void {
-  for (const message of messages) session.receive(message, raw, STANDALONE_STREAM);
+/**
+ * Hands the messages to the session; one the policy refuses (rate limit, authorization) is
+ * answered in-band on the SSE stream (−31004 with retryAfterMs, or the authorization error) and
+ * never forwarded.
+ */
+function deliver(
+  session: Session,
+  messages: JsonRpcMessage[],
+  raw: string | undefined,
+  policy: MessagePolicy | undefined,
+  address: string | undefined,
+): void {
+  for (const message of messages) {
+    const refusal = policy?.check(session.clientId, message, 'sse', address);
+    if (refusal === undefined) session.receive(message, raw, STANDALONE_STREAM);
+    else session.answer(refusalResponse(refusal, (message as { id: JsonRpcId }).id), STANDALONE_STREAM);
+  }
 }

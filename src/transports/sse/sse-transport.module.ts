@@ -3,6 +3,7 @@ import {
   Injectable,
   Logger,
   Module,
+  Optional,
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
@@ -13,6 +14,7 @@ import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import { AdmissionService } from '../../policy/policy.module';
+import { MessagePolicy } from '../../policy/message-policy';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { ErrorCode } from '../../../libs/protocol/src';
@@ -61,6 +63,7 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     sessions: SessionService,
     router: Router,
     admission: AdmissionService,
+    @Optional() policy?: MessagePolicy,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
     // The cap of S3 allocate_connections(sse) counts open SSE streams: the ticker holds each of them.
@@ -77,6 +80,7 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
       metrics,
       this.boundary,
       admission,
+      policy,
     );
   }
 

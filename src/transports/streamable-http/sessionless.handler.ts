@@ -647,6 +647,7 @@ export class SessionlessHandler {
       return;
     }
 
+    if (this.owner.refusedByPolicy(clientId, parsed.messages, false, headers, res)) return;
     const admission = this.deps.admission;
     const live = this.bridges.get(`${clientId}\u0000${service}`);
     if (admission !== undefined && !(live?.session && !live.session.closed && live.error === undefined)) {

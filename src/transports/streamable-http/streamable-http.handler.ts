@@ -24,7 +24,8 @@ import type { SessionRegistry } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
 import type { Admission, AdmissionRequest } from '../../policy/admission';
 import { isRefusal, type Identity, type Refusal } from '../../policy/identity';
-import { clientIdFrom } from '../http/client-identity';
+import type { MessagePolicy } from '../../policy/message-policy';
+import { ANONYMOUS_CLIENT, clientIdFrom } from '../http/client-identity';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
@@ -55,6 +56,8 @@ export interface StreamableHttpDeps {
   boundary: ErrorBoundary;
   /** Authentication and session admission (src/policy); absent in unit specs: claimed ids, no checks. */
   admission?: Admission;
+  /** Per-message policy (rate limits, authorization); absent in unit tests. */
+  policy?: MessagePolicy;
 }
 
 /** The parsed query of a request (only `client_id` is read here). */
@@ -252,6 +255,35 @@ export class StreamableHttpHandler {
     }
   }
 
+  /**
+   * The per-message policy, asked before anything reaches a session: true after answering a
+   * refused message — 429 with Retry-After and RateLimit headers over its rate limit, or (HTTP 200)
+   * the JSON-RPC error of an authorization refusal. A refusal in a batch refuses the whole POST.
+   */
+  refusedByPolicy(
+    clientId: string,
+    messages: readonly JsonRpcMessage[],
+    batch: boolean,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+  ): boolean {
+    const policy = this.deps.policy;
+    if (policy === undefined) return false;
+    const address =
+      clientId === ANONYMOUS_CLIENT ? policy.addressOf(res.socket?.remoteAddress, headers) : undefined;
+    for (const m of messages) {
+      const refusal = policy.check(clientId, m, 'streamable', address);
+      if (refusal === undefined) continue;
+      sendJsonRpcError(res, refusal.httpStatus, refusal.code, refusal.message, {
+        id: batch ? null : ((m as { id?: JsonRpcId }).id ?? null),
+        data: refusal.data,
+        headers: refusal.headers,
+      });
+      return true;
+    }
+    return false;
+  }
+
   internalError(res: ServerResponse, err: unknown, sessionId?: string): void {
     this.deps.boundary.http(res, err, sessionId);
   }
@@ -400,6 +432,7 @@ export class StreamableHttpHandler {
       return;
     }
     const messages = parsed.messages;
+    if (this.refusedByPolicy(clientId, messages, parsed.batch, headers, res)) return;
     let requests = 0;
     let initialize = false;
     for (const m of messages) {

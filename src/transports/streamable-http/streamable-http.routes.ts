@@ -5,6 +5,7 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationShutdown,
   type OnModuleInit,
+  Optional,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -14,6 +15,7 @@ import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import { AdmissionService } from '../../policy/policy.module';
+import { MessagePolicy } from '../../policy/message-policy';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { sendJsonRpcError } from '../http/http-reply';
@@ -59,6 +61,7 @@ export class StreamableHttpRoutes
     router: Router,
     metrics: GatewayMetrics,
     admission: AdmissionService,
+    @Optional() policy?: MessagePolicy,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
     this.boundary = new ErrorBoundary('mcp', metrics, this.log, sessions.transportGuard);
@@ -70,6 +73,7 @@ export class StreamableHttpRoutes
       keepAlive: this.keepAlive,
       boundary: this.boundary,
       admission,
+      policy,
     });
   }
 

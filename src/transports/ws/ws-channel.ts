@@ -71,6 +71,8 @@ export class WsChannel implements ClientChannel {
   session: Session | undefined = undefined;
   /** Something (a pong, a frame) arrived since the last heartbeat tick. */
   alive = true;
+  /** The client's address, for an anonymous client's rate limit (set once admitted). */
+  address: string | undefined = undefined;
   /** Seq of the last message frame sent: the client's position. */
   private lastSeq = UNKNOWN_POSITION;
   private waitingDrain = false;

@@ -12,6 +12,7 @@ import {
   parseEventId,
   parseJsonRpc,
   refusalKind,
+  type JsonRpcId,
   type JsonRpcMessage,
 } from '../../../libs/protocol/src';
 import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
@@ -23,7 +24,8 @@ import { AdmissionRefusedError } from '../../session/session-capacity';
 import { socketRefusal } from '../../policy/flood/flood-guard';
 import type { Admission as PolicyAdmission, AdmissionRequest } from '../../policy/admission';
 import { isRefusal, subprotocolToken, type Identity, type Refusal } from '../../policy/identity';
-import { clientIdFrom } from '../http/client-identity';
+import { refusalResponse, type MessagePolicy } from '../../policy/message-policy';
+import { ANONYMOUS_CLIENT, clientIdFrom } from '../http/client-identity';
 import type { RequestGuard } from '../http/request-guard';
 import { GatewayMethod, GatewaySocket, WsChannel, type WsChannelOwner } from './ws-channel';
 import { WsClose, WsCloseFromClient } from './ws-close-codes';
@@ -130,6 +132,8 @@ export class WsServer implements WsChannelOwner {
     private readonly policy?: PolicyAdmission,
     /** Accept `?access_token=` on the upgrade (AUTH_WS_QUERY_TOKEN; off by default). */
     private readonly queryToken = false,
+    /** Per-message policy (rate limits, authorization); refusals are answered in-band. */
+    private readonly messagePolicy?: MessagePolicy,
   ) {
     this.wss = new WebSocketServer<typeof GatewaySocket>({
       noServer: true,
@@ -453,6 +457,13 @@ export class WsServer implements WsChannelOwner {
     const session = admission.session;
     channel.session = session;
     if (admission.expiresAt !== undefined) this.expiring.set(channel, admission.expiresAt);
+    if (this.messagePolicy && session.clientId === ANONYMOUS_CLIENT) {
+      // An anonymous client is rate-limited by its address, found once per connection.
+      channel.address = this.messagePolicy.addressOf(
+        (admission.socket as Socket).remoteAddress,
+        admission.headers,
+      );
+    }
     if (!admission.resume) {
       channel.hello(session.id, 0, false);
       session.attachPrimary(channel, undefined);
@@ -534,7 +545,7 @@ export class WsServer implements WsChannelOwner {
         return;
       }
       if (!parsed.batch) {
-        this.receive(session, parsed.messages[0], text);
+        this.receive(channel, session, parsed.messages[0], text);
         return;
       }
       const version = session.protocolVersion;
@@ -549,20 +560,27 @@ export class WsServer implements WsChannelOwner {
         );
         return;
       }
-      for (const message of parsed.messages) this.receive(session, message, undefined);
+      for (const message of parsed.messages) this.receive(channel, session, message, undefined);
     } catch (err) {
       // Client input must never take the process down; the session may still be resumed.
       this.frameBoundary.ws(channel, err, session.id);
     }
   }
 
-  private receive(session: Session, message: JsonRpcMessage, raw: string | undefined): void {
+  private receive(
+    channel: WsChannel,
+    session: Session,
+    message: JsonRpcMessage,
+    raw: string | undefined,
+  ): void {
     if ((message as { method?: string }).method === GatewayMethod.Ack) {
       const seq = (message as { params?: { seq?: unknown } }).params?.seq;
       if (typeof seq === 'number') session.ack(seq); // Session.ack checks the position
       return;
     }
-    session.receive(message, raw, STANDALONE_STREAM);
+    const refusal = this.messagePolicy?.check(session.clientId, message, 'ws', channel.address);
+    if (refusal === undefined) session.receive(message, raw, STANDALONE_STREAM);
+    else session.answer(refusalResponse(refusal, (message as { id: JsonRpcId }).id), STANDALONE_STREAM);
   }
 
   /** A JSON-RPC error (id null) through the session, so it carries a sequence number like every frame. */

@@ -3,6 +3,7 @@ import {
   Injectable,
   Logger,
   Module,
+  Optional,
   type BeforeApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
@@ -12,6 +13,7 @@ import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import { AdmissionService } from '../../policy/policy.module';
+import { MessagePolicy } from '../../policy/message-policy';
 import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { RequestGuard } from '../http/request-guard';
@@ -49,6 +51,7 @@ export class WsTransportService implements OnModuleInit, BeforeApplicationShutdo
     private readonly sessions: SessionService,
     router: Router,
     admission: AdmissionService,
+    @Optional() policy?: MessagePolicy,
   ) {
     this.server = new WsServer(
       wsSettingsFrom(config),
@@ -59,6 +62,7 @@ export class WsTransportService implements OnModuleInit, BeforeApplicationShutdo
       new Logger('WsTransport'),
       admission,
       config.auth.wsQueryToken,
+      policy,
     );
   }
 
