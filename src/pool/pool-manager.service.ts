@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import {
   PoolSchema,
@@ -19,6 +19,7 @@ import type { PoolSettings, PoolStats } from './replica-pool';
 import { Breakers, DEFAULT_BREAKER_SETTINGS, type BreakerSettings } from './replica-breakers';
 import { ReplaySafety } from './replay-safety';
 import type { UpstreamPort } from './upstream-port';
+import { WarmStdio } from './warm-stdio';
 
 /**
  * Hands sessions their UpstreamPort and owns what sits behind ports: the upstream
@@ -27,7 +28,7 @@ import type { UpstreamPort } from './upstream-port';
  * the next replica of its failover order when that one fails.
  */
 @Injectable()
-export class PoolManager implements OnApplicationShutdown {
+export class PoolManager implements OnModuleInit, OnApplicationShutdown {
   private readonly log = new Logger(PoolManager.name);
   private readonly live = new Set<UpstreamConnection>();
   /** Connections released but not yet closed (a stdio child still exiting): shutdown waits for them. */
@@ -35,6 +36,8 @@ export class PoolManager implements OnApplicationShutdown {
   private readonly safety = new Map<string, ReplaySafety>();
   private readonly pooled = new Map<string, PooledService>();
   readonly breakers: Breakers;
+  /** Pre-spawned stdio children of dedicated-mode replicas. */
+  readonly warm: WarmStdio;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -64,8 +67,23 @@ export class PoolManager implements OnApplicationShutdown {
         });
       },
     });
+    this.warm = new WarmStdio(
+      config.stdioWarmProcesses,
+      (replica) => this.factory.create(replica),
+      (m) => this.log.warn(m),
+    );
     this.router.settingsChanged = (service) => this.serviceChanged(service);
     httpPools.configure(config.upstreamHttp.keepAliveMs, config.upstreamHttp.connections);
+  }
+
+  /** Dedicated stdio replicas get their warm children from the start (STDIO_WARM_PROCESSES). */
+  onModuleInit(): void {
+    for (const service of this.router.view()) this.warmUp(service.name);
+  }
+
+  private warmUp(service: string): void {
+    if (this.router.serviceSettings(service)?.mode === 'pooled') return;
+    for (const id of this.router.replicaIds(service)) this.warm.fill(this.router.replica(service, id));
   }
 
   /**
@@ -134,6 +152,7 @@ export class PoolManager implements OnApplicationShutdown {
    */
   private serviceChanged(service: string): void {
     this.pooled.get(service)?.reconfigure(this.poolSettings(service));
+    if (this.router.hasService(service)) this.warmUp(service);
     const breaker = this.breakerSettings(service);
     for (const id of this.router.hasService(service) ? this.router.replicaIds(service) : []) {
       this.breakers.reconfigure(id, breaker);
@@ -190,7 +209,8 @@ export class PoolManager implements OnApplicationShutdown {
   private async connect(service: string, replica: ResolvedReplica, key: string): Promise<UpstreamLease> {
     this.breakers.ensure(replica.id, this.breakerSettings(service));
     this.budgetSockets(replica, undefined);
-    const connection = this.factory.create(replica);
+    // A stdio child spawned ahead (already running, has read nothing yet), else a new one.
+    const connection = this.warm.take(replica) ?? this.factory.create(replica);
     this.live.add(connection);
     try {
       await connection.start();
@@ -225,6 +245,7 @@ export class PoolManager implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.breakers.shutdown();
+    await this.warm.stop();
     await Promise.all([...this.pooled.values()].map((p) => p.stop()));
     await Promise.allSettled([...[...this.live].map((c) => c.close()), ...this.closing]);
     this.live.clear();

@@ -14,7 +14,8 @@ export async function startGateway(
   env: Record<string, string> = {},
 ): Promise<RunningGateway> {
   const gateway = await bootstrap({
-    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env },
+    // No warm stdio children unless a test asks for them: suites count child processes exactly.
+    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', STDIO_WARM_PROCESSES: '0', ...env },
     config: { host: '127.0.0.1', port: 0, ...config },
   });
   const url = await listen(gateway, 0);
