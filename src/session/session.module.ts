@@ -19,6 +19,7 @@ import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
 import type { Session, SessionHooks } from './session';
+import type { ServiceDirectory } from './session';
 import { SessionRegistry } from './session-registry';
 import { InMemorySessionStore } from './session-store';
 
@@ -86,12 +87,12 @@ const SHUTDOWN_CLOSE_BATCH = 256;
 @Injectable()
 export class SessionService
   extends SessionRegistry
-  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown, ServiceDirectory
 {
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     pool: PoolManager,
-    router: Router,
+    private readonly router: Router,
     hooks: GatewaySessionHooks,
     vsm: VsmBus,
     metrics: GatewayMetrics,
@@ -123,6 +124,15 @@ export class SessionService
 
   onModuleInit(): void {
     this.start();
+  }
+
+  /** The default service (ServiceDirectory: transports ask the session layer, not the router). */
+  get defaultService(): string {
+    return this.router.defaultService;
+  }
+
+  hasService(service: string): boolean {
+    return this.router.hasService(service);
   }
 
   private draining: Promise<void> | undefined;

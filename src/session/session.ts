@@ -14,6 +14,15 @@ import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connecti
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { Outbox, type OutboxEntry, type OutboxLimits } from './outbox';
 
+// Transports catch it from here: they see sessions, never the outbox (CONVENTIONS 17).
+export { ResumeUnavailableError } from './outbox';
+
+/** The services a transport may open sessions for (SessionService answers from the router). */
+export interface ServiceDirectory {
+  readonly defaultService: string;
+  hasService(service: string): boolean;
+}
+
 /** The empty map every session starts with; writing to it is a bug, so it refuses. */
 class EmptyMap extends Map<any, any> {
   override set(): this {

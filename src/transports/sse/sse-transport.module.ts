@@ -12,7 +12,6 @@ import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
-import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { ErrorCode } from '../../../libs/protocol/src';
 import { ErrorBoundary } from '../error-boundary';
@@ -58,7 +57,6 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     private readonly adapterHost: HttpAdapterHost,
     private readonly metrics: GatewayMetrics,
     sessions: SessionService,
-    router: Router,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
     // The cap of S3 allocate_connections(sse) counts open SSE streams: the ticker holds each of them.
@@ -69,7 +67,7 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     this.handler = new LegacySseHandler(
       config,
       sessions,
-      router,
+      sessions,
       new RequestGuard(config),
       this.keepAlive,
       metrics,

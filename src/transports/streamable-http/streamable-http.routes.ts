@@ -13,7 +13,6 @@ import { ErrorCode } from '../../../libs/protocol/src';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
-import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { sendJsonRpcError } from '../http/http-reply';
 import { KeepAliveTicker } from '../http/keep-alive-ticker';
@@ -55,7 +54,6 @@ export class StreamableHttpRoutes
     private readonly adapterHost: HttpAdapterHost,
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly sessions: SessionService,
-    router: Router,
     metrics: GatewayMetrics,
   ) {
     this.keepAlive = new KeepAliveTicker(config.sse.keepAliveMs);
@@ -63,7 +61,7 @@ export class StreamableHttpRoutes
     this.handler = new StreamableHttpHandler({
       config,
       sessions,
-      hasService: (name) => router.hasService(name),
+      hasService: (name) => sessions.hasService(name),
       metrics,
       keepAlive: this.keepAlive,
       boundary: this.boundary,

@@ -11,7 +11,6 @@ import type { Server as HttpServer } from 'node:http';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
-import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { RequestGuard } from '../http/request-guard';
 import { WsServer, type WsSettings } from './ws-server';
@@ -46,12 +45,11 @@ export class WsTransportService implements OnModuleInit, BeforeApplicationShutdo
     private readonly adapterHost: HttpAdapterHost,
     metrics: GatewayMetrics,
     private readonly sessions: SessionService,
-    router: Router,
   ) {
     this.server = new WsServer(
       wsSettingsFrom(config),
       sessions,
-      router,
+      sessions,
       new RequestGuard(config),
       metrics,
       new Logger('WsTransport'),
