@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
 import { PoolManager } from '../src/pool/pool-manager.service';
 import type { GatewayConfigOverrides } from '../src/config/gateway-config';
 import { everythingStdioReplica } from './helpers/everything';
@@ -29,10 +30,29 @@ function answerOf(text: string): any {
   return data.find((m) => m.id !== undefined && (m.result !== undefined || m.error !== undefined));
 }
 
-async function call(base: string, sessionId: string, id: number, name: string, args: object): Promise<any> {
+/** The last POST's HTTP status and Retry-After, for the assertions on how a refusal arrived. */
+let lastHttp: { status: number; retryAfter: string | undefined; contentType: string | undefined } = {
+  status: 0,
+  retryAfter: undefined,
+  contentType: undefined,
+};
+
+async function call(
+  base: string,
+  sessionId: string,
+  id: number,
+  name: string,
+  args: object,
+  version = VERSION,
+): Promise<any> {
   const body = { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } };
-  const res = await raw(base, { headers: sessionHeaders(sessionId, VERSION), body: JSON.stringify(body) });
+  const res = await raw(base, { headers: sessionHeaders(sessionId, version), body: JSON.stringify(body) });
   assert.ok(res.status === 200 || res.status === 429, `POST → ${res.status}: ${res.text}`);
+  lastHttp = {
+    status: res.status,
+    retryAfter: res.headers['retry-after'] as string | undefined,
+    contentType: res.headers['content-type'] as string | undefined,
+  };
   return answerOf(res.text);
 }
 
@@ -69,8 +89,68 @@ function longCall(base: string, sessionId: string, id: number, seconds: number):
   return call(base, sessionId, id, 'trigger-long-running-operation', { duration: seconds, steps: 2 });
 }
 
-function echo(base: string, sessionId: string, id: number, message: string): Promise<any> {
-  return call(base, sessionId, id, 'echo', { message });
+function echo(base: string, sessionId: string, id: number, message: string, version = VERSION): Promise<any> {
+  return call(base, sessionId, id, 'echo', { message }, version);
+}
+
+function initializeBody(id: string | number, version: string) {
+  return {
+    jsonrpc: '2.0',
+    id,
+    method: 'initialize',
+    params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'pool-test', version: '1' } },
+  };
+}
+
+/** A raw WebSocket MCP connection: one request at a time, answers by id, the close code once closed. */
+interface WsPeer {
+  socket: WebSocket;
+  request(message: { id: string | number } & Record<string, unknown>): Promise<any>;
+  closed: Promise<number>;
+  closeCode: number | undefined;
+}
+
+async function wsSocket(base: string): Promise<WsPeer> {
+  const socket = new WebSocket(`${base.replace(/^http/, 'ws')}/ws`, 'mcp');
+  const waiting = new Map<string | number, (m: any) => void>();
+  const peer: WsPeer = {
+    socket,
+    closeCode: undefined,
+    closed: new Promise((resolve) =>
+      socket.on('close', (code) => {
+        peer.closeCode = code;
+        resolve(code);
+      }),
+    ),
+    request(message) {
+      return new Promise((resolve) => {
+        waiting.set(message.id, resolve);
+        socket.send(JSON.stringify(message));
+      });
+    },
+  };
+  socket.on('message', (data) => {
+    const m = JSON.parse(String(data));
+    const done = m.id !== undefined ? waiting.get(m.id) : undefined;
+    if (done && (m.result !== undefined || m.error !== undefined)) {
+      waiting.delete(m.id);
+      done(m);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  return peer;
+}
+
+/** A WebSocket session that has initialized. */
+async function wsSession(base: string): Promise<WsPeer> {
+  const peer = await wsSocket(base);
+  const init = await peer.request(initializeBody('init', VERSION));
+  assert.ok(init.result?.capabilities, JSON.stringify(init));
+  peer.socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+  return peer;
 }
 
 function pooledGateway(pool: Record<string, unknown>, extra: GatewayConfigOverrides = {}) {
@@ -118,14 +198,86 @@ describe('replica pools (pooled stdio server-everything)', () => {
       assert.equal(refused.error?.code, -31003, JSON.stringify(refused));
       assert.equal(typeof refused.error.data?.retryAfterMs, 'number');
       assert.ok(refused.error.data.retryAfterMs > 0);
+      // Nothing of the response was written before the refusal: it is an HTTP 429 with Retry-After.
+      assert.equal(lastHttp.status, 429);
+      assert.equal(lastHttp.contentType, 'application/json');
+      assert.equal(lastHttp.retryAfter, String(Math.ceil(refused.error.data.retryAfterMs / 1000)));
       // Generous bounds for a loaded machine: "at once" means far below the 10 s acquire timeout.
       assert.ok(waited < 5000, `refused at once, not after a wait (${waited} ms)`);
+
+      // A retry with the same id is carried again (a refusal is not kept as the request's answer).
+      const retried = await echo(gw.url, b, 2, 'too many');
+      assert.equal(retried.error?.code, -31003, 'still exhausted while the long call holds the pool');
+      assert.equal(lastHttp.status, 429);
 
       const held = await holding;
       assert.equal(held.id, 1);
       assert.ok(held.result, `the holder finished: ${JSON.stringify(held)}`);
-      const later = await echo(gw.url, b, 3, 'now');
-      assert.match(later.result.content[0].text, /now$/, 'served once the pool is free again');
+      assert.equal(lastHttp.status, 200, 'the holder was answered with 200');
+      const later = await echo(gw.url, b, 2, 'now');
+      assert.equal(lastHttp.status, 200);
+      assert.match(later.result.content[0].text, /now$/, 'the same id, served once the pool is free again');
+    });
+
+    test('WebSocket: a request gets −31003 in-band; a new session whose initialize gets no upstream closes 1013', async () => {
+      const a = await openSession(gw.url, VERSION);
+      const holding = longCall(gw.url, a, 1, 2);
+      await waitUntil(() => poolStats(gw).borrowed === 1, 10_000, 'the long call to hold the pool');
+      const ws = await wsSession(gw.url);
+      const refused = await ws.request({
+        jsonrpc: '2.0',
+        id: 'w1',
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { message: 'x' } },
+      });
+      assert.equal(refused.error?.code, -31003, JSON.stringify(refused));
+      assert.equal(typeof refused.error.data?.retryAfterMs, 'number');
+      assert.equal(ws.closeCode, undefined, 'an established session stays open after a refused request');
+      ws.socket.close(1000);
+      assert.ok((await holding).result);
+    });
+  });
+
+  describe('a new session that cannot get an upstream: max 1, no waiting room, nothing started yet', () => {
+    let gw: RunningGateway;
+    before(async () => {
+      gw = await pooledGateway({ min: 0, max: 1, maxWaitingClients: 0, acquireTimeoutMs: 10_000 });
+    });
+    after(() => gw?.close());
+
+    test('a WebSocket session whose initialize gets no upstream gets −31003 and close 1013; HTTP gets 429', async () => {
+      // The first initialize starts the only upstream session (a child spawn); while it starts the
+      // pool is at max with no waiting room, and no initialize result is cached yet.
+      const first = await wsSocket(gw.url);
+      const second = await wsSocket(gw.url);
+      const starting = first.request(initializeBody('i1', VERSION));
+      const pools = () => gw.gateway.app.get(PoolManager).stats().pools;
+      await waitUntil(() => pools()[0]?.size === 1, 10_000, 'the first upstream session to be starting');
+      assert.equal(pools()[0].available, 0, 'still starting: nothing cached, nothing free');
+
+      const refused = await second.request(initializeBody('i2', VERSION));
+      assert.equal(refused.error?.code, -31003, JSON.stringify(refused));
+      assert.equal(typeof refused.error.data?.retryAfterMs, 'number');
+      assert.equal(await second.closed, 1013, 'the refused new session closes with 1013 (try again later)');
+
+      const http = await raw(gw.url, {
+        headers: { 'content-type': 'application/json', accept: BOTH },
+        body: JSON.stringify(initializeBody(7, '2025-06-18')),
+      });
+      assert.equal(http.status, 429, http.text);
+      assert.ok(Number(http.headers['retry-after']) >= 1);
+      assert.equal(http.headers['mcp-session-id'], undefined, 'no session is handed out');
+      assert.equal(http.json?.error?.code, -31003);
+      assert.equal(http.json?.id, 7);
+
+      const served = await starting;
+      assert.ok(served.result?.capabilities, JSON.stringify(served));
+      assert.equal(first.closeCode, undefined, 'the served session stays open');
+      // Once an upstream session has started its initialize result is cached: new sessions open.
+      const third = await wsSocket(gw.url);
+      const later = await third.request(initializeBody('i3', VERSION));
+      assert.ok(later.result?.capabilities, JSON.stringify(later));
+      for (const w of [first, third]) w.socket.close(1000);
     });
   });
 
@@ -168,6 +320,10 @@ describe('replica pools (pooled stdio server-everything)', () => {
       assert.equal(refused.error?.code, -31003, JSON.stringify(refused));
       assert.equal(typeof refused.error.data?.retryAfterMs, 'number');
       assert.ok(waited >= 250 && waited < 5000, `refused after the acquire timeout (waited ${waited} ms)`);
+      // The 2025-11-25 stream had sent its priming event while the request waited (20–40 ms), so the
+      // refusal can only come in-band; a refusal decided before anything is written is a 429 (above).
+      assert.equal(lastHttp.status, 200);
+      assert.equal(lastHttp.contentType, 'text/event-stream');
       assert.equal(poolStats(gw).pending, 0, 'the timed-out request left the wait queue');
       assert.ok((await holding).result);
     });

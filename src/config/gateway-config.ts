@@ -472,6 +472,18 @@ export const EnvSchema = z.object({
   // ── settings: dashboard, alerts and S4 (helper o3) ──
   // ·
   // ── settings: pool and upstream settings (helper i7) ──
+  /**
+   * Idle keep-alive sockets to HTTP upstreams are closed after this long: keep it below the
+   * upstreams' own keep-alive (Node's default is 5 s) so a socket the server is closing is never reused.
+   */
+  UPSTREAM_HTTP_KEEPALIVE_MS: int(100).default(4000),
+  /**
+   * Sockets per HTTP upstream origin; 0 sizes them from the pooled services using the origin
+   * (pool max × (2 + maxConcurrentPerConnection)) and leaves dedicated-mode origins unbounded.
+   */
+  UPSTREAM_HTTP_CONNECTIONS: int(0).default(0),
+  /** Pre-spawned warm processes per stdio replica in dedicated mode, each used by one new session (0: off). */
+  STDIO_WARM_PROCESSES: int(0, 64).default(2),
   // ·
 });
 export type EnvConfig = z.infer<typeof EnvSchema>;
@@ -603,6 +615,10 @@ export interface GatewayConfig {
   // ── settings: dashboard, alerts and S4 (helper o3) ──
   // ·
   // ── settings: pool and upstream settings (helper i7) ──
+  /** Keep-alive and sizing of the undici pools per HTTP upstream origin. */
+  upstreamHttp: { keepAliveMs: number; connections: number };
+  /** Warm stdio children kept ready per replica in dedicated mode (0: spawn per session). */
+  stdioWarmProcesses: number;
   // ·
 }
 

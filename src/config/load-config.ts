@@ -195,6 +195,8 @@ export function loadConfig(
     // ── settings: dashboard, alerts and S4 (helper o3) ──
     // ·
     // ── settings: pool and upstream settings (helper i7) ──
+    upstreamHttp: { keepAliveMs: e.UPSTREAM_HTTP_KEEPALIVE_MS, connections: e.UPSTREAM_HTTP_CONNECTIONS },
+    stdioWarmProcesses: e.STDIO_WARM_PROCESSES,
     // ·
     defaultService,
     services: finalServices,

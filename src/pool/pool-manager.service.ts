@@ -1,6 +1,12 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
-import { PoolSchema, type GatewayConfig, type ResolvedReplica } from '../config/gateway-config';
+import {
+  PoolSchema,
+  type GatewayConfig,
+  type ReplicaConfig,
+  type ResolvedReplica,
+} from '../config/gateway-config';
+import { httpPools } from '../upstream/http-client';
 import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { Router } from '../routing/router.service';
 import { UpstreamFactory } from '../upstream/upstream.factory';
@@ -9,10 +15,11 @@ import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { DedicatedPort } from './dedicated-port';
 import { PooledService } from './pooled-service';
-import type { PoolStats } from './replica-pool';
+import type { PoolSettings, PoolStats } from './replica-pool';
 import { Breakers, DEFAULT_BREAKER_SETTINGS, type BreakerSettings } from './replica-breakers';
 import { ReplaySafety } from './replay-safety';
 import type { UpstreamPort } from './upstream-port';
+import { WarmStdio } from './warm-stdio';
 
 /**
  * Hands sessions their UpstreamPort and owns what sits behind ports: the upstream
@@ -21,7 +28,7 @@ import type { UpstreamPort } from './upstream-port';
  * the next replica of its failover order when that one fails.
  */
 @Injectable()
-export class PoolManager implements OnApplicationShutdown {
+export class PoolManager implements OnModuleInit, OnApplicationShutdown {
   private readonly log = new Logger(PoolManager.name);
   private readonly live = new Set<UpstreamConnection>();
   /** Connections released but not yet closed (a stdio child still exiting): shutdown waits for them. */
@@ -29,6 +36,8 @@ export class PoolManager implements OnApplicationShutdown {
   private readonly safety = new Map<string, ReplaySafety>();
   private readonly pooled = new Map<string, PooledService>();
   readonly breakers: Breakers;
+  /** Pre-spawned stdio children of dedicated-mode replicas. */
+  readonly warm: WarmStdio;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -58,11 +67,41 @@ export class PoolManager implements OnApplicationShutdown {
         });
       },
     });
+    this.warm = new WarmStdio(
+      config.stdioWarmProcesses,
+      (replica) => this.factory.create(replica),
+      (m) => this.log.warn(m),
+    );
+    this.router.settingsChanged = (service) => this.serviceChanged(service);
+    httpPools.configure(config.upstreamHttp.keepAliveMs, config.upstreamHttp.connections);
+  }
+
+  /** Dedicated stdio replicas get their warm children from the start (STDIO_WARM_PROCESSES). */
+  onModuleInit(): void {
+    for (const service of this.router.view()) this.warmUp(service.name);
+  }
+
+  private warmUp(service: string): void {
+    if (this.router.serviceSettings(service)?.mode === 'pooled') return;
+    for (const id of this.router.replicaIds(service)) this.warm.fill(this.router.replica(service, id));
+  }
+
+  /**
+   * Tells the HTTP client how many sockets a replica may need on its origin (before its first
+   * exchange: the origin's undici pool is sized then). Pooled: per upstream session one
+   * standalone GET, the POSTs it carries at once and one spare (ping, DELETE); dedicated: unbounded.
+   */
+  private budgetSockets(replica: ReplicaConfig, pool: PoolSettings | undefined): void {
+    if (!('url' in replica) || (replica.transport !== 'streamable-http' && replica.transport !== 'sse'))
+      return;
+    const sockets = pool ? pool.max * (2 + pool.maxConcurrentPerConnection) : undefined;
+    httpPools.register(replica.url, replica.id!, sockets);
   }
 
   /** Opens the session's upstream port: dedicated (its own upstream session) or pooled (shared ones). */
   async open(service: string, key: string): Promise<UpstreamPort> {
-    if (this.config.services[service]?.mode === 'pooled') return this.pooledService(service).open(key);
+    // The live settings (a service added or changed through the admin API or gateway.yaml).
+    if (this.router.serviceSettings(service)?.mode === 'pooled') return this.pooledService(service).open(key);
     const port = new DedicatedPort({
       failoverOrder: () => this.router.pick(service, key).filter((r) => this.breakers.allows(r.id)),
       connect: (replica) => this.connect(service, replica as ResolvedReplica, key),
@@ -91,27 +130,47 @@ export class PoolManager implements OnApplicationShutdown {
     return port;
   }
 
+  /** Pool sizing of a service from its live settings, defaults filled in. */
+  private poolSettings(service: string): PoolSettings {
+    const settings = PoolSchema.parse(this.router.serviceSettings(service)?.pool ?? {});
+    return {
+      min: settings.min,
+      max: settings.max,
+      maxWaitingClients: settings.maxWaitingClients,
+      acquireTimeoutMs: settings.acquireTimeoutMs,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      evictionRunIntervalMs: settings.evictionRunIntervalMs,
+      testOnBorrow: settings.testOnBorrow,
+      maxConcurrentPerConnection: settings.maxConcurrentPerConnection,
+    };
+  }
+
+  /**
+   * A service was added or its settings changed live: a pooled service's pools take the new
+   * sizing at once (resize), and its replicas' breakers the new thresholds. The mode is read
+   * at each open(), so new sessions use the new mode; open sessions keep the port they have.
+   */
+  private serviceChanged(service: string): void {
+    this.pooled.get(service)?.reconfigure(this.poolSettings(service));
+    if (this.router.hasService(service)) this.warmUp(service);
+    const breaker = this.breakerSettings(service);
+    for (const id of this.router.hasService(service) ? this.router.replicaIds(service) : []) {
+      this.breakers.reconfigure(id, breaker);
+    }
+  }
+
   private pooledService(service: string): PooledService {
     let pooled = this.pooled.get(service);
     if (!pooled) {
-      const settings = PoolSchema.parse(this.config.services[service].pool ?? {});
       pooled = new PooledService(service, {
         failoverOrder: (key) => this.router.pick(service, key).filter((r) => this.breakers.allows(r.id)),
         createConnection: (replica) => {
           this.breakers.ensure(replica.id!, this.breakerSettings(service));
+          this.budgetSockets(replica, this.poolSettings(service));
           return this.factory.create(replica);
         },
         record: (replicaId, ok) => this.breakers.record(replicaId, ok),
-        settings: {
-          min: settings.min,
-          max: settings.max,
-          maxWaitingClients: settings.maxWaitingClients,
-          acquireTimeoutMs: settings.acquireTimeoutMs,
-          idleTimeoutMs: settings.idleTimeoutMs,
-          evictionRunIntervalMs: settings.evictionRunIntervalMs,
-          testOnBorrow: settings.testOnBorrow,
-          maxConcurrentPerConnection: settings.maxConcurrentPerConnection,
-        },
+        settings: this.poolSettings(service),
         handshakeTimeoutMs: this.config.upstream.connectTimeoutMs,
       });
       this.pooled.set(service, pooled);
@@ -138,7 +197,7 @@ export class PoolManager implements OnApplicationShutdown {
   }
 
   private breakerSettings(service: string): BreakerSettings {
-    return this.config.services[service]?.breaker ?? DEFAULT_BREAKER_SETTINGS;
+    return this.router.serviceSettings(service)?.breaker ?? DEFAULT_BREAKER_SETTINGS;
   }
 
   /** Breaker settings of the service a replica belongs to. */
@@ -149,7 +208,9 @@ export class PoolManager implements OnApplicationShutdown {
 
   private async connect(service: string, replica: ResolvedReplica, key: string): Promise<UpstreamLease> {
     this.breakers.ensure(replica.id, this.breakerSettings(service));
-    const connection = this.factory.create(replica);
+    this.budgetSockets(replica, undefined);
+    // A stdio child spawned ahead (already running, has read nothing yet), else a new one.
+    const connection = this.warm.take(replica) ?? this.factory.create(replica);
     this.live.add(connection);
     try {
       await connection.start();
@@ -184,6 +245,7 @@ export class PoolManager implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.breakers.shutdown();
+    await this.warm.stop();
     await Promise.all([...this.pooled.values()].map((p) => p.stop()));
     await Promise.allSettled([...[...this.live].map((c) => c.close()), ...this.closing]);
     this.live.clear();

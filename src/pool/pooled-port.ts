@@ -59,7 +59,8 @@ export class PooledPort implements UpstreamPort, PooledClient {
       case Method.Initialize:
         this.service.initializeResult(this.routingKey).then(
           (result) => this.reply(message, this.initializeAnswer(message, result)),
-          (err: Error) => this.fail(message, err.message),
+          // An exhausted pool (no upstream session ever started, none free) is −31003 with retryAfterMs.
+          (err: Error) => this.deliverFromUpstream(this.service.refusal(message.id, err)),
         );
         return;
       case Method.Ping:

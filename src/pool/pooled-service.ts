@@ -56,12 +56,32 @@ export class PooledService {
   private readonly sizeOverrides = new Map<string, number>();
   /** Notifications no client could be found for (counted, never guessed). */
   unattributedDropped = 0;
+  /** Pool sizing for the pools of this service (changed live by reconfigure). */
+  private settings: PoolSettings;
 
   constructor(
     readonly name: string,
     private readonly deps: PooledServiceDeps,
   ) {
     this.log = new Logger(`Pooled:${name}`);
+    this.settings = deps.settings;
+  }
+
+  /**
+   * The service's pool settings changed live (admin API, gateway.yaml): every pool takes them
+   * at once — a changed min/max resizes it — and pools created later start with them. An
+   * S3 size override for a transport kind still wins over the configured max.
+   */
+  reconfigure(settings: PoolSettings): void {
+    this.settings = settings;
+    for (const pool of this.pools.values()) pool.reconfigure(this.settingsFor(pool.replica.transport));
+  }
+
+  private settingsFor(transport: string): PoolSettings {
+    const max = this.sizeOverrides.get(transport);
+    return max === undefined
+      ? this.settings
+      : { ...this.settings, max, min: Math.min(this.settings.min, max) };
   }
 
   open(routingKey: string): PooledPort {
@@ -253,14 +273,9 @@ export class PooledService {
     if (!replica) return undefined;
     let pool = this.pools.get(replica.id!);
     if (!pool) {
-      const max = this.sizeOverrides.get(replica.transport);
-      const settings =
-        max === undefined
-          ? this.deps.settings
-          : { ...this.deps.settings, max, min: Math.min(this.deps.settings.min, max) };
       pool = new ReplicaPool(
         replica,
-        settings,
+        this.settingsFor(replica.transport),
         () => this.deps.createConnection(replica),
         (p) => this.owner(p),
         this.deps.handshakeTimeoutMs,
@@ -270,7 +285,8 @@ export class PooledService {
     return pool;
   }
 
-  private refusal(id: JsonRpcId, err: Error): JsonRpcMessage {
+  /** The answer to a request the pool could not take: −31003 + retryAfterMs when exhausted, else −31001. */
+  refusal(id: JsonRpcId, err: Error): JsonRpcMessage {
     const name = err.name;
     if (name === 'TimeoutError' || /max waitingClients/i.test(err.message)) {
       return errorResponse(

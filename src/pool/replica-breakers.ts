@@ -44,6 +44,8 @@ interface Guard {
   hurting: boolean;
   since: number;
   forced: ForcedBreakerState;
+  /** Thresholds to take once the breaker is closed again (set by reconfigure). */
+  next: BreakerSettings | undefined;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -76,7 +78,14 @@ export class Breakers {
       rollingCountBuckets: 10,
       rollingPercentilesEnabled: false,
     });
-    const guard: Guard = { breaker, consecutiveFailures: 0, hurting: false, since: 0, forced: 'auto' };
+    const guard: Guard = {
+      breaker,
+      consecutiveFailures: 0,
+      hurting: false,
+      since: 0,
+      forced: 'auto',
+      next: undefined,
+    };
     breaker.on('open', () => {
       this.listener.stateChanged?.(target, 'open');
       this.startEpisode(target, guard, 'circuit breaker opened');
@@ -85,6 +94,8 @@ export class Breakers {
     breaker.on('close', () => {
       this.listener.stateChanged?.(target, 'closed');
       this.endEpisode(target, guard);
+      // Thresholds changed during the episode: applied now that it is over (not inside opossum's emit).
+      if (guard.next) setImmediate(() => guard.next && this.reconfigure(target, guard.next));
     });
     this.guards.set(target, guard);
   }
@@ -143,6 +154,22 @@ export class Breakers {
       guard.breaker.close();
     }
     this.listener.stateChanged?.(target, this.state(target));
+  }
+
+  /**
+   * New thresholds for a target (its service changed live). A closed breaker is rebuilt with
+   * them at once (its rolling window starts again); an open, half-open or forced one keeps its
+   * episode and takes them when it next closes. Unknown targets get them at ensure().
+   */
+  reconfigure(target: string, settings: BreakerSettings): void {
+    const guard = this.guards.get(target);
+    if (!guard) return;
+    if (guard.breaker.closed && !guard.hurting && guard.forced === 'auto') {
+      this.remove(target);
+      this.ensure(target, settings);
+      return;
+    }
+    guard.next = settings;
   }
 
   targets(): string[] {

@@ -184,6 +184,28 @@ export class ReplicaPool {
     internals._dispense();
   }
 
+  /**
+   * New settings from a live configuration change: sizes as resize() does, and the wait queue,
+   * acquire timeout, idle timeout and validation that generic-pool reads from `_config` per
+   * acquire or eviction run. The eviction interval stays what the pool started with.
+   */
+  reconfigure(settings: PoolSettings): void {
+    const internals = this.pool as unknown as {
+      _config: {
+        maxWaitingClients: number;
+        acquireTimeoutMillis: number;
+        softIdleTimeoutMillis: number;
+        testOnBorrow: boolean;
+      };
+    };
+    internals._config.maxWaitingClients = settings.maxWaitingClients;
+    internals._config.acquireTimeoutMillis = settings.acquireTimeoutMs;
+    internals._config.softIdleTimeoutMillis = settings.idleTimeoutMs;
+    internals._config.testOnBorrow = settings.testOnBorrow;
+    this.settings = settings;
+    this.resize(settings.max, Math.min(settings.min, settings.max));
+  }
+
   stats(): PoolStats {
     return {
       replica: this.replica.id!,

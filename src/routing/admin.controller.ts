@@ -13,14 +13,20 @@ import {
   UseGuards,
 } from '@nestjs/common';
 import { z } from 'zod';
-import { ReplicaSchema, type ReplicaConfig, type ResolvedReplica } from '../config/gateway-config';
+import {
+  ReplicaSchema,
+  ServiceSchema,
+  ServicesSchema,
+  type ReplicaConfig,
+  type ResolvedReplica,
+} from '../config/gateway-config';
 import { derivedReplicaId } from '../config/replica-id';
 import { AdminPolicyGuard } from '../policy/policy.module';
 import { RateLimitGuard } from '../policy/rate-limit/rate-limit.guard';
 import { AdminTokenGuard } from './admin-token.guard';
 import { ConfigReloadService } from './config-reload.service';
 import { DuplicateReplicaError, Router, UnknownReplicaError, UnknownServiceError } from './router.service';
-import type { ReplicaView } from './routing-table';
+import type { ReplicaView, ServiceView } from './routing-table';
 
 const PatchSchema = z
   .object({
@@ -29,6 +35,11 @@ const PatchSchema = z
   })
   .strict()
   .refine((p) => p.weight !== undefined || p.draining !== undefined, 'set weight and/or draining');
+
+const ServicePatchSchema = ServiceSchema.omit({ replicas: true })
+  .partial()
+  .strict()
+  .refine((p) => Object.keys(p).length > 0, 'set mode, pool, breaker and/or routing');
 
 /**
  * Live changes to services and replicas (README "Routing"). Changes take effect for new sessions at
@@ -50,6 +61,43 @@ export class AdminController {
   @Get('config')
   config() {
     return this.reload.fileStatus();
+  }
+
+  /**
+   * Adds a service live, with the same body as a service of gateway.yaml (mode, pool, breaker,
+   * routing, replicas): new sessions for it use its own mode and pool settings at once.
+   */
+  @Post('services/:service')
+  @HttpCode(201)
+  addService(@Param('service') service: string, @Body() body: unknown): ServiceView {
+    if (this.router.hasService(service)) throw new ConflictException(`service "${service}" already exists`);
+    const parsed = ServicesSchema.safeParse({ [service]: json(body) });
+    if (!parsed.success) throw invalid(parsed.error);
+    try {
+      this.router.addService(service, parsed.data[service]);
+    } catch (err) {
+      throw mapped(err);
+    }
+    return this.service(service);
+  }
+
+  /**
+   * Changes a live service's mode, pool or breaker settings: new sessions use the new mode, a
+   * pooled service's pools are resized at once, breakers take the new thresholds.
+   */
+  @Patch('services/:service')
+  updateService(@Param('service') service: string, @Body() body: unknown): ServiceView {
+    const view = this.service(service);
+    const parsed = ServicePatchSchema.safeParse(json(body));
+    if (!parsed.success) throw invalid(parsed.error);
+    const current = this.router.serviceSettings(service)!;
+    this.router.updateService(service, {
+      mode: parsed.data.mode ?? current.mode,
+      routing: parsed.data.routing ?? view.routing,
+      ...('pool' in parsed.data ? { pool: parsed.data.pool } : {}),
+      ...('breaker' in parsed.data ? { breaker: parsed.data.breaker } : {}),
+    });
+    return this.service(service);
   }
 
   @Post('services/:service/replicas')

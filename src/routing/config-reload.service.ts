@@ -152,6 +152,7 @@ function describeSummary(s: EditSummary): string {
   const parts: string[] = [];
   if (s.servicesAdded.length) parts.push(`services added ${s.servicesAdded.join(', ')}`);
   if (s.servicesRemoved.length) parts.push(`services removed ${s.servicesRemoved.join(', ')}`);
+  if (s.servicesChanged.length) parts.push(`services changed ${s.servicesChanged.join(', ')}`);
   if (s.replicasAdded.length) parts.push(`replicas added ${s.replicasAdded.join(', ')}`);
   if (s.replicasRemoved.length) parts.push(`replicas removed ${s.replicasRemoved.join(', ')}`);
   if (s.replicasChanged.length) parts.push(`replicas changed ${s.replicasChanged.join(', ')}`);

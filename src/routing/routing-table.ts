@@ -66,6 +66,9 @@ class ReplicaEntry {
   constructor(public config: ResolvedReplica) {}
 }
 
+/** A service's settings below routing (mode, pool sizing, breakers), as the pool layer reads them. */
+export type ServiceSettings = Pick<ServiceConfig, 'mode' | 'pool' | 'breaker'>;
+
 class ServiceRoute {
   readonly ring = new HashRing();
   readonly replicas = new Map<string, ReplicaEntry>();
@@ -73,6 +76,7 @@ class ServiceRoute {
     readonly name: string,
     public mode: ServiceConfig['mode'],
     public routing: RoutingConfig,
+    public settings: ServiceSettings,
   ) {}
 }
 
@@ -185,9 +189,10 @@ export class RoutingTable {
       const owner = this.owners.get(r.id);
       if (owner !== undefined) throw new DuplicateReplicaError(r.id, owner);
     }
-    const route = new ServiceRoute(name, service.mode, service.routing);
+    const route = new ServiceRoute(name, service.mode, service.routing, settingsOf(service));
     this.services.set(name, route);
     for (const replica of service.replicas) this.addReplica(name, replica);
+    this.settingsChanged?.(name);
   }
 
   /** Removes a service: new sessions for it are refused; open sessions keep their upstreams. */
@@ -198,12 +203,33 @@ export class RoutingTable {
     this.services.delete(name);
   }
 
-  updateService(name: string, settings: { mode: ServiceConfig['mode']; routing: RoutingConfig }): void {
+  /**
+   * Changes a live service's routing and (when given) its mode, pool and breaker settings:
+   * new sessions use them; the pool layer is told through `settingsChanged` (pool resize).
+   */
+  updateService(
+    name: string,
+    settings: { mode: ServiceConfig['mode']; routing: RoutingConfig } & Partial<ServiceSettings>,
+  ): void {
     const route = this.services.get(name);
     if (!route) throw new UnknownServiceError(name);
     route.mode = settings.mode;
     route.routing = settings.routing;
+    route.settings = {
+      mode: settings.mode,
+      pool: 'pool' in settings ? settings.pool : route.settings.pool,
+      breaker: 'breaker' in settings ? settings.breaker : route.settings.breaker,
+    };
+    this.settingsChanged?.(name);
   }
+
+  /** Mode, pool and breaker settings of a live service (undefined: no such service). */
+  serviceSettings(name: string): ServiceSettings | undefined {
+    return this.services.get(name)?.settings;
+  }
+
+  /** Told after a service was added or its settings changed (the pool layer listens). */
+  settingsChanged: ((service: string) => void) | undefined = undefined;
 
   addReplica(service: string, replica: ResolvedReplica): void {
     const route = this.services.get(service);
@@ -325,6 +351,10 @@ export class RoutingTable {
     }
     return best;
   }
+}
+
+function settingsOf(service: ServiceConfig): ServiceSettings {
+  return { mode: service.mode, pool: service.pool, breaker: service.breaker };
 }
 
 /** Where a replica is, for display: its URL, its command line, or the embedded server's name. */

@@ -6,6 +6,8 @@ import type { RoutingTable } from './routing-table';
 export interface EditSummary {
   servicesAdded: string[];
   servicesRemoved: string[];
+  /** Services whose mode, routing, pool or breaker settings changed. */
+  servicesChanged: string[];
   replicasAdded: string[];
   replicasRemoved: string[];
   replicasChanged: string[];
@@ -49,6 +51,7 @@ export function applyServicesEdit(
   const summary: EditSummary = {
     servicesAdded: [],
     servicesRemoved: [],
+    servicesChanged: [],
     replicasAdded: [],
     replicasRemoved: [],
     replicasChanged: [],
@@ -66,8 +69,20 @@ export function applyServicesEdit(
       summary.servicesAdded.push(name);
       continue;
     }
-    if (!before || before.mode !== service.mode || !isDeepStrictEqual(before.routing, service.routing)) {
-      table.updateService(name, { mode: service.mode, routing: service.routing });
+    if (
+      !before ||
+      before.mode !== service.mode ||
+      !isDeepStrictEqual(before.routing, service.routing) ||
+      !isDeepStrictEqual(before.pool, service.pool) ||
+      !isDeepStrictEqual(before.breaker, service.breaker)
+    ) {
+      table.updateService(name, {
+        mode: service.mode,
+        routing: service.routing,
+        pool: service.pool,
+        breaker: service.breaker,
+      });
+      summary.servicesChanged.push(name);
     }
     const nextIds = new Set(service.replicas.map((r) => r.id));
     for (const old of before?.replicas ?? []) {

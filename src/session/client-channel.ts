@@ -20,6 +20,12 @@ export interface ClientChannel {
    * feeding it until `channelDrained`.
    */
   send(seq: number, stream: number, raw: string): boolean;
+  /**
+   * Optional: the message just sent refuses its request for now (overload, retry after
+   * `retryAfterMs`). A channel that has written nothing else may answer with its transport's
+   * own refusal instead (Streamable HTTP: 429 + Retry-After); others ignore it.
+   */
+  refusedLast?(retryAfterMs: number): void;
   /** Normal end: everything this channel was opened for has been sent. */
   end(): void;
   /** Abnormal end with a reason the client can read (HTTP status / close code mapping is the transport's). */

@@ -21,6 +21,7 @@ import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
 import type { Session, SessionHooks } from './session';
+import type { ServiceDirectory } from './session';
 import { SessionRegistry, type SessionLimits } from './session-registry';
 import { InMemorySessionStore } from './session-store';
 
@@ -100,12 +101,12 @@ const SHUTDOWN_CLOSE_BATCH = 256;
 @Injectable()
 export class SessionService
   extends SessionRegistry
-  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown, ServiceDirectory
 {
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     pool: PoolManager,
-    router: Router,
+    private readonly router: Router,
     private readonly sessionHooks: GatewaySessionHooks,
     vsm: VsmBus,
     metrics: GatewayMetrics,
@@ -143,6 +144,15 @@ export class SessionService
   useSessionLimits(limits: SessionLimits): void {
     this.sessionLimits = limits;
     this.sessionHooks.sessionLimits = limits;
+  }
+
+  /** The default service (ServiceDirectory: transports ask the session layer, not the router). */
+  get defaultService(): string {
+    return this.router.defaultService;
+  }
+
+  hasService(service: string): boolean {
+    return this.router.hasService(service);
   }
 
   private draining: Promise<void> | undefined;

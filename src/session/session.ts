@@ -14,6 +14,15 @@ import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connecti
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { Outbox, type OutboxEntry, type OutboxLimits } from './outbox';
 
+// Transports catch it from here: they see sessions, never the outbox (CONVENTIONS 17).
+export { ResumeUnavailableError } from './outbox';
+
+/** The services a transport may open sessions for (SessionService answers from the router). */
+export interface ServiceDirectory {
+  readonly defaultService: string;
+  hasService(service: string): boolean;
+}
+
 /** The empty map every session starts with; writing to it is a bug, so it refuses. */
 class EmptyMap extends Map<any, any> {
   override set(): this {
@@ -33,6 +42,9 @@ export const SESSION_ENDED_CODE = 4001;
 
 /** Close code for a session ended by outbox overflow (WebSocket 4008; HTTP streams end with an error event). */
 export const SESSION_OVERFLOW_CODE = 4008;
+
+/** Close code for a new session that could not get an upstream (pool exhausted): WebSocket 1013, HTTP 503. */
+export const SESSION_RETRY_LATER_CODE = 503;
 
 /** What an overloaded session tells a client to wait before retrying. */
 export const OVERLOAD_RETRY_AFTER_MS = 1000;
@@ -151,6 +163,8 @@ export class Session implements ChannelListener, UpstreamSink {
   private waiting: Waiting[] | undefined = undefined;
   private waitingBytes = 0;
   private pausedUpstream = false;
+  /** idKey of the client's first initialize request. */
+  private initializeKey: string | undefined = undefined;
 
   constructor(private readonly options: SessionOptions) {
     this.id = options.id;
@@ -510,6 +524,7 @@ export class Session implements ChannelListener, UpstreamSink {
   }
 
   private noteInitialize(message: JsonRpcRequest): void {
+    this.initializeKey ??= idKey(message.id);
     const params = message.params as { protocolVersion?: unknown } | undefined;
     if (typeof params?.protocolVersion === 'string' && this.protocolVersion === undefined) {
       this.protocolVersion = params.protocolVersion;
@@ -537,13 +552,27 @@ export class Session implements ChannelListener, UpstreamSink {
       this.inFlight.delete(key);
       if (req.progressToken !== undefined) this.progressTokens.delete(tokenKey(req.progressToken));
       stream = req.stream;
-      this.noteInitializeResult(message);
-      const entry = this.deliverTo(stream, text);
-      this.rememberCompleted(key, entry);
+      const retryAfterMs = refusalRetryAfter(message);
+      if (retryAfterMs === undefined) {
+        this.noteInitializeResult(message);
+        this.rememberCompleted(key, this.deliverTo(stream, text));
+      } else {
+        // Refused before it ran (pool exhausted): not remembered, so a retry with the same id
+        // is carried again instead of being answered with the refusal from the dedupe log.
+        this.deliverTo(stream, text, retryAfterMs);
+      }
       const state = this.streams.get(stream);
       if (state) {
         state.pending--;
         this.finishStreamIfDone(stream, state);
+      }
+      // A new session whose initialize could not get an upstream has nothing to go on with:
+      // it ends as "try again later" (WebSocket 1013, HTTP 503) instead of lingering unusable.
+      if (retryAfterMs !== undefined && key === this.initializeKey) {
+        this.close(
+          'no upstream session is free for a new session; try again later',
+          SESSION_RETRY_LATER_CODE,
+        );
       }
       return;
     }
@@ -607,13 +636,18 @@ export class Session implements ChannelListener, UpstreamSink {
     return STANDALONE_STREAM;
   }
 
-  /** Appends to the outbox and sends on the channel that owns the stream, if one is attached. */
-  private deliverTo(stream: number, raw: string) {
+  /**
+   * Appends to the outbox and sends on the channel that owns the stream, if one is attached.
+   * `retryAfterMs`: the message refuses its request for now (overload); a channel that can say
+   * so in its own terms (HTTP 429 before the response started) is told.
+   */
+  private deliverTo(stream: number, raw: string, retryAfterMs?: number) {
     const entry = this.outbox.append(stream, raw);
     const channel = this.channelFor(stream);
     if (channel) {
       if (stream === STANDALONE_STREAM || this.primary) this.standaloneSentThrough = entry.seq;
       this.sendEntry(channel, entry, Date.now());
+      if (retryAfterMs !== undefined) channel.refusedLast?.(retryAfterMs);
     }
     return entry;
   }
@@ -847,6 +881,18 @@ export class Session implements ChannelListener, UpstreamSink {
     this.outbox.clear();
     this.options.hooks.sessionClosed(this, reason);
   }
+}
+
+/**
+ * `retryAfterMs` of an upstream answer that refuses its request for now (−31003 with
+ * data.retryAfterMs: the pool was exhausted), undefined for any other message. Cheap for the
+ * common case: a result has no `error` member.
+ */
+function refusalRetryAfter(message: JsonRpcMessage): number | undefined {
+  const error = (message as { error?: { code?: unknown; data?: { retryAfterMs?: unknown } } }).error;
+  if (error === undefined || error.code !== ErrorCode.Overloaded) return undefined;
+  const ms = error.data?.retryAfterMs;
+  return typeof ms === 'number' && ms > 0 ? ms : undefined;
 }
 
 function progressTokenOf(message: JsonRpcRequest): string | number | undefined {

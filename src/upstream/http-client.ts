@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, Pool, type Dispatcher } from 'undici';
 import type { JsonRpcErrorObject } from '../../libs/protocol/src';
 
 // ---------------------------------------------------------------------------------------------
@@ -7,15 +7,80 @@ import type { JsonRpcErrorObject } from '../../libs/protocol/src';
 // ---------------------------------------------------------------------------------------------
 
 /**
- * One keep-alive connection pool per upstream origin for the whole process (undici's Agent keeps a
- * Pool per origin), with undici's defaults — the same ones Node's fetch uses.
+ * One keep-alive connection pool per upstream origin for the whole process: undici's Agent keeps a
+ * Pool per origin, made by `factory` with the size the pool layer registered for that origin
+ * ({@link HttpPools}) and a keep-alive timeout below the upstreams' own (see configure()).
  *
  * The dispatcher API instead of fetch: fetch wraps every exchange in Request/Response/Headers
  * objects, WHATWG streams and an AbortSignal, which cost more CPU than the forwarding itself at a
  * few thousand requests a second. Here one small handler object per exchange gets the status, the
  * headers and the body chunks directly.
  */
-const agent = new Agent();
+
+/**
+ * Socket budgets per upstream origin. The pool layer registers, per replica, how many sockets it
+ * may need at once (a pooled service: its pool max × (2 + maxConcurrentPerConnection) — one
+ * standalone GET, the POSTs it carries, one more for a ping or a DELETE); `undefined` means
+ * unbounded (dedicated mode: one standalone GET per client session). An origin's undici Pool is
+ * sized from the sum when it is first used, so register before the first exchange.
+ */
+class HttpPools {
+  private keepAliveMs = 4000;
+  private fixed = 0;
+  private readonly budgets = new Map<string, Map<string, number | undefined>>();
+
+  /** Process-wide settings (UPSTREAM_HTTP_KEEPALIVE_MS, UPSTREAM_HTTP_CONNECTIONS). */
+  configure(keepAliveMs: number, connections: number): void {
+    this.keepAliveMs = keepAliveMs;
+    this.fixed = connections;
+  }
+
+  /** `replica` at `url` needs up to `sockets` at once on its origin (undefined: no bound). */
+  register(url: string, replica: string, sockets: number | undefined): void {
+    const origin = originOf(url);
+    let byReplica = this.budgets.get(origin);
+    if (!byReplica) this.budgets.set(origin, (byReplica = new Map()));
+    byReplica.set(replica, sockets);
+  }
+
+  /** The size of an origin's pool: a fixed setting, else the registered sum (null: unbounded). */
+  connectionsFor(origin: string): number | null {
+    if (this.fixed > 0) return this.fixed;
+    const byReplica = this.budgets.get(origin);
+    if (!byReplica || byReplica.size === 0) return null;
+    let sum = 0;
+    for (const n of byReplica.values()) {
+      if (n === undefined) return null;
+      sum += n;
+    }
+    return sum;
+  }
+
+  /** Options of an origin's undici Pool. */
+  poolOptions(origin: string): Pool.Options {
+    return {
+      connections: this.connectionsFor(originOf(origin)),
+      // undici also honours a shorter `Keep-Alive: timeout=` hint from the server, minus a margin.
+      keepAliveTimeout: this.keepAliveMs,
+      keepAliveMaxTimeout: this.keepAliveMs,
+    };
+  }
+}
+
+/** `scheme://host:port` as undici keys its pools (default ports dropped, as URL does). */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+export const httpPools = new HttpPools();
+
+const agent = new Agent({
+  factory: (origin, options) => new Pool(origin, { ...options, ...httpPools.poolOptions(String(origin)) }),
+});
 
 /** Something an exchange can be aborted through (an HttpCall, or a test's stand-in). */
 export interface Abortable {

@@ -14,9 +14,15 @@ export async function startGateway(
   env: Record<string, string> = {},
 ): Promise<RunningGateway> {
   const gateway = await bootstrap({
+    // No warm stdio children unless a test asks for them: suites count child processes exactly.
     // Suites not about rate limits run without them: their anonymous clients all come from one
     // loopback address, so they would share one 100 req/s budget (test/rate-limit.test.ts turns them on).
-    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', RATE_LIMIT_ENABLED: 'false', ...env },
+    env: {
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      RATE_LIMIT_ENABLED: 'false',
+      STDIO_WARM_PROCESSES: '0',
+      ...env,
+    },
     config: { host: '127.0.0.1', port: 0, ...config },
   });
   const url = await listen(gateway, 0);

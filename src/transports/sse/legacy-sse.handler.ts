@@ -9,9 +9,13 @@ import {
 } from '../../../libs/protocol/src';
 import type { GatewayConfig } from '../../config/gateway-config';
 import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
-import type { Router } from '../../routing/router.service';
-import { ResumeUnavailableError } from '../../session/outbox';
-import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
+import {
+  OVERLOAD_RETRY_AFTER_MS,
+  ResumeUnavailableError,
+  STANDALONE_STREAM,
+  type ServiceDirectory,
+  type Session,
+} from '../../session/session';
 import type { SessionRegistry, SwitchVerdict } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
 import type { Admission, AdmissionRequest } from '../../policy/admission';
@@ -38,7 +42,8 @@ export class LegacySseHandler {
   constructor(
     private readonly config: GatewayConfig,
     private readonly sessions: SessionRegistry,
-    private readonly router: Router,
+    /** Which services exist (the session layer answers; transports never read the router). */
+    private readonly services: ServiceDirectory,
     private readonly guard: RequestGuard,
     private readonly keepAlive: KeepAliveTicker,
     private readonly metrics: GatewayMetrics,
@@ -107,8 +112,8 @@ export class LegacySseHandler {
         this.resumeStream(req, res, resume, service, query, clientId);
         return;
       }
-      const target = service ?? this.router.defaultService;
-      if (!this.router.hasService(target)) {
+      const target = service ?? this.services.defaultService;
+      if (!this.services.hasService(target)) {
         this.refuse(res, 404, 'unknown_service', `Unknown service "${target}"`);
         return;
       }

@@ -15,7 +15,6 @@ import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import { AdmissionService } from '../../policy/policy.module';
 import { MessagePolicy } from '../../policy/message-policy';
-import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { ErrorCode } from '../../../libs/protocol/src';
 import { ErrorBoundary } from '../error-boundary';
@@ -61,7 +60,6 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     private readonly adapterHost: HttpAdapterHost,
     private readonly metrics: GatewayMetrics,
     sessions: SessionService,
-    router: Router,
     admission: AdmissionService,
     @Optional() policy?: MessagePolicy,
   ) {
@@ -74,7 +72,7 @@ export class LegacySseRoutes implements OnModuleInit, OnApplicationShutdown, Raw
     this.handler = new LegacySseHandler(
       config,
       sessions,
-      router,
+      sessions,
       new RequestGuard(config),
       this.keepAlive,
       metrics,

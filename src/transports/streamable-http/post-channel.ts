@@ -108,6 +108,14 @@ export class PostChannel implements ClientChannel, ChannelListener {
   private primeId: string | undefined = undefined;
   /** SsePrimed: the priming event and the messages so far, waiting for end() or the next tick. */
   private pending: string | undefined = undefined;
+  /** SsePrimed: how many messages `pending` holds, and the raw text of the last one. */
+  private pendingCount = 0;
+  private pendingLast: string | undefined = undefined;
+  /**
+   * The only message so far refuses its request for now (pool exhausted): if the response
+   * ends with nothing else, it goes out as HTTP 429 with Retry-After instead of 200.
+   */
+  private refusal: { raw: string; retryAfterMs: number } | undefined = undefined;
 
   constructor(
     readonly res: ServerResponse,
@@ -166,6 +174,8 @@ export class PostChannel implements ClientChannel, ChannelListener {
       } else {
         this.pending += event;
       }
+      this.pendingCount++;
+      this.pendingLast = raw;
       return true;
     }
     if (this.collected) {
@@ -190,6 +200,18 @@ export class PostChannel implements ClientChannel, ChannelListener {
     return this.sse.send(seq, stream, raw);
   }
 
+  /**
+   * The message just sent refuses its request (overload): remembered only while it is the one
+   * message of a response nothing has been written of, so end() can turn it into a 429.
+   */
+  refusedLast(retryAfterMs: number): void {
+    if (this.closed || this.collected) return;
+    let raw: string | undefined;
+    if (this.mode === ResponseMode.Lazy) raw = this.held;
+    else if (this.mode === ResponseMode.SsePrimed && this.pendingCount === 1) raw = this.pendingLast;
+    if (raw !== undefined) this.refusal = { raw, retryAfterMs };
+  }
+
   /** Called on the next tick after the first message: not ended yet, so more is coming — stream it. */
   decide(): void {
     if (this.mode === ResponseMode.Lazy && !this.closed) this.switchToSse();
@@ -203,6 +225,15 @@ export class PostChannel implements ClientChannel, ChannelListener {
 
   end(): void {
     if (this.closed) return;
+    const refusal = this.refusal;
+    if (
+      refusal !== undefined &&
+      ((this.mode === ResponseMode.Lazy && this.held === refusal.raw) ||
+        (this.mode === ResponseMode.SsePrimed && this.pendingCount === 1))
+    ) {
+      this.writeRefusal(refusal.raw, refusal.retryAfterMs);
+      return;
+    }
     if (this.mode === ResponseMode.SsePrimed) {
       // Everything is known: the priming event and the messages, in one write with Content-Length.
       const events = this.pending ?? this.sse.primeText(this.primeId!);
@@ -272,6 +303,30 @@ export class PostChannel implements ClientChannel, ChannelListener {
       this.collected = undefined;
       for (const c of collected) this.sse.send(c.seq, c.stream, c.raw);
     }
+  }
+
+  /**
+   * The request was refused before it ran (pool exhausted): 429 with Retry-After for HTTP
+   * clients, the JSON-RPC error (with data.retryAfterMs) as the body for MCP clients. No event
+   * id was written, so there is nothing to resume: the client retries the request.
+   */
+  private writeRefusal(body: string, retryAfterMs: number): void {
+    this.mode = ResponseMode.Json;
+    this.finished = true;
+    this.held = undefined;
+    this.pending = undefined;
+    this.pendingLast = undefined;
+    this.primeId = undefined;
+    this.refusal = undefined;
+    const res = this.res;
+    if (res.headersSent || res.destroyed) return;
+    // No Mcp-Session-Id even for an initialize: a refused initialize ends its session.
+    res.writeHead(429, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+      'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
+    });
+    res.end(body);
   }
 
   private writeJson(body: string): void {

@@ -18,8 +18,12 @@ import {
   type JsonRpcMessage,
 } from '../../../libs/protocol/src';
 import type { GatewayConfig } from '../../config/gateway-config';
-import { ResumeUnavailableError } from '../../session/outbox';
-import { OVERLOAD_RETRY_AFTER_MS, STANDALONE_STREAM, type Session } from '../../session/session';
+import {
+  OVERLOAD_RETRY_AFTER_MS,
+  ResumeUnavailableError,
+  STANDALONE_STREAM,
+  type Session,
+} from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
 import type { Admission, AdmissionRequest } from '../../policy/admission';

@@ -16,7 +16,6 @@ import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import { AdmissionService } from '../../policy/policy.module';
 import { MessagePolicy } from '../../policy/message-policy';
-import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { sendJsonRpcError } from '../http/http-reply';
 import { KeepAliveTicker } from '../http/keep-alive-ticker';
@@ -58,7 +57,6 @@ export class StreamableHttpRoutes
     private readonly adapterHost: HttpAdapterHost,
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly sessions: SessionService,
-    router: Router,
     metrics: GatewayMetrics,
     admission: AdmissionService,
     @Optional() policy?: MessagePolicy,
@@ -68,7 +66,7 @@ export class StreamableHttpRoutes
     this.handler = new StreamableHttpHandler({
       config,
       sessions,
-      hasService: (name) => router.hasService(name),
+      hasService: (name) => sessions.hasService(name),
       metrics,
       keepAlive: this.keepAlive,
       boundary: this.boundary,

@@ -16,8 +16,12 @@ import {
   type JsonRpcMessage,
 } from '../../../libs/protocol/src';
 import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
-import { ResumeUnavailableError } from '../../session/outbox';
-import { STANDALONE_STREAM, type Session } from '../../session/session';
+import {
+  ResumeUnavailableError,
+  STANDALONE_STREAM,
+  type ServiceDirectory,
+  type Session,
+} from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { ErrorBoundary } from '../error-boundary';
 import { AdmissionRefusedError } from '../../session/session-capacity';
@@ -50,10 +54,7 @@ export interface WsSettings {
   maxJsonDepth: number;
 }
 
-export interface ServiceDirectory {
-  readonly defaultService: string;
-  hasService(service: string): boolean;
-}
+export type { ServiceDirectory };
 
 export interface WsLogger {
   warn(message: unknown, context?: string): void;

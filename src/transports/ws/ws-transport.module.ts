@@ -14,7 +14,6 @@ import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import { AdmissionService } from '../../policy/policy.module';
 import { MessagePolicy } from '../../policy/message-policy';
-import { Router } from '../../routing/router.service';
 import { SessionService } from '../../session/session.module';
 import { RequestGuard } from '../http/request-guard';
 import { WsServer, type WsSettings } from './ws-server';
@@ -49,14 +48,13 @@ export class WsTransportService implements OnModuleInit, BeforeApplicationShutdo
     private readonly adapterHost: HttpAdapterHost,
     metrics: GatewayMetrics,
     private readonly sessions: SessionService,
-    router: Router,
     admission: AdmissionService,
     @Optional() policy?: MessagePolicy,
   ) {
     this.server = new WsServer(
       wsSettingsFrom(config),
       sessions,
-      router,
+      sessions,
       new RequestGuard(config),
       metrics,
       new Logger('WsTransport'),
