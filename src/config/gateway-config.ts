@@ -363,6 +363,12 @@ export const EnvSchema = z.object({
   // ── settings: flood protection and slow-request limits (helper p3) ──
   // ·
   // ── settings: metrics and health (helper o1) ──
+  /** Tool names (declared by upstreams in tools/list) that get their own tools/call latency series; the rest are "other". */
+  METRICS_MAX_TOOL_LABELS: int(0).default(100),
+  /** Event-loop delay (ms, p99 over the last few seconds) above which /health/live reports the process stuck. */
+  HEALTH_MAX_EVENT_LOOP_LAG_MS: int(1).default(2000),
+  /** Redis that /health/ready pings when set (cluster mode); unset: no Redis check. */
+  HEALTH_REDIS_URL: z.string().optional(),
   // ·
   // ── settings: tracing and logs (helper o2) ──
   // ·
@@ -453,6 +459,12 @@ export interface GatewayConfig {
   // ── settings: flood protection and slow-request limits (helper p3) ──
   // ·
   // ── settings: metrics and health (helper o1) ──
+  /** Tool names with their own tools/call latency series (the rest count as "other"). */
+  metricsMaxToolLabels: number;
+  /** /health/live fails above this event-loop delay (ms). */
+  healthMaxEventLoopLagMs: number;
+  /** Redis pinged by /health/ready; undefined: no Redis check. */
+  healthRedisUrl: string | undefined;
   // ·
   // ── settings: tracing and logs (helper o2) ──
   // ·

@@ -142,6 +142,9 @@ export function loadConfig(
     // ── settings: flood protection and slow-request limits (helper p3) ──
     // ·
     // ── settings: metrics and health (helper o1) ──
+    metricsMaxToolLabels: e.METRICS_MAX_TOOL_LABELS,
+    healthMaxEventLoopLagMs: e.HEALTH_MAX_EVENT_LOOP_LAG_MS,
+    healthRedisUrl: e.HEALTH_REDIS_URL,
     // ·
     // ── settings: tracing and logs (helper o2) ──
     // ·

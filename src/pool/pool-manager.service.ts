@@ -72,6 +72,7 @@ export class PoolManager implements OnApplicationShutdown {
         !this.breakers.allows(replicaId) ||
         !this.router.states.isActive(replicaId) ||
         this.router.ownerOf(replicaId) !== service,
+      latencyOf: (replicaId) => this.metrics.upstreamLatencyOf(replicaId),
       failedOver: (from, to, reason) => {
         this.metrics.replicaFailover(from, to);
         this.log.warn(`session moved from replica ${from} to ${to}: ${reason}`);
@@ -102,6 +103,7 @@ export class PoolManager implements OnApplicationShutdown {
           return this.factory.create(replica);
         },
         record: (replicaId, ok) => this.breakers.record(replicaId, ok),
+        latencyOf: (replicaId) => this.metrics.upstreamLatencyOf(replicaId),
         settings: {
           min: settings.min,
           max: settings.max,
