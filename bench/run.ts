@@ -35,6 +35,7 @@ import {
   type FdLimitResult,
 } from './children';
 import { kb, runIdleScenario, type IdleKind, type IdleScenarioResult } from './idle';
+import { runMetricsSuite, type MetricsReport } from './metrics-suite';
 import {
   parseRingOption,
   printRing,
@@ -55,8 +56,18 @@ import type {
 
 type TargetKind = 'direct' | 'gateway';
 type UpstreamKind = 'fast' | 'embedded-demo';
-type Suite = 'ring' | 'load' | 'idle' | 'compression' | 'replicas' | 'ws-upstream' | 'pooled-idle';
-const ALL_SUITES = ['ring', 'load', 'idle', 'compression', 'replicas', 'ws-upstream', 'pooled-idle'] as const;
+type Suite =
+  'ring' | 'load' | 'idle' | 'compression' | 'replicas' | 'ws-upstream' | 'pooled-idle' | 'metrics';
+const ALL_SUITES = [
+  'ring',
+  'load',
+  'idle',
+  'compression',
+  'replicas',
+  'ws-upstream',
+  'pooled-idle',
+  'metrics',
+] as const;
 
 interface Options {
   /** ring: hash-ring pick time; load: tools/call throughput/latency; idle: 10k idle connections; compression: WS permessage-deflate. */
@@ -1333,6 +1344,53 @@ async function runWsUpstreamSuite(
   };
 }
 
+/** Suite `metrics` (bench/metrics-suite.ts) on this orchestrator's processes and load workers. */
+async function runMetricsBench(
+  opts: Options,
+  failures: Array<{ what: string; error: string }>,
+): Promise<MetricsReport<ScenarioResult, RoundMedian>> {
+  let upstream: { child: BenchChild; url: string } | undefined;
+  let gateway: { child: BenchChild; url: string } | undefined;
+  const transports = opts.transports.filter((t) => t === 'ws' || t === 'streamable-http');
+  return runMetricsSuite<ScenarioResult, RoundMedian>(
+    {
+      transports: transports.length > 0 ? transports : ['ws'],
+      sessions: opts.replicaSessions,
+      scrapeIntervalMs: 1000,
+      rounds: opts.pairRounds,
+    },
+    {
+      start: async () => {
+        upstream = await startUpstream('fast upstream (metrics)');
+        gateway = await startGateway('gateway (metrics)', fastService(upstream.url), opts.logLevel);
+        return {
+          url: gateway.url,
+          stop: async () => {
+            if (gateway) await stopChild(gateway.child);
+            if (upstream) await stopChild(upstream.child);
+          },
+        };
+      },
+      run: (transport, sessions, label) =>
+        runScenario(
+          opts,
+          transport,
+          'gateway',
+          'fast',
+          gateway!.url,
+          sessions,
+          { upstream: upstream!.child, gateway: gateway!.child },
+          { durationMs: opts.pairDurationMs, warmupMs: opts.pairWarmupMs, label },
+        ),
+      median: roundMedian,
+    },
+    failures,
+  ).finally(async () => {
+    // start() failed half-way: nothing else stops what it started.
+    if (upstream && !gateway) await stopChild(upstream.child);
+  });
+}
+
 /** PIDs of every descendant of `pid`, from /proc (Linux). */
 function descendantsOf(pid: number): number[] {
   const children = new Map<number, number[]>();
@@ -1546,6 +1604,11 @@ async function main(): Promise<void> {
     console.log('\nWebSocket client → WebSocket upstream, next to → Streamable HTTP upstream:');
     wsUpstream = await runWsUpstreamSuite(opts, failures);
   }
+  let metrics: MetricsReport<ScenarioResult, RoundMedian> | null = null;
+  if (opts.suites.includes('metrics')) {
+    console.log('\ntools/call at 50 sessions with /metrics scraped every second, next to no scraping:');
+    metrics = await runMetricsBench(opts, failures);
+  }
   let pooledIdle: PooledIdleReport | null = null;
   if (opts.suites.includes('pooled-idle')) {
     console.log('\nidle sessions over a pooled stdio server-everything:');
@@ -1585,6 +1648,7 @@ async function main(): Promise<void> {
     replicas,
     wsUpstream,
     pooledIdle,
+    metrics,
     failures,
   };
   mkdirSync(resultsDir, { recursive: true });
@@ -1604,6 +1668,15 @@ async function main(): Promise<void> {
     ring,
   });
   printTopology(replicas, wsUpstream, pooledIdle);
+  if (metrics) {
+    console.log('\n/metrics scraped every second vs not (medians; same gateway):');
+    for (const t of metrics.perTransport) {
+      console.log(
+        `  ${t.transport.padEnd(16)} scraped ${t.scraped.reqPerSec} req/s (p99 ${t.scraped.p99} ms), ` +
+          `not ${t.plain.reqPerSec} req/s (p99 ${t.plain.p99} ms): ×${t.throughputRatio}`,
+      );
+    }
+  }
   console.log(`\nresults: ${file}`);
   const seconds = ((Date.now() - started.getTime()) / 1000).toFixed(1);
   console.log(`total ${seconds} s; load average at end ${report.loadAverageAtEnd.join(' ')}`);
