@@ -21,8 +21,11 @@ const N = 3;
 const ADMIN_TOKEN = 'metrics-test-admin-token-0123456789';
 const OPERATION = 'mcp_server_operation_duration_seconds';
 
-async function scrape(base: string, token = ADMIN_TOKEN): Promise<{ text: string; samples: PromSample[] }> {
-  const res = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+async function scrape(
+  base: string,
+  token: string | undefined = ADMIN_TOKEN,
+): Promise<{ text: string; samples: PromSample[] }> {
+  const res = await fetch(`${base}/metrics`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
   const text = await res.text();
@@ -209,6 +212,62 @@ describe('/metrics after a known workload', () => {
     const later = (await scrape(gw.url)).samples;
     assert.equal(sampleValue(later, 'mcp_gateway_breaker_state', { replica }), 0);
     assert.equal(sampleValue(later, 'mcp_gateway_transport_breaker_state', { transport: 'ws' }), 0);
+  });
+});
+
+describe('/metrics after a replica failover', () => {
+  test('the session moves off a replica whose breaker opened: counted once, from → to', async () => {
+    const gw = await startGateway({
+      defaultService: 'demo',
+      services: {
+        demo: {
+          replicas: [
+            { transport: 'embedded', server: 'demo' },
+            { transport: 'embedded', server: 'demo' },
+          ],
+        },
+      },
+    });
+    const { client } = await connectClient(gw.url, 'ws');
+    try {
+      // tools/list tells the gateway echo is read-only, so a call held up by the move may be sent again.
+      await client.listTools();
+      await client.callTool({ name: 'echo', arguments: { text: 'one' } });
+      const first = (await scrape(gw.url, undefined)).samples;
+      // initialize, tools/list and the call went to the session's replica, nothing to the other one.
+      const latency = first.filter((s) => s.name === 'mcp_gateway_upstream_duration_seconds_count');
+      assert.deepEqual(
+        latency.map((s) => s.value),
+        [3],
+      );
+      const from = latency[0].labels.replica;
+      const to = gw.gateway.app
+        .get(Router)
+        .replicaIds('demo')
+        .find((id) => id !== from)!;
+      gw.gateway.app
+        .get(EventEmitter2)
+        .emit(VsmChannel.S3Control, {
+          type: 'force_circuit_state',
+          transport: from,
+          state: 'open',
+        } satisfies S3Event);
+      const r = (await client.callTool({ name: 'echo', arguments: { text: 'two' } })) as {
+        content: Array<{ text: string }>;
+      };
+      assert.equal(r.content[0].text, 'two');
+      const { samples } = await scrape(gw.url, undefined);
+      assert.equal(sampleValue(samples, 'mcp_gateway_replica_failovers_total', { from, to }), 1);
+      assert.equal(samples.filter((s) => s.name === 'mcp_gateway_replica_failovers_total').length, 1);
+      assert.equal(sampleValue(samples, 'mcp_gateway_breaker_state', { replica: from }), 2);
+      assert.equal(sampleValue(samples, 'mcp_gateway_upstream_duration_seconds_count', { replica: from }), 3);
+      // The replayed handshake is the gateway's own; only the client's call counts on the new replica.
+      assert.equal(sampleValue(samples, 'mcp_gateway_upstream_duration_seconds_count', { replica: to }), 1);
+      assert.equal(sampleValue(samples, 'mcp_gateway_request_duration_seconds_count'), 4);
+    } finally {
+      await client.close();
+      await gw.close();
+    }
   });
 });
 
