@@ -4,12 +4,13 @@
  * starts draining while requests in flight still finish, and comes back when a replica does.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Router } from '../src/routing/router.service';
 import { VsmChannel, type S3Event } from '../src/vsm/vsm.channels';
 import { connectClient } from './helpers/clients';
-import { startEverythingHttp, type RunningEverything } from './helpers/everything';
+import { freePort, startEverythingHttp, type RunningEverything } from './helpers/everything';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 
 interface Health {
@@ -154,5 +155,66 @@ describe('readiness with breakers forced open, and during drain', () => {
     const result = (await call) as { content: Array<{ text: string }>; isError?: boolean };
     assert.notEqual(result.isError, true, 'the request in flight was answered');
     await closing;
+  });
+});
+
+/** A throw-away redis-server on `port` (no persistence), ready when it answers. */
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  await new Promise<void>((ok, fail) => {
+    let out = '';
+    const timer = setTimeout(() => fail(new Error(`redis-server did not start: ${out}`)), 10_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        ok();
+      }
+    });
+    child.once('exit', (code) => fail(new Error(`redis-server exited (${code}): ${out}`)));
+  });
+  return child;
+}
+
+function stopRedis(child: ChildProcess): Promise<void> {
+  return new Promise((ok) => {
+    if (child.exitCode !== null || child.signalCode !== null) return ok();
+    child.once('exit', () => ok());
+    child.kill('SIGKILL');
+  });
+}
+
+describe('readiness with HEALTH_REDIS_URL', () => {
+  let redis: ChildProcess | undefined;
+  let gw: RunningGateway;
+  let port: number;
+
+  before(async () => {
+    port = await freePort();
+    redis = await startRedis(port);
+    gw = await startGateway({}, { HEALTH_REDIS_URL: `redis://127.0.0.1:${port}` });
+  });
+
+  after(async () => {
+    await gw?.close();
+    if (redis) await stopRedis(redis);
+  });
+
+  test('ready while Redis answers PING, not ready while it is gone, ready again when it is back', async () => {
+    const up = await until(gw.url, '/health/ready', 200);
+    assert.deepEqual(up.body.details.redis, { status: 'up', configured: true });
+    await stopRedis(redis!);
+    const down = await until(gw.url, '/health/ready', 503);
+    assert.equal(down.body.details.redis.status, 'down');
+    assert.equal(down.body.details.replicas.status, 'up');
+    redis = await startRedis(port);
+    const again = await until(gw.url, '/health/ready', 200);
+    assert.deepEqual(again.body.details.redis, { status: 'up', configured: true });
   });
 });
