@@ -245,13 +245,11 @@ describe('/metrics after a replica failover', () => {
         .get(Router)
         .replicaIds('demo')
         .find((id) => id !== from)!;
-      gw.gateway.app
-        .get(EventEmitter2)
-        .emit(VsmChannel.S3Control, {
-          type: 'force_circuit_state',
-          transport: from,
-          state: 'open',
-        } satisfies S3Event);
+      gw.gateway.app.get(EventEmitter2).emit(VsmChannel.S3Control, {
+        type: 'force_circuit_state',
+        transport: from,
+        state: 'open',
+      } satisfies S3Event);
       const r = (await client.callTool({ name: 'echo', arguments: { text: 'two' } })) as {
         content: Array<{ text: string }>;
       };
