@@ -37,6 +37,7 @@ import {
 import { printFlood, runFloodSuite, type FloodReport } from './flood';
 import { kb, runIdleScenario, type IdleKind, type IdleScenarioResult } from './idle';
 import { runLimiterMicro, type LimiterMicroReport } from './rate-limit';
+import { runMetricsSuite, type MetricsReport } from './metrics-suite';
 import {
   parseRingOption,
   printRing,
@@ -68,6 +69,7 @@ const ALL_SUITES = [
   'pooled-idle',
   'flood',
   'rate-limit',
+  'metrics',
 ] as const;
 
 interface Options {
@@ -1448,6 +1450,53 @@ async function runWsUpstreamSuite(
   };
 }
 
+/** Suite `metrics` (bench/metrics-suite.ts) on this orchestrator's processes and load workers. */
+async function runMetricsBench(
+  opts: Options,
+  failures: Array<{ what: string; error: string }>,
+): Promise<MetricsReport<ScenarioResult, RoundMedian>> {
+  let upstream: { child: BenchChild; url: string } | undefined;
+  let gateway: { child: BenchChild; url: string } | undefined;
+  const transports = opts.transports.filter((t) => t === 'ws' || t === 'streamable-http');
+  return runMetricsSuite<ScenarioResult, RoundMedian>(
+    {
+      transports: transports.length > 0 ? transports : ['ws'],
+      sessions: opts.replicaSessions,
+      scrapeIntervalMs: 1000,
+      rounds: opts.pairRounds,
+    },
+    {
+      start: async () => {
+        upstream = await startUpstream('fast upstream (metrics)');
+        gateway = await startGateway('gateway (metrics)', fastService(upstream.url), opts.logLevel);
+        return {
+          url: gateway.url,
+          stop: async () => {
+            if (gateway) await stopChild(gateway.child);
+            if (upstream) await stopChild(upstream.child);
+          },
+        };
+      },
+      run: (transport, sessions, label) =>
+        runScenario(
+          opts,
+          transport,
+          'gateway',
+          'fast',
+          gateway!.url,
+          sessions,
+          { upstream: upstream!.child, gateway: gateway!.child },
+          { durationMs: opts.pairDurationMs, warmupMs: opts.pairWarmupMs, label },
+        ),
+      median: roundMedian,
+    },
+    failures,
+  ).finally(async () => {
+    // start() failed half-way: nothing else stops what it started.
+    if (upstream && !gateway) await stopChild(upstream.child);
+  });
+}
+
 /** PIDs of every descendant of `pid`, from /proc (Linux). */
 function descendantsOf(pid: number): number[] {
   const children = new Map<number, number[]>();
@@ -1666,6 +1715,11 @@ async function main(): Promise<void> {
     console.log(`\nrate limits on vs off (${opts.replicaSessions} sessions, distinct client ids):`);
     rateLimit = await runRateLimitSuite(opts, failures);
   }
+  let metrics: MetricsReport<ScenarioResult, RoundMedian> | null = null;
+  if (opts.suites.includes('metrics')) {
+    console.log('\ntools/call at 50 sessions with /metrics scraped every second, next to no scraping:');
+    metrics = await runMetricsBench(opts, failures);
+  }
   let pooledIdle: PooledIdleReport | null = null;
   if (opts.suites.includes('pooled-idle')) {
     console.log('\nidle sessions over a pooled stdio server-everything:');
@@ -1712,6 +1766,7 @@ async function main(): Promise<void> {
     pooledIdle,
     flood,
     rateLimit,
+    metrics,
     failures,
   };
   mkdirSync(resultsDir, { recursive: true });
@@ -1732,6 +1787,15 @@ async function main(): Promise<void> {
   });
   printTopology(replicas, wsUpstream, pooledIdle);
   if (flood) printFlood(flood);
+  if (metrics) {
+    console.log('\n/metrics scraped every second vs not (medians; same gateway):');
+    for (const t of metrics.perTransport) {
+      console.log(
+        `  ${t.transport.padEnd(16)} scraped ${t.scraped.reqPerSec} req/s (p99 ${t.scraped.p99} ms), ` +
+          `not ${t.plain.reqPerSec} req/s (p99 ${t.plain.p99} ms): ×${t.throughputRatio}`,
+      );
+    }
+  }
   console.log(`\nresults: ${file}`);
   const seconds = ((Date.now() - started.getTime()) / 1000).toFixed(1);
   console.log(`total ${seconds} s; load average at end ${report.loadAverageAtEnd.join(' ')}`);

@@ -466,6 +466,12 @@ export const EnvSchema = z.object({
   /** Largest request head (request line and headers) in bytes; larger → 431. */
   MAX_HEADER_BYTES: int(1024, 1024 * 1024).default(16 * 1024),
   // ── settings: metrics and health (helper o1) ──
+  /** Tool names (declared by upstreams in tools/list) that get their own tools/call latency series; the rest are "other". */
+  METRICS_MAX_TOOL_LABELS: int(0).default(100),
+  /** Event-loop delay (ms, p99 over the last few seconds) above which /health/live reports the process stuck. */
+  HEALTH_MAX_EVENT_LOOP_LAG_MS: int(1).default(2000),
+  /** Redis that /health/ready pings when set (cluster mode); unset: no Redis check. */
+  HEALTH_REDIS_URL: z.string().optional(),
   // ·
   // ── settings: tracing and logs (helper o2) ──
   // ·
@@ -609,6 +615,12 @@ export interface GatewayConfig {
     maxHeaderBytes: number;
   };
   // ── settings: metrics and health (helper o1) ──
+  /** Tool names with their own tools/call latency series (the rest count as "other"). */
+  metricsMaxToolLabels: number;
+  /** /health/live fails above this event-loop delay (ms). */
+  healthMaxEventLoopLagMs: number;
+  /** Redis pinged by /health/ready; undefined: no Redis check. */
+  healthRedisUrl: string | undefined;
   // ·
   // ── settings: tracing and logs (helper o2) ──
   // ·

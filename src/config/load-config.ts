@@ -189,6 +189,9 @@ export function loadConfig(
       maxHeaderBytes: e.MAX_HEADER_BYTES,
     },
     // ── settings: metrics and health (helper o1) ──
+    metricsMaxToolLabels: e.METRICS_MAX_TOOL_LABELS,
+    healthMaxEventLoopLagMs: e.HEALTH_MAX_EVENT_LOOP_LAG_MS,
+    healthRedisUrl: e.HEALTH_REDIS_URL,
     // ·
     // ── settings: tracing and logs (helper o2) ──
     // ·

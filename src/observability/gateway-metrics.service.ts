@@ -1,6 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { ChannelKind } from '../session/client-channel';
 import { LatencyHistogram } from './latency-histogram';
+import { MCP_METHODS, METHOD_TOOLS_CALL } from './mcp-methods';
+
+/** Tool names a per-tool histogram is kept for unless configured otherwise (the rest count as "other"). */
+export const DEFAULT_MAX_TOOL_LABELS = 100;
+/** Replicas an upstream-latency histogram is kept for (replicas come from configuration; a bound all the same). */
+const MAX_REPLICA_LABELS = 1000;
+/** The label of what is past a bound, or not declared. */
+export const OTHER_LABEL = 'other';
 
 /**
  * Counters the hot path bumps. Plain numbers (no label lookups per message); the
@@ -10,6 +18,9 @@ import { LatencyHistogram } from './latency-histogram';
 export class GatewayMetrics {
   readonly messagesIn: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
   readonly messagesOut: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  /** UTF-8 bytes of the JSON-RPC messages (not the transport's framing), as a client sent them. */
+  readonly bytesIn: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  /** UTF-8 bytes of the upstream messages delivered to clients. */
   readonly bytesOut: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
   readonly sessionsClosed: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
   readonly errors = new Map<string, number>();
@@ -18,6 +29,17 @@ export class GatewayMetrics {
    * dashboard and S4 read. Per-method histograms (bounded labels) live beside it (helper o1).
    */
   readonly requestLatency = new LatencyHistogram();
+  /** The same observations by MCP method, indexed like MCP_METHODS (the session keeps the index). */
+  readonly methodLatency: readonly LatencyHistogram[] = MCP_METHODS.map(() => new LatencyHistogram());
+  /**
+   * tools/call by tool name: only names an upstream declared in a tools/list answer get their own
+   * histogram, at most `maxToolLabels` of them; anything else is `other`.
+   */
+  readonly toolLatency = new Map<string, LatencyHistogram>();
+  readonly toolLatencyOther = new LatencyHistogram();
+  maxToolLabels = DEFAULT_MAX_TOOL_LABELS;
+  /** Request sent to a replica → its answer, by replica id (ports hold their replica's histogram). */
+  readonly upstreamLatency = new Map<string, LatencyHistogram>();
   /** Times a slow client made a session stop reading its upstream, and times it drained. */
   upstreamPauses = 0;
   upstreamResumes = 0;
@@ -62,8 +84,46 @@ export class GatewayMetrics {
     this.authAdmissions.set(via, (this.authAdmissions.get(via) ?? 0) + 1);
   }
 
-  messageIn(kind: ChannelKind): void {
+  messageIn(kind: ChannelKind, bytes = 0): void {
     this.messagesIn[kind]++;
+    this.bytesIn[kind] += bytes;
+  }
+
+  /** A client request got its response after `ms`; `method` indexes MCP_METHODS. */
+  requestCompleted(method: number, tool: string | undefined, ms: number): void {
+    this.requestLatency.observe(ms);
+    this.methodLatency[method].observe(ms);
+    if (method === METHOD_TOOLS_CALL) {
+      const h = tool === undefined ? undefined : this.toolLatency.get(tool);
+      (h ?? this.toolLatencyOther).observe(ms);
+    }
+  }
+
+  /** Tool names from a tools/list result: each gets its own tools/call histogram while there is room. */
+  learnTools(result: unknown): void {
+    const tools = (result as { tools?: unknown } | undefined)?.tools;
+    if (!Array.isArray(tools)) return;
+    for (const tool of tools) {
+      const name = (tool as { name?: unknown } | null)?.name;
+      if (typeof name !== 'string' || name.length === 0 || name.length > 128) continue;
+      if (this.toolLatency.has(name)) continue;
+      if (this.toolLatency.size >= this.maxToolLabels) return;
+      this.toolLatency.set(name, new LatencyHistogram());
+    }
+  }
+
+  /** The upstream-latency histogram of a replica (looked up when a port moves to it, not per message). */
+  upstreamLatencyOf(replica: string): LatencyHistogram {
+    let h = this.upstreamLatency.get(replica);
+    if (h === undefined) {
+      if (this.upstreamLatency.size >= MAX_REPLICA_LABELS) {
+        h = this.upstreamLatency.get(OTHER_LABEL);
+        if (h === undefined) this.upstreamLatency.set(OTHER_LABEL, (h = new LatencyHistogram()));
+        return h;
+      }
+      this.upstreamLatency.set(replica, (h = new LatencyHistogram()));
+    }
+    return h;
   }
 
   messageOut(kind: ChannelKind, bytes: number): void {

@@ -33,6 +33,8 @@ export interface DedicatedPortDeps {
   shouldLeave(replicaId: string): boolean;
   /** The session moved from one replica to another (metrics, logs). */
   failedOver(from: string, to: string, reason: string): void;
+  /** The upstream-latency histogram of a replica (looked up when the port moves to it, not per message). */
+  latencyOf?(replicaId: string): { observe(ms: number): void };
   readonly safety: ReplaySafety;
   /** How long a replayed handshake may take on the new replica. */
   readonly replayTimeoutMs: number;
@@ -42,6 +44,8 @@ interface SentRequest {
   message: JsonRpcRequest;
   raw: string | undefined;
   headers: MessageHeaders | undefined;
+  /** performance.now() when the port took it (upstream latency). */
+  sentAt: number;
 }
 
 interface Queued {
@@ -66,6 +70,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
   sink: UpstreamSink | undefined = undefined;
   private lease: UpstreamLease | undefined = undefined;
   private replicaId = '';
+  private latency: { observe(ms: number): void } | undefined = undefined;
   private readonly sent = new Map<string, SentRequest>();
   private initialize: JsonRpcRequest | undefined = undefined;
   private initialized: JsonRpcNotification | undefined = undefined;
@@ -143,7 +148,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
     const method = (message as JsonRpcRequest).method;
     if (method === undefined) return; // a response to a server request: nothing to record
     if (isRequest(message)) {
-      this.sent.set(idKey(message.id), { message, raw, headers });
+      this.sent.set(idKey(message.id), { message, raw, headers, sentAt: performance.now() });
       if (method === Method.Initialize) {
         this.initialize = message;
         this.initialized = undefined;
@@ -185,6 +190,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
         }
         this.sent.delete(key);
         this.deps.record(this.replicaId, true);
+        this.latency?.observe(performance.now() - request.sentAt);
         if (request.message.method === 'tools/list' && 'result' in message) {
           this.deps.safety.learnTools(message.result);
         }
@@ -319,6 +325,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
   private use(lease: UpstreamLease, replica: ReplicaConfig): void {
     this.lease = lease;
     this.replicaId = replica.id!;
+    this.latency = this.deps.latencyOf?.(this.replicaId);
     lease.connection.sink = this;
     if (this.paused) lease.connection.pause();
   }

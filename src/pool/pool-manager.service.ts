@@ -111,6 +111,7 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
         !this.breakers.allows(replicaId) ||
         !this.router.states.isActive(replicaId) ||
         this.router.ownerOf(replicaId) !== service,
+      latencyOf: (replicaId) => this.metrics.upstreamLatencyOf(replicaId),
       failedOver: (from, to, reason) => {
         this.metrics.replicaFailover(from, to);
         this.log.warn(`session moved from replica ${from} to ${to}: ${reason}`);
@@ -170,6 +171,7 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
           return this.factory.create(replica);
         },
         record: (replicaId, ok) => this.breakers.record(replicaId, ok),
+        latencyOf: (replicaId) => this.metrics.upstreamLatencyOf(replicaId),
         settings: this.poolSettings(service),
         handshakeTimeoutMs: this.config.upstream.connectTimeoutMs,
       });

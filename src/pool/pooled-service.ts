@@ -18,6 +18,8 @@ export interface PooledServiceDeps {
   failoverOrder(key: string): ReplicaConfig[];
   createConnection(replica: ReplicaConfig): UpstreamConnection;
   record(replicaId: string, ok: boolean): void;
+  /** The upstream-latency histogram of a replica (looked up once per pool). */
+  latencyOf?(replicaId: string): { observe(ms: number): void };
   readonly settings: PoolSettings;
   readonly handshakeTimeoutMs: number;
 }
@@ -209,7 +211,9 @@ export class PooledService {
   // ------------------------------------------------------------------ what the pools report
 
   private owner(pool: ReplicaPool): SharedUpstreamOwner {
+    const latency = this.deps.latencyOf?.(pool.replica.id!);
     return {
+      answered: latency === undefined ? undefined : (ms) => latency.observe(ms),
       unattributed: (shared, message) => this.unattributed(shared, message),
       serverRequest: (shared, client, request, related) =>
         this.routeServerRequest(shared, client, request, related),

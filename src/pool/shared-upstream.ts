@@ -39,6 +39,8 @@ export interface SharedUpstreamOwner {
   lost(shared: SharedUpstream): void;
   /** One outcome of the replica (feeds its breaker). */
   record(ok: boolean): void;
+  /** A request was answered by the upstream `ms` after it was written (upstream latency). */
+  answered?(ms: number): void;
 }
 
 interface Carried {
@@ -48,6 +50,8 @@ interface Carried {
   /** The progress token as the upstream sees it, when the client asked for progress. */
   upstreamToken: string | undefined;
   clientToken: string | number | undefined;
+  /** performance.now() when it was written to the upstream (upstream latency). */
+  sentAt: number;
 }
 
 const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
@@ -125,7 +129,13 @@ export class SharedUpstream implements UpstreamSink {
       this.tokens.set(upstreamToken, upstreamId);
       params = { ...params, _meta: { ...meta, progressToken: upstreamToken } };
     }
-    this.carried.set(upstreamId, { client, id: request.id, upstreamToken, clientToken: meta?.progressToken });
+    this.carried.set(upstreamId, {
+      client,
+      id: request.id,
+      upstreamToken,
+      clientToken: meta?.progressToken,
+      sentAt: performance.now(),
+    });
     const message: JsonRpcRequest = { jsonrpc: '2.0', id: upstreamId, method: request.method };
     if (params !== undefined) message.params = params;
     this.connection.send(message, undefined, headers);
@@ -163,6 +173,7 @@ export class SharedUpstream implements UpstreamSink {
       this.forget(id);
       const failed = 'error' in message && message.error.code === ErrorCode.UpstreamUnavailable;
       this.owner.record(!failed);
+      if (!failed) this.owner.answered?.(performance.now() - c.sentAt);
       c.client.deliverFromUpstream({ ...message, id: c.id } as JsonRpcMessage, c.id);
       this.owner.settled(this);
       return;

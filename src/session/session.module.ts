@@ -18,6 +18,7 @@ import { Router } from '../routing/router.service';
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { GatewayMetrics } from '../observability/gateway-metrics.service';
+import { METHOD_TOOLS_LIST } from '../observability/mcp-methods';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
 import type { Session, SessionHooks } from './session';
@@ -50,9 +51,12 @@ export class GatewaySessionHooks implements SessionHooks {
     return this.policy?.filterAnswer(session.clientId, method, response);
   }
 
-  clientMessage(session: Session, message: JsonRpcMessage): void {
-    this.metrics.messageIn(session.transport);
-    if (this.vsm.hasListeners(VsmChannel.S1Operations)) {
+  clientMessage(session: Session, message: JsonRpcMessage, raw?: string): void {
+    this.metrics.messageIn(session.transport, raw === undefined ? 0 : Buffer.byteLength(raw));
+    if (!this.vsm.hasListeners(VsmChannel.S1Operations)) {
+      // The event still happened (variety flow); nobody listens, so no payload is built.
+      this.vsm.events.s1_operations++;
+    } else {
       this.vsm.publishS1({
         type: 'external_message',
         clientId: session.clientId,
@@ -69,6 +73,18 @@ export class GatewaySessionHooks implements SessionHooks {
 
   upstreamMessage(session: Session, _message: JsonRpcMessage, bytes: number): void {
     this.metrics.messageOut(session.transport, bytes);
+  }
+
+  requestCompleted(
+    _session: Session,
+    method: number,
+    tool: string | undefined,
+    ms: number,
+    response: JsonRpcMessage,
+  ): void {
+    this.metrics.requestCompleted(method, tool, ms);
+    // The tool names an upstream declares bound the per-tool label (a tools/list answer is rare).
+    if (method === METHOD_TOOLS_LIST && 'result' in response) this.metrics.learnTools(response.result);
   }
 
   backpressure(_session: Session, paused: boolean): void {
@@ -156,6 +172,11 @@ export class SessionService
   }
 
   private draining: Promise<void> | undefined;
+
+  /** True from the first step of shutdown on (readiness reports it). */
+  get isDraining(): boolean {
+    return this.draining !== undefined;
+  }
 
   /**
    * Shutdown, step one (also called by the transports before they close their connections,

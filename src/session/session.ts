@@ -9,6 +9,7 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
+import { methodIndex, METHOD_TOOLS_CALL } from '../observability/mcp-methods';
 import type { UpstreamPort } from '../pool/upstream-port';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
@@ -69,10 +70,21 @@ export interface SessionOptions {
 }
 
 export interface SessionHooks {
-  /** Called for every client message before it is forwarded (S1 publish, metrics). */
-  clientMessage(session: Session, message: JsonRpcMessage): void;
+  /** Called for every client message before it is forwarded (S1 publish, metrics); `raw` as received. */
+  clientMessage(session: Session, message: JsonRpcMessage, raw?: string): void;
   /** Called for every upstream message delivered to the client (metrics). */
   upstreamMessage(session: Session, message: JsonRpcMessage, bytes: number): void;
+  /**
+   * A client request got its response (from the upstream, or an error the gateway made for it)
+   * `ms` after it arrived; `method` indexes MCP_METHODS, `tool` is a tools/call's tool name.
+   */
+  requestCompleted?(
+    session: Session,
+    method: number,
+    tool: string | undefined,
+    ms: number,
+    response: JsonRpcMessage,
+  ): void;
   /** The session ended (expired, deleted, upstream gone for good). */
   sessionClosed(session: Session, reason: string): void;
   /** The client fell behind past the outbox bound; the session is being closed. */
@@ -97,6 +109,12 @@ interface InFlight {
   lastSign: number;
   /** The method, when its answer must be rewritten (SessionHooks.rewritesAnswer); otherwise undefined. */
   rewrite: string | undefined;
+  /** performance.now() when it arrived: its latency is measured from here. */
+  startedAt: number;
+  /** Index in MCP_METHODS (the latency histogram it counts in). */
+  method: number;
+  /** tools/call only: the tool's name. */
+  tool: string | undefined;
 }
 
 /** A completed request: the seq of its answer, and when it was answered (for the time window). */
@@ -386,7 +404,7 @@ export class Session implements ChannelListener, UpstreamSink {
     headers?: MessageHeaders,
   ): boolean {
     this.touch();
-    this.options.hooks.clientMessage(this, message);
+    this.options.hooks.clientMessage(this, message, raw);
     if (isRequest(message)) {
       const key = idKey(message.id);
       const existing = this.inFlight.get(key);
@@ -416,7 +434,16 @@ export class Session implements ChannelListener, UpstreamSink {
       const token = progressTokenOf(message);
       if (this.inFlight === NO_ENTRIES) this.inFlight = new Map();
       const rewrite = this.options.hooks.rewritesAnswer?.(this, message) ? message.method : undefined;
-      this.inFlight.set(key, { stream, progressToken: token, lastSign: this.lastActivity, rewrite });
+      const method = methodIndex(message.method);
+      this.inFlight.set(key, {
+        stream,
+        progressToken: token,
+        lastSign: this.lastActivity,
+        rewrite,
+        startedAt: performance.now(),
+        method,
+        tool: method === METHOD_TOOLS_CALL ? toolNameOf(message) : undefined,
+      });
       if (token !== undefined) {
         if (this.progressTokens === NO_ENTRIES) this.progressTokens = new Map();
         this.progressTokens.set(tokenKey(token), key);
@@ -545,11 +572,19 @@ export class Session implements ChannelListener, UpstreamSink {
       const req = message.id === null ? undefined : this.inFlight.get(idKey(message.id));
       if (req?.rewrite !== undefined)
         text = this.options.hooks.rewriteAnswer?.(this, req.rewrite, message) ?? text;
-      this.options.hooks.upstreamMessage(this, message, text.length);
+      // Bytes as they go out (UTF-8), not UTF-16 code units.
+      this.options.hooks.upstreamMessage(this, message, Buffer.byteLength(text));
       if (message.id === null) return;
       const key = idKey(message.id);
       if (!req) return; // an answer to nothing the client asked (late, duplicate, or internal)
       this.inFlight.delete(key);
+      this.options.hooks.requestCompleted?.(
+        this,
+        req.method,
+        req.tool,
+        performance.now() - req.startedAt,
+        message,
+      );
       if (req.progressToken !== undefined) this.progressTokens.delete(tokenKey(req.progressToken));
       stream = req.stream;
       const retryAfterMs = refusalRetryAfter(message);
@@ -576,7 +611,8 @@ export class Session implements ChannelListener, UpstreamSink {
       }
       return;
     }
-    this.options.hooks.upstreamMessage(this, message, text.length);
+    // Bytes as they go out (UTF-8), not UTF-16 code units.
+    this.options.hooks.upstreamMessage(this, message, Buffer.byteLength(text));
     stream = this.streamFor(message, related);
     if (isRequest(message)) {
       if (this.serverRequests === NO_ENTRIES) this.serverRequests = new Map();
@@ -899,6 +935,11 @@ function progressTokenOf(message: JsonRpcRequest): string | number | undefined {
   const params = message.params as { _meta?: { progressToken?: unknown } } | undefined;
   const token = params?._meta?.progressToken;
   return typeof token === 'string' || typeof token === 'number' ? token : undefined;
+}
+
+function toolNameOf(message: JsonRpcRequest): string | undefined {
+  const name = (message.params as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' ? name : undefined;
 }
 
 function tokenKey(token: string | number): string {
