@@ -5,6 +5,7 @@ import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
 import { HealthController } from './observability/health.controller';
 import { ObservabilityModule } from './observability/observability.module';
+import { TracingModule } from './observability/tracing/tracing.module';
 import { PoolModule } from './pool/pool.module';
 import { RoutingModule } from './routing/routing.module';
 import { SessionModule } from './session/session.module';
@@ -35,6 +36,7 @@ export class AppModule {
         EventEmitterModule.forRoot({ wildcard: false, maxListeners: 50 }),
         VsmModule,
         ObservabilityModule,
+        TracingModule,
         RoutingModule,
         PoolModule,
         SessionModule,

@@ -5,6 +5,7 @@ import type { ZodError } from 'zod';
 import {
   EnvSchema,
   FileSchema,
+  parseLogLevels,
   ServicesSchema,
   type GatewayConfig,
   type GatewayConfigOverrides,
@@ -144,6 +145,18 @@ export function loadConfig(
     // ── settings: metrics and health (helper o1) ──
     // ·
     // ── settings: tracing and logs (helper o2) ──
+    tracing:
+      e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || e.OTEL_EXPORTER_OTLP_ENDPOINT
+        ? {
+            tracesUrl:
+              e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+              `${e.OTEL_EXPORTER_OTLP_ENDPOINT!.replace(/\/+$/, '')}/v1/traces`,
+            sampleRatio: e.OTEL_TRACES_SAMPLER_ARG,
+            serviceName: e.OTEL_SERVICE_NAME,
+          }
+        : undefined,
+    logLevels: parseLogLevels(e.LOG_LEVELS) ?? {},
+    logFormat: e.LOG_FORMAT,
     // ·
     // ── settings: dashboard, alerts and S4 (helper o3) ──
     // ·

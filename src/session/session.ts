@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import {
   ErrorCode,
   errorResponse,
@@ -9,6 +10,14 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
+import {
+  abortRequestTrace,
+  endRequestTrace,
+  startRequestTrace,
+  traceHeaders,
+  type RequestTrace,
+} from '../observability/tracing/mcp-spans';
+import { Tracing } from '../observability/tracing/tracing';
 import type { UpstreamPort } from '../pool/upstream-port';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
@@ -76,6 +85,8 @@ interface InFlight {
   progressToken: string | number | undefined;
   /** When it was sent, or when its last progress notification came (progress keeps a request alive). */
   lastSign: number;
+  /** Its spans; undefined unless tracing is on. */
+  trace: RequestTrace | undefined;
 }
 
 /** A completed request: the seq of its answer, and when it was answered (for the time window). */
@@ -116,6 +127,12 @@ export class Session implements ChannelListener, UpstreamSink {
   protocolVersion: string | undefined = undefined;
   lastActivity = Date.now();
   closed = false;
+  /**
+   * Headers of the HTTP request carrying the messages being received (set by the HTTP transports
+   * around receive(), and to the upgrade's headers on WebSocket while tracing is on): where the
+   * caller's `traceparent` and `x-request-id` are read, only when tracing or debug logs want them.
+   */
+  incoming: IncomingHttpHeaders | undefined = undefined;
   readonly outbox: Outbox;
 
   /** WebSocket or legacy SSE connection: receives every message of every stream. */
@@ -392,7 +409,14 @@ export class Session implements ChannelListener, UpstreamSink {
       }
       const token = progressTokenOf(message);
       if (this.inFlight === NO_ENTRIES) this.inFlight = new Map();
-      this.inFlight.set(key, { stream, progressToken: token, lastSign: this.lastActivity });
+      let trace: RequestTrace | undefined;
+      if (Tracing.enabled) {
+        // The message now carries the gateway's span in _meta: its original text no longer fits.
+        trace = startRequestTrace(this, message, this.port?.target?.());
+        raw = undefined;
+        headers = traceHeaders(trace, headers);
+      }
+      this.inFlight.set(key, { stream, progressToken: token, lastSign: this.lastActivity, trace });
       if (token !== undefined) {
         if (this.progressTokens === NO_ENTRIES) this.progressTokens = new Map();
         this.progressTokens.set(tokenKey(token), key);
@@ -447,6 +471,7 @@ export class Session implements ChannelListener, UpstreamSink {
     const req = this.inFlight.get(key);
     if (!req) return false;
     this.inFlight.delete(key);
+    if (req.trace) abortRequestTrace(req.trace, 'cancelled');
     if (req.progressToken !== undefined) this.progressTokens.delete(tokenKey(req.progressToken));
     const state = this.streams.get(req.stream);
     if (state) {
@@ -527,6 +552,7 @@ export class Session implements ChannelListener, UpstreamSink {
       stream = req.stream;
       this.noteInitializeResult(message);
       const entry = this.deliverTo(stream, text);
+      if (req.trace) endRequestTrace(req.trace, message);
       this.rememberCompleted(key, entry);
       const state = this.streams.get(stream);
       if (state) {
@@ -827,6 +853,8 @@ export class Session implements ChannelListener, UpstreamSink {
     }
     this.waiting = undefined;
     this.waitingBytes = 0;
+    if (Tracing.enabled)
+      for (const req of this.inFlight.values()) if (req.trace) abortRequestTrace(req.trace, 'session_closed');
     this.inFlight = NO_ENTRIES;
     this.progressTokens = NO_ENTRIES;
     this.completed = NO_ENTRIES;
