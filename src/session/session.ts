@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { Logger } from '@nestjs/common';
 import {
   ErrorCode,
   errorResponse,
@@ -18,10 +19,16 @@ import {
   type RequestTrace,
 } from '../observability/tracing/mcp-spans';
 import { Tracing } from '../observability/tracing/tracing';
+import { correlationIdFrom, logFields, traceIdOf, type LogFields } from '../observability/logging/log-fields';
+import { LEVEL_VALUE, LogLevels } from '../observability/logging/log-levels';
 import type { UpstreamPort } from '../pool/upstream-port';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { Outbox, type OutboxEntry, type OutboxLimits } from './outbox';
+
+const log = new Logger('Session');
+/** Read as a number before a debug line is built: nothing is allocated while debug is off. */
+const logLevel = LogLevels.module('Session');
 
 /** The empty map every session starts with; writing to it is a bug, so it refuses. */
 class EmptyMap extends Map<any, any> {
@@ -87,6 +94,8 @@ interface InFlight {
   lastSign: number;
   /** Its spans; undefined unless tracing is on. */
   trace: RequestTrace | undefined;
+  /** What its log lines carry (correlation id…); undefined unless Session logs at debug. */
+  log: LogFields | undefined;
 }
 
 /** A completed request: the seq of its answer, and when it was answered (for the time window). */
@@ -416,7 +425,18 @@ export class Session implements ChannelListener, UpstreamSink {
         raw = undefined;
         headers = traceHeaders(trace, headers);
       }
-      this.inFlight.set(key, { stream, progressToken: token, lastSign: this.lastActivity, trace });
+      let fields: LogFields | undefined;
+      if (logLevel.value <= LEVEL_VALUE.debug) {
+        fields = this.requestLogFields(message, trace);
+        log.debug({ ...fields, method: message.method, requestId: message.id }, 'client request');
+      }
+      this.inFlight.set(key, {
+        stream,
+        progressToken: token,
+        lastSign: this.lastActivity,
+        trace,
+        log: fields,
+      });
       if (token !== undefined) {
         if (this.progressTokens === NO_ENTRIES) this.progressTokens = new Map();
         this.progressTokens.set(tokenKey(token), key);
@@ -472,6 +492,7 @@ export class Session implements ChannelListener, UpstreamSink {
     if (!req) return false;
     this.inFlight.delete(key);
     if (req.trace) abortRequestTrace(req.trace, 'cancelled');
+    if (req.log) log.debug(req.log, 'request ended without an answer (cancelled or abandoned)');
     if (req.progressToken !== undefined) this.progressTokens.delete(tokenKey(req.progressToken));
     const state = this.streams.get(req.stream);
     if (state) {
@@ -524,6 +545,15 @@ export class Session implements ChannelListener, UpstreamSink {
     );
   }
 
+  /** Correlation id (the caller's x-request-id when sane) and the trace the request belongs to. */
+  private requestLogFields(message: JsonRpcRequest, trace: RequestTrace | undefined): LogFields {
+    const meta = (message.params as { _meta?: { traceparent?: unknown } } | undefined)?._meta;
+    const traceId = trace
+      ? trace.server.spanContext().traceId
+      : (traceIdOf(meta?.traceparent) ?? traceIdOf(this.incoming?.traceparent));
+    return logFields(this, correlationIdFrom(this.incoming), traceId);
+  }
+
   private noteInitialize(message: JsonRpcRequest): void {
     const params = message.params as { protocolVersion?: unknown } | undefined;
     if (typeof params?.protocolVersion === 'string' && this.protocolVersion === undefined) {
@@ -553,6 +583,10 @@ export class Session implements ChannelListener, UpstreamSink {
       this.noteInitializeResult(message);
       const entry = this.deliverTo(stream, text);
       if (req.trace) endRequestTrace(req.trace, message);
+      if (req.log) {
+        const error = (message as { error?: { code?: unknown } }).error;
+        log.debug({ ...req.log, errorCode: error?.code, bytes: text.length }, 'response delivered');
+      }
       this.rememberCompleted(key, entry);
       const state = this.streams.get(stream);
       if (state) {

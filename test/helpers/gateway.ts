@@ -1,3 +1,4 @@
+import type { DestinationStream } from 'pino';
 import { bootstrap, listen, type Gateway } from '../../src/bootstrap';
 import type { GatewayConfigOverrides } from '../../src/config/gateway-config';
 
@@ -12,8 +13,10 @@ export interface RunningGateway {
 export async function startGateway(
   config: GatewayConfigOverrides = {},
   env: Record<string, string> = {},
+  options: { logStream?: DestinationStream } = {},
 ): Promise<RunningGateway> {
   const gateway = await bootstrap({
+    logStream: options.logStream,
     env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env },
     config: { host: '127.0.0.1', port: 0, ...config },
   });
