@@ -14,6 +14,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
 import { TracingService } from '../src/observability/tracing/tracing.service';
+import { connectClient } from './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { waitUntil } from './helpers/upstream-test-kit';
 
@@ -305,6 +306,35 @@ describe('tracing on (OTLP/HTTP receiver in the test)', () => {
       await client.close();
     }
   });
+
+  for (const transport of ['sse', 'ws'] as const) {
+    test(`${transport} client: the SERVER span names its protocol, the upstream is parented on the CLIENT span`, async () => {
+      const { client } = await connectClient(gw.url, transport, 'weather');
+      try {
+        upstream.seen.length = 0;
+        const traceId = hex(16);
+        const parent = hex(8);
+        await client.callTool({
+          name: 'get_weather',
+          arguments: { city: transport },
+          _meta: { traceparent: `00-${traceId}-${parent}-01` },
+        });
+        await flush();
+        const spans = () => receiver.spans.filter((s) => s.traceId === traceId);
+        await waitUntil(() => spans().length === 2, 5000, `spans of the ${transport} call`);
+        const server = spans().find((s) => s.kind === SERVER)!;
+        const clientSpan = spans().find((s) => s.kind === CLIENT)!;
+        assert.equal(server.parentSpanId, parent);
+        assert.equal(clientSpan.parentSpanId, server.spanId);
+        assert.equal(attr(server, 'network.protocol.name'), transport === 'ws' ? 'websocket' : 'http');
+        const call = upstream.seen.find((s) => s.method === 'tools/call')!;
+        assert.equal(call.meta, `00-${traceId}-${clientSpan.spanId}-01`);
+        assert.equal(call.header, call.meta);
+      } finally {
+        await client.close();
+      }
+    });
+  }
 
   test('Nest controllers are traced by TracingInterceptor with the same tracer', async () => {
     const traceId = hex(16);
