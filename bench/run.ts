@@ -20,6 +20,7 @@
  * Results: bench/results/<date>.json and bench/results/latest.json; a summary on stdout.
  */
 import { execFileSync } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -70,6 +71,7 @@ const ALL_SUITES = [
   'flood',
   'rate-limit',
   'metrics',
+  'tracing',
 ] as const;
 
 interface Options {
@@ -107,6 +109,8 @@ interface Options {
   /** Pooled-idle suite: idle WebSocket sessions over a pooled stdio server-everything, and the pool's max. */
   pooledConnections: number;
   pooledMax: number;
+  /** Tracing suite: Streamable HTTP sessions through a gateway with tracing on and one with it off. */
+  tracingSessions: number;
   /** replicas / ws-upstream: rounds of each pair, alternated (the median is reported), and their window. */
   pairRounds: number;
   pairDurationMs: number;
@@ -205,6 +209,7 @@ function parseOptions(argv: string[]): Options {
     wsUpstreamLevels: [1, 50, 500],
     pooledConnections: 10_000,
     pooledMax: 4,
+    tracingSessions: 50,
     pairRounds: 3,
     pairDurationMs: 2_000,
     pairWarmupMs: 500,
@@ -272,6 +277,9 @@ function parseOptions(argv: string[]): Options {
         break;
       case 'pooled-max':
         opts.pooledMax = positive(key, value);
+        break;
+      case 'tracing-sessions':
+        opts.tracingSessions = positive(key, value);
         break;
       case 'pair-rounds':
         opts.pairRounds = positive(key, value);
@@ -1497,6 +1505,118 @@ async function runMetricsBench(
   });
 }
 
+interface TracingReport {
+  note: string;
+  /** Scenarios with `tracing` on or off; round 0 = warm-up. */
+  scenarios: Array<ScenarioResult & { tracing: boolean; round: number }>;
+  tracingOn: RoundMedian | null;
+  tracingOff: RoundMedian | null;
+  /** on ÷ off. */
+  throughputRatio: number | null;
+  /** on − off. */
+  p99DiffMs: number | null;
+  /** OTLP export requests and bytes the dummy receiver took. */
+  exports: { requests: number; bytes: number };
+}
+
+/** A stand-in OTLP/HTTP collector in this process: takes POST /v1/traces, counts it, answers 200. */
+async function startDummyCollector(): Promise<{
+  url: string;
+  close(): Promise<void>;
+  seen: TracingReport['exports'];
+}> {
+  const seen = { requests: 0, bytes: 0 };
+  const server = createHttpServer((req, res) => {
+    req.on('data', (c: Buffer) => (seen.bytes += c.length));
+    req.on('end', () => {
+      seen.requests++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise<void>((done) => {
+        server.closeAllConnections();
+        server.close(() => done());
+      }),
+  };
+}
+
+/**
+ * Suite `tracing`: the same closed loop of tools/call (Streamable HTTP, tracingSessions sessions)
+ * through a gateway exporting every span (sample ratio 1) to a dummy OTLP receiver, and through
+ * one with tracing off, alternated per round over the same fast upstream.
+ */
+async function runTracingSuite(
+  opts: Options,
+  failures: Array<{ what: string; error: string }>,
+): Promise<TracingReport> {
+  const scenarios: TracingReport['scenarios'] = [];
+  let upstream: { child: BenchChild; url: string } | undefined;
+  let collector: Awaited<ReturnType<typeof startDummyCollector>> | undefined;
+  const gateways: Array<{ child: BenchChild; url: string; tracing: boolean }> = [];
+  try {
+    upstream = await startUpstream('fast upstream (tracing)');
+    collector = await startDummyCollector();
+    const service = fastService(upstream.url);
+    gateways.push({
+      ...(await startGateway('gateway (tracing off)', service, opts.logLevel)),
+      tracing: false,
+    });
+    gateways.push({
+      ...(await startGateway('gateway (tracing on)', service, opts.logLevel, {
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_TRACES_SAMPLER_ARG: '1',
+      })),
+      tracing: true,
+    });
+    // Round 0 warms the fresh gateways (JIT, pools) and is kept in the results but left out of the medians.
+    for (let round = 0; round <= opts.pairRounds; round++) {
+      for (const g of gateways) {
+        const r = await runScenario(
+          opts,
+          'streamable-http',
+          'gateway',
+          'fast',
+          g.url,
+          opts.tracingSessions,
+          { upstream: upstream.child, gateway: g.child },
+          {
+            durationMs: opts.pairDurationMs,
+            warmupMs: opts.pairWarmupMs,
+            label: `tracing ${g.tracing ? 'on ' : 'off'} r${round}`,
+          },
+        );
+        scenarios.push({ ...r, tracing: g.tracing, round });
+      }
+    }
+  } catch (err) {
+    failures.push({ what: 'the tracing suite', error: (err as Error).message });
+  } finally {
+    await Promise.all(gateways.map((g) => stopChild(g.child)));
+    if (upstream) await stopChild(upstream.child);
+    await collector?.close();
+  }
+  const of = (on: boolean) => roundMedian(scenarios.filter((x) => x.tracing === on && x.round > 0));
+  const on = of(true);
+  const off = of(false);
+  return {
+    note:
+      `Streamable HTTP, ${opts.tracingSessions} sessions, tools/call through a dedicated gateway to the fast upstream; ` +
+      'tracing on = OTLP/HTTP JSON export of every span (ratio 1, batch processor) to a dummy receiver in the orchestrator.',
+    scenarios,
+    tracingOn: on,
+    tracingOff: off,
+    throughputRatio: on && off ? round(on.reqPerSec / off.reqPerSec) : null,
+    p99DiffMs: on && off ? round(on.p99 - off.p99) : null,
+    exports: collector?.seen ?? { requests: 0, bytes: 0 },
+  };
+}
+
 /** PIDs of every descendant of `pid`, from /proc (Linux). */
 function descendantsOf(pid: number): number[] {
   const children = new Map<number, number[]>();
@@ -1730,6 +1850,11 @@ async function main(): Promise<void> {
     console.log('\ngood client while a flood runs:');
     flood = await runFloodSuite(here, opts.pairDurationMs, opts.logLevel, failures);
   }
+  let tracing: TracingReport | null = null;
+  if (opts.suites.includes('tracing')) {
+    console.log(`\ntools/call with tracing on vs off (streamable-http, ${opts.tracingSessions} sessions):`);
+    tracing = await runTracingSuite(opts, failures);
+  }
 
   const added = addedLatency(scenarios);
   const wsHttp = wsVsHttp(scenarios);
@@ -1767,6 +1892,7 @@ async function main(): Promise<void> {
     flood,
     rateLimit,
     metrics,
+    tracing,
     failures,
   };
   mkdirSync(resultsDir, { recursive: true });
@@ -1796,9 +1922,28 @@ async function main(): Promise<void> {
       );
     }
   }
+  printTracing(tracing);
   console.log(`\nresults: ${file}`);
   const seconds = ((Date.now() - started.getTime()) / 1000).toFixed(1);
   console.log(`total ${seconds} s; load average at end ${report.loadAverageAtEnd.join(' ')}`);
+}
+
+function printTracing(t: TracingReport | null): void {
+  if (!t || !t.tracingOn || !t.tracingOff) return;
+  console.log('\ntracing on vs off (streamable-http through the gateway, same upstream):');
+  for (const [name, m] of [
+    ['off', t.tracingOff],
+    ['on ', t.tracingOn],
+  ] as const) {
+    console.log(
+      `  tracing ${name}: median of ${m.rounds} ${m.reqPerSec} req/s  p50 ${fmt(m.p50)}  p99 ${fmt(m.p99)} ms` +
+        (m.errors ? `  errors ${m.errors}` : ''),
+    );
+  }
+  console.log(
+    `  on ÷ off: throughput ${t.throughputRatio!.toFixed(2)}×, p99 ${t.p99DiffMs! >= 0 ? '+' : ''}${t.p99DiffMs!.toFixed(2)} ms; ` +
+      `${t.exports.requests} OTLP exports, ${kb(t.exports.bytes)} KB`,
+  );
 }
 
 function printTopology(

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { LoggerModule } from 'nestjs-pino';
+import type { DestinationStream } from 'pino';
 import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
 import { HealthController } from './observability/health.controller';
@@ -8,6 +9,9 @@ import { ObservabilityModule } from './observability/observability.module';
 import { FloodModule } from './policy/flood/flood.module';
 import { MessagePolicyModule } from './policy/message-policy.module';
 import { PolicyModule } from './policy/policy.module';
+import { logDestination, lowestLevel } from './observability/logging/log-destination';
+import { LoggingModule } from './observability/logging/logging.module';
+import { TracingModule } from './observability/tracing/tracing.module';
 import { PoolModule } from './pool/pool.module';
 import { RoutingModule } from './routing/routing.module';
 import { SessionModule } from './session/session.module';
@@ -17,18 +21,22 @@ import { VsmModule } from './vsm/vsm.module';
 /** Imports the feature modules; nothing else. */
 @Module({})
 export class AppModule {
-  static forRoot(config: GatewayConfig): DynamicModule {
+  /** `logStream`: where log lines go instead of stdout (tests read them). */
+  static forRoot(config: GatewayConfig, logStream?: DestinationStream): DynamicModule {
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
         LoggerModule.forRoot({
-          pinoHttp: {
-            level: config.logLevel,
-            // Per-request access logs would cost more than the forwarding itself; errors are logged where they happen.
-            autoLogging: false,
-            quietReqLogger: true,
-          },
+          pinoHttp: [
+            {
+              level: lowestLevel(config),
+              // Per-request access logs would cost more than the forwarding itself; errors are logged where they happen.
+              autoLogging: false,
+              quietReqLogger: true,
+            },
+            logDestination(config, logStream),
+          ],
           // The request logger (a child logger with a correlation id, kept in AsyncLocalStorage) only for
           // the Nest controllers, where request-scoped logs happen. The MCP transports' routes (/mcp,
           // /sse, /messages) are the hot path: there pino-http cost ~11 % of the gateway's CPU even at
@@ -40,6 +48,8 @@ export class AppModule {
         ObservabilityModule,
         PolicyModule,
         MessagePolicyModule,
+        TracingModule,
+        LoggingModule,
         RoutingModule,
         PoolModule,
         SessionModule,

@@ -4,7 +4,9 @@ import https from 'node:https';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
+import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
+import { GatewayLogger } from './observability/logging/gateway-logger';
 import type { GatewayConfig, GatewayConfigOverrides } from './config/gateway-config';
 import { loadConfig } from './config/load-config';
 import { registerRawBodyParser } from './transports/http/raw-body';
@@ -21,6 +23,8 @@ export interface BootstrapOptions {
   config?: GatewayConfigOverrides;
   /** Config file read when GATEWAY_CONFIG is unset and it exists (main.ts: ./gateway.yaml; tests: none). */
   defaultConfigFile?: string;
+  /** Where log lines go instead of stdout (tests capture them). */
+  logStream?: DestinationStream;
 }
 
 export interface Gateway {
@@ -48,12 +52,17 @@ export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
-    bodyParser: false,
-    bufferLogs: true,
-    abortOnError: false,
-  });
-  app.useLogger(app.get(Logger));
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(config, options.logStream),
+    adapter,
+    {
+      bodyParser: false,
+      bufferLogs: true,
+      abortOnError: false,
+    },
+  );
+  // nestjs-pino's logger with a level per module (LOG_LEVELS).
+  app.useLogger(app.get(GatewayLogger));
   const hostWarning = hostCheckWarning(config);
   if (hostWarning) app.get(Logger).warn(hostWarning, 'Bootstrap');
   registerRawBodyParser(app.getHttpAdapter().getInstance());

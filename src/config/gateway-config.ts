@@ -9,6 +9,24 @@ import { assignReplicaIds } from './replica-id';
  * nothing else reads process.env.
  */
 
+const LOG_LEVEL_NAMES = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevelName = (typeof LOG_LEVEL_NAMES)[number];
+
+/** `Module=level,Other=level` → a map; undefined when a pair or a level is not valid. */
+export function parseLogLevels(text: string): Record<string, LogLevelName> | undefined {
+  const out: Record<string, LogLevelName> = {};
+  for (const part of text.split(',')) {
+    const pair = part.trim();
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const name = pair.slice(0, eq).trim();
+    const level = pair.slice(eq + 1).trim() as LogLevelName;
+    if (eq <= 0 || name === '' || !LOG_LEVEL_NAMES.includes(level)) return undefined;
+    out[name] = level;
+  }
+  return out;
+}
+
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const csv = z
   .string()
@@ -474,6 +492,21 @@ export const EnvSchema = z.object({
   HEALTH_REDIS_URL: z.string().optional(),
   // ·
   // ── settings: tracing and logs (helper o2) ──
+  /** OTLP/HTTP collector base URL (`/v1/traces` is appended); tracing is off while neither endpoint is set. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  /** OTLP/HTTP traces URL used as is (wins over OTEL_EXPORTER_OTLP_ENDPOINT). */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
+  /** Fraction of new traces sampled (0–1), ParentBased(TraceIdRatioBased): a sampled caller's trace is always kept. */
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).default(1),
+  /** service.name of the gateway's spans. */
+  OTEL_SERVICE_NAME: z.string().min(1).default('mcp-gateway'),
+  /** Log level per module, e.g. `Session=debug,StreamableHttp=warn` (others use LOG_LEVEL); changeable live via PUT /admin/log-levels. */
+  LOG_LEVELS: z
+    .string()
+    .default('')
+    .refine((v) => parseLogLevels(v) !== undefined, 'must be Module=level pairs separated by commas'),
+  /** Log format: `pretty` (one readable line), `json`, or `auto` (pretty when stdout is a terminal). */
+  LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
   // ·
   // ── settings: dashboard, alerts and S4 (helper o3) ──
   // ·
@@ -623,6 +656,11 @@ export interface GatewayConfig {
   healthRedisUrl: string | undefined;
   // ·
   // ── settings: tracing and logs (helper o2) ──
+  /** OpenTelemetry tracing; undefined when no OTLP endpoint is configured (nothing is traced). */
+  tracing: { tracesUrl: string; sampleRatio: number; serviceName: string } | undefined;
+  /** Log level per module name (the Nest logger context), over `logLevel`. */
+  logLevels: Record<string, LogLevelName>;
+  logFormat: EnvConfig['LOG_FORMAT'];
   // ·
   // ── settings: dashboard, alerts and S4 (helper o3) ──
   // ·

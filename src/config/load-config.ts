@@ -7,6 +7,7 @@ import {
   EnvSchema,
   type ClientConfig,
   FileSchema,
+  parseLogLevels,
   ServicesSchema,
   type GatewayConfig,
   type GatewayConfigOverrides,
@@ -194,6 +195,18 @@ export function loadConfig(
     healthRedisUrl: e.HEALTH_REDIS_URL,
     // ·
     // ── settings: tracing and logs (helper o2) ──
+    tracing:
+      e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || e.OTEL_EXPORTER_OTLP_ENDPOINT
+        ? {
+            tracesUrl:
+              e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+              `${e.OTEL_EXPORTER_OTLP_ENDPOINT!.replace(/\/+$/, '')}/v1/traces`,
+            sampleRatio: e.OTEL_TRACES_SAMPLER_ARG,
+            serviceName: e.OTEL_SERVICE_NAME,
+          }
+        : undefined,
+    logLevels: parseLogLevels(e.LOG_LEVELS) ?? {},
+    logFormat: e.LOG_FORMAT,
     // ·
     // ── settings: dashboard, alerts and S4 (helper o3) ──
     // ·

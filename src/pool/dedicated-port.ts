@@ -10,6 +10,7 @@ import {
   type JsonRpcNotification,
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
+import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type {
   MessageHeaders,
@@ -122,6 +123,12 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
       return;
     }
     this.lease?.connection.send(message, raw, headers);
+  }
+
+  target(): UpstreamTarget | undefined {
+    const replica = this.lease?.connection.replica;
+    if (!replica) return undefined;
+    return { transport: replica.transport, url: 'url' in replica ? replica.url : undefined };
   }
 
   pause(): void {

@@ -1,4 +1,5 @@
 import type { JsonRpcMessage } from '../../libs/protocol/src';
+import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 
 /**
@@ -17,6 +18,8 @@ export interface UpstreamPort {
   /** Stop reading from the upstream (a slow client). */
   pause(): void;
   resume(): void;
+  /** Where the upstream currently is (for trace attributes); undefined when not known. */
+  target?(): UpstreamTarget | undefined;
   /** The session ended: let go of whatever serves it. Idempotent. */
   close(): void;
 }

@@ -19,6 +19,7 @@ import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { METHOD_TOOLS_LIST } from '../observability/mcp-methods';
+import { logFields } from '../observability/logging/log-fields';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
 import type { Session, SessionHooks } from './session';
@@ -94,19 +95,19 @@ export class GatewaySessionHooks implements SessionHooks {
 
   overloaded(session: Session): void {
     this.metrics.error('overloaded');
-    this.log.debug({ sessionId: session.id }, 'message refused: too much waits for the upstream to connect');
+    this.log.debug(logFields(session), 'message refused: too much waits for the upstream to connect');
   }
 
   overflow(session: Session): void {
     this.metrics.error('outbox_overflow');
-    this.log.warn({ sessionId: session.id, clientId: session.clientId }, 'session closed: outbox overflow');
+    this.log.warn(logFields(session), 'session closed: outbox overflow');
   }
 
   sessionClosed(session: Session, reason: string): void {
     this.transports.closed(session.createdOn);
     this.sessionLimits?.closed(session.clientId);
     this.metrics.sessionClosed(session.transport);
-    this.log.debug({ sessionId: session.id, clientId: session.clientId, reason }, 'session closed');
+    this.log.debug({ ...logFields(session), reason }, 'session closed');
   }
 }
 

@@ -1,3 +1,5 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Logger } from '@nestjs/common';
 import {
   ErrorCode,
   errorResponse,
@@ -10,6 +12,16 @@ import {
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
 import { methodIndex, METHOD_TOOLS_CALL } from '../observability/mcp-methods';
+import {
+  abortRequestTrace,
+  endRequestTrace,
+  startRequestTrace,
+  traceHeaders,
+  type RequestTrace,
+} from '../observability/tracing/mcp-spans';
+import { Tracing } from '../observability/tracing/tracing';
+import { correlationIdFrom, logFields, traceIdOf, type LogFields } from '../observability/logging/log-fields';
+import { LEVEL_VALUE, LogLevels } from '../observability/logging/log-levels';
 import type { UpstreamPort } from '../pool/upstream-port';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
@@ -23,6 +35,9 @@ export interface ServiceDirectory {
   readonly defaultService: string;
   hasService(service: string): boolean;
 }
+const log = new Logger('Session');
+/** Read as a number before a debug line is built: nothing is allocated while debug is off. */
+const logLevel = LogLevels.module('Session');
 
 /** The empty map every session starts with; writing to it is a bug, so it refuses. */
 class EmptyMap extends Map<any, any> {
@@ -115,6 +130,10 @@ interface InFlight {
   method: number;
   /** tools/call only: the tool's name. */
   tool: string | undefined;
+  /** Its spans; undefined unless tracing is on. */
+  trace: RequestTrace | undefined;
+  /** What its log lines carry (correlation id…); undefined unless Session logs at debug. */
+  log: LogFields | undefined;
 }
 
 /** A completed request: the seq of its answer, and when it was answered (for the time window). */
@@ -155,6 +174,12 @@ export class Session implements ChannelListener, UpstreamSink {
   protocolVersion: string | undefined = undefined;
   lastActivity = Date.now();
   closed = false;
+  /**
+   * Headers of the HTTP request carrying the messages being received (set by the HTTP transports
+   * around receive(), and to the upgrade's headers on WebSocket while tracing is on): where the
+   * caller's `traceparent` and `x-request-id` are read, only when tracing or debug logs want them.
+   */
+  incoming: IncomingHttpHeaders | undefined = undefined;
   readonly outbox: Outbox;
 
   /** WebSocket or legacy SSE connection: receives every message of every stream. */
@@ -435,6 +460,18 @@ export class Session implements ChannelListener, UpstreamSink {
       if (this.inFlight === NO_ENTRIES) this.inFlight = new Map();
       const rewrite = this.options.hooks.rewritesAnswer?.(this, message) ? message.method : undefined;
       const method = methodIndex(message.method);
+      let trace: RequestTrace | undefined;
+      if (Tracing.enabled) {
+        // The message now carries the gateway's span in _meta: its original text no longer fits.
+        trace = startRequestTrace(this, message, this.port?.target?.());
+        raw = undefined;
+        headers = traceHeaders(trace, headers);
+      }
+      let fields: LogFields | undefined;
+      if (logLevel.value <= LEVEL_VALUE.debug) {
+        fields = this.requestLogFields(message, trace);
+        log.debug({ ...fields, method: message.method, requestId: message.id }, 'client request');
+      }
       this.inFlight.set(key, {
         stream,
         progressToken: token,
@@ -443,6 +480,8 @@ export class Session implements ChannelListener, UpstreamSink {
         startedAt: performance.now(),
         method,
         tool: method === METHOD_TOOLS_CALL ? toolNameOf(message) : undefined,
+        trace,
+        log: fields,
       });
       if (token !== undefined) {
         if (this.progressTokens === NO_ENTRIES) this.progressTokens = new Map();
@@ -498,6 +537,8 @@ export class Session implements ChannelListener, UpstreamSink {
     const req = this.inFlight.get(key);
     if (!req) return false;
     this.inFlight.delete(key);
+    if (req.trace) abortRequestTrace(req.trace, 'cancelled');
+    if (req.log) log.debug(req.log, 'request ended without an answer (cancelled or abandoned)');
     if (req.progressToken !== undefined) this.progressTokens.delete(tokenKey(req.progressToken));
     const state = this.streams.get(req.stream);
     if (state) {
@@ -550,6 +591,15 @@ export class Session implements ChannelListener, UpstreamSink {
     );
   }
 
+  /** Correlation id (the caller's x-request-id when sane) and the trace the request belongs to. */
+  private requestLogFields(message: JsonRpcRequest, trace: RequestTrace | undefined): LogFields {
+    const meta = (message.params as { _meta?: { traceparent?: unknown } } | undefined)?._meta;
+    const traceId = trace
+      ? trace.server.spanContext().traceId
+      : (traceIdOf(meta?.traceparent) ?? traceIdOf(this.incoming?.traceparent));
+    return logFields(this, correlationIdFrom(this.incoming), traceId);
+  }
+
   private noteInitialize(message: JsonRpcRequest): void {
     this.initializeKey ??= idKey(message.id);
     const params = message.params as { protocolVersion?: unknown } | undefined;
@@ -595,6 +645,14 @@ export class Session implements ChannelListener, UpstreamSink {
         // Refused before it ran (pool exhausted): not remembered, so a retry with the same id
         // is carried again instead of being answered with the refusal from the dedupe log.
         this.deliverTo(stream, text, retryAfterMs);
+      }
+      if (req.trace) endRequestTrace(req.trace, message);
+      if (req.log) {
+        const error = (message as { error?: { code?: unknown } }).error;
+        log.debug(
+          { ...req.log, errorCode: error?.code, bytes: Buffer.byteLength(text) },
+          'response delivered',
+        );
       }
       const state = this.streams.get(stream);
       if (state) {
@@ -910,6 +968,8 @@ export class Session implements ChannelListener, UpstreamSink {
     }
     this.waiting = undefined;
     this.waitingBytes = 0;
+    if (Tracing.enabled)
+      for (const req of this.inFlight.values()) if (req.trace) abortRequestTrace(req.trace, 'session_closed');
     this.inFlight = NO_ENTRIES;
     this.progressTokens = NO_ENTRIES;
     this.completed = NO_ENTRIES;

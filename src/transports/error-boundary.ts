@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, errorResponse } from '../../libs/protocol/src';
 import type { ChannelKind } from '../session/client-channel';
+import { correlationIdFrom } from '../observability/logging/log-fields';
 import { sendJsonRpcError } from './http/http-reply';
 
 /**
@@ -30,7 +30,8 @@ const TRANSPORT_OF: Record<EntryPoint, ChannelKind> = {
 };
 
 export interface BoundaryLogger {
-  error(message: unknown, stack?: string): void;
+  /** A Nest logger: the fields object, then the message. */
+  error(fields: unknown, message?: string): void;
 }
 
 /** What a WebSocket boundary closes: a channel or a bare socket (both take a code and a reason). */
@@ -57,9 +58,13 @@ export class ErrorBoundary {
     private readonly outcomes?: BoundaryOutcomes,
   ) {}
 
-  /** An HTTP request failed below the entry point. `sessionId` goes into the log line when known. */
-  http(res: ServerResponse, err: unknown, sessionId?: string): void {
-    const correlationId = this.record(err, sessionId);
+  /**
+   * An HTTP request failed below the entry point. `sessionId` goes into the log line when known;
+   * the caller's sane `x-request-id` (the request's `headers`) is the correlation id, as in the
+   * session's own lines about the request.
+   */
+  http(res: ServerResponse, err: unknown, sessionId?: string, headers?: IncomingHttpHeaders): void {
+    const correlationId = this.record(err, sessionId, headers);
     try {
       if (!res.headersSent) {
         sendJsonRpcError(res, 500, ErrorCode.InternalError, 'Internal error', {
@@ -106,16 +111,17 @@ export class ErrorBoundary {
     }
   }
 
-  private record(err: unknown, sessionId: string | undefined): string {
-    const correlationId = randomUUID();
+  private record(err: unknown, sessionId: string | undefined, headers?: IncomingHttpHeaders): string {
+    const correlationId = correlationIdFrom(headers);
     this.metrics.internalError(this.entry);
     this.outcomes?.record(TRANSPORT_OF[this.entry], false);
     const e = err instanceof Error ? err : new Error(String(err));
+    // Structured fields first (the JSON line carries them as keys), then the text a reader sees.
     this.log.error(
+      { correlationId, sessionId, err: e },
       `internal error at ${this.entry} (correlationId=${correlationId}${
         sessionId === undefined ? '' : `, sessionId=${sessionId}`
       }): ${e.name}: ${e.message}`,
-      e.stack,
     );
     return correlationId;
   }

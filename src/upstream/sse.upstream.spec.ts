@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { Logger } from '@nestjs/common';
 import { ErrorCode, type JsonRpcRequest } from '../../libs/protocol/src';
@@ -147,5 +147,53 @@ describe('SseUpstream failures', () => {
       http.closeAllConnections();
       await new Promise((r) => http.close(r));
     }
+  });
+});
+
+describe('SseUpstream trace context', () => {
+  test('a message’s traceparent goes on its POST; other extra headers do not', async () => {
+    const seen: Array<{ traceparent: unknown; param: unknown; id: unknown }> = [];
+    let stream: ServerResponse | undefined;
+    const http = createServer((req, res) => {
+      if (req.method === 'GET') {
+        stream = res;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('event: endpoint\ndata: /messages?s=1\n\n');
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const m = JSON.parse(Buffer.concat(chunks).toString()) as { id: number };
+        seen.push({ traceparent: req.headers.traceparent, param: req.headers['mcp-param-x'], id: m.id });
+        res.writeHead(202).end();
+        stream?.write(
+          `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} })}\n\n`,
+        );
+      });
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    stops.push(
+      () =>
+        new Promise<void>((resolve) => {
+          http.closeAllConnections();
+          http.close(() => resolve());
+        }),
+    );
+    const { port } = http.address() as { port: number };
+    const { up, sink } = open(`http://127.0.0.1:${port}/sse`);
+    await up.start();
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    up.send({ jsonrpc: '2.0', id: 1, method: 'ping' }, undefined, { traceparent: tp, 'mcp-param-x': 'y' });
+    up.send({ jsonrpc: '2.0', id: 2, method: 'ping' }, undefined);
+    await sink.response(1);
+    await sink.response(2);
+    assert.deepEqual(
+      seen.sort((a, b) => Number(a.id) - Number(b.id)),
+      [
+        { traceparent: tp, param: undefined, id: 1 },
+        { traceparent: undefined, param: undefined, id: 2 },
+      ],
+    );
   });
 });

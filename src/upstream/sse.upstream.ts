@@ -10,7 +10,7 @@ import {
 import type { ReplicaConfig } from '../config/gateway-config';
 import { abortForTimeout, HttpCall, PauseGate, Sleeper, type ChunkSink } from './http-client';
 import type { UpstreamOptions } from './upstream.factory';
-import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
+import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 import { parseUpstreamText } from './upstream-message';
@@ -23,6 +23,7 @@ const MAX_QUEUED = 10_000;
 interface Queued {
   message: JsonRpcMessage;
   raw: string | undefined;
+  traceparent: string | undefined;
 }
 
 /**
@@ -73,7 +74,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
     return this.connect();
   }
 
-  send(message: JsonRpcMessage, raw: string | undefined): void {
+  send(message: JsonRpcMessage, raw: string | undefined, headers?: MessageHeaders): void {
     if (this.closed) {
       this.fail(message, 'Upstream unavailable: connection closed');
       return;
@@ -84,10 +85,10 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
         this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream stream');
         return;
       }
-      this.queue.push({ message, raw });
+      this.queue.push({ message, raw, traceparent: headers?.traceparent });
       return;
     }
-    void this.post(this.endpoint, message, raw);
+    void this.post(this.endpoint, message, raw, headers?.traceparent);
   }
 
   pause(): void {
@@ -215,7 +216,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
         if (this.handshake.recorded) {
           this.logger.warn('Upstream stream re-opened on a new session: replaying the initialize handshake');
           const init = this.handshake.startReplay();
-          if (init) void this.post(endpoint, init, undefined);
+          if (init) void this.post(endpoint, init, undefined, undefined);
         }
       }
     }
@@ -281,11 +282,16 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
     if (endpoint === undefined) return;
     const queue = this.queue;
     this.queue = [];
-    for (const q of queue) void this.post(endpoint, q.message, q.raw);
+    for (const q of queue) void this.post(endpoint, q.message, q.raw, q.traceparent);
   }
 
   /** POSTs one message to the endpoint; the answer comes on the stream. Never throws. */
-  private async post(endpoint: string, message: JsonRpcMessage, raw: string | undefined): Promise<void> {
+  private async post(
+    endpoint: string,
+    message: JsonRpcMessage,
+    raw: string | undefined,
+    traceparent: string | undefined,
+  ): Promise<void> {
     const request = isRequest(message);
     if (request) this.inFlight.add(message.id);
     else this.inFlight.forgetCancelled(message);
@@ -293,6 +299,8 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
       ...(this.replica as SseReplica).headers,
       'content-type': 'application/json',
     };
+    // Only the trace context of a message's extra headers applies to the legacy transport.
+    if (traceparent !== undefined) headers.traceparent = traceparent;
     const call = new HttpCall();
     this.active.add(call);
     // The legacy transport answers every POST with 202 at once; the real answer comes on the stream.
@@ -350,7 +358,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
     const initialized = this.handshake.initialized;
     const endpoint = this.endpoint;
     // Sent (and accepted) before the held messages, as the client sent it before them.
-    if (initialized && endpoint) await this.post(endpoint, initialized, undefined);
+    if (initialized && endpoint) await this.post(endpoint, initialized, undefined, undefined);
     this.flushQueue();
   }
 

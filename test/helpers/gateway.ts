@@ -1,3 +1,4 @@
+import type { DestinationStream } from 'pino';
 import { bootstrap, listen, type Gateway } from '../../src/bootstrap';
 import type { GatewayConfigOverrides } from '../../src/config/gateway-config';
 
@@ -12,8 +13,10 @@ export interface RunningGateway {
 export async function startGateway(
   config: GatewayConfigOverrides = {},
   env: Record<string, string> = {},
+  options: { logStream?: DestinationStream } = {},
 ): Promise<RunningGateway> {
   const gateway = await bootstrap({
+    logStream: options.logStream,
     // No warm stdio children unless a test asks for them: suites count child processes exactly.
     // Suites not about rate limits run without them: their anonymous clients all come from one
     // loopback address, so they would share one 100 req/s budget (test/rate-limit.test.ts turns them on).

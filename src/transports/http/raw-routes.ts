@@ -84,7 +84,7 @@ function serveWithin(
   try {
     return route.serve(req, res, service, query);
   } catch (err) {
-    route.boundary.http(res, err, sessionIdOf(req));
+    route.boundary.http(res, err, sessionIdOf(req), req.headers);
     return true;
   }
 }
@@ -206,7 +206,7 @@ class RawBody {
     try {
       this.target.bodyRead(this.req, this.res, this.service, this.query, body);
     } catch (err) {
-      this.target.boundary.http(this.res, err, sessionIdOf(this.req));
+      this.target.boundary.http(this.res, err, sessionIdOf(this.req), this.req.headers);
     }
   }
 
@@ -218,7 +218,7 @@ class RawBody {
     try {
       this.target.bodyTooLarge(this.req, this.res, this.service, this.query);
     } catch (err) {
-      this.target.boundary.http(this.res, err, sessionIdOf(this.req));
+      this.target.boundary.http(this.res, err, sessionIdOf(this.req), this.req.headers);
     }
   }
 }

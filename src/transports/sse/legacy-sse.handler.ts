@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import {
   ErrorCode,
   isRequest,
@@ -265,12 +265,12 @@ export class LegacySseHandler {
       // Messages for a session on WebSocket or Streamable HTTP move it here: S2 decides first,
       // as it does for every other switch.
       this.sessions.admitTransportSwitch(session, 'sse').then(
-        (verdict) => this.postAfterSwitch(session, verdict, parsed, text, res),
+        (verdict) => this.postAfterSwitch(session, verdict, parsed, text, res, req.headers),
         (err: Error) => this.switchFailed(res, err),
       );
       return;
     }
-    this.accept(session, parsed, text, res);
+    this.accept(session, parsed, text, res, req.headers);
   }
 
   /** S2 answered for a POST that moves its session to this transport (never throws: it runs in a continuation). */
@@ -303,10 +303,11 @@ export class LegacySseHandler {
     parsed: { messages: JsonRpcMessage[]; batch: boolean },
     text: string,
     res: ServerResponse,
+    headers: IncomingHttpHeaders,
   ): void {
     try {
       if (this.answeredAfterSwitch(session, verdict, res)) return;
-      this.accept(session, parsed, text, res);
+      this.accept(session, parsed, text, res, headers);
     } catch (err) {
       this.switchFailed(res, err as Error);
     }
@@ -325,6 +326,7 @@ export class LegacySseHandler {
     parsed: { messages: JsonRpcMessage[]; batch: boolean },
     text: string,
     res: ServerResponse,
+    headers: IncomingHttpHeaders,
   ): void {
     let requests = 0;
     for (const m of parsed.messages) if (isRequest(m)) requests++;
@@ -335,11 +337,13 @@ export class LegacySseHandler {
       return;
     }
     sendStatus(res, 202);
+    session.incoming = headers;
     const address =
       this.policy && session.clientId === ANONYMOUS_CLIENT && res.req
         ? this.policy.addressOf(res.req.socket.remoteAddress, res.req.headers)
         : undefined;
     deliver(session, parsed.messages, parsed.batch ? undefined : text, this.policy, address);
+    session.incoming = undefined;
   }
 
   /**

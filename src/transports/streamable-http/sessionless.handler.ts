@@ -906,7 +906,10 @@ export class SessionlessHandler {
       meta[META_CLIENT_CAPABILITIES] as Record<string, unknown>,
     );
     const stream = session.openStream(channel);
+    // The bridged session is shared: the caller's headers (traceparent, x-request-id) only for this call.
+    session.incoming = headers;
     session.receive(upstream, JSON.stringify(upstream), stream, forwarded);
+    session.incoming = undefined;
     session.sealStream(stream);
   }
 

@@ -488,7 +488,8 @@ export class StreamableHttpHandler {
               return;
             }
             const created = this.createSession(clientId, service, headers, res);
-            if (created) this.postToSession(created, parsed, text, version, requests, initialize, res);
+            if (created)
+              this.postToSession(created, parsed, text, version, requests, initialize, res, headers);
           });
         admitted.catch((err: unknown) => this.internalError(res, err));
         return;
@@ -501,12 +502,12 @@ export class StreamableHttpHandler {
       if (session.transport !== 'streamable') {
         // The session arrives from WebSocket or legacy SSE: a failover S2 must allow first.
         this.afterSwitch(session, res, (moved) =>
-          this.postToSession(moved, parsed, text, version, requests, initialize, res),
+          this.postToSession(moved, parsed, text, version, requests, initialize, res, headers),
         );
         return;
       }
     }
-    this.postToSession(session, parsed, text, version, requests, initialize, res);
+    this.postToSession(session, parsed, text, version, requests, initialize, res, headers);
   }
 
   /** A new session for `clientId`, or undefined after answering a capacity refusal (503). */
@@ -532,6 +533,7 @@ export class StreamableHttpHandler {
     requests: number,
     initialize: boolean,
     res: ServerResponse,
+    headers: IncomingHttpHeaders,
   ): void {
     const messages = parsed.messages;
     const effective = session.protocolVersion ?? version ?? DEFAULT_HTTP_PROTOCOL;
@@ -549,8 +551,10 @@ export class StreamableHttpHandler {
 
     if (requests === 0) {
       // Notifications and responses only: hand them over and acknowledge.
+      session.incoming = headers;
       for (const m of messages)
         session.receive(m, parsed.batch ? JSON.stringify(m) : text, STANDALONE_STREAM);
+      session.incoming = undefined;
       sendStatus(res, 202);
       return;
     }
@@ -577,11 +581,13 @@ export class StreamableHttpHandler {
     const stream = session.openStream(channel);
     // Every message for this stream comes after the current outbox position.
     if (priming) channel.primeLater(formatEventId(stream, session.outbox.seq), this.priming);
+    session.incoming = headers;
     if (parsed.batch) {
       for (const m of messages) session.receive(m, JSON.stringify(m), stream);
     } else {
       session.receive(messages[0] as JsonRpcMessage, text, stream);
     }
+    session.incoming = undefined;
     session.sealStream(stream);
   }
 

@@ -1,3 +1,4 @@
+import { Tracing } from '../../observability/tracing/tracing';
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -425,6 +426,8 @@ export class WsServer implements WsChannelOwner {
       admission.resume ??
       this.sessions.create(admission.clientId, admission.service, 'ws', admission.headers);
     admission.session = session;
+    // Frames carry no headers: the upgrade's trace context stands for every message (only while tracing).
+    if (Tracing.enabled) session.incoming = admission.headers;
     headers.push(`Mcp-Session-Id: ${session.id}`);
   }
 
