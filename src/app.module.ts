@@ -4,6 +4,7 @@ import { LoggerModule } from 'nestjs-pino';
 import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
 import { HealthController } from './observability/health.controller';
+import { MonitoringModule } from './observability/monitoring.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { PoolModule } from './pool/pool.module';
 import { RoutingModule } from './routing/routing.module';
@@ -39,6 +40,7 @@ export class AppModule {
         PoolModule,
         SessionModule,
         ...TRANSPORT_MODULES,
+        MonitoringModule,
       ],
     };
   }

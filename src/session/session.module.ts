@@ -16,6 +16,7 @@ import { Router } from '../routing/router.service';
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { GatewayMetrics } from '../observability/gateway-metrics.service';
+import { ClientUsage } from '../vsm/client-usage';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
 import type { Session, SessionHooks } from './session';
@@ -34,10 +35,13 @@ export class GatewaySessionHooks implements SessionHooks {
     private readonly vsm: VsmBus,
     private readonly metrics: GatewayMetrics,
     private readonly transports: ClientTransportGuardService,
+    private readonly usage: ClientUsage,
   ) {}
 
   clientMessage(session: Session, message: JsonRpcMessage): void {
     this.metrics.messageIn(session.transport);
+    // S4's per-client counters (usage patterns): one Map lookup, no allocation.
+    this.usage.record(session.clientId, message);
     if (this.vsm.hasListeners(VsmChannel.S1Operations)) {
       this.vsm.publishS1({
         type: 'external_message',

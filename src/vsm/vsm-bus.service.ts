@@ -19,6 +19,20 @@ export class VsmBus {
   private s1Queue: S1Event[] = [];
   private s1Scheduled = false;
   private readonly flushS1 = () => this.drainS1();
+  /**
+   * Events per channel the gateway put on the bus ("variety flow"), read by /metrics. S1 counts
+   * every client message, also when nobody listens (then no payload is built).
+   */
+  readonly events: Record<VsmChannelName, number> = {
+    s1_operations: 0,
+    s2_coordination: 0,
+    s3_control: 0,
+    s4_intelligence: 0,
+    s5_policy: 0,
+    algedonic: 0,
+  };
+  /** S3 commands that arrived (counted by a listener in observability). */
+  readonly received: Record<'s3_control', number> = { s3_control: 0 };
 
   constructor(private readonly emitter: EventEmitter2) {}
 
@@ -28,6 +42,7 @@ export class VsmBus {
   }
 
   publishS1(event: S1Event): void {
+    this.events.s1_operations++;
     this.s1Queue.push(event);
     if (!this.s1Scheduled) {
       this.s1Scheduled = true;
@@ -36,6 +51,7 @@ export class VsmBus {
   }
 
   publish<C extends VsmChannelName>(channel: C, event: VsmEventMap[C]): void {
+    this.events[channel]++;
     this.emitter.emit(channel, event);
   }
 
@@ -44,6 +60,7 @@ export class VsmBus {
    * refuses. With no listener at all the switch is allowed.
    */
   async checkOscillation(event: CheckOscillationEvent): Promise<OscillationVerdict> {
+    this.events.s2_coordination++;
     const answers = (await this.emitter.emitAsync(VsmChannel.S2Coordination, event)) as Array<
       OscillationVerdict | undefined
     >;
