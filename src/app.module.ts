@@ -5,6 +5,7 @@ import type { DestinationStream } from 'pino';
 import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
 import { HealthController } from './observability/health.controller';
+import { MonitoringModule } from './observability/monitoring.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { FloodModule } from './policy/flood/flood.module';
 import { MessagePolicyModule } from './policy/message-policy.module';
@@ -55,6 +56,7 @@ export class AppModule {
         SessionModule,
         FloodModule,
         ...TRANSPORT_MODULES,
+        MonitoringModule,
       ],
     };
   }

@@ -509,7 +509,36 @@ export const EnvSchema = z.object({
   LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
   // ·
   // ── settings: dashboard, alerts and S4 (helper o3) ──
-  // ·
+  /** How often the stats sampler behind /dashboard, the alerts and S4 takes a sample (ms). */
+  STATS_SAMPLE_INTERVAL_MS: int(100).default(1000),
+  /** Samples kept for the sliding windows (with the default interval: five minutes). */
+  STATS_HISTORY_SAMPLES: int(10, 10_000).default(300),
+  /** Serve /dashboard without ADMIN_TOKEN on a non-loopback bind (off: there it needs the token). */
+  DASHBOARD_OPEN: bool.default(false),
+  /** Alert: a pool's in-use share of its maximum above this (0–1). */
+  ALERT_POOL_UTILISATION: z.coerce.number().min(0).max(1).default(0.9),
+  /** Alert: errors per client message above this share (0–1) over ALERT_WINDOW_MS. */
+  ALERT_ERROR_RATE: z.coerce.number().min(0).max(1).default(0.05),
+  /** Alert: fewest client messages in the window before the error rate is judged. */
+  ALERT_ERROR_RATE_MIN_MESSAGES: int(1).default(20),
+  /** Alert: transport failovers within ALERT_WINDOW_MS above this count. */
+  ALERT_FAILOVERS: int(0).default(10),
+  /** Alert: p99 request latency over ALERT_WINDOW_MS above this (ms). */
+  ALERT_P99_MS: int(1).default(500),
+  /** Alert: V8 heap used / heap total above this (0–1), held for ALERT_HEAP_FOR_MS. */
+  ALERT_HEAP_USED: z.coerce.number().min(0).max(1).default(0.8),
+  /** Alert: how long the heap must stay above its threshold before the alert is raised (ms). */
+  ALERT_HEAP_FOR_MS: int(0).default(60_000),
+  /** Alert: the sliding window of the error-rate, failover and p99 rules (ms). */
+  ALERT_WINDOW_MS: int(1000).default(60_000),
+  /** S4: how often gateway_metrics is published on s4_intelligence, and the usage-pattern window (ms). */
+  S4_INTERVAL_MS: int(1000).default(10_000),
+  /** S4: bursty when a client's busiest second is this many times its mean per second. */
+  S4_BURST_RATIO: z.coerce.number().min(1).default(4),
+  /** S4: tool-heavy when this share (0–1) of a client's requests are tools/call. */
+  S4_TOOL_HEAVY_SHARE: z.coerce.number().min(0).max(1).default(0.8),
+  /** S4: an anomaly is a window figure this many standard deviations above its moving average. */
+  S4_ANOMALY_SIGMA: z.coerce.number().min(0.5).default(3),
   // ── settings: pool and upstream settings (helper i7) ──
   /**
    * Idle keep-alive sockets to HTTP upstreams are closed after this long: keep it below the
@@ -663,7 +692,19 @@ export interface GatewayConfig {
   logFormat: EnvConfig['LOG_FORMAT'];
   // ·
   // ── settings: dashboard, alerts and S4 (helper o3) ──
-  // ·
+  stats: { sampleIntervalMs: number; historySamples: number };
+  dashboard: { open: boolean };
+  alerts: {
+    poolUtilisation: number;
+    errorRate: number;
+    errorRateMinMessages: number;
+    failovers: number;
+    p99Ms: number;
+    heapUsed: number;
+    heapForMs: number;
+    windowMs: number;
+  };
+  s4: { intervalMs: number; burstRatio: number; toolHeavyShare: number; anomalySigma: number };
   // ── settings: pool and upstream settings (helper i7) ──
   /** Keep-alive and sizing of the undici pools per HTTP upstream origin. */
   upstreamHttp: { keepAliveMs: number; connections: number };

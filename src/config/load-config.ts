@@ -209,7 +209,24 @@ export function loadConfig(
     logFormat: e.LOG_FORMAT,
     // ·
     // ── settings: dashboard, alerts and S4 (helper o3) ──
-    // ·
+    stats: { sampleIntervalMs: e.STATS_SAMPLE_INTERVAL_MS, historySamples: e.STATS_HISTORY_SAMPLES },
+    dashboard: { open: e.DASHBOARD_OPEN },
+    alerts: {
+      poolUtilisation: e.ALERT_POOL_UTILISATION,
+      errorRate: e.ALERT_ERROR_RATE,
+      errorRateMinMessages: e.ALERT_ERROR_RATE_MIN_MESSAGES,
+      failovers: e.ALERT_FAILOVERS,
+      p99Ms: e.ALERT_P99_MS,
+      heapUsed: e.ALERT_HEAP_USED,
+      heapForMs: e.ALERT_HEAP_FOR_MS,
+      windowMs: e.ALERT_WINDOW_MS,
+    },
+    s4: {
+      intervalMs: e.S4_INTERVAL_MS,
+      burstRatio: e.S4_BURST_RATIO,
+      toolHeavyShare: e.S4_TOOL_HEAVY_SHARE,
+      anomalySigma: e.S4_ANOMALY_SIGMA,
+    },
     // ── settings: pool and upstream settings (helper i7) ──
     upstreamHttp: { keepAliveMs: e.UPSTREAM_HTTP_KEEPALIVE_MS, connections: e.UPSTREAM_HTTP_CONNECTIONS },
     stdioWarmProcesses: e.STDIO_WARM_PROCESSES,

@@ -20,6 +20,7 @@ import { VsmBus } from '../vsm/vsm-bus.service';
 import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { METHOD_TOOLS_LIST } from '../observability/mcp-methods';
 import { logFields } from '../observability/logging/log-fields';
+import { ClientUsage } from '../vsm/client-usage';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
 import type { Session, SessionHooks } from './session';
@@ -41,6 +42,7 @@ export class GatewaySessionHooks implements SessionHooks {
     private readonly vsm: VsmBus,
     private readonly metrics: GatewayMetrics,
     private readonly transports: ClientTransportGuardService,
+    private readonly usage: ClientUsage,
     @Optional() private readonly policy?: MessagePolicy,
   ) {}
 
@@ -54,6 +56,8 @@ export class GatewaySessionHooks implements SessionHooks {
 
   clientMessage(session: Session, message: JsonRpcMessage, raw?: string): void {
     this.metrics.messageIn(session.transport, raw === undefined ? 0 : Buffer.byteLength(raw));
+    // S4's per-client counters (usage patterns): one Map lookup, no allocation.
+    this.usage.record(session.clientId, message);
     if (!this.vsm.hasListeners(VsmChannel.S1Operations)) {
       // The event still happened (variety flow); nobody listens, so no payload is built.
       this.vsm.events.s1_operations++;

@@ -1,0 +1,27 @@
+import { Global, Module } from '@nestjs/common';
+import { ClientUsage } from '../vsm/client-usage';
+import { S4Intelligence } from '../vsm/s4-intelligence.service';
+import { AlertsService } from './alerts/alerts.service';
+import { DashboardController } from './dashboard/dashboard.controller';
+import { DashboardService } from './dashboard/dashboard.service';
+import { DashboardAccessGuard } from './dashboard/dashboard-access.guard';
+import { StatsSampler } from './stats/stats-sampler.service';
+
+/**
+ * Once-a-second stats behind /dashboard, the in-process alerts and VSM S4. Global for ClientUsage,
+ * which the session hooks bump per client message.
+ */
+@Global()
+@Module({
+  controllers: [DashboardController],
+  providers: [
+    ClientUsage,
+    StatsSampler,
+    AlertsService,
+    S4Intelligence,
+    DashboardService,
+    DashboardAccessGuard,
+  ],
+  exports: [ClientUsage, StatsSampler, AlertsService],
+})
+export class MonitoringModule {}

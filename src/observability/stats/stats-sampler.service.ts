@@ -1,0 +1,170 @@
+import { getHeapStatistics } from 'node:v8';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { GATEWAY_CONFIG } from '../../config/config.module';
+import type { GatewayConfig } from '../../config/gateway-config';
+import { PoolManager } from '../../pool/pool-manager.service';
+import { Router } from '../../routing/router.service';
+import type { ChannelKind } from '../../session/client-channel';
+import { ClientTransportGuardService } from '../../session/client-transport-guard.service';
+import { SessionService } from '../../session/session.module';
+import { VsmBus } from '../../vsm/vsm-bus.service';
+import { GatewayMetrics } from '../gateway-metrics.service';
+import { StatsWindow, type ReplicaHealth, type StatsSample } from './stats-sample';
+
+const TRANSPORTS: readonly ChannelKind[] = ['streamable', 'sse', 'ws'];
+
+export type SampleListener = (sample: StatsSample, history: StatsHistory) => void;
+
+/** A bounded ring of samples, oldest first; windows are read from it by age. */
+export class StatsHistory {
+  private readonly samples: StatsSample[] = [];
+
+  constructor(private readonly capacity: number) {}
+
+  push(sample: StatsSample): void {
+    this.samples.push(sample);
+    if (this.samples.length > this.capacity) this.samples.shift();
+  }
+
+  get latest(): StatsSample | undefined {
+    return this.samples[this.samples.length - 1];
+  }
+
+  get length(): number {
+    return this.samples.length;
+  }
+
+  all(): readonly StatsSample[] {
+    return this.samples;
+  }
+
+  /** The window of the last `ms` ending at the latest sample (from the oldest sample inside it). */
+  window(ms: number): StatsWindow | undefined {
+    const latest = this.latest;
+    if (!latest) return undefined;
+    const from = latest.t - ms;
+    let start = latest;
+    for (let i = this.samples.length - 1; i >= 0 && this.samples[i].t >= from; i--) start = this.samples[i];
+    return new StatsWindow(latest, start);
+  }
+}
+
+/**
+ * Reads the gateway's figures once per interval (GatewayMetrics' plain counters, sessions, pools,
+ * breakers, replica states, VSM event counts, the V8 heap) into a short history, and hands each
+ * sample to the alerts, S4 and the dashboard. Nothing here runs per message.
+ */
+@Injectable()
+export class StatsSampler implements OnModuleInit, OnApplicationShutdown {
+  private readonly log = new Logger('Stats');
+  readonly history: StatsHistory;
+  private readonly listeners: SampleListener[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    private readonly metrics: GatewayMetrics,
+    private readonly sessions: SessionService,
+    private readonly pool: PoolManager,
+    private readonly transports: ClientTransportGuardService,
+    private readonly router: Router,
+    private readonly vsm: VsmBus,
+  ) {
+    this.history = new StatsHistory(config.stats.historySamples);
+  }
+
+  onModuleInit(): void {
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.config.stats.sampleIntervalMs);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Called for every sample, in registration order (alerts before the dashboard). */
+  onSample(listener: SampleListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i !== -1) this.listeners.splice(i, 1);
+    };
+  }
+
+  /** Takes one sample now (the interval's job; tests call it to step). */
+  tick(now = Date.now()): StatsSample {
+    const sample = this.read(now);
+    this.history.push(sample);
+    for (const listener of this.listeners) {
+      try {
+        listener(sample, this.history);
+      } catch (err) {
+        this.log.warn(`stats listener failed: ${(err as Error).message}`);
+      }
+    }
+    return sample;
+  }
+
+  private read(now: number): StatsSample {
+    const m = this.metrics;
+    const sessions: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+    for (const s of this.sessions.all()) sessions[s.transport]++;
+    const connections = { streamable: 0, sse: 0, ws: 0 };
+    const transportBreakers = {
+      streamable: 'closed',
+      sse: 'closed',
+      ws: 'closed',
+    } as StatsSample['transportBreakers'];
+    for (const t of TRANSPORTS) {
+      connections[t] = this.transports.liveCount(t);
+      transportBreakers[t] = this.transports.state(t);
+    }
+    const errorsByKind: Record<string, number> = {};
+    let errors = 0;
+    for (const [kind, n] of m.errors) {
+      errorsByKind[kind] = n;
+      errors += n;
+    }
+    for (const [entry, n] of m.internalErrors) {
+      errorsByKind[`internal:${entry}`] = n;
+      errors += n;
+    }
+    let transportFailovers = 0;
+    for (const n of m.transportSwitches.values()) transportFailovers += n;
+    let replicaFailovers = 0;
+    for (const n of m.replicaFailovers.values()) replicaFailovers += n;
+    const replicas: ReplicaHealth[] = [];
+    for (const service of this.router.view()) {
+      for (const r of service.replicas) {
+        replicas.push({
+          service: service.name,
+          id: r.id,
+          state: r.state,
+          breaker: this.pool.breakers.state(r.id),
+          sessions: r.sessions,
+        });
+      }
+    }
+    const heap = getHeapStatistics();
+    return {
+      t: now,
+      connections,
+      sessions,
+      messagesIn: { ...m.messagesIn },
+      messagesOut: { ...m.messagesOut },
+      bytesOut: { ...m.bytesOut },
+      errors,
+      errorsByKind,
+      transportFailovers,
+      replicaFailovers,
+      latency: m.requestLatency.snapshot(),
+      pools: this.pool.poolStats(),
+      transportBreakers,
+      replicas,
+      vsm: { ...this.vsm.events },
+      heap: { used: heap.used_heap_size, total: heap.total_heap_size, limit: heap.heap_size_limit },
+    };
+  }
+}
