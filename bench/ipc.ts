@@ -86,6 +86,8 @@ export interface LoadJob {
   wsCompression?: boolean;
   /** Session i names itself `<prefix>-<i>` (query `client_id`); absent: anonymous sessions. */
   clientIdPrefix?: string;
+  /** Sent as `X-API-Key` on every request (Streamable HTTP) or at the upgrade (WebSocket). */
+  apiKey?: string;
 }
 
 export interface LatencySummary {

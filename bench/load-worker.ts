@@ -116,9 +116,11 @@ class StreamableSession implements BenchSession {
   constructor(
     url: URL,
     private readonly callParams: string,
+    apiKey?: string,
   ) {
     this.conn = new Http1Connection(url.hostname, Number(url.port));
     this.path = url.pathname + url.search;
+    if (apiKey !== undefined) this.headers += `x-api-key: ${apiKey}\r\n`;
   }
 
   async handshake(): Promise<void> {
@@ -274,8 +276,13 @@ class WsSession implements BenchSession {
     url: string,
     private readonly callParams: string,
     compression: boolean,
+    apiKey?: string,
   ) {
-    this.client = new WsClient(url, { compression, openTimeoutMs: HANDSHAKE_DEADLINE_MS });
+    this.client = new WsClient(url, {
+      compression,
+      openTimeoutMs: HANDSHAKE_DEADLINE_MS,
+      headers: apiKey === undefined ? undefined : { 'x-api-key': apiKey },
+    });
   }
 
   async handshake(): Promise<void> {
@@ -355,8 +362,11 @@ function createSession(job: LoadJob, callParams: string, index: number): BenchSe
       : `${job.path}?client_id=${encodeURIComponent(`${job.clientIdPrefix}-${index}`)}`;
   const url = new URL(path, job.baseUrl);
   const kind: BenchTransport = job.transport;
-  if (kind === 'ws') return new WsSession(wsUrl(job.baseUrl, path), callParams, job.wsCompression ?? false);
-  return kind === 'sse' ? new LegacySseSession(url, callParams) : new StreamableSession(url, callParams);
+  if (kind === 'ws')
+    return new WsSession(wsUrl(job.baseUrl, path), callParams, job.wsCompression ?? false, job.apiKey);
+  return kind === 'sse'
+    ? new LegacySseSession(url, callParams)
+    : new StreamableSession(url, callParams, job.apiKey);
 }
 
 export async function runLoad(job: LoadJob): Promise<LoadResult> {

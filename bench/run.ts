@@ -19,6 +19,7 @@
  *   --large-bytes=65536 --ring-ms=25 --ring-sizes=3,30,300
  * Results: bench/results/<date>.json and bench/results/latest.json; a summary on stdout.
  */
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -340,12 +341,13 @@ async function startGateway(
   services: Record<string, unknown>,
   logLevel: string,
   env: Record<string, string> = {},
+  extraConfig: Record<string, unknown> = {},
 ): Promise<{ child: BenchChild; url: string }> {
   const args = JSON.stringify({
     // Rate limits off unless a suite turns them on (suite `rate-limit`): the load workers' sessions
     // are anonymous clients of one loopback address and would share one 100 req/s budget.
     env: { LOG_LEVEL: logLevel, RATE_LIMIT_ENABLED: 'false', ...env },
-    config: { services, defaultService: Object.keys(services)[0] },
+    config: { services, defaultService: Object.keys(services)[0], ...extraConfig },
   });
   // --expose-gc only so memory "before"/"afterGc" are measured after a full collection.
   const child = forkChild(name, join(here, 'gateway-process.js'), [args], ['--expose-gc']);
@@ -405,6 +407,8 @@ interface ScenarioVariant {
   path?: string;
   /** Give every session its own client id `<prefix>-<i>` (so the ring spreads them). */
   clientIdPrefix?: string;
+  /** Authenticate every session with this API key (X-API-Key). */
+  apiKey?: string;
 }
 
 interface Servers {
@@ -435,6 +439,7 @@ async function runScenario(
     tool: variant.tool ?? (upstream === 'fast' ? FAST_TOOL : DEMO_TOOL),
     ...(variant.wsCompression !== undefined ? { wsCompression: variant.wsCompression } : {}),
     ...(variant.clientIdPrefix !== undefined ? { clientIdPrefix: variant.clientIdPrefix } : {}),
+    ...(variant.apiKey !== undefined ? { apiKey: variant.apiKey } : {}),
   };
   const gateway = servers.gateway;
   const memory: GatewayMemory | null = gateway ? {} : null;
@@ -1260,13 +1265,21 @@ async function runReplicaSuite(
   };
 }
 
+/** off: no policy; on: rate limits; auth: API-key authentication and rate limits. */
+type PolicyVariant = 'off' | 'on' | 'auth';
+
+/** The API key of suite `rate-limit`'s authenticated variant (a bench secret, nothing else). */
+const BENCH_API_KEY = 'bench-api-key-not-a-secret-0123456789';
+
 interface RateLimitReport {
   note: string;
   micro: LimiterMicroReport;
-  runs: Array<{ limits: 'off' | 'on'; transport: BenchTransport; round: number; scenario: ScenarioResult }>;
-  median: Array<{ limits: 'off' | 'on'; transport: BenchTransport } & RoundMedian>;
+  runs: Array<{ limits: PolicyVariant; transport: BenchTransport; round: number; scenario: ScenarioResult }>;
+  median: Array<{ limits: PolicyVariant; transport: BenchTransport } & RoundMedian>;
   /** limits on ÷ limits off, req/s, per transport. */
   throughputRatio: Partial<Record<BenchTransport, number>>;
+  /** API-key authentication and limits on ÷ both off, req/s, per transport. */
+  authThroughputRatio: Partial<Record<BenchTransport, number>>;
 }
 
 /**
@@ -1298,11 +1311,27 @@ async function runRateLimitSuite(
       RATE_LIMIT_PER_SECOND: '1000000',
     });
     gateways.push(on);
+    const digest = `sha256:${createHash('sha256').update(BENCH_API_KEY).digest('hex')}`;
+    const auth = await startGateway(
+      'gateway (auth and limits on)',
+      fastService(up.url),
+      opts.logLevel,
+      // One client for every session: no per-client session cap (WebSocket sessions outlive their round).
+      {
+        RATE_LIMIT_ENABLED: 'true',
+        RATE_LIMIT_PER_SECOND: '1000000',
+        AUTH_MODE: 'api_key',
+        MAX_SESSIONS_PER_CLIENT: '0',
+      },
+      { clients: { bench: { apiKeys: [digest] } } },
+    );
+    gateways.push(auth);
     for (let round = 0; round <= opts.pairRounds; round++) {
       for (const transport of transports) {
         for (const [limits, gw] of [
           ['off', off],
           ['on', on],
+          ['auth', auth],
         ] as const) {
           const scenario = await runScenario(
             opts,
@@ -1314,6 +1343,7 @@ async function runRateLimitSuite(
             { upstream: up.child, gateway: gw.child },
             {
               clientIdPrefix: 'bench-client',
+              ...(limits === 'auth' ? { apiKey: BENCH_API_KEY } : {}),
               durationMs: opts.pairDurationMs,
               warmupMs: opts.pairWarmupMs,
               label: `limits ${limits} r${round}`,
@@ -1331,8 +1361,9 @@ async function runRateLimitSuite(
   }
   const median: RateLimitReport['median'] = [];
   const throughputRatio: RateLimitReport['throughputRatio'] = {};
+  const authThroughputRatio: RateLimitReport['authThroughputRatio'] = {};
   for (const transport of transports) {
-    const pick = (limits: 'off' | 'on') =>
+    const pick = (limits: PolicyVariant) =>
       roundMedian(
         runs
           .filter((r) => r.limits === limits && r.transport === transport && r.round > 0)
@@ -1343,6 +1374,9 @@ async function runRateLimitSuite(
     if (offM) median.push({ limits: 'off', transport, ...offM });
     if (onM) median.push({ limits: 'on', transport, ...onM });
     if (offM && onM) throughputRatio[transport] = round(onM.reqPerSec / offM.reqPerSec);
+    const authM = pick('auth');
+    if (authM) median.push({ limits: 'auth', transport, ...authM });
+    if (offM && authM) authThroughputRatio[transport] = round(authM.reqPerSec / offM.reqPerSec);
   }
   for (const m of median) {
     console.log(
@@ -1353,11 +1387,13 @@ async function runRateLimitSuite(
   return {
     note:
       'Two gateways on one fast upstream, sessions bench-client-<i> (one bucket each); limits on = RATE_LIMIT_PER_SECOND=1000000 ' +
-      '(every request checked, none refused); round 0 is warm-up and left out of the medians.',
+      '(every request checked, none refused); auth = AUTH_MODE=api_key (X-API-Key on every request, one client) plus limits; ' +
+      'round 0 is warm-up and left out of the medians.',
     micro,
     runs,
     median,
     throughputRatio,
+    authThroughputRatio,
   };
 }
 

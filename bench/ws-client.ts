@@ -34,6 +34,8 @@ export interface WsClientOptions {
   compression: boolean;
   /** How long to wait for the upgrade and the session notification. */
   openTimeoutMs: number;
+  /** Extra upgrade headers (credentials). */
+  headers?: Record<string, string>;
 }
 
 /** One WebSocket connection to the gateway, with request/response matching by JSON-RPC id. */
@@ -83,6 +85,7 @@ export class WsClient {
         skipUTF8Validation: true,
         maxPayload: 64 * 1024 * 1024,
         handshakeTimeout: this.options.openTimeoutMs,
+        headers: this.options.headers,
       });
       this.ws = ws;
       ws.on('unexpected-response', (_req, res) => {
