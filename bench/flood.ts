@@ -44,6 +44,13 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
+/**
+ * The good client keeps under its rate limit (RATE_LIMIT_PER_SECOND, 100 by default): a call at
+ * most every 12.5 ms (80/s). A client that goes faster is refused 429 by design, which is not
+ * what this suite measures.
+ */
+const GOOD_CLIENT_INTERVAL_MS = 12.5;
+
 async function goodClientWindow(url: string, durationMs: number): Promise<FloodWindow> {
   const client = new Client({ name: 'bench-good-client', version: '1' });
   await client.connect(new StreamableHTTPClientTransport(new URL('/mcp', url)));
@@ -59,6 +66,8 @@ async function goodClientWindow(url: string, durationMs: number): Promise<FloodW
       } catch {
         errors++;
       }
+      const wait = t0 + GOOD_CLIENT_INTERVAL_MS - performance.now();
+      if (wait > 0) await new Promise((done) => setTimeout(done, wait));
     }
   } finally {
     await client.close();
@@ -82,7 +91,7 @@ export async function runFloodSuite(
 ): Promise<FloodReport> {
   const report: FloodReport = {
     note:
-      'Good client: sequential tools/call echo over Streamable HTTP (SDK client) from 127.0.0.1 to the embedded demo; ' +
+      'Good client: sequential tools/call echo paced to ≤ 80/s (under its 100 req/s limit) over Streamable HTTP (SDK client) from 127.0.0.1 to the embedded demo; ' +
       'flood: 127.0.0.2 opens connections as fast as it can (≤500 in flight), 127.0.0.3 runs 32 initialize loops. ' +
       'All processes share the machine’s cores.',
     env: FLOOD_ENV,
