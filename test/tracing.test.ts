@@ -192,9 +192,41 @@ describe('tracing on (OTLP/HTTP receiver in the test)', () => {
     upstream = await startUpstream();
     receiver = await startReceiver();
     gw = await startGateway(
-      { services: { weather: { replicas: [{ transport: 'streamable-http', url: upstream.url }] } } },
+      {
+        services: {
+          weather: { replicas: [{ transport: 'streamable-http', url: upstream.url }] },
+          // The same upstream behind a pool of shared upstream sessions.
+          pooledweather: { mode: 'pooled', replicas: [{ transport: 'streamable-http', url: upstream.url }] },
+        },
+      },
       { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: 'mcp-gateway' },
     );
+  });
+
+  test('pooled mode: the CLIENT span names the replica, and the upstream is parented on it', async () => {
+    const traceId = hex(16);
+    const t = new StreamableHTTPClientTransport(new URL('/mcp/pooledweather', gw.url), {
+      requestInit: { headers: { traceparent: `00-${traceId}-${hex(8)}-01` } },
+    });
+    const client = new Client({ name: 'trace-test-pooled', version: '1.0.0' });
+    await client.connect(t);
+    try {
+      upstream.seen.length = 0;
+      const r = await client.callTool({ name: 'get_weather', arguments: { city: 'Quito' } });
+      assert.deepEqual(r.content, [{ type: 'text', text: 'sunny in Quito' }]);
+      await flush();
+      const clientSpan = () =>
+        receiver.spans.find(
+          (s) => s.traceId === traceId && s.name === 'tools/call get_weather' && s.kind === CLIENT,
+        );
+      await waitUntil(() => clientSpan() !== undefined, 5000, 'the pooled CLIENT span');
+      assert.equal(attr(clientSpan()!, 'server.address'), '127.0.0.1');
+      assert.equal(attr(clientSpan()!, 'server.port'), upstream.port);
+      const call = upstream.seen.find((s) => s.method === 'tools/call')!;
+      assert.equal(call.meta, `00-${traceId}-${clientSpan()!.spanId}-01`, '_meta.traceparent');
+    } finally {
+      await client.close();
+    }
   });
   after(async () => {
     await gw?.close();

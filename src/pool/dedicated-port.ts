@@ -20,7 +20,7 @@ import type {
 } from '../upstream/upstream-connection';
 import { gatewayRequestId } from '../upstream/upstream-handshake';
 import type { ReplaySafety } from './replay-safety';
-import type { UpstreamPort } from './upstream-port';
+import { upstreamTargetOf, type UpstreamPort } from './upstream-port';
 
 /** What a dedicated port needs from the pool: replicas in failover order, connections, health. */
 export interface DedicatedPortDeps {
@@ -127,8 +127,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
 
   target(): UpstreamTarget | undefined {
     const replica = this.lease?.connection.replica;
-    if (!replica) return undefined;
-    return { transport: replica.transport, url: 'url' in replica ? replica.url : undefined };
+    return replica ? upstreamTargetOf(replica) : undefined;
   }
 
   pause(): void {

@@ -14,6 +14,7 @@ import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connecti
 import type { PooledService } from './pooled-service';
 import type { PooledClient, SharedUpstream } from './shared-upstream';
 import type { UpstreamPort } from './upstream-port';
+import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
 
 interface Outstanding {
   /** undefined while the request waits for a checkout. */
@@ -42,6 +43,10 @@ export class PooledPort implements UpstreamPort, PooledClient {
     private readonly service: PooledService,
     readonly routingKey: string,
   ) {}
+
+  target(): UpstreamTarget | undefined {
+    return this.service.targetFor(this.routingKey);
+  }
 
   send(message: JsonRpcMessage, _raw: string | undefined, headers?: MessageHeaders): void {
     if (this.closed) return;

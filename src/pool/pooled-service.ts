@@ -12,6 +12,8 @@ import type { MessageHeaders, UpstreamConnection } from '../upstream/upstream-co
 import { PooledPort } from './pooled-port';
 import { ReplicaPool, type PoolSettings, type PoolStats } from './replica-pool';
 import type { PooledClient, SharedUpstream, SharedUpstreamOwner } from './shared-upstream';
+import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
+import { upstreamTargetOf } from './upstream-port';
 
 export interface PooledServiceDeps {
   /** Replicas for a routing key in failover order, those whose breaker lets work through. */
@@ -268,6 +270,15 @@ export class PooledService {
       const message: JsonRpcMessage = { jsonrpc: '2.0', method };
       for (const port of this.clients) port.deliverFromUpstream(message);
     }
+  }
+
+  /**
+   * Where a session's requests go first: the primary replica of its routing key (trace
+   * attributes; asked only while tracing is on). A checkout may still land on the next replica.
+   */
+  targetFor(routingKey: string): UpstreamTarget | undefined {
+    const replica = this.deps.failoverOrder(routingKey)[0];
+    return replica ? upstreamTargetOf(replica) : undefined;
   }
 
   // ------------------------------------------------------------------ pools

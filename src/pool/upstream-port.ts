@@ -1,4 +1,5 @@
 import type { JsonRpcMessage } from '../../libs/protocol/src';
+import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 
@@ -22,4 +23,9 @@ export interface UpstreamPort {
   target?(): UpstreamTarget | undefined;
   /** The session ended: let go of whatever serves it. Idempotent. */
   close(): void;
+}
+
+/** A replica as a trace target: its transport and, for network upstreams, its URL. */
+export function upstreamTargetOf(replica: ReplicaConfig): UpstreamTarget {
+  return { transport: replica.transport, url: 'url' in replica ? replica.url : undefined };
 }
