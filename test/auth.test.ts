@@ -581,7 +581,7 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
     assert.equal(afterRotation.status, 200);
   });
 
-  test('an expired token is refused (401) even on a live session', async () => {
+  test('an expired token is refused (401) even on a live session, and its WebSocket and SSE streams end', async () => {
     const exp = Math.floor(Date.now() / 1000) + 2;
     const short = await token({ exp });
     const init = await post(gw.url, { authorization: `Bearer ${short}` });
@@ -594,6 +594,21 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
       ws.on('close', (code) => resolve({ code, at: Date.now() })),
     );
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    // And on a legacy SSE stream: it ends with an error event carrying closeCode 4401.
+    const sseEnd = new Promise<{ text: string; at: number }>((resolve, reject) => {
+      const r = request(
+        new URL('/sse', gw.url),
+        { headers: { accept: 'text/event-stream', authorization: `Bearer ${short}` } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ text, at: Date.now() }));
+        },
+      );
+      r.on('error', reject);
+      r.end();
+    });
     const list = JSON.stringify({ jwt: 1, jsonrpc: '2.0', id: 2, method: 'tools/list' }).replace(
       '"jwt":1,',
       '',
@@ -614,6 +629,12 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
     const closed = await wsClosed;
     assert.equal(closed.code, WsClose.CredentialExpired);
     assert.ok(closed.at >= exp * 1000, 'not before the token expired');
+    const sse = await sseEnd;
+    assert.match(sse.text, /event: endpoint/);
+    const last = /event: error\ndata: (.*)\n/.exec(sse.text);
+    assert.ok(last, 'the SSE stream ends with an error event');
+    assert.equal(JSON.parse(last[1]).closeCode, WsClose.CredentialExpired);
+    assert.ok(sse.at >= exp * 1000, 'the stream is not ended before the token expired');
   });
 
   test('an admission check provided by a team runs on every transport', async () => {

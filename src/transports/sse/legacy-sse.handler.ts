@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { WsClose } from '../ws/ws-close-codes';
 import {
   ErrorCode,
   isRequest,
@@ -39,6 +40,12 @@ export const MESSAGES_PATH = '/messages';
  * finds its session again and receives exactly what it missed.
  */
 export class LegacySseHandler {
+  /**
+   * GET /sse responses opened with a credential that expires (a JWT's `exp`), and when: the
+   * stream is ended then (4401), as a WebSocket is; the session stays resumable with a fresh token.
+   */
+  private readonly expiring = new WeakMap<ServerResponse, number>();
+
   constructor(
     private readonly config: GatewayConfig,
     private readonly sessions: SessionRegistry,
@@ -107,6 +114,7 @@ export class LegacySseHandler {
       return;
     }
     this.authenticated(req, res, query, (clientId, identity) => {
+      if (identity?.expiresAt !== undefined) this.expiring.set(res, identity.expiresAt);
       const resume = resumePosition(req.headers['last-event-id'], query);
       if (resume) {
         this.resumeStream(req, res, resume, service, query, clientId);
@@ -367,6 +375,8 @@ export class LegacySseHandler {
       keepAlive: this.keepAlive,
     });
     channel.open();
+    const expiresAt = this.expiring.get(res);
+    if (expiresAt !== undefined) closeWhenExpired(channel, res, expiresAt);
     return channel;
   }
 
@@ -448,4 +458,14 @@ function deliver(
     if (refusal === undefined) session.receive(message, raw, STANDALONE_STREAM);
     else session.answer(refusalResponse(refusal, (message as { id: JsonRpcId }).id), STANDALONE_STREAM);
   }
+}
+
+/** Ends an SSE stream when the credential it was opened with expires (one timer per such stream). */
+function closeWhenExpired(channel: SseChannel, res: ServerResponse, expiresAt: number): void {
+  const timer = setTimeout(
+    () => channel.close(WsClose.CredentialExpired, 'the access token expired: reconnect with a fresh one'),
+    Math.max(0, expiresAt - Date.now()),
+  );
+  timer.unref();
+  res.once('close', () => clearTimeout(timer));
 }
