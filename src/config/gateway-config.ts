@@ -403,7 +403,7 @@ export const EnvSchema = z.object({
   S2_MAX_SWITCHES: int(0).default(3),
   /** S2 anti-oscillation window (ms). */
   S2_WINDOW_MS: int(1000).default(60_000),
-  // ── settings: authentication, identity, S5 (helper p1) ──
+  // ── settings: authentication, identity, S5 ──
   /**
    * How clients prove who they are: none, api_key, jwt, oauth, mtls, or a comma-separated list (any one
    * suffices). Unset: none on a loopback bind; on any other bind the gateway refuses to start.
@@ -439,7 +439,7 @@ export const EnvSchema = z.object({
   S5_TIMEOUT_MS: int(1, 60_000).default(250),
   /** What an unanswered (timed-out or failed) S5 question counts as. */
   S5_DEFAULT_VERDICT: z.enum(['allow', 'deny']).default('allow'),
-  // ── settings: rate limits and per-client authorization (helper p2) ──
+  // ── settings: rate limits and per-client authorization ──
   /** Per-client rate limits on every transport (on by default, whatever the authentication mode). */
   RATE_LIMIT_ENABLED: bool.default(true),
   /** Requests per second each client may send (token bucket refill rate); overridable per client in gateway.yaml. */
@@ -455,8 +455,7 @@ export const EnvSchema = z.object({
   RATE_LIMIT_REDIS_FAIL_MODE: z.enum(['open', 'closed']).default('open'),
   /** How often each node reports what it granted to Redis and learns what the cluster has left (ms). */
   RATE_LIMIT_SYNC_MS: int(1, 10_000).default(50),
-  // ·
-  // ── settings: flood protection and slow-request limits (helper p3) ──
+  // ── settings: flood protection and slow-request limits ──
   /** Live client connections, all addresses together (0: no cap; lowered to 90 % of the descriptor limit). */
   MAX_CONNECTIONS: int(0).default(50_000),
   /**
@@ -483,15 +482,14 @@ export const EnvSchema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: int(0).default(30_000),
   /** Largest request head (request line and headers) in bytes; larger → 431. */
   MAX_HEADER_BYTES: int(1024, 1024 * 1024).default(16 * 1024),
-  // ── settings: metrics and health (helper o1) ──
+  // ── settings: metrics and health ──
   /** Tool names (declared by upstreams in tools/list) that get their own tools/call latency series; the rest are "other". */
   METRICS_MAX_TOOL_LABELS: int(0).default(100),
   /** Event-loop delay (ms, p99 over the last few seconds) above which /health/live reports the process stuck. */
   HEALTH_MAX_EVENT_LOOP_LAG_MS: int(1).default(2000),
   /** Redis that /health/ready pings when set (cluster mode); unset: no Redis check. */
   HEALTH_REDIS_URL: z.string().optional(),
-  // ·
-  // ── settings: tracing and logs (helper o2) ──
+  // ── settings: tracing and logs ──
   /** OTLP/HTTP collector base URL (`/v1/traces` is appended); tracing is off while neither endpoint is set. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   /** OTLP/HTTP traces URL used as is (wins over OTEL_EXPORTER_OTLP_ENDPOINT). */
@@ -507,8 +505,7 @@ export const EnvSchema = z.object({
     .refine((v) => parseLogLevels(v) !== undefined, 'must be Module=level pairs separated by commas'),
   /** Log format: `pretty` (one readable line), `json`, or `auto` (pretty when stdout is a terminal). */
   LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
-  // ·
-  // ── settings: dashboard, alerts and S4 (helper o3) ──
+  // ── settings: dashboard, alerts and S4 ──
   /** How often the stats sampler behind /dashboard, the alerts and S4 takes a sample (ms). */
   STATS_SAMPLE_INTERVAL_MS: int(100).default(1000),
   /** Samples kept for the sliding windows (with the default interval: five minutes). */
@@ -539,7 +536,7 @@ export const EnvSchema = z.object({
   S4_TOOL_HEAVY_SHARE: z.coerce.number().min(0).max(1).default(0.8),
   /** S4: an anomaly is a window figure this many standard deviations above its moving average. */
   S4_ANOMALY_SIGMA: z.coerce.number().min(0.5).default(3),
-  // ── settings: pool and upstream settings (helper i7) ──
+  // ── settings: pool and upstream settings ──
   /**
    * Idle keep-alive sockets to HTTP upstreams are closed after this long: keep it below the
    * upstreams' own keep-alive (Node's default is 5 s) so a socket the server is closing is never reused.
@@ -552,7 +549,6 @@ export const EnvSchema = z.object({
   UPSTREAM_HTTP_CONNECTIONS: int(0).default(0),
   /** Pre-spawned warm processes per stdio replica in dedicated mode, each used by one new session (0: off). */
   STDIO_WARM_PROCESSES: int(0, 64).default(2),
-  // ·
 });
 export type EnvConfig = z.infer<typeof EnvSchema>;
 
@@ -629,7 +625,7 @@ export interface GatewayConfig {
   admin: { token: string | undefined };
   defaultService: string;
   services: Record<string, ServiceConfig>;
-  // ── settings: authentication, identity, S5 (helper p1) ──
+  // ── settings: authentication, identity, S5 ──
   /** Authentication (see src/policy/identity.ts); `modes` undefined when AUTH_MODE was not set. */
   auth: {
     modes: AuthModeName[] | undefined;
@@ -650,7 +646,7 @@ export interface GatewayConfig {
   /** gateway.yaml's `clients:` section: API keys (`sha256:<hex>` digests), rate limits, tool/resource/prompt rules. */
   clients: Record<string, ClientConfig>;
   s5: { timeoutMs: number; defaultVerdict: 'allow' | 'deny' };
-  // ── settings: rate limits and per-client authorization (helper p2) ──
+  // ── settings: rate limits and per-client authorization ──
   /** Default per-client rate limit and the shared (Redis) store. */
   rateLimit: {
     enabled: boolean;
@@ -660,8 +656,7 @@ export interface GatewayConfig {
     redisFailMode: 'open' | 'closed';
     syncIntervalMs: number;
   };
-  // ·
-  // ── settings: flood protection and slow-request limits (helper p3) ──
+  // ── settings: flood protection and slow-request limits ──
   /** Connection and session flood limits (src/policy/flood) and the HTTP server's slow-request limits. */
   flood: {
     maxConnections: number;
@@ -676,22 +671,20 @@ export interface GatewayConfig {
     requestTimeoutMs: number;
     maxHeaderBytes: number;
   };
-  // ── settings: metrics and health (helper o1) ──
+  // ── settings: metrics and health ──
   /** Tool names with their own tools/call latency series (the rest count as "other"). */
   metricsMaxToolLabels: number;
   /** /health/live fails above this event-loop delay (ms). */
   healthMaxEventLoopLagMs: number;
   /** Redis pinged by /health/ready; undefined: no Redis check. */
   healthRedisUrl: string | undefined;
-  // ·
-  // ── settings: tracing and logs (helper o2) ──
+  // ── settings: tracing and logs ──
   /** OpenTelemetry tracing; undefined when no OTLP endpoint is configured (nothing is traced). */
   tracing: { tracesUrl: string; sampleRatio: number; serviceName: string } | undefined;
   /** Log level per module name (the Nest logger context), over `logLevel`. */
   logLevels: Record<string, LogLevelName>;
   logFormat: EnvConfig['LOG_FORMAT'];
-  // ·
-  // ── settings: dashboard, alerts and S4 (helper o3) ──
+  // ── settings: dashboard, alerts and S4 ──
   stats: { sampleIntervalMs: number; historySamples: number };
   dashboard: { open: boolean };
   alerts: {
@@ -705,12 +698,11 @@ export interface GatewayConfig {
     windowMs: number;
   };
   s4: { intervalMs: number; burstRatio: number; toolHeavyShare: number; anomalySigma: number };
-  // ── settings: pool and upstream settings (helper i7) ──
+  // ── settings: pool and upstream settings ──
   /** Keep-alive and sizing of the undici pools per HTTP upstream origin. */
   upstreamHttp: { keepAliveMs: number; connections: number };
   /** Warm stdio children kept ready per replica in dedicated mode (0: spawn per session). */
   stdioWarmProcesses: number;
-  // ·
 }
 
 /** Overrides as tests and embedders pass them to bootstrap(): nested objects merge, services replace. */

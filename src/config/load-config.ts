@@ -142,7 +142,7 @@ export function loadConfig(
         ? { path: resolve(path), watch: e.GATEWAY_CONFIG_WATCH, pollIntervalMs: e.GATEWAY_CONFIG_POLL_MS }
         : undefined,
     admin: { token: e.ADMIN_TOKEN },
-    // ── settings: authentication, identity, S5 (helper p1) ──
+    // ── settings: authentication, identity, S5 ──
     auth: {
       modes: e.AUTH_MODE,
       jwtSecret: e.AUTH_JWT_SECRET,
@@ -161,7 +161,7 @@ export function loadConfig(
     },
     clients: file.clients ?? {},
     s5: { timeoutMs: e.S5_TIMEOUT_MS, defaultVerdict: e.S5_DEFAULT_VERDICT },
-    // ── settings: rate limits and per-client authorization (helper p2) ──
+    // ── settings: rate limits and per-client authorization ──
     rateLimit: {
       enabled: e.RATE_LIMIT_ENABLED,
       perSecond: e.RATE_LIMIT_PER_SECOND,
@@ -170,8 +170,7 @@ export function loadConfig(
       redisFailMode: e.RATE_LIMIT_REDIS_FAIL_MODE,
       syncIntervalMs: e.RATE_LIMIT_SYNC_MS,
     },
-    // ·
-    // ── settings: flood protection and slow-request limits (helper p3) ──
+    // ── settings: flood protection and slow-request limits ──
     flood: {
       maxConnections: e.MAX_CONNECTIONS,
       // On a loopback bind every client has a loopback address: per-address limits would only
@@ -189,12 +188,11 @@ export function loadConfig(
         e.HTTP_REQUEST_TIMEOUT_MS === 0 ? 0 : Math.max(e.HTTP_REQUEST_TIMEOUT_MS, e.HEADERS_TIMEOUT_MS),
       maxHeaderBytes: e.MAX_HEADER_BYTES,
     },
-    // ── settings: metrics and health (helper o1) ──
+    // ── settings: metrics and health ──
     metricsMaxToolLabels: e.METRICS_MAX_TOOL_LABELS,
     healthMaxEventLoopLagMs: e.HEALTH_MAX_EVENT_LOOP_LAG_MS,
     healthRedisUrl: e.HEALTH_REDIS_URL,
-    // ·
-    // ── settings: tracing and logs (helper o2) ──
+    // ── settings: tracing and logs ──
     tracing:
       e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || e.OTEL_EXPORTER_OTLP_ENDPOINT
         ? {
@@ -207,8 +205,7 @@ export function loadConfig(
         : undefined,
     logLevels: parseLogLevels(e.LOG_LEVELS) ?? {},
     logFormat: e.LOG_FORMAT,
-    // ·
-    // ── settings: dashboard, alerts and S4 (helper o3) ──
+    // ── settings: dashboard, alerts and S4 ──
     stats: { sampleIntervalMs: e.STATS_SAMPLE_INTERVAL_MS, historySamples: e.STATS_HISTORY_SAMPLES },
     dashboard: { open: e.DASHBOARD_OPEN },
     alerts: {
@@ -227,10 +224,9 @@ export function loadConfig(
       toolHeavyShare: e.S4_TOOL_HEAVY_SHARE,
       anomalySigma: e.S4_ANOMALY_SIGMA,
     },
-    // ── settings: pool and upstream settings (helper i7) ──
+    // ── settings: pool and upstream settings ──
     upstreamHttp: { keepAliveMs: e.UPSTREAM_HTTP_KEEPALIVE_MS, connections: e.UPSTREAM_HTTP_CONNECTIONS },
     stdioWarmProcesses: e.STDIO_WARM_PROCESSES,
-    // ·
     defaultService,
     services: finalServices,
   };

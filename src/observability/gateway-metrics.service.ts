@@ -26,7 +26,7 @@ export class GatewayMetrics {
   readonly errors = new Map<string, number>();
   /**
    * Client request → its response, every method and transport together: what the p99 alert, the
-   * dashboard and S4 read. Per-method histograms (bounded labels) live beside it (helper o1).
+   * dashboard and S4 read. Per-method histograms (bounded labels) live beside it.
    */
   readonly requestLatency = new LatencyHistogram();
   /** The same observations by MCP method, indexed like MCP_METHODS (the session keeps the index). */
@@ -71,7 +71,7 @@ export class GatewayMetrics {
   /** Entries removed from list answers (tools/list, …) by per-client authorization. */
   listEntriesFiltered = 0;
 
-  /** Authentication and admission refusals by reason (`missing_credentials`, `token_expired`, …; helper p1). */
+  /** Authentication and admission refusals by reason (`missing_credentials`, `token_expired`, …). */
   readonly authRefusals = new Map<string, number>();
   /** Sessions admitted, by how the client authenticated (`none`, `api_key`, `jwt`, `oauth`, `mtls`). */
   readonly authAdmissions = new Map<string, number>();
