@@ -581,7 +581,7 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
     assert.equal(afterRotation.status, 200);
   });
 
-  test('an expired token is refused (401) even on a live session, and its WebSocket and SSE streams end', async () => {
+  test('an expired token is refused (401) even on a live session, and its WebSocket, SSE and GET streams end', async () => {
     const exp = Math.floor(Date.now() / 1000) + 2;
     const short = await token({ exp });
     const init = await post(gw.url, { authorization: `Bearer ${short}` });
@@ -619,6 +619,21 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
       'mcp-protocol-version': VERSION,
     };
     assert.equal((await post(gw.url, headers, list)).status, 200);
+    // The session's Streamable HTTP GET stream, opened with the same token, ends at expiry too.
+    const getEnd = new Promise<{ status: number; text: string; at: number }>((resolve, reject) => {
+      const r = request(
+        new URL('/mcp', gw.url),
+        { method: 'GET', headers: { ...headers, accept: 'text/event-stream' } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text, at: Date.now() }));
+        },
+      );
+      r.on('error', reject);
+      r.end();
+    });
     await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 50));
     const before = refusals('token_expired');
     const late = await post(gw.url, headers, list);
@@ -635,6 +650,12 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
     assert.ok(last, 'the SSE stream ends with an error event');
     assert.equal(JSON.parse(last[1]).closeCode, WsClose.CredentialExpired);
     assert.ok(sse.at >= exp * 1000, 'the stream is not ended before the token expired');
+    const get = await getEnd;
+    assert.equal(get.status, 200);
+    const getLast = /event: error\ndata: (.*)\n/.exec(get.text);
+    assert.ok(getLast, 'the GET stream ends with an error event');
+    assert.equal(JSON.parse(getLast[1]).closeCode, WsClose.CredentialExpired);
+    assert.ok(get.at >= exp * 1000, 'the GET stream is not ended before the token expired');
   });
 
   test('an admission check provided by a team runs on every transport', async () => {

@@ -213,3 +213,16 @@ function onResponseClose(this: SseChannel): void {
 function onResponseDrain(this: SseChannel): void {
   this.listener?.channelDrained(this);
 }
+
+/**
+ * Ends an SSE stream (close code 4401) when the credential it was opened with expires, as a
+ * WebSocket is; the session stays resumable with a fresh token. One timer per such stream.
+ */
+export function closeWhenExpired(channel: SseChannel, res: ServerResponse, expiresAt: number): void {
+  const timer = setTimeout(
+    () => channel.close(WsClose.CredentialExpired, 'the access token expired: reconnect with a fresh one'),
+    Math.max(0, expiresAt - Date.now()),
+  );
+  timer.unref();
+  res.once('close', () => clearTimeout(timer));
+}

@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { WsClose } from '../ws/ws-close-codes';
 import {
   ErrorCode,
   isRequest,
@@ -27,7 +26,7 @@ import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import type { RequestGuard } from '../http/request-guard';
-import { SseChannel } from '../http/sse-channel';
+import { closeWhenExpired, SseChannel } from '../http/sse-channel';
 
 /** Path clients POST their messages to; the endpoint event names it with the session id. */
 export const MESSAGES_PATH = '/messages';
@@ -458,14 +457,4 @@ function deliver(
     if (refusal === undefined) session.receive(message, raw, STANDALONE_STREAM);
     else session.answer(refusalResponse(refusal, (message as { id: JsonRpcId }).id), STANDALONE_STREAM);
   }
-}
-
-/** Ends an SSE stream when the credential it was opened with expires (one timer per such stream). */
-function closeWhenExpired(channel: SseChannel, res: ServerResponse, expiresAt: number): void {
-  const timer = setTimeout(
-    () => channel.close(WsClose.CredentialExpired, 'the access token expired: reconnect with a fresh one'),
-    Math.max(0, expiresAt - Date.now()),
-  );
-  timer.unref();
-  res.once('close', () => clearTimeout(timer));
 }

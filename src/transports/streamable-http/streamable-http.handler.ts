@@ -34,7 +34,7 @@ import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import { RequestGuard } from '../http/request-guard';
-import { SseChannel, type SseChannelOptions } from '../http/sse-channel';
+import { closeWhenExpired, SseChannel, type SseChannelOptions } from '../http/sse-channel';
 import { PostChannel, PRIMING_DELAY_MS, PrimingScheduler, ResponseMode } from './post-channel';
 import { SessionlessHandler } from './sessionless.handler';
 
@@ -239,7 +239,7 @@ export class StreamableHttpHandler {
         this.post(name, headers, body, res, clientId, identity);
         return;
       case 'GET':
-        this.get(name, headers, res, clientId);
+        this.get(name, headers, res, clientId, identity?.expiresAt);
         return;
       case 'DELETE':
         this.delete(name, headers, res, clientId);
@@ -593,7 +593,14 @@ export class StreamableHttpHandler {
 
   // ------------------------------------------------------------------ GET
 
-  private get(service: string, headers: IncomingHttpHeaders, res: ServerResponse, clientId: string): void {
+  /** `expiresAt`: when the credential the stream is opened with expires (the stream ends then). */
+  private get(
+    service: string,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+    clientId: string,
+    expiresAt?: number,
+  ): void {
     if (!accepts(headers.accept, 'text/event-stream')) {
       refuse(
         this.deps,
@@ -614,10 +621,10 @@ export class StreamableHttpHandler {
     const session = this.sessionFor(headers, service, res, clientId);
     if (!session) return;
     if (session.transport !== 'streamable') {
-      this.afterSwitch(session, res, (moved) => this.getForSession(moved, headers, version, res));
+      this.afterSwitch(session, res, (moved) => this.getForSession(moved, headers, version, res, expiresAt));
       return;
     }
-    this.getForSession(session, headers, version, res);
+    this.getForSession(session, headers, version, res, expiresAt);
   }
 
   private getForSession(
@@ -625,6 +632,7 @@ export class StreamableHttpHandler {
     headers: IncomingHttpHeaders,
     version: string | undefined,
     res: ServerResponse,
+    expiresAt: number | undefined,
   ): void {
     const effective = session.protocolVersion ?? version ?? DEFAULT_HTTP_PROTOCOL;
 
@@ -658,12 +666,14 @@ export class StreamableHttpHandler {
       if (!channel.closed) {
         this.track(res);
         channel.open();
+        if (expiresAt !== undefined) closeWhenExpired(channel, res, expiresAt);
       }
       return;
     }
 
     const channel = new SseChannel(res, this.sseOptions);
     this.track(res);
+    if (expiresAt !== undefined) closeWhenExpired(channel, res, expiresAt);
     session.attachStandalone(channel);
     if (channel.closed || channel.opened) return; // something waiting was replayed (with event ids)
     if (supportsPriming(effective)) channel.prime(formatEventId(STANDALONE_STREAM, session.outbox.seq));
