@@ -7,16 +7,16 @@
  * socket the upstream is closing is never reused.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
 import { PoolManager } from '../src/pool/pool-manager.service';
 import { connectClient } from './helpers/clients';
+import { SdkHttpSessions } from './helpers/sdk-http-sessions';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { waitUntil } from './helpers/upstream-test-kit';
 
@@ -48,7 +48,7 @@ function toolServer(): McpServer {
 const UPSTREAM_KEEPALIVE_MS = 1000;
 
 async function startCountingUpstream(): Promise<{ url: string; server: Server }> {
-  const transports = new Map<string, StreamableHTTPServerTransport>();
+  const sessions = new SdkHttpSessions(toolServer);
   const server = createServer((req, res) => {
     res.on('finish', () => idleSince.set(req.socket, Date.now()));
     // Like many servers behind proxies, it does not announce its keep-alive (no `Keep-Alive:
@@ -56,18 +56,7 @@ async function startCountingUpstream(): Promise<{ url: string; server: Server }>
     (res as unknown as { _keepAliveTimeout: number })._keepAliveTimeout = 0;
     void (async () => {
       const body = req.method === 'POST' ? await readJson(req) : undefined;
-      const sid = req.headers['mcp-session-id'];
-      let transport = typeof sid === 'string' ? transports.get(sid) : undefined;
-      if (!transport) {
-        transport = new StreamableHTTPServerTransport({
-          sessionIdGenerator: randomUUID,
-          onsessioninitialized: (id) => {
-            transports.set(id, transport!);
-          },
-        });
-        await toolServer().connect(transport);
-      }
-      await transport.handleRequest(req, res, body);
+      await sessions.handle(req, res, body);
     })().catch(() => {
       if (!res.headersSent) res.writeHead(500).end();
     });

@@ -5,16 +5,16 @@
  * same trace id as a `traceparent` header and in `params._meta`, parented on the CLIENT span.
  */
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
 import { TracingService } from '../src/observability/tracing/tracing.service';
 import { connectClient } from './helpers/clients';
+import { SdkHttpSessions } from './helpers/sdk-http-sessions';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { waitUntil } from './helpers/upstream-test-kit';
 
@@ -34,7 +34,13 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 /** An SDK Streamable HTTP server with a `get_weather` tool that records each request's trace context. */
 async function startUpstream(): Promise<{ url: string; port: number; server: Server; seen: Seen[] }> {
   const seen: Seen[] = [];
-  const transports = new Map<string, StreamableHTTPServerTransport>();
+  const sessions = new SdkHttpSessions(() => {
+    const mcp = new McpServer({ name: 'weather', version: '1.0.0' });
+    mcp.registerTool('get_weather', { inputSchema: { city: z.string() } }, ({ city }) => ({
+      content: [{ type: 'text', text: `sunny in ${city}` }],
+    }));
+    return mcp;
+  });
   const server = createServer((req, res) => {
     void (async () => {
       const body = req.method === 'POST' ? await readJson(req) : undefined;
@@ -47,22 +53,7 @@ async function startUpstream(): Promise<{ url: string; port: number; server: Ser
           meta: m.params?._meta?.traceparent,
         });
       }
-      const sid = req.headers['mcp-session-id'];
-      let transport = typeof sid === 'string' ? transports.get(sid) : undefined;
-      if (!transport) {
-        transport = new StreamableHTTPServerTransport({
-          sessionIdGenerator: randomUUID,
-          onsessioninitialized: (id) => {
-            transports.set(id, transport!);
-          },
-        });
-        const mcp = new McpServer({ name: 'weather', version: '1.0.0' });
-        mcp.registerTool('get_weather', { inputSchema: { city: z.string() } }, ({ city }) => ({
-          content: [{ type: 'text', text: `sunny in ${city}` }],
-        }));
-        await mcp.connect(transport);
-      }
-      await transport.handleRequest(req, res, body);
+      await sessions.handle(req, res, body);
     })().catch(() => {
       if (!res.headersSent) res.writeHead(500).end();
     });

@@ -4,13 +4,13 @@
  * upstream server sees the request's connection close.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
 import { connectClient } from './helpers/clients';
+import { SdkHttpSessions } from './helpers/sdk-http-sessions';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { waitUntil } from './helpers/upstream-test-kit';
 
@@ -38,7 +38,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 /** An SDK Streamable HTTP server (stateful, SSE answers) that watches each tools/call POST. */
 async function startHoldUpstream(): Promise<{ url: string; server: Server }> {
-  const transports = new Map<string, StreamableHTTPServerTransport>();
+  const sessions = new SdkHttpSessions(holdServer);
   const server = createServer((req, res) => {
     void (async () => {
       const body = req.method === 'POST' ? await readJson(req) : undefined;
@@ -48,18 +48,7 @@ async function startHoldUpstream(): Promise<{ url: string; server: Server }> {
         posts.set(tag, 'open');
         res.on('close', () => posts.set(tag, 'closed'));
       }
-      const sid = req.headers['mcp-session-id'];
-      let transport = typeof sid === 'string' ? transports.get(sid) : undefined;
-      if (!transport) {
-        transport = new StreamableHTTPServerTransport({
-          sessionIdGenerator: randomUUID,
-          onsessioninitialized: (id) => {
-            transports.set(id, transport!);
-          },
-        });
-        await holdServer().connect(transport);
-      }
-      await transport.handleRequest(req, res, body);
+      await sessions.handle(req, res, body);
     })().catch(() => {
       if (!res.headersSent) res.writeHead(500).end();
     });

@@ -1,4 +1,5 @@
 import { clientPolicyFields } from '../policy/client-policy-schema';
+import type { FloodLimits } from '../policy/flood/flood-guard';
 import { TrustedProxies } from '../policy/trusted-proxies';
 import { z } from 'zod';
 import { assignReplicaIds } from './replica-id';
@@ -658,15 +659,7 @@ export interface GatewayConfig {
   };
   // ── settings: flood protection and slow-request limits ──
   /** Connection and session flood limits (src/policy/flood) and the HTTP server's slow-request limits. */
-  flood: {
-    maxConnections: number;
-    maxConnectionsPerIp: number;
-    connectRatePerIp: number;
-    connectBurstPerIp: number;
-    sessionRatePerIp: number;
-    sessionBurstPerIp: number;
-    maxSessionsPerClient: number;
-    initDeadlineMs: number;
+  flood: FloodLimits & {
     headersTimeoutMs: number;
     requestTimeoutMs: number;
     maxHeaderBytes: number;
