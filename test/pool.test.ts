@@ -320,11 +320,54 @@ describe('replica pools (pooled stdio server-everything)', () => {
       assert.equal(refused.error?.code, -31003, JSON.stringify(refused));
       assert.equal(typeof refused.error.data?.retryAfterMs, 'number');
       assert.ok(waited >= 250 && waited < 5000, `refused after the acquire timeout (waited ${waited} ms)`);
-      // The 2025-11-25 stream had sent its priming event while the request waited (20–40 ms), so the
-      // refusal can only come in-band; a refusal decided before anything is written is a 429 (above).
-      assert.equal(lastHttp.status, 200);
-      assert.equal(lastHttp.contentType, 'text/event-stream');
+      // The 2025-11-25 stream held its priming event back while the request waited for a checkout,
+      // so the refusal is still an HTTP 429 with Retry-After, the JSON-RPC error as its body.
+      assert.equal(lastHttp.status, 429);
+      assert.equal(lastHttp.retryAfter, '1');
+      assert.match(String(lastHttp.contentType), /^application\/json/);
       assert.equal(poolStats(gw).pending, 0, 'the timed-out request left the wait queue');
+      assert.ok((await holding).result);
+    });
+  });
+
+  describe('a queued request that gets its checkout: max 1, waiting room 10, 10 s', () => {
+    let gw: RunningGateway;
+    before(async () => {
+      gw = await pooledGateway({ min: 1, max: 1, maxWaitingClients: 10, acquireTimeoutMs: 10_000 });
+    });
+    after(() => gw?.close());
+
+    test('waits for the busy upstream session, then is answered on a primed SSE stream', async () => {
+      const a = await openSession(gw.url, VERSION);
+      const b = await openSession(gw.url, VERSION);
+      await waitUntil(() => poolStats(gw).available === 1, 15_000, 'the min upstream session');
+      const holding = longCall(gw.url, a, 1, 1);
+      await waitUntil(
+        () => poolStats(gw).borrowed === 1,
+        10_000,
+        'the long call to hold the upstream session',
+      );
+      const started = Date.now();
+      const res = await raw(gw.url, {
+        headers: sessionHeaders(b, VERSION),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 'queued-1',
+          method: 'tools/call',
+          params: { name: 'echo', arguments: { message: 'after the wait' } },
+        }),
+      });
+      const waited = Date.now() - started;
+      assert.equal(res.status, 200, res.text);
+      assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+      // The priming event (an id, empty data) still opens the stream, ahead of the answer.
+      const first = res.text.split('\n\n').find((e) => /^data:/m.test(e));
+      assert.match(String(first), /^id: \S+$/m, res.text);
+      assert.match(String(first), /^data: ?$/m, res.text);
+      const answer = answerOf(res.text);
+      assert.equal(answer.id, 'queued-1');
+      assert.match(answer.result.content[0].text, /after the wait/);
+      assert.ok(waited >= 200, `it waited for the long call (${waited} ms)`);
       assert.ok((await holding).result);
     });
   });

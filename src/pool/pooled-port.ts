@@ -109,6 +109,10 @@ export class PooledPort implements UpstreamPort, PooledClient {
     return !this.closed && this.outstanding?.get(idKey(id)) === QUEUED;
   }
 
+  checkoutWait(id: JsonRpcId): number {
+    return this.stillQueued(id) ? this.service.acquireTimeoutMs : 0;
+  }
+
   private notification(message: JsonRpcNotification): void {
     if (message.method !== Method.Cancelled) return; // initialized and the client's list changes stay here
     const id = (message.params as { requestId?: unknown } | undefined)?.requestId;

@@ -88,6 +88,11 @@ export class PooledService {
       : { ...this.settings, max, min: Math.min(this.settings.min, max) };
   }
 
+  /** How long a request may wait for a checkout before it is refused. */
+  get acquireTimeoutMs(): number {
+    return this.settings.acquireTimeoutMs;
+  }
+
   open(routingKey: string): PooledPort {
     const port = new PooledPort(this, routingKey);
     this.clients.add(port);

@@ -1,4 +1,4 @@
-import type { JsonRpcMessage } from '../../libs/protocol/src';
+import type { JsonRpcId, JsonRpcMessage } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
@@ -19,6 +19,12 @@ export interface UpstreamPort {
   /** Stop reading from the upstream (a slow client). */
   pause(): void;
   resume(): void;
+  /**
+   * Pooled mode: while request `id` waits for a checkout (pool exhausted), the longest it may
+   * still wait (the acquire timeout); 0 once it is carried, answered or unknown. A transport
+   * that can still refuse in its own terms (HTTP 429) holds its first bytes back meanwhile.
+   */
+  checkoutWait?(id: JsonRpcId): number;
   /** Where the upstream currently is (for trace attributes); undefined when not known. */
   target?(): UpstreamTarget | undefined;
   /** The session ended: let go of whatever serves it. Idempotent. */

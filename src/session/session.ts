@@ -247,6 +247,14 @@ export class Session implements ChannelListener, UpstreamSink {
     return this.port;
   }
 
+  /**
+   * How long request `id` may still wait for a pooled checkout (0: it is not waiting). A request
+   * that waits for the port itself is not counted: opening a port does not refuse with a retry.
+   */
+  checkoutWait(id: JsonRpcId): number {
+    return this.port?.checkoutWait?.(id) ?? 0;
+  }
+
   // ---------------------------------------------------------------- channels
 
   /** Opens a response stream for one POST (Streamable HTTP); returns its stream number. */

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
-import { isResponse, type JsonRpcMessage } from '../../../libs/protocol/src';
+import { isResponse, type JsonRpcId, type JsonRpcMessage } from '../../../libs/protocol/src';
 import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
+import type { Session } from '../../session/session';
 import { SseChannel, type SseChannelOptions } from '../http/sse-channel';
 
 /** How a POST's response is written. */
@@ -43,6 +44,8 @@ export const PRIMING_DELAY_MS = 20;
 export class PrimingScheduler {
   private current: PostChannel[] = [];
   private previous: PostChannel[] = [];
+  /** The emptied array of the last tick: channels re-added while a tick runs go here, not into it. */
+  private spare: PostChannel[] = [];
   private timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(private readonly periodMs: number) {}
@@ -58,10 +61,11 @@ export class PrimingScheduler {
   tick(): void {
     const due = this.previous;
     this.previous = this.current;
-    this.current = due;
+    this.current = this.spare;
     for (let i = 0; i < due.length; i++) due[i].primeDue();
     due.length = 0;
-    if (this.previous.length === 0 && this.timer) {
+    this.spare = due;
+    if (this.previous.length === 0 && this.current.length === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
@@ -72,6 +76,7 @@ export class PrimingScheduler {
     this.timer = undefined;
     this.current = [];
     this.previous = [];
+    this.spare = [];
   }
 }
 
@@ -116,6 +121,15 @@ export class PostChannel implements ClientChannel, ChannelListener {
    * ends with nothing else, it goes out as HTTP 429 with Retry-After instead of 200.
    */
   private refusal: { raw: string; retryAfterMs: number } | undefined = undefined;
+  /**
+   * SsePrimed, one request: the session and id to ask whether it still waits for a pooled
+   * checkout. While it does, the priming event is held back (up to `holdUntil`), so that a
+   * refusal at the end of the wait can still be an HTTP 429 with Retry-After.
+   */
+  private queuedOn: Session | undefined = undefined;
+  private queuedId: JsonRpcId = 0;
+  private holdUntil = 0;
+  private scheduler: PrimingScheduler | undefined = undefined;
 
   constructor(
     readonly res: ServerResponse,
@@ -152,13 +166,39 @@ export class PostChannel implements ClientChannel, ChannelListener {
   primeLater(eventId: string, scheduler: PrimingScheduler): void {
     this.mode = ResponseMode.SsePrimed;
     this.primeId = eventId;
+    this.scheduler = scheduler;
     scheduler.add(this);
+  }
+
+  /**
+   * The POST's one request `id` may wait for a pooled checkout: its priming is held back while
+   * it waits (bounded by the pool's acquire timeout). Once carried, the priming rules apply.
+   */
+  holdWhileQueued(session: Session, id: JsonRpcId): void {
+    if (this.mode !== ResponseMode.SsePrimed) return;
+    this.queuedOn = session;
+    this.queuedId = id;
   }
 
   /** The priming deadline passed: prime now unless something was (or is about to be) written. */
   primeDue(): void {
     if (this.mode !== ResponseMode.SsePrimed || this.pending !== undefined || this.closed) return;
+    if (this.queuedOn !== undefined && this.stillQueued()) return;
     this.flushPrimed();
+  }
+
+  /** True (and due again at the next tick) while the request waits for a checkout, within the bound. */
+  private stillQueued(): boolean {
+    const wait = this.queuedOn!.checkoutWait(this.queuedId);
+    const now = Date.now();
+    // The bound is taken at the first hold: a pool that never decides cannot hold the stream forever.
+    if (wait > 0 && this.holdUntil === 0) this.holdUntil = now + wait + PRIMING_DELAY_MS;
+    if (wait <= 0 || now >= this.holdUntil) {
+      this.queuedOn = undefined;
+      return false;
+    }
+    this.scheduler!.add(this);
+    return true;
   }
 
   send(seq: number, stream: number, raw: string): boolean {

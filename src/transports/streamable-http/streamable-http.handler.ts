@@ -585,7 +585,9 @@ export class StreamableHttpHandler {
     if (parsed.batch) {
       for (const m of messages) session.receive(m, JSON.stringify(m), stream);
     } else {
-      session.receive(messages[0] as JsonRpcMessage, text, stream);
+      const message = messages[0] as JsonRpcMessage;
+      session.receive(message, text, stream);
+      if (priming && isRequest(message)) channel.holdWhileQueued(session, message.id);
     }
     session.incoming = undefined;
     session.sealStream(stream);
