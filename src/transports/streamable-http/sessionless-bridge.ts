@@ -1,0 +1,115 @@
+import {
+  isNotification,
+  isResponse,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+} from '../../../libs/protocol/src';
+import { resultOf, type RequestMultiplexer } from '../../pool/request-multiplexer';
+import type { ChannelListener, ClientChannel } from '../../session/client-channel';
+import type { Session } from '../../session/session';
+import type { HeaderParams } from './param-headers';
+import type { ListenStream, StandaloneChannel } from './sessionless-listen';
+
+/** What the bridge keeps of the upstream's initialize result (server/discover, serverInfo, capabilities). */
+export interface InitializeResult {
+  protocolVersion?: string;
+  capabilities?: Record<string, unknown>;
+  serverInfo?: unknown;
+  instructions?: string;
+}
+
+/**
+ * The gateway-owned session shared by one client's sessionless requests to one service: a
+ * Session like any other, with a port from the port factory (`dedicated` or `pooled` per the
+ * service's mode), initialized by the gateway from the first request's `_meta`.
+ */
+export class BridgeEntry {
+  constructor(
+    /** Its key in the bridges map: client id and service. */
+    readonly key: string,
+  ) {}
+  session: Session | undefined = undefined;
+  init: InitializeResult | undefined = undefined;
+  ready: Promise<void> | undefined = undefined;
+  error: string | undefined = undefined;
+  /** `x-mcp-header` annotations by tool name, from the upstream's tools/list. */
+  tools = new Map<string, HeaderParams>();
+  /** When `tools` was last filled from a complete tools/list (0: never, or invalidated). */
+  toolsLoadedAt = 0;
+  toolsLoading: Promise<void> | undefined = undefined;
+  /** Open subscriptions/listen streams fed from this session. */
+  readonly listeners = new Set<ListenStream>();
+  /** Takes the hidden session's standalone stream while anybody listens. */
+  standalone: StandaloneChannel | undefined = undefined;
+  /** Upstream resources/subscribe reference counts, by URI. */
+  readonly resourceSubscriptions = new Map<string, number>();
+
+  /** Nothing depends on it: no listener, no request on its way, not starting up. */
+  idle(): boolean {
+    const session = this.session;
+    if (!session || session.closed) return true;
+    if (this.init === undefined || this.listeners.size > 0 || this.toolsLoading !== undefined) return false;
+    return session.inFlightCount === 0 && !session.hasLiveChannel();
+  }
+}
+
+/**
+ * The stream of a request the gateway itself sends on a hidden session: hands the answer to the
+ * multiplexer that runs the request, or abandons it when the stream ends without one.
+ */
+class CaptureChannel implements ClientChannel {
+  readonly kind = 'streamable' as const;
+  listener: ChannelListener | undefined = undefined;
+  closed = false;
+  readonly bufferedBytes = 0;
+
+  constructor(
+    private readonly session: Session,
+    private readonly requests: RequestMultiplexer<unknown>,
+    private readonly id: JsonRpcId,
+    /** Notifications that reached this stream only because it was the one request in flight. */
+    private readonly notification: ((message: JsonRpcNotification) => void) | undefined,
+  ) {}
+
+  send(_seq: number, _stream: number, raw: string): boolean {
+    this.session.ackAll(); // nothing here is ever resumed
+    const m = JSON.parse(raw) as JsonRpcMessage;
+    if (isNotification(m)) this.notification?.(m);
+    if (!isResponse(m)) return true;
+    this.closed = true;
+    if (!this.requests.internalAnswer(m)) this.requests.abandonInternal(this.id, 'unexpected answer');
+    return true;
+  }
+
+  end(): void {
+    if (!this.closed) this.close(0, 'the upstream did not answer');
+  }
+
+  close(_code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.requests.abandonInternal(this.id, reason);
+  }
+}
+
+/**
+ * Sends a request of the gateway's own (initialize, tools/list, resources/subscribe) on a hidden
+ * session, through the request multiplexer; resolves with its result, rejects with the error's
+ * message. The session's request timeout bounds it.
+ */
+export function internalRequest(
+  requests: RequestMultiplexer<unknown>,
+  session: Session,
+  method: string,
+  params: Record<string, unknown> | undefined,
+  notification?: (message: JsonRpcNotification) => void,
+): Promise<Record<string, unknown>> {
+  return requests
+    .internal(method, params, (request) => {
+      const stream = session.openStream(new CaptureChannel(session, requests, request.id, notification));
+      session.receive(request, undefined, stream);
+      session.sealStream(stream);
+    })
+    .then(resultOf);
+}
