@@ -33,6 +33,8 @@ const QUEUED: Outstanding = { shared: undefined, upstreamId: '' };
  */
 export class PooledPort implements UpstreamPort, PooledClient {
   sink: UpstreamSink | undefined = undefined;
+  /** Messages of a request come with its id (see SharedUpstream); the rest are the session's. */
+  readonly attributesAll = true;
   logLevel: string | undefined = undefined;
   /** Client request id (idKey) → where it is being carried. Allocated on first request. */
   private outstanding: Map<string, Outstanding> | undefined = undefined;

@@ -25,6 +25,12 @@ export interface UpstreamPort {
    * that can still refuse in its own terms (HTTP 429) holds its first bytes back meanwhile.
    */
   checkoutWait?(id: JsonRpcId): number;
+  /**
+   * True when the port names the client request of every message that belongs to one (pooled
+   * mode attributes each message exactly): the session then never guesses "the one request in
+   * flight" for the rest (list_changed, resources/updated), which belong to the standalone stream.
+   */
+  readonly attributesAll?: boolean;
   /** Where the upstream currently is (for trace attributes); undefined when not known. */
   target?(): UpstreamTarget | undefined;
   /** The session ended: let go of whatever serves it. Idempotent. */

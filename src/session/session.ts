@@ -731,8 +731,9 @@ export class Session implements ChannelListener, UpstreamSink {
       const req = this.inFlight.get(idKey(related));
       if (req) return req.stream;
     }
-    // The upstream did not say (stdio): with exactly one request outstanding it can only be that one's.
-    if (this.inFlight.size === 1) {
+    // The upstream did not say (stdio): with exactly one request outstanding it can only be that
+    // one's — unless the port names the request of everything that has one (pooled mode).
+    if (this.inFlight.size === 1 && this.port?.attributesAll !== true) {
       for (const req of this.inFlight.values()) return req.stream;
     }
     return STANDALONE_STREAM;
