@@ -83,6 +83,8 @@ describe('2026-07-28 bridge over a pooled service', () => {
         shared: { mode: 'pooled', pool: { ...pool, max: POOL_MAX }, replicas: [{ ...probe }] },
         // One upstream session: the cancellation the upstream saw can be asked of the same process.
         solo: { mode: 'pooled', pool: { ...pool, max: 1, maxConcurrentPerConnection: 4 }, replicas: [probe] },
+        // One upstream session, no waiting room: a second request is refused at once.
+        tight: { mode: 'pooled', pool: { ...pool, max: 1, maxWaitingClients: 0 }, replicas: [probe] },
       },
     });
   });
@@ -204,5 +206,40 @@ describe('2026-07-28 bridge over a pooled service', () => {
     assert.equal(seen.length, 1, 'the upstream saw exactly one cancellation');
     assert.equal(seen[0].requestId, upstreamId, 'notifications/cancelled names the gateway id it was sent');
     assert.match(seen[0].reason, /closed the response stream/);
+  });
+
+  it('a sessionless request the exhausted pool refuses gets HTTP 429 with Retry-After and −31003', async () => {
+    const controller = new AbortController();
+    const holder = await fetch(`${gw.url}/mcp/tight`, {
+      method: 'POST',
+      headers: headersFor('gina', 'tools/call', 'wait_for_cancel'),
+      body: toolCall('hold', 'wait_for_cancel', {}, { progressToken: 'h' }),
+      signal: controller.signal,
+    });
+    // The first progress says the holder runs upstream (the only upstream session is checked out).
+    await readSse(holder, (events) => events.length >= 1);
+    const refused = await raw(gw.url, {
+      path: '/mcp/tight',
+      headers: headersFor('hank', 'tools/call', 'echo'),
+      body: toolCall(2, 'echo', { text: 'no room' }),
+    });
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(refused.headers['retry-after'], '1');
+    assert.equal(refused.json.id, 2);
+    assert.equal(refused.json.error.code, -31003);
+    assert.equal(typeof refused.json.error.data.retryAfterMs, 'number');
+    controller.abort();
+    // Once the holder is cancelled the pool serves again.
+    let res = refused;
+    for (let i = 0; i < 50 && res.status !== 200; i++) {
+      await sleep(50);
+      res = await raw(gw.url, {
+        path: '/mcp/tight',
+        headers: headersFor('hank', 'tools/call', 'echo'),
+        body: toolCall(2, 'echo', { text: 'room again' }),
+      });
+    }
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.json.result.content[0].text, 'room again');
   });
 });

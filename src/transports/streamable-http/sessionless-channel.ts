@@ -102,8 +102,14 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
         if (this.method === 'tools/list') this.handler.tools.note(this.entry, result);
         this.decorate(result);
       }
-      const error = (m as { error?: { code?: unknown } }).error;
-      this.finish(JSON.stringify(m), error ? statusOfError(error.code) : 200);
+      const error = (m as { error?: { code?: unknown; data?: { retryAfterMs?: unknown } } }).error;
+      const retryAfterMs = error?.code === ErrorCode.Overloaded ? error.data?.retryAfterMs : undefined;
+      if (typeof retryAfterMs === 'number' && retryAfterMs > 0) {
+        // Refused before it ran (pool exhausted, in-flight bound): HTTP's own "later", 429 + Retry-After.
+        this.finish(JSON.stringify(m), 429, String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+      } else {
+        this.finish(JSON.stringify(m), error ? statusOfError(error.code) : 200);
+      }
       return true;
     }
     if (isNotification(m)) {
@@ -213,7 +219,7 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   }
 
   /** Writes the final answer and ends the response (the answer terminates the stream). */
-  private finish(body: string, status: number): void {
+  private finish(body: string, status: number, retryAfter?: string): void {
     if (this.answered) return;
     this.answered = true;
     this.closed = true;
@@ -223,10 +229,12 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
       this.handler.deps.keepAlive?.delete(this);
       res.end(`event: message\ndata: ${body}\n\n`);
     } else if (!res.headersSent) {
-      res.writeHead(status, {
+      const headers: Record<string, string> = {
         'content-type': 'application/json',
         'content-length': String(Buffer.byteLength(body)),
-      });
+      };
+      if (retryAfter !== undefined) headers['retry-after'] = retryAfter;
+      res.writeHead(status, headers);
       res.end(body);
     } else {
       res.end();
