@@ -46,7 +46,7 @@ export class StandaloneChannel implements ClientChannel {
   readonly bufferedBytes = 0;
 
   constructor(
-    private readonly handler: SessionlessSubscriptions,
+    private readonly owner: SessionlessSubscriptions,
     private readonly entry: BridgeEntry,
     private readonly session: Session,
   ) {}
@@ -55,7 +55,7 @@ export class StandaloneChannel implements ClientChannel {
     this.session.ackAll();
     const m = JSON.parse(raw) as JsonRpcMessage;
     if (isNotification(m)) {
-      this.handler.upstreamNotification(this.entry, m);
+      this.owner.upstreamNotification(this.entry, m);
     } else if (!isResponse(m)) {
       // A server→client request outside any client request: nobody can answer it in 2026-07-28.
       const req = m as JsonRpcRequest;
@@ -77,7 +77,7 @@ export class StandaloneChannel implements ClientChannel {
   close(_code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.handler.standaloneClosed(this.entry, this, reason);
+    this.owner.standaloneClosed(this.entry, this, reason);
   }
 }
 
@@ -87,7 +87,7 @@ export class ListenStream implements KeepAliveTarget {
   ended = false;
 
   constructor(
-    private readonly handler: SessionlessSubscriptions,
+    private readonly owner: SessionlessSubscriptions,
     readonly entry: BridgeEntry,
     readonly res: ServerResponse,
     /** The listen request's id: the subscription id every message on the stream carries. */
@@ -113,8 +113,8 @@ export class ListenStream implements KeepAliveTarget {
     if (this.ended) return;
     this.lastWrite = Date.now();
     this.res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
-    if (this.res.writableLength > this.handler.deps.config.session.outboxMaxBytes)
-      this.handler.listenerOverflow(this);
+    if (this.res.writableLength > this.owner.deps.config.session.outboxMaxBytes)
+      this.owner.listenerOverflow(this);
   }
 
   keepAlive(): void {
