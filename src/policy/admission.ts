@@ -102,7 +102,8 @@ export class Admission {
     private readonly config: Pick<
       GatewayConfig,
       'auth' | 'clients' | 'trustedProxies' | 'host' | 'tls' | 's5'
-    >,
+    > &
+      Partial<Pick<GatewayConfig, 'allowedHosts'>>,
     private readonly counters: AuthCounters,
     private readonly audit: AuditSink,
     private readonly policy: PolicyAsker | undefined,
@@ -440,7 +441,8 @@ export function isTimeout(err: unknown): boolean {
  * AUTH_MODE=none was chosen explicitly, and modes without what they need.
  */
 export function authConfigProblems(
-  config: Pick<GatewayConfig, 'auth' | 'clients' | 'host' | 'tls'>,
+  config: Pick<GatewayConfig, 'auth' | 'clients' | 'host' | 'tls'> &
+    Partial<Pick<GatewayConfig, 'allowedHosts'>>,
 ): string[] {
   const problems: string[] = [];
   const modes = config.auth.modes;
@@ -456,6 +458,19 @@ export function authConfigProblems(
   if (modes.includes('oauth') && config.auth.authorizationServers.length === 0) {
     problems.push(
       'AUTH_MODE=oauth needs AUTH_AUTHORIZATION_SERVERS (the issuers named in the resource metadata)',
+    );
+  }
+  if (
+    modes.includes('oauth') &&
+    !config.auth.audiences &&
+    !config.auth.publicUrl &&
+    (config.allowedHosts ?? []).length === 0 &&
+    !isLoopbackBind(config.host)
+  ) {
+    // The accepted audience is "<public URL>/…", and without these the public URL is the Host the
+    // client sends: a token issued for another resource server would pass with that server's Host.
+    problems.push(
+      `AUTH_MODE=oauth on HOST=${config.host} needs PUBLIC_URL, AUTH_JWT_AUDIENCE or ALLOWED_HOSTS: otherwise the client's Host header decides which token audience is accepted`,
     );
   }
   if (modes.includes('api_key') && !Object.values(config.clients).some((c) => (c.apiKeys ?? []).length > 0)) {
