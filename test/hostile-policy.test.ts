@@ -5,13 +5,15 @@
  * unhandled rejection or uncaught exception anywhere in the file.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { WebSocket } from 'ws';
 import { bootstrap } from '../src/bootstrap';
+import { DashboardService } from '../src/observability/dashboard/dashboard.service';
 import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { StatsSampler } from '../src/observability/stats/stats-sampler.service';
 import { MessagePolicy } from '../src/policy/message-policy';
 import { apiKeyDigest, WS_TOKEN_PREFIX } from '../src/policy/identity';
 import { startGateway, type RunningGateway } from './helpers/gateway';
@@ -410,5 +412,50 @@ describe('hostile JWTs against a JWKS', () => {
     assert.ok(!noMcp.body!.includes(secret.slice(0, 40)), noMcp.body);
     const viaToken = await upgrade(gw.url, { 'sec-websocket-protocol': `mcp, ${WS_TOKEN_PREFIX}${secret}` });
     assert.deepEqual(viaToken, { status: 101, protocol: 'mcp' });
+  });
+});
+
+describe('a dashboard stream that never reads', () => {
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway();
+  });
+  after(() => gw.close());
+
+  test('is let go once a megabyte of frames waits for it; a page that comes back is sent the recent frames', async () => {
+    const dashboard = gw.gateway.app.get(DashboardService);
+    const sampler = gw.gateway.app.get(StatsSampler);
+    const url = new URL('/dashboard/stream', gw.url);
+    const open = (onData?: (text: string) => void) =>
+      new Promise<ReturnType<typeof request>>((resolve, reject) => {
+        const req = request({ host: url.hostname, port: url.port, path: url.pathname }, (res) => {
+          if (onData) {
+            res.setEncoding('utf8');
+            res.on('data', onData);
+          } else res.pause(); // never reads: the kernel's buffers fill, then the gateway's
+          resolve(req);
+        });
+        req.on('error', (err) => (onData ? reject(err) : undefined));
+        req.end();
+      });
+    const stalled = await open();
+    while (dashboard.openStreams < 1) await new Promise((r) => setTimeout(r, 10));
+
+    // Samples as fast as the test can take them (~1 KB each): tens of megabytes in a few seconds.
+    let ticks = 0;
+    const deadline = Date.now() + 60_000;
+    while (dashboard.openStreams > 0 && Date.now() < deadline) {
+      for (let i = 0; i < 50; i++) sampler.tick();
+      ticks += 50;
+      await new Promise((r) => setImmediate(r));
+    }
+    stalled.destroy();
+    assert.equal(dashboard.openStreams, 0, `the stalled stream is still held after ${ticks} samples`);
+
+    let text = '';
+    const again = await open((chunk) => (text += chunk));
+    while (!text.includes('data: ')) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(dashboard.openStreams, 1);
+    again.destroy();
   });
 });
