@@ -5,8 +5,11 @@
  * unhandled rejection or uncaught exception anywhere in the file.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { WebSocket } from 'ws';
@@ -15,6 +18,7 @@ import { DashboardService } from '../src/observability/dashboard/dashboard.servi
 import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { StatsSampler } from '../src/observability/stats/stats-sampler.service';
 import { MessagePolicy } from '../src/policy/message-policy';
+import { ConfigReloadService } from '../src/routing/config-reload.service';
 import { apiKeyDigest, WS_TOKEN_PREFIX } from '../src/policy/identity';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { connectAs } from './helpers/policy-clients';
@@ -457,5 +461,39 @@ describe('a dashboard stream that never reads', () => {
     while (!text.includes('data: ')) await new Promise((r) => setTimeout(r, 10));
     assert.equal(dashboard.openStreams, 1);
     again.destroy();
+  });
+});
+
+describe('a leaked API key removed from gateway.yaml', () => {
+  test('stops working at the next request once the edit is applied; a client set disabled is refused', async () => {
+    const OLD = 'alice-leaked-key-0123456789abcdef';
+    const NEW = 'alice-fresh-key-0123456789abcdef';
+    const BOB = 'bob-key-0123456789abcdef01234567';
+    const file = join(mkdtempSync(join(tmpdir(), 'gw-keys-')), 'gateway.yaml');
+    const services = 'services:\n  demo:\n    replicas:\n      - transport: embedded\n';
+    const clients = (aliceKeys: string[], bobDisabled: boolean) =>
+      `${services}clients:\n  alice:\n    apiKeys: [${aliceKeys.map((k) => `'${apiKeyDigest(k)}'`).join(', ')}]\n` +
+      `  bob:\n    apiKeys: ['${apiKeyDigest(BOB)}']\n    disabled: ${bobDisabled}\n`;
+    writeFileSync(file, clients([OLD, NEW], false));
+    const gw = await startGateway(
+      {},
+      { GATEWAY_CONFIG: file, GATEWAY_CONFIG_WATCH: 'false', AUTH_MODE: 'api_key' },
+    );
+    try {
+      const as = (key: string) => raw(gw.url, { headers: { ...MCP_HEADERS, 'x-api-key': key }, body: INIT });
+      assert.equal((await as(OLD)).status, 200);
+      assert.equal((await as(BOB)).status, 200);
+      writeFileSync(file, clients([NEW], true));
+      await gw.gateway.app.get(ConfigReloadService).reload();
+      const leaked = await as(OLD);
+      assert.equal(leaked.status, 401, leaked.text);
+      assert.equal(leaked.json.error.data.reason, 'invalid_api_key');
+      assert.equal((await as(NEW)).status, 200);
+      const bob = await as(BOB);
+      assert.equal(bob.status, 403, bob.text);
+      assert.equal(bob.json.error.data.reason, 'client_disabled');
+    } finally {
+      await gw.close();
+    }
   });
 });
