@@ -340,7 +340,7 @@ describe('hostile JWTs against a JWKS', () => {
     raw(gw.url, { headers: { ...MCP_HEADERS, authorization }, body: INIT });
   const reasonOf = (res: { json: any }) => res.json?.error?.data?.reason as string | undefined;
 
-  test('alg none, HS256 keyed with the RSA public key, and crit headers are 401', async () => {
+  test('alg none, HS256 keyed with the RSA public key, crit, an object kid and a jku URL are 401', async () => {
     const forged = [
       `${b64({ alg: 'none' })}.${b64(claims())}.`,
       `${b64({ alg: 'none', kid: 'k1' })}.${b64(claims())}.`,
@@ -350,11 +350,22 @@ describe('hostile JWTs against a JWKS', () => {
       `${b64({ alg: 'RS256', kid: 'k1', crit: ['exp'] })}.${b64(claims())}.${b64('sig')}`,
       `${b64({ alg: 'RS256', kid: { $ne: 1 } })}.${b64(claims())}.${b64('sig')}`,
     ];
+    // A key set the token points at itself (jku / x5u) is never fetched: only AUTH_JWKS_URL is.
+    let attackerHits = 0;
+    const attacker = createServer((_req, res) => {
+      attackerHits++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":[]}');
+    });
+    await new Promise<void>((r) => attacker.listen(0, '127.0.0.1', r));
+    const attackerUrl = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}/jwks`;
+    forged.push(await sign({ alg: 'RS256', kid: 'attacker', jku: attackerUrl, x5u: attackerUrl }));
     for (const token of forged) {
       const res = await post(`Bearer ${token}`);
       assert.equal(res.status, 401, `${token.slice(0, 40)}: ${res.text}`);
       assert.ok(reasonOf(res) !== undefined && reasonOf(res) !== 'jwks_unavailable', res.text);
     }
+    await new Promise((r) => attacker.close(r));
+    assert.equal(attackerHits, 0, 'the URL in the token was fetched');
     assert.equal((await post(`Bearer ${good}`)).status, 200);
   });
 
