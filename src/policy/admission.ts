@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ErrorCode } from '../../libs/protocol/src';
-import type { GatewayConfig } from '../config/gateway-config';
+import type { ClientConfig, GatewayConfig } from '../config/gateway-config';
 import { ConfigError } from '../config/load-config';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../transports/http/client-identity';
 import { sendJsonRpcError } from '../transports/http/http-reply';
@@ -87,13 +87,15 @@ export class Admission {
   /** False with AUTH_MODE=none: transports keep the client id the client claims. */
   readonly enabled: boolean;
   private readonly modes: ReadonlySet<string>;
-  private readonly apiKeys: ApiKeys;
+  private apiKeys: ApiKeys;
   private readonly jwt: JwtVerifier | undefined;
   private readonly proxies: TrustedProxies;
   private readonly checks: AdmissionCheck[] = [];
   /** From gateway.yaml `disabled: true` and S5 policy_update `disabledClients`. */
   private disabled = new Set<string>();
   private configDisabled = new Set<string>();
+  /** The last S5 `disabledClients`, kept apart so an edit of gateway.yaml does not undo it. */
+  private policyDisabled: readonly string[] = [];
   /** S5 policy_update `allowedClients`: when set, only these clients are admitted. */
   private allowed: Set<string> | undefined = undefined;
   private readonly oauth: boolean;
@@ -102,7 +104,8 @@ export class Admission {
     private readonly config: Pick<
       GatewayConfig,
       'auth' | 'clients' | 'trustedProxies' | 'host' | 'tls' | 's5'
-    >,
+    > &
+      Partial<Pick<GatewayConfig, 'allowedHosts'>>,
     private readonly counters: AuthCounters,
     private readonly audit: AuditSink,
     private readonly policy: PolicyAsker | undefined,
@@ -137,10 +140,27 @@ export class Admission {
 
   /** S5 policy_update: replaces the live client lists (undefined leaves a list as it is). */
   applyConstraints(update: { disabledClients?: string[]; allowedClients?: string[] | null }): void {
-    if (update.disabledClients) this.disabled = new Set([...this.configDisabled, ...update.disabledClients]);
+    if (update.disabledClients) {
+      this.policyDisabled = update.disabledClients;
+      this.disabled = new Set([...this.configDisabled, ...this.policyDisabled]);
+    }
     if (update.allowedClients !== undefined) {
       this.allowed = update.allowedClients === null ? undefined : new Set(update.allowedClients);
     }
+  }
+
+  /**
+   * An applied edit of gateway.yaml's `clients:` (ConfigReloadService): its API keys and
+   * `disabled` flags hold from the next request, so a key removed from the file stops working.
+   */
+  setClients(clients: Record<string, ClientConfig>): void {
+    this.apiKeys = new ApiKeys(clients);
+    this.configDisabled = new Set(
+      Object.entries(clients)
+        .filter(([, client]) => client.disabled)
+        .map(([id]) => id),
+    );
+    this.disabled = new Set([...this.configDisabled, ...this.policyDisabled]);
   }
 
   // ------------------------------------------------------------------ per request
@@ -440,7 +460,8 @@ export function isTimeout(err: unknown): boolean {
  * AUTH_MODE=none was chosen explicitly, and modes without what they need.
  */
 export function authConfigProblems(
-  config: Pick<GatewayConfig, 'auth' | 'clients' | 'host' | 'tls'>,
+  config: Pick<GatewayConfig, 'auth' | 'clients' | 'host' | 'tls'> &
+    Partial<Pick<GatewayConfig, 'allowedHosts'>>,
 ): string[] {
   const problems: string[] = [];
   const modes = config.auth.modes;
@@ -456,6 +477,19 @@ export function authConfigProblems(
   if (modes.includes('oauth') && config.auth.authorizationServers.length === 0) {
     problems.push(
       'AUTH_MODE=oauth needs AUTH_AUTHORIZATION_SERVERS (the issuers named in the resource metadata)',
+    );
+  }
+  if (
+    modes.includes('oauth') &&
+    !config.auth.audiences &&
+    !config.auth.publicUrl &&
+    (config.allowedHosts ?? []).length === 0 &&
+    !isLoopbackBind(config.host)
+  ) {
+    // The accepted audience is "<public URL>/…", and without these the public URL is the Host the
+    // client sends: a token issued for another resource server would pass with that server's Host.
+    problems.push(
+      `AUTH_MODE=oauth on HOST=${config.host} needs PUBLIC_URL, AUTH_JWT_AUDIENCE or ALLOWED_HOSTS: otherwise the client's Host header decides which token audience is accepted`,
     );
   }
   if (modes.includes('api_key') && !Object.values(config.clients).some((c) => (c.apiKeys ?? []).length > 0)) {

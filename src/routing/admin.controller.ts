@@ -36,6 +36,9 @@ const PatchSchema = z
   .strict()
   .refine((p) => p.weight !== undefined || p.draining !== undefined, 'set weight and/or draining');
 
+/** The `/mcp/<service>` segment the transports route by (see ENDPOINT_PATH in policy/admission.ts). */
+const SERVICE_NAME = /^[A-Za-z0-9._~-]{1,128}$/;
+
 const ServicePatchSchema = ServiceSchema.omit({ replicas: true })
   .partial()
   .strict()
@@ -70,6 +73,11 @@ export class AdminController {
   @Post('services/:service')
   @HttpCode(201)
   addService(@Param('service') service: string, @Body() body: unknown): ServiceView {
+    // A service is reached at /mcp/<name>: a name that is not one URL segment could never be used,
+    // and `__proto__` became the prototype of the parsed record (a TypeError, answered 500).
+    if (!SERVICE_NAME.test(service) || service === '__proto__') {
+      throw new BadRequestException(`service names are 1-128 of A-Z a-z 0-9 . _ ~ - (not "__proto__")`);
+    }
     if (this.router.hasService(service)) throw new ConflictException(`service "${service}" already exists`);
     const parsed = ServicesSchema.safeParse({ [service]: json(body) });
     if (!parsed.success) throw invalid(parsed.error);

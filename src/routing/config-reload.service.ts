@@ -8,10 +8,11 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig, ServiceConfig } from '../config/gateway-config';
+import type { ClientConfig, GatewayConfig, ServiceConfig } from '../config/gateway-config';
 import { parseServicesFile, servicesOrDemo } from '../config/load-config';
 import type { ClientPolicies } from '../policy/client-policy-schema';
 import { MessagePolicy } from '../policy/message-policy';
+import { AdmissionService } from '../policy/policy.module';
 import { ConfigFileWatcher } from './config-file-watcher';
 import { Router } from './router.service';
 import { applyServicesEdit, editProblems, type EditSummary } from './services-edit';
@@ -49,6 +50,8 @@ export class ConfigReloadService implements OnModuleInit, OnApplicationShutdown 
     private readonly router: Router,
     /** Takes the file's `clients:` section (rate limits, authorization) on every applied edit. */
     @Optional() private readonly policy?: MessagePolicy,
+    /** Takes the same section's API keys and `disabled` flags (a key removed from the file stops working). */
+    @Optional() private readonly admission?: AdmissionService,
   ) {
     this.applied = config.services;
     this.status = {
@@ -129,7 +132,10 @@ export class ConfigReloadService implements OnModuleInit, OnApplicationShutdown 
       return;
     }
     const summary = applyServicesEdit(this.router, this.applied, next, defaultService);
-    this.policy?.setClients((parsed.file as { clients?: ClientPolicies }).clients ?? {});
+    // The file was parsed with FileSchema: its clients carry policies and credentials alike.
+    const clients = (parsed.file as { clients?: Record<string, ClientConfig> }).clients ?? {};
+    this.policy?.setClients(clients as ClientPolicies);
+    this.admission?.setClients(clients);
     this.applied = next;
     this.status.appliedAt = new Date().toISOString();
     this.status.lastApplied = summary;

@@ -6,6 +6,8 @@ import { dashboardFrame } from './dashboard-frame';
 
 /** Frames replayed to a page that connects, so its charts start with the last two minutes. */
 const REPLAYED_FRAMES = 120;
+/** Frames waiting in a stream's buffer past which its page counts as gone (the replay fits easily). */
+const MAX_QUEUED_BYTES = 1 << 20;
 
 /**
  * Turns each stats sample into one JSON frame, serialised once and written to every open
@@ -23,8 +25,14 @@ export class DashboardService implements BeforeApplicationShutdown {
       this.frames.push(line);
       if (this.frames.length > REPLAYED_FRAMES) this.frames.shift();
       for (const res of this.streams) {
-        // A page that stopped reading gets no more frames queued than one socket buffer's worth.
-        if (res.writableLength > 1 << 20) continue;
+        // A page that stopped reading is let go once a bound of frames waits for it: skipping frames
+        // kept every stalled stream (and its megabyte) forever. A live page reconnects (retry: 2000)
+        // and is sent the recent frames again.
+        if (res.writableLength > MAX_QUEUED_BYTES) {
+          this.streams.delete(res);
+          res.destroy();
+          continue;
+        }
         res.write(line);
       }
     });

@@ -1,5 +1,5 @@
 import { BadRequestException, Body, Controller, Get, Put, UseGuards } from '@nestjs/common';
-import { type LogLevelName, parseLogLevels } from '../../config/gateway-config';
+import type { LogLevelName } from '../../config/gateway-config';
 import { AdminTokenGuard } from '../../routing/admin-token.guard';
 import { LEVEL_VALUE, LogLevels } from './log-levels';
 
@@ -23,23 +23,37 @@ export class LogLevelsController {
   put(@Body() raw: unknown): ReturnType<typeof LogLevels.snapshot> {
     const body = parseBody(raw);
     const current = LogLevels.snapshot();
-    const def = body?.default ?? current.default;
-    if (typeof def !== 'string' || !(def in LEVEL_VALUE)) {
+    const def = body.default ?? current.default;
+    // Own keys only: `"toString"` is `in` every object, and as a level it switched all logging off.
+    if (!isLevel(def)) {
       throw new BadRequestException(`default must be one of ${Object.keys(LEVEL_VALUE).join(', ')}`);
     }
-    const modules: Record<string, LogLevelName> = { ...current.modules };
-    for (const [name, level] of Object.entries(body?.modules ?? {})) {
+    const modules = new Map<string, LogLevelName>(Object.entries(current.modules));
+    for (const [name, level] of Object.entries(body.modules ?? {})) {
+      if (!MODULE_NAME.test(name)) throw new BadRequestException(`bad module name: ${name.slice(0, 80)}`);
       if (level === null) {
-        delete modules[name];
+        modules.delete(name);
         continue;
       }
-      const parsed = parseLogLevels(`${name}=${String(level)}`);
-      if (!parsed) throw new BadRequestException(`bad level for ${name}: ${String(level)}`);
-      modules[name] = parsed[name]!;
+      if (!isLevel(level))
+        throw new BadRequestException(`bad level for ${name}: ${String(level).slice(0, 80)}`);
+      modules.set(name, level);
     }
-    LogLevels.configure(def as LogLevelName, modules);
+    // Every override is kept (and walked when levels change): a bound, not a map an API call grows forever.
+    if (modules.size > MAX_MODULES) {
+      throw new BadRequestException(`at most ${MAX_MODULES} modules may have their own level`);
+    }
+    LogLevels.configure(def, Object.fromEntries(modules));
     return LogLevels.snapshot();
   }
+}
+
+/** A Nest logger context (a class name such as `StreamableHttp`, `Audit`). */
+const MODULE_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+const MAX_MODULES = 256;
+
+function isLevel(value: unknown): value is LogLevelName {
+  return typeof value === 'string' && Object.hasOwn(LEVEL_VALUE, value);
 }
 
 /** Bodies arrive as Buffers (see raw-body.ts): parsed here, refused with 400 when not a JSON object. */
@@ -56,7 +70,10 @@ function parseBody(raw: unknown): LogLevelsBody {
     throw new BadRequestException('body must be a JSON object');
   }
   const body = value as LogLevelsBody;
-  if (body.modules !== undefined && (typeof body.modules !== 'object' || body.modules === null)) {
+  if (
+    body.modules !== undefined &&
+    (typeof body.modules !== 'object' || body.modules === null || Array.isArray(body.modules))
+  ) {
     throw new BadRequestException('modules must be an object');
   }
   return body;

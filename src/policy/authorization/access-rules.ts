@@ -1,4 +1,4 @@
-import { compileGlobs } from './glob';
+import { compileGlobs, GlobSet } from './glob';
 
 /** Allow and deny patterns for one kind of thing (tools, resources or prompts). */
 export interface AccessPatterns {
@@ -11,11 +11,11 @@ export interface AccessPatterns {
  * allow list is given) and matches no deny pattern — deny wins.
  */
 export class AccessRule {
-  private readonly allow: RegExp | undefined;
-  private readonly deny: RegExp | undefined;
+  private readonly allow: GlobSet | undefined;
+  private readonly deny: GlobSet | undefined;
 
   constructor(patterns: AccessPatterns) {
-    this.allow = patterns.allow === undefined ? undefined : (compileGlobs(patterns.allow) ?? /(?!)/);
+    this.allow = patterns.allow === undefined ? undefined : (compileGlobs(patterns.allow) ?? new GlobSet([]));
     this.deny = compileGlobs(patterns.deny ?? []);
   }
 

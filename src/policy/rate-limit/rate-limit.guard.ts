@@ -1,12 +1,14 @@
 import { HttpException, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { clientIdFrom } from '../../transports/http/client-identity';
+import { ANONYMOUS_CLIENT } from '../../transports/http/client-identity';
 import { MessagePolicy } from '../message-policy';
 
 /**
- * The per-client rate limit for Nest controllers (admin API, dashboard, metrics): the same
- * buckets the MCP transports take from, so a client's admin calls and MCP requests share one
- * budget. A refusal is 429 with Retry-After and the RateLimit / RateLimit-Policy headers.
+ * The rate limit of the Nest controllers (the admin API), from the buckets the MCP transports
+ * take from: the caller's address bucket, the one anonymous MCP clients from that address share.
+ * Not a client id: nothing here proves one (the admin token names no client), and a claimed
+ * `X-MCP-Client-Id` would let any caller empty that client's MCP budget, or dodge the limit by
+ * naming a new id per request. A refusal is 429 with Retry-After and the RateLimit headers.
  */
 @Injectable()
 export class RateLimitGuard implements CanActivate {
@@ -17,7 +19,7 @@ export class RateLimitGuard implements CanActivate {
     const request = http.getRequest<FastifyRequest>();
     const headers = request.headers;
     const refusal = this.policy.take(
-      clientIdFrom(headers),
+      ANONYMOUS_CLIENT,
       'admin',
       this.policy.addressOf(request.raw.socket.remoteAddress, headers),
     );

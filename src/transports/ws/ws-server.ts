@@ -28,7 +28,13 @@ import { ErrorBoundary } from '../error-boundary';
 import { AdmissionRefusedError } from '../../session/session-capacity';
 import { socketRefusal } from '../../policy/flood/flood-guard';
 import type { Admission as PolicyAdmission, AdmissionRequest } from '../../policy/admission';
-import { isRefusal, subprotocolToken, type Identity, type Refusal } from '../../policy/identity';
+import {
+  isRefusal,
+  subprotocolToken,
+  WS_TOKEN_PREFIX,
+  type Identity,
+  type Refusal,
+} from '../../policy/identity';
 import { refusalResponse, type MessagePolicy } from '../../policy/message-policy';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../http/client-identity';
 import type { RequestGuard } from '../http/request-guard';
@@ -237,7 +243,7 @@ export class WsServer implements WsChannelOwner {
         400,
         'bad_subprotocol',
         ErrorCode.InvalidRequest,
-        `Bad Request: unsupported WebSocket subprotocol "${offered}"; this endpoint speaks "${MCP_SUBPROTOCOL}"`,
+        `Bad Request: unsupported WebSocket subprotocol "${offeredForDisplay(offered)}"; this endpoint speaks "${MCP_SUBPROTOCOL}"`,
         `Sec-WebSocket-Protocol: ${MCP_SUBPROTOCOL}`,
       );
       return;
@@ -695,6 +701,16 @@ function queryOf(text: string): Query {
   const out: Query = {};
   for (const [k, v] of new URLSearchParams(text)) if (!(k in out)) out[k] = v;
   return out;
+}
+
+/** The offered list as a refusal may repeat it: no SEP-1288 token, and not kilobytes of entries. */
+function offeredForDisplay(header: string): string {
+  const shown = header
+    .split(',')
+    .map((p) => p.trim())
+    .map((p) => (p.startsWith(WS_TOKEN_PREFIX) ? `${WS_TOKEN_PREFIX}…` : p))
+    .join(', ');
+  return shown.length > 200 ? `${shown.slice(0, 200)}…` : shown;
 }
 
 function offersMcp(header: string): boolean {

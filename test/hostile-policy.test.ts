@@ -1,0 +1,510 @@
+/**
+ * Hostile input against authentication, rate limits, authorization and the admin API (the review
+ * of session 6's landing). Each test sends what an attacker would and asserts what a user sees: a
+ * clear status or JSON-RPC error, bounded state, a good client still served afterwards, and no
+ * unhandled rejection or uncaught exception anywhere in the file.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { WebSocket } from 'ws';
+import { bootstrap } from '../src/bootstrap';
+import { DashboardService } from '../src/observability/dashboard/dashboard.service';
+import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { StatsSampler } from '../src/observability/stats/stats-sampler.service';
+import { MessagePolicy } from '../src/policy/message-policy';
+import { ConfigReloadService } from '../src/routing/config-reload.service';
+import { apiKeyDigest, WS_TOKEN_PREFIX } from '../src/policy/identity';
+import { startGateway, type RunningGateway } from './helpers/gateway';
+import { connectAs } from './helpers/policy-clients';
+import { raw } from './helpers/streamable-http-client';
+
+type Jose = typeof import('jose', { with: { 'resolution-mode': 'import' } });
+
+/** What would end the process (with no listener, Node exits on either); checked at the end of the file. */
+const fatal: unknown[] = [];
+const onFatal = (err: unknown) => fatal.push(err);
+before(() => {
+  process.on('unhandledRejection', onFatal);
+  process.on('uncaughtException', onFatal);
+});
+after(() => {
+  process.off('unhandledRejection', onFatal);
+  process.off('uncaughtException', onFatal);
+  assert.deepEqual(fatal, [], 'no unhandled rejection or uncaught exception');
+});
+
+const VERSION = '2025-11-25';
+const INIT = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: VERSION, capabilities: {}, clientInfo: { name: 'hostile', version: '1' } },
+});
+const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+/** Runs `task` over `items` with at most `width` at once. */
+async function pooled<T, R>(items: T[], width: number, task: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await task(items[i]);
+      }
+    }),
+  );
+  return out;
+}
+
+/** A WebSocket upgrade: 101 with the chosen subprotocol (then closed), or the refusal's status and body. */
+function upgrade(
+  base: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; protocol?: string; body?: string }> {
+  return new Promise((resolve, reject) => {
+    // Sec-WebSocket-Protocol is set by hand, so ws's own checks on the offered list do not stop the test.
+    const ws = new WebSocket(new URL('/ws', base.replace('http', 'ws')), { headers });
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    ws.on('upgrade', (res) => {
+      // The client offered no list of its own, so ws will drop the connection: the 101 is the answer.
+      resolve({ status: 101, protocol: res.headers['sec-websocket-protocol'] as string | undefined });
+    });
+    ws.on('error', (err) => {
+      if (!/Unexpected server response|Server sent a subprotocol/.test(err.message)) reject(err);
+    });
+  });
+}
+
+/** The raw bytes of one request (for what node:http will not send: two Authorization headers). */
+function rawExchange(base: string, text: string): Promise<string> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => socket.end(text));
+    let answer = '';
+    socket.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+    socket.on('end', () => resolve(answer));
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
+describe('authorization globs against a long hostile name', () => {
+  let gw: RunningGateway;
+  before(async () => {
+    // Several stars: a backtracking RegExp (`^.*a.*a.*key.*$`) takes cubic time on `aaaa…`.
+    gw = await startGateway({ clients: { globbed: { tools: { allow: ['echo', '*a*a*key*'] } } } });
+  });
+  after(() => gw.close());
+
+  test('a 4,000-character tool name is refused at once (−32602); the event loop is not held', async () => {
+    const { client } = await connectAs(gw.url, 'ws', 'globbed');
+    try {
+      const started = Date.now();
+      const err = await client.callTool({ name: 'a'.repeat(4000), arguments: {} }).then(
+        () => assert.fail('the call must be refused'),
+        (e: unknown) => e,
+      );
+      const elapsed = Date.now() - started;
+      assert.ok(err instanceof McpError, String(err));
+      assert.equal(err.code, -32602);
+      assert.match(err.message, /is not allowed for this client/);
+      // Milliseconds with a linear matcher; the regex took ~13 s here (and grows with the cube of the length).
+      assert.ok(elapsed < 3000, `the refusal took ${elapsed} ms`);
+      const ok = await client.callTool({ name: 'echo', arguments: { text: 'still served' } });
+      assert.ok(JSON.stringify(ok.content).includes('still served'));
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('the admin API rate limit against claimed client ids', () => {
+  const ADMIN = 'an-admin-token-long-enough-0123';
+  const ALICE = 'alice-key-0123456789abcdef0123';
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway(
+      {
+        rateLimit: { enabled: true, perSecond: 0.2, burst: 3 },
+        clients: { alice: { apiKeys: [apiKeyDigest(ALICE)], disabled: false } },
+      },
+      { ADMIN_TOKEN: ADMIN, AUTH_MODE: 'api_key' },
+    );
+  });
+  after(() => gw.close());
+
+  const adminGet = (headers: Record<string, string>) =>
+    fetch(`${gw.url}/admin/services`, { headers }).then(async (r) => (await r.arrayBuffer(), r.status));
+
+  test("unauthenticated admin calls naming a client do not spend that client's MCP budget", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push(await adminGet({ 'x-mcp-client-id': 'alice' }));
+    assert.deepEqual(statuses, [401, 401, 401, 429, 429, 429]);
+    // Alice's own budget (3) is whole: her MCP requests are served.
+    for (let i = 0; i < 3; i++) {
+      const res = await raw(gw.url, { headers: { ...MCP_HEADERS, 'x-api-key': ALICE }, body: INIT });
+      assert.equal(res.status, 200, res.text);
+    }
+  });
+
+  test('a new claimed id per request does not dodge the limit, and 10,000 of them add no bucket', async () => {
+    const policy = gw.gateway.app.get(MessagePolicy);
+    const before = policy.limiter.size;
+    const ids = Array.from({ length: 10_000 }, (_, i) => `spoofed-${i}`);
+    const statuses = await pooled(ids, 16, (id) => adminGet({ 'x-mcp-client-id': id }));
+    // The address bucket is empty (the previous test); at 0.2/s a few tokens come back meanwhile.
+    const refused = statuses.filter((s) => s === 429).length;
+    assert.ok(refused >= 9_950, `${refused} of 10,000 refused`);
+    assert.ok(policy.limiter.size <= before + 1, `${policy.limiter.size} buckets after (${before} before)`);
+  });
+});
+
+describe('admin API bodies and names', () => {
+  const ADMIN = 'an-admin-token-long-enough-0123';
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway({}, { ADMIN_TOKEN: ADMIN });
+  });
+  after(() => gw.close());
+
+  const call = async (method: string, path: string, body?: string) => {
+    const res = await fetch(`${gw.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body,
+    });
+    return { status: res.status, text: await res.text() };
+  };
+  const replica = JSON.stringify({
+    replicas: [{ transport: 'streamable-http', url: 'http://127.0.0.1:9/mcp' }],
+  });
+
+  test('POST /admin/services/__proto__ and names no route can reach are 400, not 500', async () => {
+    for (const name of ['__proto__', 'a%20b', '..%2Fetc', '%F0%9F%92%A5']) {
+      const res = await call('POST', `/admin/services/${name}`, replica);
+      assert.equal(res.status, 400, `${name}: ${res.text}`);
+      assert.match(res.text, /service names are/);
+    }
+    assert.equal(gw.gateway.app.get(GatewayMetrics).internalErrors.size, 0);
+    const listed = JSON.parse((await call('GET', '/admin/services')).text) as {
+      services: { name: string }[];
+    };
+    assert.deepEqual(
+      listed.services.map((s) => s.name),
+      ['demo'],
+    );
+  });
+
+  test('prototype keys, wrong types, deep nesting and huge bodies are 4xx; nothing is polluted', async () => {
+    const cases: Array<[string, string, string, number]> = [
+      ['POST', '/admin/services/p1', '{"__proto__":{"polluted":1},"replicas":[]}', 400],
+      ['POST', '/admin/services/p2', '{"constructor":{"prototype":{"polluted":1}},"replicas":[]}', 400],
+      ['PATCH', '/admin/services/demo', '{"__proto__":{"mode":"pooled"}}', 400],
+      ['PATCH', '/admin/services/demo', 'null', 400],
+      ['PATCH', '/admin/services/demo', '{"mode":5}', 400],
+      ['POST', '/admin/services/p3', '{"replicas":"nope"}', 400],
+      ['POST', '/admin/services/p4', `{"replicas":${'['.repeat(50_000)}${']'.repeat(50_000)}}`, 400],
+      ['POST', '/admin/services/p5', '{"replicas":[', 400],
+      ['POST', '/admin/services/p6', `"${'x'.repeat(5 * 1024 * 1024)}"`, 413],
+    ];
+    for (const [method, path, body, status] of cases) {
+      const res = await call(method, path, body);
+      assert.equal(res.status, status, `${method} ${path} ${body.slice(0, 40)}: ${res.text.slice(0, 200)}`);
+    }
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.equal(({} as Record<string, unknown>).mode, undefined);
+    const demo = JSON.parse((await call('GET', '/admin/services')).text) as { services: { mode: string }[] };
+    assert.equal(demo.services[0].mode, 'dedicated');
+  });
+
+  test('PUT /admin/log-levels: inherited names, bad module names and endless modules are 400', async () => {
+    const before = JSON.parse((await call('GET', '/admin/log-levels')).text) as { default: string };
+    try {
+      for (const body of [
+        '{"default":"toString"}',
+        '{"default":"constructor"}',
+        '{"modules":{"Session":"hasOwnProperty"}}',
+        '{"modules":{"a b":"debug"}}',
+        '{"modules":[1]}',
+        JSON.stringify({
+          modules: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`M${i}`, 'debug'])),
+        }),
+      ]) {
+        const res = await call('PUT', '/admin/log-levels', body);
+        assert.equal(res.status, 400, `${body.slice(0, 60)}: ${res.text}`);
+      }
+      assert.deepEqual(JSON.parse((await call('GET', '/admin/log-levels')).text), {
+        default: before.default,
+        modules: {},
+      });
+      assert.equal((await call('PUT', '/admin/log-levels', '{"modules":{"Session":"debug"}}')).status, 200);
+    } finally {
+      await call(
+        'PUT',
+        '/admin/log-levels',
+        JSON.stringify({ default: before.default, modules: { Session: null } }),
+      );
+    }
+  });
+});
+
+describe('OAuth audience and the Host header', () => {
+  test('oauth on a public bind with no PUBLIC_URL, AUTH_JWT_AUDIENCE or ALLOWED_HOSTS refuses to start', async () => {
+    const env = {
+      LOG_LEVEL: 'silent',
+      AUTH_MODE: 'oauth',
+      AUTH_JWT_SECRET: 's'.repeat(40),
+      AUTH_AUTHORIZATION_SERVERS: 'https://issuer.test',
+    };
+    // Else `Host: other-server.example` would make a token for https://other-server.example/mcp acceptable.
+    await assert.rejects(
+      bootstrap({ env, config: { host: '0.0.0.0', port: 0 } }),
+      /PUBLIC_URL, AUTH_JWT_AUDIENCE or ALLOWED_HOSTS/,
+    );
+    for (const extra of [
+      { PUBLIC_URL: 'https://gw.example' },
+      { AUTH_JWT_AUDIENCE: 'https://gw.example/mcp' },
+      { ALLOWED_HOSTS: 'gw.example' },
+    ]) {
+      const gw = await bootstrap({ env: { ...env, ...extra }, config: { host: '0.0.0.0', port: 0 } });
+      await gw.app.close();
+    }
+  });
+});
+
+describe('hostile JWTs against a JWKS', () => {
+  let jose: Jose;
+  let jwks: { url: string; fetches: number; close(): Promise<void> };
+  let gw: RunningGateway;
+  let good: string;
+  let publicPem: string;
+  let sign: (header: Record<string, unknown>, claims?: Record<string, unknown>) => Promise<string>;
+  const ISSUER = 'https://issuer.test';
+  const AUD = 'https://gw.test/mcp';
+  const b64 = (v: unknown) =>
+    Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+  const claims = () => ({
+    sub: 'carol',
+    iss: ISSUER,
+    aud: AUD,
+    iat: Math.floor(Date.now() / 1000),
+    exp: Math.floor(Date.now() / 1000) + 600,
+  });
+
+  before(async () => {
+    const specifier = 'jose';
+    jose = (await import(specifier)) as Jose;
+    const { privateKey, publicKey } = await jose.generateKeyPair('RS256', { extractable: true });
+    const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    publicPem = await jose.exportSPKI(publicKey);
+    const state = { fetches: 0 };
+    const server: Server = createServer((_req, res) => {
+      state.fetches++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    jwks = {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`,
+      get fetches() {
+        return state.fetches;
+      },
+      close: () => new Promise((r) => server.close(() => r())),
+    };
+    sign = (header, extra = {}) =>
+      new jose.SignJWT({ ...claims(), ...extra })
+        .setProtectedHeader(header as { alg: string })
+        .sign(privateKey);
+    gw = await startGateway(
+      {},
+      { AUTH_MODE: 'jwt', AUTH_JWKS_URL: jwks.url, AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUD },
+    );
+    good = await sign({ alg: 'RS256', kid: 'k1' });
+  });
+  after(async () => {
+    await gw?.close();
+    await jwks?.close();
+  });
+
+  const post = (authorization: string) =>
+    raw(gw.url, { headers: { ...MCP_HEADERS, authorization }, body: INIT });
+  const reasonOf = (res: { json: any }) => res.json?.error?.data?.reason as string | undefined;
+
+  test('alg none, HS256 keyed with the RSA public key, crit, an object kid and a jku URL are 401', async () => {
+    const forged = [
+      `${b64({ alg: 'none' })}.${b64(claims())}.`,
+      `${b64({ alg: 'none', kid: 'k1' })}.${b64(claims())}.`,
+      await new jose.SignJWT(claims())
+        .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
+        .sign(new TextEncoder().encode(publicPem)),
+      `${b64({ alg: 'RS256', kid: 'k1', crit: ['exp'] })}.${b64(claims())}.${b64('sig')}`,
+      `${b64({ alg: 'RS256', kid: { $ne: 1 } })}.${b64(claims())}.${b64('sig')}`,
+    ];
+    // A key set the token points at itself (jku / x5u) is never fetched: only AUTH_JWKS_URL is.
+    let attackerHits = 0;
+    const attacker = createServer((_req, res) => {
+      attackerHits++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":[]}');
+    });
+    await new Promise<void>((r) => attacker.listen(0, '127.0.0.1', r));
+    const attackerUrl = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}/jwks`;
+    forged.push(await sign({ alg: 'RS256', kid: 'attacker', jku: attackerUrl, x5u: attackerUrl }));
+    for (const token of forged) {
+      const res = await post(`Bearer ${token}`);
+      assert.equal(res.status, 401, `${token.slice(0, 40)}: ${res.text}`);
+      assert.ok(reasonOf(res) !== undefined && reasonOf(res) !== 'jwks_unavailable', res.text);
+    }
+    await new Promise((r) => attacker.close(r));
+    assert.equal(attackerHits, 0, 'the URL in the token was fetched');
+    assert.equal((await post(`Bearer ${good}`)).status, 200);
+  });
+
+  test('1,000 tokens naming unknown kids fetch the key set at most once more (the cooldown)', async () => {
+    const before = jwks.fetches;
+    const tokens = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => sign({ alg: 'RS256', kid: `unknown-${i}-${'k'.repeat(200)}` })),
+    );
+    const answers = await pooled(tokens, 16, (t) => post(`Bearer ${t}`));
+    assert.ok(
+      answers.every((a) => a.status === 401 && reasonOf(a) === 'unknown_key'),
+      answers.find((a) => a.status !== 401)?.text,
+    );
+    assert.ok(jwks.fetches - before <= 1, `${jwks.fetches - before} JWKS fetches`);
+    assert.equal((await post(`Bearer ${good}`)).status, 200);
+  });
+
+  test('an 11 KB token is served, a forged one a clean 401, one past MAX_HEADER_BYTES a 431; two Authorization headers: the first counts', async () => {
+    const big = await sign({ alg: 'RS256', kid: 'k1' }, { pad: 'x'.repeat(7_500) });
+    assert.equal((await post(`Bearer ${big}`)).status, 200, 'a large but valid token is served');
+    const bigForged = `${b64({ alg: 'RS256', kid: 'k1' })}.${b64({ pad: 'x'.repeat(9000) })}.${b64('s')}`;
+    assert.equal((await post(`Bearer ${bigForged}`)).status, 401);
+    const huge = `${b64({ alg: 'RS256', kid: 'k1' })}.${'A'.repeat(40_000)}.${b64('s')}`;
+    assert.equal((await post(`Bearer ${huge}`)).status, 431);
+
+    const url = new URL(gw.url);
+    const request = (first: string, second: string) =>
+      rawExchange(
+        gw.url,
+        `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\n` +
+          `Accept: application/json, text/event-stream\r\nAuthorization: Bearer ${first}\r\n` +
+          `Authorization: Bearer ${second}\r\nContent-Length: ${Buffer.byteLength(INIT)}\r\nConnection: close\r\n\r\n${INIT}`,
+      );
+    assert.match(await request('not-a-token', good), /^HTTP\/1\.1 401 /);
+    assert.match(await request(good, 'not-a-token'), /^HTTP\/1\.1 200 /);
+  });
+
+  test('WebSocket subprotocol abuse: thousands of entries, long or broken tokens, a token without mcp', async () => {
+    const auth = { authorization: `Bearer ${good}` };
+    const many = Array.from({ length: 1500 }, (_, i) => `p${i}`).join(', ');
+    const manyMcp = await upgrade(gw.url, { ...auth, 'sec-websocket-protocol': `${many}, mcp` });
+    assert.equal(manyMcp.status, 101);
+    assert.equal(manyMcp.protocol, 'mcp');
+    assert.equal((await upgrade(gw.url, { ...auth, 'sec-websocket-protocol': 'mcp, mcp' })).status, 400);
+    const longToken = `${WS_TOKEN_PREFIX}${'A'.repeat(12_000)}`;
+    assert.equal((await upgrade(gw.url, { 'sec-websocket-protocol': `mcp, ${longToken}` })).status, 401);
+    assert.equal(
+      (await upgrade(gw.url, { 'sec-websocket-protocol': `mcp, ${WS_TOKEN_PREFIX}%%%` })).status,
+      401,
+    );
+    const tooLong = await upgrade(gw.url, {
+      'sec-websocket-protocol': `mcp, ${WS_TOKEN_PREFIX}${'A'.repeat(40_000)}`,
+    });
+    assert.equal(tooLong.status, 431);
+    // Offered without `mcp`: refused, and the refusal does not repeat the token it carried.
+    const secret = Buffer.from(good).toString('base64url');
+    const noMcp = await upgrade(gw.url, { 'sec-websocket-protocol': `${WS_TOKEN_PREFIX}${secret}, other` });
+    assert.equal(noMcp.status, 400);
+    assert.ok(!noMcp.body!.includes(secret.slice(0, 40)), noMcp.body);
+    const viaToken = await upgrade(gw.url, { 'sec-websocket-protocol': `mcp, ${WS_TOKEN_PREFIX}${secret}` });
+    assert.deepEqual(viaToken, { status: 101, protocol: 'mcp' });
+  });
+});
+
+describe('a dashboard stream that never reads', () => {
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway();
+  });
+  after(() => gw.close());
+
+  test('is let go once a megabyte of frames waits for it; a page that comes back is sent the recent frames', async () => {
+    const dashboard = gw.gateway.app.get(DashboardService);
+    const sampler = gw.gateway.app.get(StatsSampler);
+    const url = new URL('/dashboard/stream', gw.url);
+    const open = (onData?: (text: string) => void) =>
+      new Promise<ReturnType<typeof request>>((resolve, reject) => {
+        const req = request({ host: url.hostname, port: url.port, path: url.pathname }, (res) => {
+          if (onData) {
+            res.setEncoding('utf8');
+            res.on('data', onData);
+          } else res.pause(); // never reads: the kernel's buffers fill, then the gateway's
+          resolve(req);
+        });
+        req.on('error', (err) => (onData ? reject(err) : undefined));
+        req.end();
+      });
+    const stalled = await open();
+    while (dashboard.openStreams < 1) await new Promise((r) => setTimeout(r, 10));
+
+    // Samples as fast as the test can take them (~1 KB each): tens of megabytes in a few seconds.
+    let ticks = 0;
+    const deadline = Date.now() + 60_000;
+    while (dashboard.openStreams > 0 && Date.now() < deadline) {
+      for (let i = 0; i < 50; i++) sampler.tick();
+      ticks += 50;
+      await new Promise((r) => setImmediate(r));
+    }
+    stalled.destroy();
+    assert.equal(dashboard.openStreams, 0, `the stalled stream is still held after ${ticks} samples`);
+
+    let text = '';
+    const again = await open((chunk) => (text += chunk));
+    while (!text.includes('data: ')) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(dashboard.openStreams, 1);
+    again.destroy();
+  });
+});
+
+describe('a leaked API key removed from gateway.yaml', () => {
+  test('stops working at the next request once the edit is applied; a client set disabled is refused', async () => {
+    const OLD = 'alice-leaked-key-0123456789abcdef';
+    const NEW = 'alice-fresh-key-0123456789abcdef';
+    const BOB = 'bob-key-0123456789abcdef01234567';
+    const file = join(mkdtempSync(join(tmpdir(), 'gw-keys-')), 'gateway.yaml');
+    const services = 'services:\n  demo:\n    replicas:\n      - transport: embedded\n';
+    const clients = (aliceKeys: string[], bobDisabled: boolean) =>
+      `${services}clients:\n  alice:\n    apiKeys: [${aliceKeys.map((k) => `'${apiKeyDigest(k)}'`).join(', ')}]\n` +
+      `  bob:\n    apiKeys: ['${apiKeyDigest(BOB)}']\n    disabled: ${bobDisabled}\n`;
+    writeFileSync(file, clients([OLD, NEW], false));
+    const gw = await startGateway(
+      {},
+      { GATEWAY_CONFIG: file, GATEWAY_CONFIG_WATCH: 'false', AUTH_MODE: 'api_key' },
+    );
+    try {
+      const as = (key: string) => raw(gw.url, { headers: { ...MCP_HEADERS, 'x-api-key': key }, body: INIT });
+      assert.equal((await as(OLD)).status, 200);
+      assert.equal((await as(BOB)).status, 200);
+      writeFileSync(file, clients([NEW], true));
+      await gw.gateway.app.get(ConfigReloadService).reload();
+      const leaked = await as(OLD);
+      assert.equal(leaked.status, 401, leaked.text);
+      assert.equal(leaked.json.error.data.reason, 'invalid_api_key');
+      assert.equal((await as(NEW)).status, 200);
+      const bob = await as(BOB);
+      assert.equal(bob.status, 403, bob.text);
+      assert.equal(bob.json.error.data.reason, 'client_disabled');
+    } finally {
+      await gw.close();
+    }
+  });
+});
