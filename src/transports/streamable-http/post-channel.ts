@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { isResponse, type JsonRpcMessage } from '../../../libs/protocol/src';
+import { isResponse, type JsonRpcMessage } from '../../../libs/protocol/src/jsonrpc';
 import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
 import { SseChannel, type SseChannelOptions } from '../http/sse-channel';
 
