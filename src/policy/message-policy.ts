@@ -7,7 +7,7 @@ import {
   type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcRequest,
-} from '../../libs/protocol/src';
+} from '../../libs/protocol/src/jsonrpc';
 import { ANONYMOUS_CLIENT } from '../session/session';
 import { compileAccess, type ClientAccess } from './authorization/access-rules';
 import { allowed, filterListAnswer, filtersList, targetOf } from './authorization/authorizer';
@@ -61,8 +61,21 @@ export interface RateLimitSettings {
  * starts with `#` gets a second one, so no client can name itself into an address's bucket.
  */
 function bucketKey(clientId: string, address: string | undefined): string {
-  if (clientId === ANONYMOUS_CLIENT) return `#${address ?? 'unknown'}`;
+  if (clientId === ANONYMOUS_CLIENT) return addressKey(address ?? 'unknown');
   return clientId.charCodeAt(0) === 35 ? `#${clientId}` : clientId;
+}
+
+// Anonymous clients mostly arrive from one address (loopback, a proxy): the last address's key is
+// kept so a request does not build the same string again (and hash a fresh one in the bucket Map).
+let lastAddress = '';
+let lastAddressKey = '#';
+
+function addressKey(address: string): string {
+  if (address !== lastAddress) {
+    lastAddress = address;
+    lastAddressKey = `#${address}`;
+  }
+  return lastAddressKey;
 }
 
 /** The JSON-RPC answer to a refused request. */

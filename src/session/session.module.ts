@@ -9,7 +9,7 @@ import {
   type OnModuleInit,
   Optional,
 } from '@nestjs/common';
-import type { JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src';
+import type { JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src/jsonrpc';
 import { MessagePolicy } from '../policy/message-policy';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';

@@ -6,11 +6,11 @@ import {
   idKey,
   isRequest,
   isResponse,
-  Method,
   type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcRequest,
-} from '../../libs/protocol/src';
+} from '../../libs/protocol/src/jsonrpc';
+import { Method } from '../../libs/protocol/src/mcp';
 import { methodIndex, METHOD_TOOLS_CALL } from '../observability/mcp-methods';
 import {
   abortRequestTrace,

@@ -1,6 +1,6 @@
 import { STATUS_CODES, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ErrorCode, errorResponse } from '../../libs/protocol/src';
+import { ErrorCode, errorResponse } from '../../libs/protocol/src/jsonrpc';
 import type { ChannelKind } from '../session/client-channel';
 import { correlationIdFrom } from '../observability/logging/log-fields';
 import { sendJsonRpcError } from './http/http-reply';

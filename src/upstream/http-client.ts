@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, Pool, type Dispatcher } from 'undici';
-import type { JsonRpcErrorObject } from '../../libs/protocol/src';
+import type { JsonRpcErrorObject } from '../../libs/protocol/src/jsonrpc';
 
 // ---------------------------------------------------------------------------------------------
 // HTTP client (undici's dispatcher API, shared by the HTTP upstreams)

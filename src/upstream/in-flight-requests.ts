@@ -3,11 +3,11 @@ import {
   errorResponse,
   idKey,
   isResponse,
-  Method,
   type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcNotification,
-} from '../../libs/protocol/src';
+} from '../../libs/protocol/src/jsonrpc';
+import { Method } from '../../libs/protocol/src/mcp';
 import { HandshakeStep, type UpstreamHandshake } from './upstream-handshake';
 import type { UpstreamSink } from './upstream-connection';
 

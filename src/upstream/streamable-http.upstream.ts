@@ -2,17 +2,15 @@ import { Logger } from '@nestjs/common';
 import {
   ErrorCode,
   errorResponse,
-  Header,
   idKey,
   isRequest,
   isResponse,
-  Method,
   type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcRequest,
-  SseParser,
-  type SseHandler,
-} from '../../libs/protocol/src';
+} from '../../libs/protocol/src/jsonrpc';
+import { Header, Method } from '../../libs/protocol/src/mcp';
+import { SseParser, type SseHandler } from '../../libs/protocol/src/sse-parser';
 import type { ReplicaConfig } from '../config/gateway-config';
 import {
   abortForTimeout,

@@ -1,4 +1,4 @@
-import type { JsonRpcId, JsonRpcMessage } from '../../libs/protocol/src';
+import type { JsonRpcId, JsonRpcMessage } from '../../libs/protocol/src/jsonrpc';
 import type { ReplicaConfig } from '../config/gateway-config';
 
 /** Extra HTTP headers that travel with one message. */

@@ -1,4 +1,4 @@
-import { checkShape, type JsonRpcMessage } from '../../libs/protocol/src';
+import { checkShape, type JsonRpcMessage } from '../../libs/protocol/src/jsonrpc';
 
 /** Parses one message or a batch without the result wrapper parseJsonRpc allocates. */
 export function parseUpstreamText(text: string): JsonRpcMessage | JsonRpcMessage[] | string {

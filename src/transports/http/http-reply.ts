@@ -1,5 +1,10 @@
 import type { ServerResponse } from 'node:http';
-import { ErrorCode, errorResponse, type JsonRpcFailure, type JsonRpcId } from '../../../libs/protocol/src';
+import {
+  ErrorCode,
+  errorResponse,
+  type JsonRpcFailure,
+  type JsonRpcId,
+} from '../../../libs/protocol/src/jsonrpc';
 
 /** Writes a JSON-RPC error as a complete HTTP response on a raw Node response. */
 export function sendJsonRpcError(

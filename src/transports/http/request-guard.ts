@@ -30,6 +30,10 @@ export class RequestGuard {
   private readonly loopbackBind: boolean;
   private readonly allowedHosts: Set<string>;
   private readonly allowedOrigins: Set<string>;
+  // The last Host and Origin values that passed: a client sends the same ones on every request,
+  // so the parse and the BlockList lookup (a SocketAddress each) run once, not per request.
+  private lastHost: string | undefined;
+  private lastOrigin: string | undefined;
 
   constructor(config: Pick<GatewayConfig, 'host' | 'allowedHosts' | 'allowedOrigins'>) {
     this.loopbackBind = isLoopbackHost(config.host.toLowerCase());
@@ -40,12 +44,18 @@ export class RequestGuard {
   /** Undefined when the request may proceed; otherwise the refusal to send. */
   check(headers: IncomingHttpHeaders): GuardRefusal | undefined {
     const host = headers.host;
-    if (!this.hostAllowed(host)) {
-      return { status: 403, message: `Forbidden: Host "${host ?? ''}" is not allowed` };
+    if (host === undefined || host !== this.lastHost) {
+      if (!this.hostAllowed(host)) {
+        return { status: 403, message: `Forbidden: Host "${host ?? ''}" is not allowed` };
+      }
+      this.lastHost = host;
     }
     const origin = headers.origin;
-    if (origin !== undefined && !this.originAllowed(origin)) {
-      return { status: 403, message: `Forbidden: Origin "${origin}" is not allowed` };
+    if (origin !== undefined && origin !== this.lastOrigin) {
+      if (!this.originAllowed(origin)) {
+        return { status: 403, message: `Forbidden: Origin "${origin}" is not allowed` };
+      }
+      this.lastOrigin = origin;
     }
     return undefined;
   }

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
-import { ErrorCode } from '../../../libs/protocol/src';
+import { ErrorCode } from '../../../libs/protocol/src/jsonrpc';
 import { toCloseCode, WsClose } from '../ws/ws-close-codes';
 import type { KeepAliveTicker } from './keep-alive-ticker';
 

@@ -6,7 +6,7 @@ import {
   refusalKind,
   type JsonRpcId,
   type JsonRpcMessage,
-} from '../../../libs/protocol/src';
+} from '../../../libs/protocol/src/jsonrpc';
 import type { GatewayConfig } from '../../config/gateway-config';
 import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import {

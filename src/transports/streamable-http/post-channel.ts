@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { isResponse, type JsonRpcId, type JsonRpcMessage } from '../../../libs/protocol/src';
+import { isResponse, type JsonRpcId, type JsonRpcMessage } from '../../../libs/protocol/src/jsonrpc';
 import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
 import type { Session } from '../../session/session';
 import { SseChannel, type SseChannelOptions } from '../http/sse-channel';

@@ -2,21 +2,22 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
   allowsBatches,
   DEFAULT_HTTP_PROTOCOL,
-  ErrorCode,
-  formatEventId,
   Header,
-  isRequest,
   isSupportedProtocol,
   Method,
-  parseEventId,
-  parseJsonRpc,
   PROTOCOL_VERSIONS,
-  refusalKind,
   SESSIONLESS_PROTOCOL,
   supportsPriming,
+} from '../../../libs/protocol/src/mcp';
+import {
+  ErrorCode,
+  isRequest,
+  parseJsonRpc,
+  refusalKind,
   type JsonRpcId,
   type JsonRpcMessage,
-} from '../../../libs/protocol/src';
+} from '../../../libs/protocol/src/jsonrpc';
+import { formatEventId, parseEventId } from '../../../libs/protocol/src/event-id';
 import type { GatewayConfig } from '../../config/gateway-config';
 import {
   OVERLOAD_RETRY_AFTER_MS,

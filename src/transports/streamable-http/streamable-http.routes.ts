@@ -10,7 +10,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode } from '../../../libs/protocol/src';
+import { ErrorCode } from '../../../libs/protocol/src/jsonrpc';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../observability/gateway-metrics.service';

@@ -5,17 +5,16 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type Server as WsLibServer } from 'ws';
+import { allowsBatches, Header } from '../../../libs/protocol/src/mcp';
 import {
-  allowsBatches,
   ErrorCode,
   errorResponse,
-  Header,
-  parseEventId,
   parseJsonRpc,
   refusalKind,
   type JsonRpcId,
   type JsonRpcMessage,
-} from '../../../libs/protocol/src';
+} from '../../../libs/protocol/src/jsonrpc';
+import { parseEventId } from '../../../libs/protocol/src/event-id';
 import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
 import {
   ResumeUnavailableError,
