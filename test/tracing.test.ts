@@ -190,7 +190,11 @@ describe('tracing on (OTLP/HTTP receiver in the test)', () => {
           pooledweather: { mode: 'pooled', replicas: [{ transport: 'streamable-http', url: upstream.url }] },
         },
       },
-      { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: 'mcp-gateway' },
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_SERVICE_NAME: 'mcp-gateway',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+      },
     );
   });
 

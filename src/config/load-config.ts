@@ -201,6 +201,11 @@ export function loadConfig(
               `${e.OTEL_EXPORTER_OTLP_ENDPOINT!.replace(/\/+$/, '')}/v1/traces`,
             sampleRatio: e.OTEL_TRACES_SAMPLER_ARG,
             serviceName: e.OTEL_SERVICE_NAME,
+            protocol:
+              e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
+            maxQueueSize: e.OTEL_BSP_MAX_QUEUE_SIZE,
+            maxExportBatchSize: Math.min(e.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, e.OTEL_BSP_MAX_QUEUE_SIZE),
+            scheduledDelayMs: e.OTEL_BSP_SCHEDULE_DELAY,
           }
         : undefined,
     logLevels: parseLogLevels(e.LOG_LEVELS) ?? {},
