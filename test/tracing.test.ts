@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { TracingService } from '../src/observability/tracing/tracing.service';
+import { startWsMcpServer, type WsMcpServer } from './fixtures/ws-mcp-server';
 import { connectClient } from './helpers/clients';
 import { SdkHttpSessions } from './helpers/sdk-http-sessions';
 import { startGateway, type RunningGateway } from './helpers/gateway';
@@ -176,18 +177,22 @@ describe('tracing off (no OTLP endpoint)', () => {
 describe('tracing on (OTLP/HTTP receiver in the test)', () => {
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let wsUpstream: WsMcpServer;
   let gw: RunningGateway;
   const flush = () => gw.gateway.app.get(TracingService).flush();
 
   before(async () => {
     upstream = await startUpstream();
     receiver = await startReceiver();
+    wsUpstream = await startWsMcpServer();
     gw = await startGateway(
       {
         services: {
           weather: { replicas: [{ transport: 'streamable-http', url: upstream.url }] },
           // The same upstream behind a pool of shared upstream sessions.
           pooledweather: { mode: 'pooled', replicas: [{ transport: 'streamable-http', url: upstream.url }] },
+          // An MCP server over WebSocket that records each upgrade's headers.
+          wsecho: { replicas: [{ transport: 'ws', url: wsUpstream.url }] },
         },
       },
       {
@@ -227,6 +232,68 @@ describe('tracing on (OTLP/HTTP receiver in the test)', () => {
     await gw?.close();
     await closeServer(upstream?.server);
     await closeServer(receiver?.server);
+    await wsUpstream?.close();
+  });
+
+  test('WebSocket upstream: the upgrade carries the trace of the request that opened it, naming a gateway span', async () => {
+    const traceId = hex(16);
+    const callerSpan = hex(8);
+    const opened = wsUpstream.upgrades.length;
+    const t = new StreamableHTTPClientTransport(new URL('/mcp/wsecho', gw.url), {
+      requestInit: { headers: { traceparent: `00-${traceId}-${callerSpan}-01`, tracestate: 'vendor=1' } },
+    });
+    const client = new Client({ name: 'trace-test-ws-upstream', version: '1.0.0' });
+    await client.connect(t);
+    try {
+      const r = await client.callTool({ name: 'echo', arguments: { text: 'hi' } });
+      assert.deepEqual(r.content, [{ type: 'text', text: 'hi' }]);
+      assert.equal(wsUpstream.upgrades.length, opened + 1, 'one upstream connection for the session');
+      const upgrade = wsUpstream.upgrades[opened]!.headers;
+      const [version, upgradeTrace, upgradeParent, flags] = String(upgrade.traceparent).split('-');
+      assert.deepEqual([version, upgradeTrace, flags], ['00', traceId, '01']);
+      assert.equal(upgrade.tracestate, 'vendor=1');
+      await flush();
+      const connectSpan = () => receiver.spans.find((s) => s.spanId === upgradeParent);
+      await waitUntil(() => connectSpan() !== undefined, 5000, 'the span the upgrade names');
+      const connect = connectSpan()!;
+      assert.deepEqual([connect.name, connect.kind, connect.traceId], ['upstream connect', CLIENT, traceId]);
+      assert.equal(connect.parentSpanId, callerSpan, 'parented on the request that created the session');
+      assert.equal(attr(connect, 'network.protocol.name'), 'websocket');
+      assert.equal(attr(connect, 'server.port'), wsUpstream.port);
+      // The gateway's spans of the call are in the same trace.
+      await waitUntil(
+        () =>
+          receiver.spans.some(
+            (s) => s.traceId === traceId && s.name === 'tools/call echo' && s.kind === SERVER,
+          ),
+        5000,
+        'the tools/call SERVER span',
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('WebSocket upstream with no caller context: the upgrade names a root connect span', async () => {
+    const opened = wsUpstream.upgrades.length;
+    const t = new StreamableHTTPClientTransport(new URL('/mcp/wsecho', gw.url));
+    const c = new Client({ name: 'trace-test-ws-root', version: '1.0.0' });
+    await c.connect(t);
+    try {
+      await c.callTool({ name: 'echo', arguments: { text: 'root' } });
+      const upgrade = wsUpstream.upgrades[opened]!.headers;
+      const [, upgradeTrace, upgradeParent] = String(upgrade.traceparent).split('-');
+      assert.equal(upgrade.tracestate, undefined);
+      await flush();
+      await waitUntil(() => receiver.spans.some((s) => s.spanId === upgradeParent), 5000, 'the connect span');
+      const span = receiver.spans.find((s) => s.spanId === upgradeParent)!;
+      assert.deepEqual(
+        [span.name, span.traceId, span.parentSpanId || undefined],
+        ['upstream connect', upgradeTrace, undefined],
+      );
+    } finally {
+      await c.close();
+    }
   });
 
   test('tools/call: SERVER span parented on the caller’s header, CLIENT span its child, upstream parented on CLIENT', async () => {

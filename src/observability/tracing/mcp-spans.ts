@@ -164,6 +164,58 @@ function withTraceHeaders(
   return out;
 }
 
+/** The span of opening an upstream connection, and the trace context its connect request carries. */
+export interface ConnectTrace {
+  span: Span | undefined;
+  /** `traceparent`/`tracestate` for the upgrade request; undefined: none. */
+  headers: MessageHeaders | undefined;
+}
+
+/**
+ * Starts the CLIENT span `upstream connect` for a connection opened on behalf of a request
+ * (the request that created the session, or the one that made it fail over), parented on
+ * that request's trace context. Sampling follows the request rule: sampled, the connect
+ * request carries the connect span; not sampled, a caller's context goes on unchanged and a
+ * gateway-rooted one carries nothing. Only called while tracing is on.
+ */
+export function startConnectTrace(
+  parent: { traceparent?: string; tracestate?: string } | undefined,
+  target: UpstreamTarget,
+): ConnectTrace {
+  const callerParent = parent?.traceparent;
+  const ctx = callerParent === undefined ? ROOT_CONTEXT : parentContext(callerParent, parent?.tracestate);
+  const span = Tracing.tracer.startSpan('upstream connect', CONNECT_KIND, ctx);
+  if (!span.isRecording()) {
+    const forwarded =
+      callerParent !== undefined && trace.getSpanContext(ctx) !== undefined
+        ? withTraceHeaders(undefined, callerParent, parent?.tracestate)
+        : undefined;
+    return { span: undefined, headers: forwarded };
+  }
+  span.setAttributes(targetAttributes(target));
+  const sc = span.spanContext();
+  return {
+    span,
+    headers: withTraceHeaders(
+      undefined,
+      `00-${sc.traceId}-${sc.spanId}-${sc.traceFlags & TraceFlags.SAMPLED ? '01' : '00'}`,
+      sc.traceState?.serialize() || undefined,
+    ),
+  };
+}
+
+/** The connection opened, or could not be (its message becomes the span's error). */
+export function endConnectTrace(t: ConnectTrace, error: Error | undefined): void {
+  if (!t.span) return;
+  if (error) {
+    t.span.setAttribute('error.type', error.name || 'Error');
+    t.span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+  }
+  t.span.end();
+}
+
+const CONNECT_KIND = { kind: SpanKind.CLIENT };
+
 /** The answer is being delivered: a JSON-RPC error marks both spans failed with its code. */
 export function endRequestTrace(t: RequestTrace, response: JsonRpcMessage): void {
   const error = (response as { error?: { code?: unknown; message?: unknown } }).error;
