@@ -488,7 +488,7 @@ export const EnvSchema = z.object({
   METRICS_MAX_TOOL_LABELS: int(0).default(100),
   /** Event-loop delay (ms, p99 over the last few seconds) above which /health/live reports the process stuck. */
   HEALTH_MAX_EVENT_LOOP_LAG_MS: int(1).default(2000),
-  /** Redis that /health/ready pings when set (cluster mode); unset: no Redis check. */
+  /** Deprecated alias of REDIS_URL for readiness (/health/ready pings REDIS_URL; this only when REDIS_URL is unset). */
   HEALTH_REDIS_URL: z.string().optional(),
   // ── settings: tracing and logs ──
   /** OTLP/HTTP collector base URL (`/v1/traces` is appended); tracing is off while neither endpoint is set. */
@@ -693,8 +693,10 @@ export interface GatewayConfig {
   metricsMaxToolLabels: number;
   /** /health/live fails above this event-loop delay (ms). */
   healthMaxEventLoopLagMs: number;
-  /** Redis pinged by /health/ready; undefined: no Redis check. */
+  /** Redis pinged by /health/ready (REDIS_URL, else the deprecated HEALTH_REDIS_URL); undefined: no Redis check. */
   healthRedisUrl: string | undefined;
+  /** True when healthRedisUrl came from the deprecated HEALTH_REDIS_URL (a warning at start-up). */
+  healthRedisUrlDeprecated: boolean;
   // ── settings: tracing and logs ──
   /** OpenTelemetry tracing; undefined when no OTLP endpoint is configured (nothing is traced). */
   tracing: TracingSettings | undefined;

@@ -191,7 +191,9 @@ export function loadConfig(
     // ── settings: metrics and health ──
     metricsMaxToolLabels: e.METRICS_MAX_TOOL_LABELS,
     healthMaxEventLoopLagMs: e.HEALTH_MAX_EVENT_LOOP_LAG_MS,
-    healthRedisUrl: e.HEALTH_REDIS_URL,
+    // One Redis for the cluster: readiness checks the one the rate limiter uses.
+    healthRedisUrl: e.REDIS_URL ?? e.HEALTH_REDIS_URL,
+    healthRedisUrlDeprecated: e.REDIS_URL === undefined && e.HEALTH_REDIS_URL !== undefined,
     // ── settings: tracing and logs ──
     tracing:
       e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || e.OTEL_EXPORTER_OTLP_ENDPOINT
