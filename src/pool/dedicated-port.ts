@@ -75,6 +75,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
   private lease: UpstreamLease | undefined = undefined;
   private replicaId = '';
   private latency: { observe(ms: number): void } | undefined = undefined;
+  private upstreamTarget: UpstreamTarget | undefined = undefined;
   private readonly sent = new Map<string, SentRequest>();
   private initialize: JsonRpcRequest | undefined = undefined;
   private initialized: JsonRpcNotification | undefined = undefined;
@@ -133,8 +134,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
   }
 
   target(): UpstreamTarget | undefined {
-    const replica = this.lease?.connection.replica;
-    return replica ? upstreamTargetOf(replica) : undefined;
+    return this.lease ? this.upstreamTarget : undefined;
   }
 
   pause(): void {
@@ -338,6 +338,8 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
   private use(lease: UpstreamLease, replica: ReplicaConfig): void {
     this.lease = lease;
     this.replicaId = replica.id!;
+    // Made once per move, not per traced request.
+    this.upstreamTarget = upstreamTargetOf(lease.connection.replica);
     this.latency = this.deps.latencyOf?.(this.replicaId);
     lease.connection.sink = this;
     if (this.paused) lease.connection.pause();

@@ -307,7 +307,8 @@ function targetAttributes(target: UpstreamTarget): Attributes {
     case 'embedded':
       return INPROC;
     default: {
-      const key = `${target.transport} ${target.url ?? ''}`;
+      // The URL's scheme already tells ws from http.
+      const key = target.url ?? target.transport;
       let a = targetCache.get(key);
       if (a) return a;
       a = {
