@@ -112,6 +112,70 @@ async function startReceiver(): Promise<{
   return { url: `http://127.0.0.1:${port}`, server, spans, services };
 }
 
+/** Protobuf wire fields of one message: field number → values (bytes of length-delimited ones, else numbers). */
+function protoFields(buf: Buffer): Map<number, Array<Buffer | number>> {
+  const out = new Map<number, Array<Buffer | number>>();
+  let i = 0;
+  const varint = (): number => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const b = buf[i++]!;
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return v;
+      shift += 7;
+    }
+  };
+  while (i < buf.length) {
+    const key = varint();
+    const field = Math.floor(key / 8);
+    let value: Buffer | number;
+    switch (key & 7) {
+      case 0:
+        value = varint();
+        break;
+      case 1:
+        value = buf.subarray(i, (i += 8));
+        break;
+      case 2: {
+        const n = varint();
+        value = buf.subarray(i, (i += n));
+        break;
+      }
+      case 5:
+        value = buf.subarray(i, (i += 4));
+        break;
+      default:
+        throw new Error(`wire type ${key & 7}`);
+    }
+    const list = out.get(field) ?? [];
+    list.push(value);
+    out.set(field, list);
+  }
+  return out;
+}
+
+/** The spans of an OTLP ExportTraceServiceRequest (protobuf): ids, name and kind. */
+function decodeProtobufSpans(body: Buffer): Array<Omit<OtlpSpan, 'attributes' | 'status'>> {
+  const spans: Array<Omit<OtlpSpan, 'attributes' | 'status'>> = [];
+  const bytes = (m: Map<number, Array<Buffer | number>>, n: number) => m.get(n)?.[0] as Buffer | undefined;
+  for (const rs of protoFields(body).get(1) ?? []) {
+    for (const ss of protoFields(rs as Buffer).get(2) ?? []) {
+      for (const raw of protoFields(ss as Buffer).get(2) ?? []) {
+        const span = protoFields(raw as Buffer);
+        spans.push({
+          traceId: bytes(span, 1)!.toString('hex'),
+          spanId: bytes(span, 2)!.toString('hex'),
+          parentSpanId: bytes(span, 4)?.toString('hex') || undefined,
+          name: bytes(span, 5)!.toString('utf8'),
+          kind: (span.get(6)?.[0] as number | undefined) ?? 0,
+        });
+      }
+    }
+  }
+  return spans;
+}
+
 function attr(span: OtlpSpan, key: string): unknown {
   const a = span.attributes.find((x) => x.key === key);
   if (!a) return undefined;
@@ -442,5 +506,65 @@ describe('tracing on (OTLP/HTTP receiver in the test)', () => {
     assert.equal(span.kind, SERVER);
     assert.equal(span.parentSpanId, parent);
     assert.equal(attr(span, 'http.response.status_code'), 200);
+  });
+});
+
+describe('tracing on with the default OTLP encoding (protobuf)', () => {
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let receiver: Server;
+  const types: string[] = [];
+  const spans: ReturnType<typeof decodeProtobufSpans> = [];
+  let gw: RunningGateway;
+
+  before(async () => {
+    upstream = await startUpstream();
+    receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        types.push(String(req.headers['content-type']));
+        try {
+          spans.push(...decodeProtobufSpans(Buffer.concat(chunks)));
+          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        } catch {
+          res.writeHead(400).end();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const { port } = receiver.address() as { port: number };
+    gw = await startGateway(
+      { services: { weather: { replicas: [{ transport: 'streamable-http', url: upstream.url }] } } },
+      { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` },
+    );
+  });
+  after(async () => {
+    await gw?.close();
+    await closeServer(upstream?.server);
+    await closeServer(receiver);
+  });
+
+  test('spans arrive as application/x-protobuf, SERVER parented on the caller, CLIENT on SERVER', async () => {
+    const traceId = hex(16);
+    const callerSpan = hex(8);
+    const { client } = await connect(gw.url, { traceparent: `00-${traceId}-${callerSpan}-01` });
+    try {
+      await client.callTool({ name: 'get_weather', arguments: { city: 'Bern' } });
+      await gw.gateway.app.get(TracingService).flush();
+      const named = () => spans.filter((s) => s.traceId === traceId && s.name === 'tools/call get_weather');
+      await waitUntil(() => named().length === 2, 5000, 'the protobuf-encoded spans');
+      assert.ok(
+        types.every((t) => t === 'application/x-protobuf'),
+        types.join(', '),
+      );
+      const server = named().find((s) => s.kind === SERVER)!;
+      const clientSpan = named().find((s) => s.kind === CLIENT)!;
+      assert.equal(server.parentSpanId, callerSpan);
+      assert.equal(clientSpan.parentSpanId, server.spanId);
+      const call = upstream.seen.find((s) => s.method === 'tools/call')!;
+      assert.equal(call.meta, `00-${traceId}-${clientSpan.spanId}-01`);
+    } finally {
+      await client.close();
+    }
   });
 });
