@@ -1571,7 +1571,10 @@ async function startDummyCollector(): Promise<{
     req.on('data', (c: Buffer) => (seen.bytes += c.length));
     req.on('end', () => {
       seen.requests++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      // An empty ExportTraceServiceResponse in the encoding the exporter used (protobuf: no bytes).
+      if (String(req.headers['content-type']).includes('protobuf'))
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
