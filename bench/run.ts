@@ -1543,17 +1543,22 @@ async function runMetricsBench(
 
 interface TracingReport {
   note: string;
-  /** Scenarios with `tracing` on or off; round 0 = warm-up. */
-  scenarios: Array<ScenarioResult & { tracing: boolean; round: number }>;
-  tracingOn: RoundMedian | null;
-  tracingOff: RoundMedian | null;
-  /** on ÷ off. */
-  throughputRatio: number | null;
-  /** on − off. */
-  p99DiffMs: number | null;
+  /**
+   * Scenarios by sampling setting: `off` (no OTLP endpoint), or the sample ratio as text
+   * (`'1'`, `'0.1'`); round 0 = warm-up.
+   */
+  scenarios: Array<ScenarioResult & { tracing: TracingSetting; round: number }>;
+  /** Median per setting over the measured rounds. */
+  medians: Partial<Record<TracingSetting, RoundMedian | null>>;
+  /** Each sampled setting ÷ off (throughput) and − off (p99, ms). */
+  versusOff: Partial<Record<TracingSetting, { throughputRatio: number; p99DiffMs: number } | null>>;
   /** OTLP export requests and bytes the dummy receiver took. */
   exports: { requests: number; bytes: number };
 }
+
+/** The tracing suite's gateways: tracing off, and on with these sample ratios. */
+const TRACING_SETTINGS = ['off', '1', '0.1'] as const;
+type TracingSetting = (typeof TRACING_SETTINGS)[number];
 
 /** A stand-in OTLP/HTTP collector in this process: takes POST /v1/traces, counts it, answers 200. */
 async function startDummyCollector(): Promise<{
@@ -1566,7 +1571,10 @@ async function startDummyCollector(): Promise<{
     req.on('data', (c: Buffer) => (seen.bytes += c.length));
     req.on('end', () => {
       seen.requests++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      // An empty ExportTraceServiceResponse in the encoding the exporter used (protobuf: no bytes).
+      if (String(req.headers['content-type']).includes('protobuf'))
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
@@ -1584,32 +1592,32 @@ async function startDummyCollector(): Promise<{
 
 /**
  * Suite `tracing`: the same closed loop of tools/call (Streamable HTTP, tracingSessions sessions)
- * through a gateway exporting every span (sample ratio 1) to a dummy OTLP receiver, and through
- * one with tracing off, alternated per round over the same fast upstream.
+ * through a gateway with tracing off and through gateways exporting spans to a dummy OTLP
+ * receiver at sample ratio 1 and 0.1, alternated per round over the same fast upstream.
  */
 async function runTracingSuite(
   opts: Options,
   failures: Array<{ what: string; error: string }>,
+  profileFile: (setting: TracingSetting, round: number) => string | undefined,
 ): Promise<TracingReport> {
   const scenarios: TracingReport['scenarios'] = [];
   let upstream: { child: BenchChild; url: string } | undefined;
   let collector: Awaited<ReturnType<typeof startDummyCollector>> | undefined;
-  const gateways: Array<{ child: BenchChild; url: string; tracing: boolean }> = [];
+  const gateways: Array<{ child: BenchChild; url: string; tracing: TracingSetting }> = [];
   try {
     upstream = await startUpstream('fast upstream (tracing)');
     collector = await startDummyCollector();
     const service = fastService(upstream.url);
-    gateways.push({
-      ...(await startGateway('gateway (tracing off)', service, opts.logLevel)),
-      tracing: false,
-    });
-    gateways.push({
-      ...(await startGateway('gateway (tracing on)', service, opts.logLevel, {
-        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
-        OTEL_TRACES_SAMPLER_ARG: '1',
-      })),
-      tracing: true,
-    });
+    for (const setting of TRACING_SETTINGS) {
+      const env: Record<string, string> =
+        setting === 'off'
+          ? {}
+          : { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_TRACES_SAMPLER_ARG: setting };
+      gateways.push({
+        ...(await startGateway(`gateway (tracing ${setting})`, service, opts.logLevel, env)),
+        tracing: setting,
+      });
+    }
     // Round 0 warms the fresh gateways (JIT, pools) and is kept in the results but left out of the medians.
     for (let round = 0; round <= opts.pairRounds; round++) {
       for (const g of gateways) {
@@ -1620,11 +1628,11 @@ async function runTracingSuite(
           'fast',
           g.url,
           opts.tracingSessions,
-          { upstream: upstream.child, gateway: g.child },
+          { upstream: upstream.child, gateway: g.child, profileFile: profileFile(g.tracing, round) },
           {
             durationMs: opts.pairDurationMs,
             warmupMs: opts.pairWarmupMs,
-            label: `tracing ${g.tracing ? 'on ' : 'off'} r${round}`,
+            label: `tracing ${g.tracing.padEnd(3)} r${round}`,
           },
         );
         scenarios.push({ ...r, tracing: g.tracing, round });
@@ -1637,18 +1645,27 @@ async function runTracingSuite(
     if (upstream) await stopChild(upstream.child);
     await collector?.close();
   }
-  const of = (on: boolean) => roundMedian(scenarios.filter((x) => x.tracing === on && x.round > 0));
-  const on = of(true);
-  const off = of(false);
+  const medians: TracingReport['medians'] = {};
+  for (const setting of TRACING_SETTINGS)
+    medians[setting] = roundMedian(scenarios.filter((x) => x.tracing === setting && x.round > 0));
+  const off = medians.off;
+  const versusOff: TracingReport['versusOff'] = {};
+  for (const setting of TRACING_SETTINGS) {
+    const m = medians[setting];
+    if (setting === 'off') continue;
+    versusOff[setting] =
+      m && off
+        ? { throughputRatio: round(m.reqPerSec / off.reqPerSec), p99DiffMs: round(m.p99 - off.p99) }
+        : null;
+  }
   return {
     note:
       `Streamable HTTP, ${opts.tracingSessions} sessions, tools/call through a dedicated gateway to the fast upstream; ` +
-      'tracing on = OTLP/HTTP JSON export of every span (ratio 1, batch processor) to a dummy receiver in the orchestrator.',
+      'tracing 1 / 0.1 = ParentBased(TraceIdRatio) sampling at that ratio, OTLP/HTTP export (batch processor) ' +
+      'of the sampled spans to a dummy receiver in the orchestrator; off = no OTLP endpoint.',
     scenarios,
-    tracingOn: on,
-    tracingOff: off,
-    throughputRatio: on && off ? round(on.reqPerSec / off.reqPerSec) : null,
-    p99DiffMs: on && off ? round(on.p99 - off.p99) : null,
+    medians,
+    versusOff,
     exports: collector?.seen ?? { requests: 0, bytes: 0 },
   };
 }
@@ -1888,8 +1905,14 @@ async function main(): Promise<void> {
   }
   let tracing: TracingReport | null = null;
   if (opts.suites.includes('tracing')) {
-    console.log(`\ntools/call with tracing on vs off (streamable-http, ${opts.tracingSessions} sessions):`);
-    tracing = await runTracingSuite(opts, failures);
+    console.log(
+      `\ntools/call with tracing off, ratio 1, ratio 0.1 (streamable-http, ${opts.tracingSessions} sessions):`,
+    );
+    const tracingProfile = (setting: TracingSetting, round: number) =>
+      opts.profile && round > 0
+        ? join(profileDir, `${stamp}-tracing-${setting}-r${round}.cpuprofile`)
+        : undefined;
+    tracing = await runTracingSuite(opts, failures, tracingProfile);
   }
 
   const added = addedLatency(scenarios);
@@ -1965,21 +1988,23 @@ async function main(): Promise<void> {
 }
 
 function printTracing(t: TracingReport | null): void {
-  if (!t || !t.tracingOn || !t.tracingOff) return;
-  console.log('\ntracing on vs off (streamable-http through the gateway, same upstream):');
-  for (const [name, m] of [
-    ['off', t.tracingOff],
-    ['on ', t.tracingOn],
-  ] as const) {
+  if (!t || !t.medians.off) return;
+  console.log(
+    '\ntracing off vs sample ratio 1 and 0.1 (streamable-http through the gateway, same upstream):',
+  );
+  for (const setting of TRACING_SETTINGS) {
+    const m = t.medians[setting];
+    if (!m) continue;
+    const vs = t.versusOff[setting];
     console.log(
-      `  tracing ${name}: median of ${m.rounds} ${m.reqPerSec} req/s  p50 ${fmt(m.p50)}  p99 ${fmt(m.p99)} ms` +
+      `  tracing ${setting.padEnd(3)}: median of ${m.rounds} ${m.reqPerSec} req/s  p50 ${fmt(m.p50)}  p99 ${fmt(m.p99)} ms` +
+        (vs
+          ? `  (÷ off ${vs.throughputRatio.toFixed(2)}×, p99 ${vs.p99DiffMs >= 0 ? '+' : ''}${vs.p99DiffMs.toFixed(2)} ms)`
+          : '') +
         (m.errors ? `  errors ${m.errors}` : ''),
     );
   }
-  console.log(
-    `  on ÷ off: throughput ${t.throughputRatio!.toFixed(2)}×, p99 ${t.p99DiffMs! >= 0 ? '+' : ''}${t.p99DiffMs!.toFixed(2)} ms; ` +
-      `${t.exports.requests} OTLP exports, ${kb(t.exports.bytes)} KB`,
-  );
+  console.log(`  ${t.exports.requests} OTLP exports, ${kb(t.exports.bytes)} KB`);
 }
 
 function printTopology(

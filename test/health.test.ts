@@ -190,7 +190,7 @@ function stopRedis(child: ChildProcess): Promise<void> {
   });
 }
 
-describe('readiness with HEALTH_REDIS_URL', () => {
+describe('readiness with REDIS_URL (the cluster Redis)', () => {
   let redis: ChildProcess | undefined;
   let gw: RunningGateway;
   let port: number;
@@ -198,7 +198,7 @@ describe('readiness with HEALTH_REDIS_URL', () => {
   before(async () => {
     port = await freePort();
     redis = await startRedis(port);
-    gw = await startGateway({}, { HEALTH_REDIS_URL: `redis://127.0.0.1:${port}` });
+    gw = await startGateway({}, { REDIS_URL: `redis://127.0.0.1:${port}` });
   });
 
   after(async () => {

@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { TracingService } from '../src/observability/tracing/tracing.service';
+import { startWsMcpServer, type WsMcpServer } from './fixtures/ws-mcp-server';
 import { connectClient } from './helpers/clients';
 import { SdkHttpSessions } from './helpers/sdk-http-sessions';
 import { startGateway, type RunningGateway } from './helpers/gateway';
@@ -111,6 +112,70 @@ async function startReceiver(): Promise<{
   return { url: `http://127.0.0.1:${port}`, server, spans, services };
 }
 
+/** Protobuf wire fields of one message: field number → values (bytes of length-delimited ones, else numbers). */
+function protoFields(buf: Buffer): Map<number, Array<Buffer | number>> {
+  const out = new Map<number, Array<Buffer | number>>();
+  let i = 0;
+  const varint = (): number => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const b = buf[i++]!;
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return v;
+      shift += 7;
+    }
+  };
+  while (i < buf.length) {
+    const key = varint();
+    const field = Math.floor(key / 8);
+    let value: Buffer | number;
+    switch (key & 7) {
+      case 0:
+        value = varint();
+        break;
+      case 1:
+        value = buf.subarray(i, (i += 8));
+        break;
+      case 2: {
+        const n = varint();
+        value = buf.subarray(i, (i += n));
+        break;
+      }
+      case 5:
+        value = buf.subarray(i, (i += 4));
+        break;
+      default:
+        throw new Error(`wire type ${key & 7}`);
+    }
+    const list = out.get(field) ?? [];
+    list.push(value);
+    out.set(field, list);
+  }
+  return out;
+}
+
+/** The spans of an OTLP ExportTraceServiceRequest (protobuf): ids, name and kind. */
+function decodeProtobufSpans(body: Buffer): Array<Omit<OtlpSpan, 'attributes' | 'status'>> {
+  const spans: Array<Omit<OtlpSpan, 'attributes' | 'status'>> = [];
+  const bytes = (m: Map<number, Array<Buffer | number>>, n: number) => m.get(n)?.[0] as Buffer | undefined;
+  for (const rs of protoFields(body).get(1) ?? []) {
+    for (const ss of protoFields(rs as Buffer).get(2) ?? []) {
+      for (const raw of protoFields(ss as Buffer).get(2) ?? []) {
+        const span = protoFields(raw as Buffer);
+        spans.push({
+          traceId: bytes(span, 1)!.toString('hex'),
+          spanId: bytes(span, 2)!.toString('hex'),
+          parentSpanId: bytes(span, 4)?.toString('hex') || undefined,
+          name: bytes(span, 5)!.toString('utf8'),
+          kind: (span.get(6)?.[0] as number | undefined) ?? 0,
+        });
+      }
+    }
+  }
+  return spans;
+}
+
 function attr(span: OtlpSpan, key: string): unknown {
   const a = span.attributes.find((x) => x.key === key);
   if (!a) return undefined;
@@ -176,21 +241,29 @@ describe('tracing off (no OTLP endpoint)', () => {
 describe('tracing on (OTLP/HTTP receiver in the test)', () => {
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let wsUpstream: WsMcpServer;
   let gw: RunningGateway;
   const flush = () => gw.gateway.app.get(TracingService).flush();
 
   before(async () => {
     upstream = await startUpstream();
     receiver = await startReceiver();
+    wsUpstream = await startWsMcpServer();
     gw = await startGateway(
       {
         services: {
           weather: { replicas: [{ transport: 'streamable-http', url: upstream.url }] },
           // The same upstream behind a pool of shared upstream sessions.
           pooledweather: { mode: 'pooled', replicas: [{ transport: 'streamable-http', url: upstream.url }] },
+          // An MCP server over WebSocket that records each upgrade's headers.
+          wsecho: { replicas: [{ transport: 'ws', url: wsUpstream.url }] },
         },
       },
-      { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: 'mcp-gateway' },
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_SERVICE_NAME: 'mcp-gateway',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+      },
     );
   });
 
@@ -223,6 +296,68 @@ describe('tracing on (OTLP/HTTP receiver in the test)', () => {
     await gw?.close();
     await closeServer(upstream?.server);
     await closeServer(receiver?.server);
+    await wsUpstream?.close();
+  });
+
+  test('WebSocket upstream: the upgrade carries the trace of the request that opened it, naming a gateway span', async () => {
+    const traceId = hex(16);
+    const callerSpan = hex(8);
+    const opened = wsUpstream.upgrades.length;
+    const t = new StreamableHTTPClientTransport(new URL('/mcp/wsecho', gw.url), {
+      requestInit: { headers: { traceparent: `00-${traceId}-${callerSpan}-01`, tracestate: 'vendor=1' } },
+    });
+    const client = new Client({ name: 'trace-test-ws-upstream', version: '1.0.0' });
+    await client.connect(t);
+    try {
+      const r = await client.callTool({ name: 'echo', arguments: { text: 'hi' } });
+      assert.deepEqual(r.content, [{ type: 'text', text: 'hi' }]);
+      assert.equal(wsUpstream.upgrades.length, opened + 1, 'one upstream connection for the session');
+      const upgrade = wsUpstream.upgrades[opened]!.headers;
+      const [version, upgradeTrace, upgradeParent, flags] = String(upgrade.traceparent).split('-');
+      assert.deepEqual([version, upgradeTrace, flags], ['00', traceId, '01']);
+      assert.equal(upgrade.tracestate, 'vendor=1');
+      await flush();
+      const connectSpan = () => receiver.spans.find((s) => s.spanId === upgradeParent);
+      await waitUntil(() => connectSpan() !== undefined, 5000, 'the span the upgrade names');
+      const connect = connectSpan()!;
+      assert.deepEqual([connect.name, connect.kind, connect.traceId], ['upstream connect', CLIENT, traceId]);
+      assert.equal(connect.parentSpanId, callerSpan, 'parented on the request that created the session');
+      assert.equal(attr(connect, 'network.protocol.name'), 'websocket');
+      assert.equal(attr(connect, 'server.port'), wsUpstream.port);
+      // The gateway's spans of the call are in the same trace.
+      await waitUntil(
+        () =>
+          receiver.spans.some(
+            (s) => s.traceId === traceId && s.name === 'tools/call echo' && s.kind === SERVER,
+          ),
+        5000,
+        'the tools/call SERVER span',
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('WebSocket upstream with no caller context: the upgrade names a root connect span', async () => {
+    const opened = wsUpstream.upgrades.length;
+    const t = new StreamableHTTPClientTransport(new URL('/mcp/wsecho', gw.url));
+    const c = new Client({ name: 'trace-test-ws-root', version: '1.0.0' });
+    await c.connect(t);
+    try {
+      await c.callTool({ name: 'echo', arguments: { text: 'root' } });
+      const upgrade = wsUpstream.upgrades[opened]!.headers;
+      const [, upgradeTrace, upgradeParent] = String(upgrade.traceparent).split('-');
+      assert.equal(upgrade.tracestate, undefined);
+      await flush();
+      await waitUntil(() => receiver.spans.some((s) => s.spanId === upgradeParent), 5000, 'the connect span');
+      const span = receiver.spans.find((s) => s.spanId === upgradeParent)!;
+      assert.deepEqual(
+        [span.name, span.traceId, span.parentSpanId || undefined],
+        ['upstream connect', upgradeTrace, undefined],
+      );
+    } finally {
+      await c.close();
+    }
   });
 
   test('tools/call: SERVER span parented on the caller’s header, CLIENT span its child, upstream parented on CLIENT', async () => {
@@ -371,5 +506,65 @@ describe('tracing on (OTLP/HTTP receiver in the test)', () => {
     assert.equal(span.kind, SERVER);
     assert.equal(span.parentSpanId, parent);
     assert.equal(attr(span, 'http.response.status_code'), 200);
+  });
+});
+
+describe('tracing on with the default OTLP encoding (protobuf)', () => {
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let receiver: Server;
+  const types: string[] = [];
+  const spans: ReturnType<typeof decodeProtobufSpans> = [];
+  let gw: RunningGateway;
+
+  before(async () => {
+    upstream = await startUpstream();
+    receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        types.push(String(req.headers['content-type']));
+        try {
+          spans.push(...decodeProtobufSpans(Buffer.concat(chunks)));
+          res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        } catch {
+          res.writeHead(400).end();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const { port } = receiver.address() as { port: number };
+    gw = await startGateway(
+      { services: { weather: { replicas: [{ transport: 'streamable-http', url: upstream.url }] } } },
+      { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` },
+    );
+  });
+  after(async () => {
+    await gw?.close();
+    await closeServer(upstream?.server);
+    await closeServer(receiver);
+  });
+
+  test('spans arrive as application/x-protobuf, SERVER parented on the caller, CLIENT on SERVER', async () => {
+    const traceId = hex(16);
+    const callerSpan = hex(8);
+    const { client } = await connect(gw.url, { traceparent: `00-${traceId}-${callerSpan}-01` });
+    try {
+      await client.callTool({ name: 'get_weather', arguments: { city: 'Bern' } });
+      await gw.gateway.app.get(TracingService).flush();
+      const named = () => spans.filter((s) => s.traceId === traceId && s.name === 'tools/call get_weather');
+      await waitUntil(() => named().length === 2, 5000, 'the protobuf-encoded spans');
+      assert.ok(
+        types.every((t) => t === 'application/x-protobuf'),
+        types.join(', '),
+      );
+      const server = named().find((s) => s.kind === SERVER)!;
+      const clientSpan = named().find((s) => s.kind === CLIENT)!;
+      assert.equal(server.parentSpanId, callerSpan);
+      assert.equal(clientSpan.parentSpanId, server.spanId);
+      const call = upstream.seen.find((s) => s.method === 'tools/call')!;
+      assert.equal(call.meta, `00-${traceId}-${clientSpan.spanId}-01`);
+    } finally {
+      await client.close();
+    }
   });
 });

@@ -488,7 +488,7 @@ export const EnvSchema = z.object({
   METRICS_MAX_TOOL_LABELS: int(0).default(100),
   /** Event-loop delay (ms, p99 over the last few seconds) above which /health/live reports the process stuck. */
   HEALTH_MAX_EVENT_LOOP_LAG_MS: int(1).default(2000),
-  /** Redis that /health/ready pings when set (cluster mode); unset: no Redis check. */
+  /** Deprecated alias of REDIS_URL for readiness (/health/ready pings REDIS_URL; this only when REDIS_URL is unset). */
   HEALTH_REDIS_URL: z.string().optional(),
   // ── settings: tracing and logs ──
   /** OTLP/HTTP collector base URL (`/v1/traces` is appended); tracing is off while neither endpoint is set. */
@@ -499,6 +499,16 @@ export const EnvSchema = z.object({
   OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).default(1),
   /** service.name of the gateway's spans. */
   OTEL_SERVICE_NAME: z.string().min(1).default('mcp-gateway'),
+  /** OTLP/HTTP encoding of exported spans: `http/protobuf` (the OpenTelemetry default; smaller and cheaper to encode) or `http/json`. */
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z.enum(['http/protobuf', 'http/json']).optional(),
+  /** Same as OTEL_EXPORTER_OTLP_TRACES_PROTOCOL for every signal (the traces one wins). */
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json']).optional(),
+  /** Most finished spans held for export; beyond it new spans are dropped (and counted by the SDK), never queued without bound. */
+  OTEL_BSP_MAX_QUEUE_SIZE: int(1).default(8192),
+  /** Spans per OTLP export request (at most the queue size). */
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: int(1).default(1024),
+  /** Most time (ms) a finished span waits before its batch is exported. */
+  OTEL_BSP_SCHEDULE_DELAY: int(1).default(1000),
   /** Log level per module, e.g. `Session=debug,StreamableHttp=warn` (others use LOG_LEVEL); changeable live via PUT /admin/log-levels. */
   LOG_LEVELS: z
     .string()
@@ -552,6 +562,20 @@ export const EnvSchema = z.object({
   STDIO_WARM_PROCESSES: int(0, 64).default(2),
 });
 export type EnvConfig = z.infer<typeof EnvSchema>;
+
+/** OpenTelemetry export, when an OTLP endpoint is configured. */
+export interface TracingSettings {
+  /** OTLP/HTTP traces URL. */
+  tracesUrl: string;
+  /** ParentBased(TraceIdRatioBased) ratio for new traces. */
+  sampleRatio: number;
+  serviceName: string;
+  protocol: 'http/protobuf' | 'http/json';
+  /** Batch span processor: finished spans held at most, spans per export, longest wait (ms). */
+  maxQueueSize: number;
+  maxExportBatchSize: number;
+  scheduledDelayMs: number;
+}
 
 export interface GatewayConfig {
   host: string;
@@ -669,11 +693,13 @@ export interface GatewayConfig {
   metricsMaxToolLabels: number;
   /** /health/live fails above this event-loop delay (ms). */
   healthMaxEventLoopLagMs: number;
-  /** Redis pinged by /health/ready; undefined: no Redis check. */
+  /** Redis pinged by /health/ready (REDIS_URL, else the deprecated HEALTH_REDIS_URL); undefined: no Redis check. */
   healthRedisUrl: string | undefined;
+  /** True when healthRedisUrl came from the deprecated HEALTH_REDIS_URL (a warning at start-up). */
+  healthRedisUrlDeprecated: boolean;
   // ── settings: tracing and logs ──
   /** OpenTelemetry tracing; undefined when no OTLP endpoint is configured (nothing is traced). */
-  tracing: { tracesUrl: string; sampleRatio: number; serviceName: string } | undefined;
+  tracing: TracingSettings | undefined;
   /** Log level per module name (the Nest logger context), over `logLevel`. */
   logLevels: Record<string, LogLevelName>;
   logFormat: EnvConfig['LOG_FORMAT'];

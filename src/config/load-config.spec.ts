@@ -34,6 +34,54 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ ADMIN_TOKEN: 'short' }), /ADMIN_TOKEN: use at least 16 characters/);
   });
 
+  test('readiness checks REDIS_URL; HEALTH_REDIS_URL only as a deprecated fallback', () => {
+    const cluster = 'redis://10.0.0.1:6379';
+    const old = 'redis://10.0.0.2:6379';
+    assert.equal(loadConfig({}).healthRedisUrl, undefined);
+    assert.deepEqual(
+      [
+        loadConfig({ REDIS_URL: cluster }).healthRedisUrl,
+        loadConfig({ REDIS_URL: cluster }).healthRedisUrlDeprecated,
+      ],
+      [cluster, false],
+    );
+    const both = loadConfig({ REDIS_URL: cluster, HEALTH_REDIS_URL: old });
+    assert.deepEqual([both.healthRedisUrl, both.healthRedisUrlDeprecated], [cluster, false]);
+    const alias = loadConfig({ HEALTH_REDIS_URL: old });
+    assert.deepEqual([alias.healthRedisUrl, alias.healthRedisUrlDeprecated], [old, true]);
+  });
+
+  test('tracing: protobuf unless JSON is asked for, batch sizes bounded by the queue', () => {
+    assert.equal(loadConfig({}).tracing, undefined);
+    const t = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/' }).tracing!;
+    assert.deepEqual(t, {
+      tracesUrl: 'http://127.0.0.1:4318/v1/traces',
+      sampleRatio: 1,
+      serviceName: 'mcp-gateway',
+      protocol: 'http/protobuf',
+      maxQueueSize: 8192,
+      maxExportBatchSize: 1024,
+      scheduledDelayMs: 1000,
+    });
+    const json = loadConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_MAX_QUEUE_SIZE: '100',
+    }).tracing!;
+    assert.deepEqual([json.protocol, json.maxQueueSize, json.maxExportBatchSize], ['http/json', 100, 100]);
+    const traces = loadConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
+    }).tracing!;
+    assert.equal(traces.protocol, 'http/protobuf');
+    assert.throws(
+      () =>
+        loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://x:1', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }),
+      /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL/,
+    );
+  });
+
   test('lists every bad value in one error', () => {
     let error: unknown;
     try {

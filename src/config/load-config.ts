@@ -191,7 +191,9 @@ export function loadConfig(
     // ── settings: metrics and health ──
     metricsMaxToolLabels: e.METRICS_MAX_TOOL_LABELS,
     healthMaxEventLoopLagMs: e.HEALTH_MAX_EVENT_LOOP_LAG_MS,
-    healthRedisUrl: e.HEALTH_REDIS_URL,
+    // One Redis for the cluster: readiness checks the one the rate limiter uses.
+    healthRedisUrl: e.REDIS_URL ?? e.HEALTH_REDIS_URL,
+    healthRedisUrlDeprecated: e.REDIS_URL === undefined && e.HEALTH_REDIS_URL !== undefined,
     // ── settings: tracing and logs ──
     tracing:
       e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || e.OTEL_EXPORTER_OTLP_ENDPOINT
@@ -201,6 +203,11 @@ export function loadConfig(
               `${e.OTEL_EXPORTER_OTLP_ENDPOINT!.replace(/\/+$/, '')}/v1/traces`,
             sampleRatio: e.OTEL_TRACES_SAMPLER_ARG,
             serviceName: e.OTEL_SERVICE_NAME,
+            protocol:
+              e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
+            maxQueueSize: e.OTEL_BSP_MAX_QUEUE_SIZE,
+            maxExportBatchSize: Math.min(e.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, e.OTEL_BSP_MAX_QUEUE_SIZE),
+            scheduledDelayMs: e.OTEL_BSP_SCHEDULE_DELAY,
           }
         : undefined,
     logLevels: parseLogLevels(e.LOG_LEVELS) ?? {},

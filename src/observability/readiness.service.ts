@@ -34,6 +34,10 @@ export class Readiness implements OnModuleDestroy, OnApplicationShutdown {
     private readonly router: Router,
   ) {
     this.loop.enable();
+    if (config.healthRedisUrlDeprecated)
+      this.log.warn(
+        'HEALTH_REDIS_URL is deprecated: set REDIS_URL (readiness checks the Redis the cluster uses)',
+      );
   }
 
   /** The first shutdown hook Nest runs: from here on the gateway is not ready (load balancers move away). */

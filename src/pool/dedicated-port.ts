@@ -26,8 +26,11 @@ import { upstreamTargetOf, type UpstreamPort } from './upstream-port';
 export interface DedicatedPortDeps {
   /** The session's failover order right now (primary first), replicas that may take work. */
   failoverOrder(): ReplicaConfig[];
-  /** Opens and starts a connection on one replica (rejects when it cannot be reached). */
-  connect(replica: ReplicaConfig): Promise<UpstreamLease>;
+  /**
+   * Opens and starts a connection on one replica (rejects when it cannot be reached). `trace`:
+   * the trace context of the request it is opened for (a WebSocket upgrade carries it).
+   */
+  connect(replica: ReplicaConfig, trace?: MessageHeaders): Promise<UpstreamLease>;
   /** One outcome of a replica (feeds its breaker). */
   record(replicaId: string, ok: boolean): void;
   /** True when the replica should not get new work from this session (breaker open, draining, removed). */
@@ -72,6 +75,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
   private lease: UpstreamLease | undefined = undefined;
   private replicaId = '';
   private latency: { observe(ms: number): void } | undefined = undefined;
+  private upstreamTarget: UpstreamTarget | undefined = undefined;
   private readonly sent = new Map<string, SentRequest>();
   private initialize: JsonRpcRequest | undefined = undefined;
   private initialized: JsonRpcNotification | undefined = undefined;
@@ -93,12 +97,15 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
     return this.replicaId;
   }
 
-  /** Opens the first connection, walking the failover order. */
-  async open(): Promise<void> {
+  /**
+   * Opens the first connection, walking the failover order. `trace`: the trace context of
+   * the request that created the session.
+   */
+  async open(trace?: MessageHeaders): Promise<void> {
     const errors: string[] = [];
     for (const replica of this.deps.failoverOrder()) {
       try {
-        this.use(await this.deps.connect(replica), replica);
+        this.use(await this.deps.connect(replica, trace), replica);
         return;
       } catch (err) {
         this.deps.record(replica.id!, false);
@@ -119,15 +126,15 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
     }
     if (isRequest(message) && this.deps.shouldLeave(this.replicaId)) {
       (this.queue ??= []).push({ message, raw, headers });
-      void this.moveOn('replica is draining or its breaker is open');
+      // The request that made the session move: the new connection is opened in its trace.
+      void this.moveOn('replica is draining or its breaker is open', traceOf(headers));
       return;
     }
     this.lease?.connection.send(message, raw, headers);
   }
 
   target(): UpstreamTarget | undefined {
-    const replica = this.lease?.connection.replica;
-    return replica ? upstreamTargetOf(replica) : undefined;
+    return this.lease ? this.upstreamTarget : undefined;
   }
 
   pause(): void {
@@ -218,7 +225,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
    * replayed handshake. Requests still out are sent again when that is safe, answered with
    * NOT_RETRIED_MESSAGE otherwise. With no replica left the session is told it is gone.
    */
-  private async moveOn(reason: string): Promise<void> {
+  private async moveOn(reason: string, trace?: MessageHeaders): Promise<void> {
     if (this.moving || this.closed) return;
     this.moving = true;
     const from = this.replicaId;
@@ -230,7 +237,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
     for (const replica of candidates) {
       if (this.closed) return;
       try {
-        const lease = await this.deps.connect(replica);
+        const lease = await this.deps.connect(replica, trace);
         if (this.closed) {
           lease.release();
           return;
@@ -331,6 +338,8 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
   private use(lease: UpstreamLease, replica: ReplicaConfig): void {
     this.lease = lease;
     this.replicaId = replica.id!;
+    // Made once per move, not per traced request.
+    this.upstreamTarget = upstreamTargetOf(lease.connection.replica);
     this.latency = this.deps.latencyOf?.(this.replicaId);
     lease.connection.sink = this;
     if (this.paused) lease.connection.pause();
@@ -344,4 +353,12 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
     (lease.connection as UpstreamConnection).sink = undefined;
     lease.release();
   }
+}
+
+/** The trace context among a request's headers (session.ts puts it there while tracing is on). */
+function traceOf(headers: MessageHeaders | undefined): MessageHeaders | undefined {
+  const traceparent = headers?.traceparent;
+  if (traceparent === undefined) return undefined;
+  const tracestate = headers!.tracestate;
+  return tracestate === undefined ? { traceparent } : { traceparent, tracestate };
 }

@@ -10,7 +10,9 @@ import { httpPools } from '../upstream/http-client';
 import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { Router } from '../routing/router.service';
 import { UpstreamFactory } from '../upstream/upstream.factory';
-import type { UpstreamConnection, UpstreamLease } from '../upstream/upstream-connection';
+import type { MessageHeaders, UpstreamConnection, UpstreamLease } from '../upstream/upstream-connection';
+import { endConnectTrace, startConnectTrace } from '../observability/tracing/mcp-spans';
+import { Tracing } from '../observability/tracing/tracing';
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { DedicatedPort } from './dedicated-port';
@@ -18,7 +20,7 @@ import { PooledService } from './pooled-service';
 import type { PoolSettings, PoolStats } from './replica-pool';
 import { Breakers, DEFAULT_BREAKER_SETTINGS, type BreakerSettings } from './replica-breakers';
 import { ReplaySafety } from './replay-safety';
-import type { UpstreamPort } from './upstream-port';
+import { upstreamTargetOf, type UpstreamPort } from './upstream-port';
 import { WarmStdio } from './warm-stdio';
 
 /**
@@ -99,12 +101,13 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** Opens the session's upstream port: dedicated (its own upstream session) or pooled (shared ones). */
-  async open(service: string, key: string): Promise<UpstreamPort> {
+  async open(service: string, key: string, trace?: MessageHeaders): Promise<UpstreamPort> {
     // The live settings (a service added or changed through the admin API or gateway.yaml).
     if (this.router.serviceSettings(service)?.mode === 'pooled') return this.pooledService(service).open(key);
     const port = new DedicatedPort({
       failoverOrder: () => this.router.pick(service, key).filter((r) => this.breakers.allows(r.id)),
-      connect: (replica) => this.connect(service, replica as ResolvedReplica, key),
+      connect: (replica, connectTrace) =>
+        this.connect(service, replica as ResolvedReplica, key, connectTrace),
       record: (replicaId, ok) => this.breakers.record(replicaId, ok),
       // Draining, unhealthy or removed replicas, and open breakers, lose their sessions at the next request.
       shouldLeave: (replicaId) =>
@@ -123,7 +126,7 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
       throw new Error(`no replica of "${service}" takes new sessions (all draining or unhealthy)`);
     }
     try {
-      await port.open();
+      await port.open(trace);
     } catch (err) {
       port.close();
       throw new Error(`no replica of "${service}" could be reached (${(err as Error).message})`);
@@ -208,15 +211,28 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
     return service === undefined ? DEFAULT_BREAKER_SETTINGS : this.breakerSettings(service);
   }
 
-  private async connect(service: string, replica: ResolvedReplica, key: string): Promise<UpstreamLease> {
+  private async connect(
+    service: string,
+    replica: ResolvedReplica,
+    key: string,
+    trace?: MessageHeaders,
+  ): Promise<UpstreamLease> {
     this.breakers.ensure(replica.id, this.breakerSettings(service));
     this.budgetSockets(replica, undefined);
     // A stdio child spawned ahead (already running, has read nothing yet), else a new one.
     const connection = this.warm.take(replica) ?? this.factory.create(replica);
     this.live.add(connection);
+    // A WebSocket upgrade is the one connect that is an HTTP request of its own: it gets a span
+    // and carries it. Other transports carry the trace per message.
+    const connectTrace =
+      Tracing.enabled && replica.transport === 'ws'
+        ? startConnectTrace(trace, upstreamTargetOf(replica))
+        : undefined;
     try {
-      await connection.start();
+      await connection.start(connectTrace ? connectTrace.headers : trace);
+      if (connectTrace) endConnectTrace(connectTrace, undefined);
     } catch (err) {
+      if (connectTrace) endConnectTrace(connectTrace, err as Error);
       this.live.delete(connection);
       await connection.close().catch(() => undefined);
       this.log.warn(`upstream ${replica.id} failed to start: ${(err as Error).message}`);

@@ -9,6 +9,7 @@ import {
   type OnModuleInit,
   Optional,
 } from '@nestjs/common';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src/jsonrpc';
 import { MessagePolicy } from '../policy/message-policy';
 import { GATEWAY_CONFIG } from '../config/config.module';
@@ -20,6 +21,9 @@ import { VsmBus } from '../vsm/vsm-bus.service';
 import { GatewayMetrics } from '../observability/gateway-metrics.service';
 import { METHOD_TOOLS_LIST } from '../observability/mcp-methods';
 import { logFields } from '../observability/logging/log-fields';
+import { headerValue } from '../observability/tracing/trace-context';
+import { Tracing } from '../observability/tracing/tracing';
+import type { MessageHeaders } from '../upstream/upstream-connection';
 import { ClientUsage } from '../vsm/client-usage';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
@@ -136,7 +140,12 @@ export class SessionService
     super(
       new InMemorySessionStore(),
       config.session,
-      (service, routing) => pool.open(service, router.keyFor(service, routing)),
+      (service, routing) =>
+        pool.open(
+          service,
+          router.keyFor(service, routing),
+          Tracing.enabled ? callerTraceOf(routing.headers) : undefined,
+        ),
       sessionHooks,
       async (session, to) => {
         const verdict = await vsm.checkOscillation({
@@ -235,3 +244,11 @@ export class SessionService
   exports: [SessionService, ClientTransportGuardService],
 })
 export class SessionModule {}
+
+/** The W3C trace context of the request that created a session (its upstream connect joins it). */
+function callerTraceOf(headers: IncomingHttpHeaders | undefined): MessageHeaders | undefined {
+  const traceparent = headerValue(headers?.traceparent);
+  if (traceparent === undefined) return undefined;
+  const tracestate = headerValue(headers?.tracestate);
+  return tracestate === undefined ? { traceparent } : { traceparent, tracestate };
+}

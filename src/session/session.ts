@@ -16,8 +16,8 @@ import {
   abortRequestTrace,
   endRequestTrace,
   startRequestTrace,
-  traceHeaders,
   type RequestTrace,
+  type UpstreamTarget,
 } from '../observability/tracing/mcp-spans';
 import { Tracing } from '../observability/tracing/tracing';
 import { correlationIdFrom, logFields, traceIdOf, type LogFields } from '../observability/logging/log-fields';
@@ -241,6 +241,11 @@ export class Session implements ChannelListener, UpstreamSink {
     this.waiting = undefined;
     this.waitingBytes = 0;
     if (waiting) for (const w of waiting) this.failRequest(w.message, reason);
+  }
+
+  /** Where the upstream is now (the CLIENT span's attributes). */
+  upstreamTarget(): UpstreamTarget | undefined {
+    return this.port?.target?.();
   }
 
   get upstream(): UpstreamPort | undefined {
@@ -470,10 +475,11 @@ export class Session implements ChannelListener, UpstreamSink {
       const method = methodIndex(message.method);
       let trace: RequestTrace | undefined;
       if (Tracing.enabled) {
-        // The message now carries the gateway's span in _meta: its original text no longer fits.
-        trace = startRequestTrace(this, message, this.port?.target?.());
-        raw = undefined;
-        headers = traceHeaders(trace, headers);
+        // The upstream's trace context goes into _meta (spliced into the text) and the headers.
+        const started = startRequestTrace(this, message, raw, headers);
+        trace = started.trace;
+        raw = started.raw;
+        headers = started.headers;
       }
       let fields: LogFields | undefined;
       if (logLevel.value <= LEVEL_VALUE.debug) {

@@ -34,7 +34,12 @@ export interface UpstreamConnection {
   readonly kind: UpstreamTransportKind;
   readonly replica: ReplicaConfig;
   sink: UpstreamSink | undefined;
-  start(): Promise<void>;
+  /**
+   * `trace`: `traceparent`/`tracestate` of the request the connection is opened for; a
+   * WebSocket upstream sends them with its first upgrade request (the only HTTP request it
+   * makes). Other transports carry trace context per message and ignore it.
+   */
+  start(trace?: MessageHeaders): Promise<void>;
   /**
    * `headers`: extra HTTP headers for this one message (2026-07-28 `Mcp-Param-*` headers the
    * gateway forwards); transports without HTTP requests ignore them.

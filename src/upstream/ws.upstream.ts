@@ -4,7 +4,7 @@ import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/
 import type { ReplicaConfig } from '../config/gateway-config';
 import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import type { UpstreamOptions } from './upstream.factory';
-import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
+import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 import { parseUpstreamText } from './upstream-message';
 
@@ -152,6 +152,8 @@ export class WsUpstream implements UpstreamConnection {
   /** Settles start() with the first connection attempt. */
   private starting: { resolve: () => void; reject: (err: Error) => void } | undefined = undefined;
   private lastError: string | undefined = undefined;
+  /** Trace context for the first upgrade request (start()'s caller), then undefined. */
+  private connectTrace: MessageHeaders | undefined = undefined;
   /** Requests written to the current connection and not yet answered (failed if it drops). */
   private readonly inFlight = new InFlightRequests();
   private held: Held[] = [];
@@ -184,9 +186,10 @@ export class WsUpstream implements UpstreamConnection {
   }
 
   /** Opens the first connection; rejects when it cannot be (the pool then tries another replica). */
-  start(): Promise<void> {
+  start(trace?: MessageHeaders): Promise<void> {
     if (this.closed) return Promise.reject(new Error('connection closed'));
     if (this.socket !== undefined) return Promise.resolve();
+    this.connectTrace = trace;
     const started = new Promise<void>((resolve, reject) => (this.starting = { resolve, reject }));
     this.connect();
     return started;
@@ -254,8 +257,11 @@ export class WsUpstream implements UpstreamConnection {
     const r = this.replica as WsReplica;
     let socket: UpstreamSocket;
     try {
+      // Only the first upgrade was caused by a request; a reconnect belongs to no trace.
+      const trace = this.connectTrace;
+      this.connectTrace = undefined;
       socket = new UpstreamSocket(r.url, MCP_SUBPROTOCOL, {
-        headers: r.headers,
+        headers: trace ? { ...r.headers, ...trace } : r.headers,
         handshakeTimeout: this.options.connectTimeoutMs,
         maxPayload: this.maxFrameBytes,
         perMessageDeflate: false,

@@ -4,7 +4,9 @@ import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
+  ParentBasedSampler,
   SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import { ErrorCode, type JsonRpcMessage } from '../../../libs/protocol/src';
 import type { UpstreamPort } from '../../pool/upstream-port';
@@ -75,15 +77,15 @@ describe('request spans on a session', () => {
     await provider.shutdown();
   });
 
-  test('the upstream gets the CLIENT span in _meta and headers (raw text dropped); an answer ends both spans', () => {
+  test('the upstream gets the CLIENT span in _meta (spliced into the text) and headers; an answer ends both spans', () => {
     exporter.reset();
     const { session, port } = newSession();
     const text = '{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"greet","_meta":{"k":1}}}';
     session.receive(JSON.parse(text) as JsonRpcMessage, text, STANDALONE_STREAM);
     const [sent] = port.sent;
-    assert.equal(sent!.raw, undefined, 'the original text no longer fits');
     assert.equal(sent!.message.params._meta.k, 1, 'other _meta fields are kept');
     assert.equal(sent!.headers?.traceparent, sent!.message.params._meta.traceparent);
+    assert.deepEqual(JSON.parse(sent!.raw!), sent!.message, 'the text says what the message says');
     assert.equal(exporter.getFinishedSpans().length, 0, 'open until answered');
     port.sink!.upstreamMessage({ jsonrpc: '2.0', id: 1, result: { messages: [] } }, undefined, undefined);
     const spans = exporter.getFinishedSpans();
@@ -159,5 +161,68 @@ describe('request spans on a session', () => {
     } finally {
       Tracing.enabled = true;
     }
+  });
+});
+
+describe('request spans when the gateway does not sample', () => {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }),
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+  });
+  before(() => {
+    Tracing.tracer = provider.getTracer('test');
+    Tracing.enabled = true;
+  });
+  after(async () => {
+    Tracing.enabled = false;
+    Tracing.tracer = trace.getTracer('mcp-gateway');
+    await provider.shutdown();
+  });
+
+  test('no caller context: nothing recorded, the text and headers pass untouched', () => {
+    const { session, port } = newSession();
+    const text = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}';
+    session.receive(JSON.parse(text) as JsonRpcMessage, text, STANDALONE_STREAM);
+    port.sink!.upstreamMessage({ jsonrpc: '2.0', id: 1, result: {} }, undefined, undefined);
+    assert.equal(port.sent[0]!.raw, text);
+    assert.equal(port.sent[0]!.headers, undefined);
+    assert.equal(exporter.getFinishedSpans().length, 0);
+  });
+
+  test('an unsampled caller in _meta: forwarded byte for byte, the same context as header', () => {
+    const { session, port } = newSession();
+    const caller = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
+    const text = `{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"traceparent":"${caller}"}}}`;
+    session.receive(JSON.parse(text) as JsonRpcMessage, text, STANDALONE_STREAM);
+    assert.equal(port.sent[0]!.raw, text);
+    assert.equal(port.sent[0]!.headers?.traceparent, caller);
+    assert.equal(exporter.getFinishedSpans().length, 0);
+  });
+
+  test('an unsampled caller in the HTTP request: copied into _meta so every upstream stays in its trace', () => {
+    const { session, port } = newSession();
+    const caller = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
+    session.incoming = { traceparent: caller, tracestate: 'v=1' };
+    const text = '{"jsonrpc":"2.0","id":3,"method":"tools/list"}';
+    session.receive(JSON.parse(text) as JsonRpcMessage, text, STANDALONE_STREAM);
+    const sent = port.sent[0]!;
+    assert.deepEqual(JSON.parse(sent.raw!).params._meta, { traceparent: caller, tracestate: 'v=1' });
+    assert.deepEqual(sent.message.params._meta, { traceparent: caller, tracestate: 'v=1' });
+    assert.deepEqual([sent.headers?.traceparent, sent.headers?.tracestate], [caller, 'v=1']);
+    assert.equal(exporter.getFinishedSpans().length, 0);
+  });
+
+  test('a sampled caller is followed (ParentBased) whatever the ratio', () => {
+    const { session, port } = newSession();
+    const caller = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const text = `{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"traceparent":"${caller}"}}}`;
+    session.receive(JSON.parse(text) as JsonRpcMessage, text, STANDALONE_STREAM);
+    port.sink!.upstreamMessage({ jsonrpc: '2.0', id: 4, result: {} }, undefined, undefined);
+    const [client] = exporter.getFinishedSpans();
+    assert.equal(
+      JSON.parse(port.sent[0]!.raw!).params._meta.traceparent,
+      `00-0af7651916cd43dd8448eb211c80319c-${client!.spanContext().spanId}-01`,
+    );
   });
 });

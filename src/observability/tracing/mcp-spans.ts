@@ -1,8 +1,17 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  trace,
+  type Attributes,
+  type Span,
+} from '@opentelemetry/api';
 import type { JsonRpcMessage, JsonRpcRequest } from '../../../libs/protocol/src';
 import type { MessageHeaders, UpstreamTransportKind } from '../../upstream/upstream-connection';
-import { carrierFor, headerValue, parentContext } from './trace-context';
+import { spliceMeta } from './meta-splice';
+import { headerValue, parentContext } from './trace-context';
 import { Tracing } from './tracing';
 
 /** What the spans of one request need to know about its session (a Session provides it). */
@@ -13,6 +22,8 @@ export interface TracedSession {
   readonly transport: 'streamable' | 'sse' | 'ws';
   /** Headers of the HTTP request (POST, or the WebSocket upgrade) that carried the message. */
   readonly incoming: IncomingHttpHeaders | undefined;
+  /** Where its upstream is now (asked only for sampled requests). */
+  upstreamTarget(): UpstreamTarget | undefined;
 }
 
 /** Where the upstream of a session is, for the CLIENT span (OpenTelemetry `server.*`, `network.*`). */
@@ -22,74 +33,188 @@ export interface UpstreamTarget {
 }
 
 /**
- * The two spans of one client request (MCP semantic conventions): SERVER for the gateway's
- * handling of the client's request, CLIENT for the call to the upstream, its child. Both end
- * when the answer is delivered to the client.
+ * The two spans of one sampled client request (MCP semantic conventions): SERVER for the
+ * gateway's handling of the client's request, CLIENT for the call to the upstream, its child.
+ * Both end when the answer is delivered to the client.
  */
 export interface RequestTrace {
   server: Span;
   client: Span;
-  /** `traceparent` naming the CLIENT span: what the upstream receives, in `_meta` and as a header. */
-  traceparent: string | undefined;
-  tracestate: string | undefined;
+}
+
+/**
+ * What {@link startRequestTrace} decided for one request: its spans when it is sampled, and
+ * what goes to the upstream — the text to forward (the original, the original with a new
+ * `_meta` spliced in, or undefined: re-serialise the message) and the headers (HTTP and
+ * WebSocket upstreams send `traceparent`/`tracestate` from them).
+ */
+export interface TraceStart {
+  trace: RequestTrace | undefined;
+  raw: string | undefined;
+  headers: MessageHeaders | undefined;
 }
 
 const CLIENT_PROTOCOL = { streamable: 'http', sse: 'http', ws: 'websocket' } as const;
 
+// One result object, overwritten by every call and read at once by the caller (no allocation per message).
+const started: TraceStart = { trace: undefined, raw: undefined, headers: undefined };
+
 /**
- * Starts the spans of a client request and rewrites its `params._meta.traceparent` to the
- * gateway's CLIENT span, so the upstream's span is a child of the gateway's, not of the
- * caller's. The caller's trace context comes from `_meta` (per message) or else from the
- * HTTP request that carried it. Only called while tracing is on.
+ * Starts the spans of a client request and decides what trace context its upstream gets.
+ * The caller's context comes from `params._meta` (per message) or else from the HTTP request
+ * that carried it (the POST, or the WebSocket upgrade). Only called while tracing is on.
+ *
+ * Sampled (ParentBased(TraceIdRatio), so a caller's sampled flag is followed): a SERVER span
+ * and its CLIENT child; `_meta.traceparent` and the headers name the CLIENT span, so the
+ * upstream's span is a child of the gateway's, not of the caller's.
+ * Not sampled: no span is recorded, so there is no gateway span to name. A caller's context
+ * goes on unchanged (W3C: sampled flag 0, same trace, parented on the caller's span): from
+ * `_meta` it is already in the text (forwarded byte for byte, header added); from the HTTP
+ * request it is copied into `_meta` too, since only the header would not reach every upstream.
+ * A request with no caller context that the gateway does not sample carries nothing new —
+ * there is no trace to keep the upstream in — and costs one sampling decision.
  */
 export function startRequestTrace(
   session: TracedSession,
   message: JsonRpcRequest,
-  target: UpstreamTarget | undefined,
-): RequestTrace {
+  raw: string | undefined,
+  headers: MessageHeaders | undefined,
+): TraceStart {
   const params = message.params as Record<string, unknown> | undefined;
-  const meta = params?._meta as Record<string, unknown> | undefined;
-  const parent =
-    meta && typeof meta.traceparent === 'string'
-      ? parentContext(meta.traceparent, meta.tracestate)
-      : parentContext(headerValue(session.incoming?.traceparent), headerValue(session.incoming?.tracestate));
-  const attributes = mcpAttributes(session, message, params);
-  const name = spanName(message.method, attributes);
-  const server = Tracing.tracer.startSpan(
-    name,
-    {
-      kind: SpanKind.SERVER,
-      attributes: {
-        ...attributes,
-        'network.transport': 'tcp',
-        'network.protocol.name': CLIENT_PROTOCOL[session.transport],
-      },
-    },
-    parent,
-  );
+  const meta = objectOrUndefined(params?._meta);
+  let callerParent: string | undefined;
+  let callerState: string | undefined;
+  const fromMeta = meta !== undefined && typeof meta.traceparent === 'string';
+  if (fromMeta) {
+    callerParent = meta.traceparent as string;
+    callerState = typeof meta.tracestate === 'string' ? meta.tracestate : undefined;
+  } else {
+    const incoming = session.incoming;
+    callerParent = incoming ? headerValue(incoming.traceparent) : undefined;
+    callerState = incoming ? headerValue(incoming.tracestate) : undefined;
+  }
+  const parent = callerParent === undefined ? ROOT_CONTEXT : parentContext(callerParent, callerState);
+  const name = spanName(message.method, params);
+  const server = Tracing.tracer.startSpan(name, SERVER_KIND, parent);
+  started.trace = undefined;
+  started.raw = raw;
+  started.headers = headers;
+  if (!server.isRecording()) {
+    // A malformed caller traceparent names no trace: nothing of it is carried on.
+    if (callerParent === undefined || trace.getSpanContext(parent) === undefined) return started;
+    started.headers = withTraceHeaders(headers, callerParent, callerState);
+    if (!fromMeta) placeMeta(message, params, meta, callerParent, callerState, raw);
+    return started;
+  }
+  server.setAttributes(serverAttributes(session, message, params));
   const client = Tracing.tracer.startSpan(
     name,
-    { kind: SpanKind.CLIENT, attributes: { ...attributes, ...targetAttributes(target) } },
+    { kind: SpanKind.CLIENT, attributes: clientAttributes(session, message, params) },
     trace.setSpan(parent, server),
   );
-  const carrier = carrierFor(client);
-  const nextMeta: Record<string, unknown> = { ...meta, traceparent: carrier.traceparent };
-  if (carrier.tracestate !== undefined) nextMeta.tracestate = carrier.tracestate;
-  else delete nextMeta.tracestate;
-  message.params = { ...params, _meta: nextMeta };
-  return { server, client, traceparent: carrier.traceparent, tracestate: carrier.tracestate };
+  const sc = client.spanContext();
+  const traceparent = `00-${sc.traceId}-${sc.spanId}-${sc.traceFlags & TraceFlags.SAMPLED ? '01' : '00'}`;
+  const tracestate = sc.traceState?.serialize() || undefined;
+  started.trace = { server, client };
+  started.headers = withTraceHeaders(headers, traceparent, tracestate);
+  placeMeta(message, params, meta, traceparent, tracestate, raw);
+  return started;
 }
 
-/** The headers of the message plus the CLIENT span's trace context (HTTP upstreams send them). */
-export function traceHeaders(
-  t: RequestTrace,
+const SERVER_KIND = { kind: SpanKind.SERVER };
+
+/**
+ * Sets `params._meta.traceparent`/`tracestate` on the message (embedded and stdio upstreams
+ * read the object) and in its text (`started.raw`: spliced where that is safe, else undefined
+ * so the upstream re-serialises). Array params cannot carry `_meta`: those go as they are.
+ */
+function placeMeta(
+  message: JsonRpcRequest,
+  params: Record<string, unknown> | undefined,
+  meta: Record<string, unknown> | undefined,
+  traceparent: string,
+  tracestate: string | undefined,
+  raw: string | undefined,
+): void {
+  if (Array.isArray(params) || (params !== undefined && (typeof params !== 'object' || params === null)))
+    return;
+  const next: Record<string, unknown> = meta ? { ...meta, traceparent } : { traceparent };
+  if (tracestate !== undefined) next.tracestate = tracestate;
+  else delete next.tracestate;
+  if (params) params._meta = next;
+  else message.params = { _meta: next };
+  started.raw = raw === undefined ? undefined : spliceMeta(raw, JSON.stringify(next));
+}
+
+function objectOrUndefined(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : undefined;
+}
+
+/** The message's headers plus a trace context (a new object: the caller's may be shared). */
+function withTraceHeaders(
   headers: MessageHeaders | undefined,
-): MessageHeaders | undefined {
-  if (t.traceparent === undefined) return headers;
-  const out: Record<string, string> = { ...headers, traceparent: t.traceparent };
-  if (t.tracestate !== undefined) out.tracestate = t.tracestate;
+  traceparent: string,
+  tracestate: string | undefined,
+): MessageHeaders {
+  const out: Record<string, string> = { ...headers, traceparent };
+  if (tracestate !== undefined) out.tracestate = tracestate;
+  else delete out.tracestate;
   return out;
 }
+
+/** The span of opening an upstream connection, and the trace context its connect request carries. */
+export interface ConnectTrace {
+  span: Span | undefined;
+  /** `traceparent`/`tracestate` for the upgrade request; undefined: none. */
+  headers: MessageHeaders | undefined;
+}
+
+/**
+ * Starts the CLIENT span `upstream connect` for a connection opened on behalf of a request
+ * (the request that created the session, or the one that made it fail over), parented on
+ * that request's trace context. Sampling follows the request rule: sampled, the connect
+ * request carries the connect span; not sampled, a caller's context goes on unchanged and a
+ * gateway-rooted one carries nothing. Only called while tracing is on.
+ */
+export function startConnectTrace(
+  parent: { traceparent?: string; tracestate?: string } | undefined,
+  target: UpstreamTarget,
+): ConnectTrace {
+  const callerParent = parent?.traceparent;
+  const ctx = callerParent === undefined ? ROOT_CONTEXT : parentContext(callerParent, parent?.tracestate);
+  const span = Tracing.tracer.startSpan('upstream connect', CONNECT_KIND, ctx);
+  if (!span.isRecording()) {
+    const forwarded =
+      callerParent !== undefined && trace.getSpanContext(ctx) !== undefined
+        ? withTraceHeaders(undefined, callerParent, parent?.tracestate)
+        : undefined;
+    return { span: undefined, headers: forwarded };
+  }
+  span.setAttributes(targetAttributes(target));
+  const sc = span.spanContext();
+  return {
+    span,
+    headers: withTraceHeaders(
+      undefined,
+      `00-${sc.traceId}-${sc.spanId}-${sc.traceFlags & TraceFlags.SAMPLED ? '01' : '00'}`,
+      sc.traceState?.serialize() || undefined,
+    ),
+  };
+}
+
+/** The connection opened, or could not be (its message becomes the span's error). */
+export function endConnectTrace(t: ConnectTrace, error: Error | undefined): void {
+  if (!t.span) return;
+  if (error) {
+    t.span.setAttribute('error.type', error.name || 'Error');
+    t.span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+  }
+  t.span.end();
+}
+
+const CONNECT_KIND = { kind: SpanKind.CLIENT };
 
 /** The answer is being delivered: a JSON-RPC error marks both spans failed with its code. */
 export function endRequestTrace(t: RequestTrace, response: JsonRpcMessage): void {
@@ -140,21 +265,53 @@ function mcpAttributes(
   return a;
 }
 
-/** `{mcp.method.name} {target}`: the tool or prompt name when there is one. */
-function spanName(method: string, a: Attributes): string {
-  const target = a['gen_ai.tool.name'] ?? a['gen_ai.prompt.name'];
-  return target === undefined ? method : `${method} ${String(target)}`;
+function serverAttributes(
+  session: TracedSession,
+  message: JsonRpcRequest,
+  params: Record<string, unknown> | undefined,
+): Attributes {
+  const a = mcpAttributes(session, message, params);
+  a['network.transport'] = 'tcp';
+  a['network.protocol.name'] = CLIENT_PROTOCOL[session.transport];
+  return a;
 }
 
-function targetAttributes(target: UpstreamTarget | undefined): Attributes {
-  if (!target) return {};
+function clientAttributes(
+  session: TracedSession,
+  message: JsonRpcRequest,
+  params: Record<string, unknown> | undefined,
+): Attributes {
+  const a = mcpAttributes(session, message, params);
+  const target = session.upstreamTarget();
+  if (!target) return a;
+  const t = targetAttributes(target);
+  for (const key in t) a[key] = t[key];
+  return a;
+}
+
+/** `{mcp.method.name} {target}`: the tool or prompt name when there is one. */
+function spanName(method: string, params: Record<string, unknown> | undefined): string {
+  if (method !== 'tools/call' && method !== 'prompts/get') return method;
+  const name = params?.name;
+  return typeof name === 'string' ? `${method} ${name}` : method;
+}
+
+// Replica URLs are few and long-lived: their attributes are worked out once, not per request.
+const targetCache = new Map<string, Attributes>();
+const TARGET_CACHE_MAX = 1024;
+
+function targetAttributes(target: UpstreamTarget): Attributes {
   switch (target.transport) {
     case 'stdio':
-      return { 'network.transport': 'pipe' };
+      return PIPE;
     case 'embedded':
-      return { 'network.transport': 'inproc' };
+      return INPROC;
     default: {
-      const a: Attributes = {
+      // The URL's scheme already tells ws from http.
+      const key = target.url ?? target.transport;
+      let a = targetCache.get(key);
+      if (a) return a;
+      a = {
         'network.transport': 'tcp',
         'network.protocol.name': target.transport === 'ws' ? 'websocket' : 'http',
       };
@@ -167,10 +324,15 @@ function targetAttributes(target: UpstreamTarget | undefined): Attributes {
           // A replica URL was validated at load; nothing to add if it somehow is not one.
         }
       }
+      if (targetCache.size >= TARGET_CACHE_MAX) targetCache.clear();
+      targetCache.set(key, a);
       return a;
     }
   }
 }
+
+const PIPE: Attributes = { 'network.transport': 'pipe' };
+const INPROC: Attributes = { 'network.transport': 'inproc' };
 
 function defaultPort(protocol: string): number {
   return protocol === 'https:' || protocol === 'wss:' ? 443 : 80;

@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, trace, type Context, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 
 /** W3C trace context as it travels: HTTP headers or `params._meta` (SEP-414). */
@@ -17,25 +17,12 @@ const carrierGetter = {
   },
 };
 
-const carrierSetter = {
-  set: (c: TraceCarrier, key: string, value: string) => {
-    (c as Record<string, string>)[key] = value;
-  },
-};
-
 /** The parent context a caller's `traceparent` names; the root context when it names none (or is malformed). */
 export function parentContext(traceparent: unknown, tracestate: unknown): Context {
   if (typeof traceparent !== 'string') return ROOT_CONTEXT;
   const carrier: TraceCarrier = { traceparent };
   if (typeof tracestate === 'string') carrier.tracestate = tracestate;
   return propagator.extract(ROOT_CONTEXT, carrier, carrierGetter);
-}
-
-/** `traceparent`/`tracestate` naming `span` as the parent of whatever the receiver does. */
-export function carrierFor(span: Span): TraceCarrier {
-  const carrier: TraceCarrier = {};
-  propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, carrierSetter);
-  return carrier;
 }
 
 /** The first value of an HTTP header (Node gives arrays for repeated ones). */
