@@ -5,8 +5,9 @@
  * unhandled rejection or uncaught exception anywhere in the file.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { MessagePolicy } from '../src/policy/message-policy';
 import { ConfigReloadService } from '../src/routing/config-reload.service';
 import { VsmBus } from '../src/vsm/vsm-bus.service';
 import { apiKeyDigest, WS_TOKEN_PREFIX } from '../src/policy/identity';
+import { makeSelfSignedCert } from './helpers/certs';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { connectAs } from './helpers/policy-clients';
 import { raw } from './helpers/streamable-http-client';
@@ -642,5 +644,65 @@ describe('revoked credentials end the sessions opened with them', () => {
     const late = await raw(gw.url, { headers: { ...MCP_HEADERS, ...carol.sessionHeaders }, body: list });
     assert.equal(late.status, 403, late.text);
     assert.equal(late.json.error.data.reason, 'client_disabled');
+  });
+});
+
+describe('the dashboard cookie over TLS', () => {
+  const ADMIN = 'an-admin-token-long-enough-0123';
+  /** The Set-Cookie of the `?token=` redirect. */
+  const cookieOf = (res: { headers: Record<string, string | string[] | undefined> }) => {
+    const header = res.headers['set-cookie'];
+    return Array.isArray(header) ? header.join('\n') : String(header);
+  };
+  const get = (base: string, headers: Record<string, string>, ca?: Buffer) =>
+    new Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>(
+      (resolve, reject) => {
+        const url = new URL(`/dashboard?token=${ADMIN}`, base);
+        const r = (url.protocol === 'https:' ? httpsRequest : request)(url, { headers, ca }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+        });
+        r.on('error', reject);
+        r.end();
+      },
+    );
+
+  test('served over TLS, the cookie is Secure', async () => {
+    const cert = makeSelfSignedCert('dashboard-tls');
+    const gw = await startGateway(
+      {},
+      {
+        ADMIN_TOKEN: ADMIN,
+        TLS_CERT_FILE: cert.certFile,
+        TLS_KEY_FILE: cert.keyFile,
+        TLS_RELOAD_INTERVAL_MS: '0',
+      },
+    );
+    try {
+      const res = await get(gw.url, {}, readFileSync(cert.certFile));
+      assert.equal(res.status, 303);
+      assert.match(cookieOf(res), /; Secure(;|$)/);
+      assert.match(cookieOf(res), /HttpOnly; SameSite=Strict/);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('behind a trusted proxy that terminated TLS it is Secure; X-Forwarded-Proto from anyone else is ignored', async () => {
+    const trusting = await startGateway({}, { ADMIN_TOKEN: ADMIN, TRUSTED_PROXIES: '127.0.0.1,::1' });
+    const plain = await startGateway({}, { ADMIN_TOKEN: ADMIN });
+    try {
+      const viaProxy = await get(trusting.url, { 'x-forwarded-proto': 'https' });
+      assert.equal(viaProxy.status, 303);
+      assert.match(cookieOf(viaProxy), /; Secure(;|$)/);
+      // Plain http: a Secure cookie would never be sent back, so none is set.
+      assert.doesNotMatch(cookieOf(await get(trusting.url, {})), /Secure/);
+      const spoofed = await get(plain.url, { 'x-forwarded-proto': 'https' });
+      assert.equal(spoofed.status, 303);
+      assert.doesNotMatch(cookieOf(spoofed), /Secure/);
+    } finally {
+      await trusting.close();
+      await plain.close();
+    }
   });
 });
