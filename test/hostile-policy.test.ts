@@ -5,8 +5,9 @@
  * unhandled rejection or uncaught exception anywhere in the file.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,9 @@ import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { StatsSampler } from '../src/observability/stats/stats-sampler.service';
 import { MessagePolicy } from '../src/policy/message-policy';
 import { ConfigReloadService } from '../src/routing/config-reload.service';
+import { VsmBus } from '../src/vsm/vsm-bus.service';
 import { apiKeyDigest, WS_TOKEN_PREFIX } from '../src/policy/identity';
+import { makeSelfSignedCert } from './helpers/certs';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { connectAs } from './helpers/policy-clients';
 import { raw } from './helpers/streamable-http-client';
@@ -505,6 +508,201 @@ describe('a leaked API key removed from gateway.yaml', () => {
       assert.equal(bob.json.error.data.reason, 'client_disabled');
     } finally {
       await gw.close();
+    }
+  });
+});
+
+describe('revoked credentials end the sessions opened with them', () => {
+  const OLD = 'alice-leaked-key-0123456789abcdef';
+  const NEW = 'alice-fresh-key-0123456789abcdef';
+  const BOB = 'bob-key-0123456789abcdef01234567';
+  const CAROL = 'carol-key-0123456789abcdef012345';
+  const services = 'services:\n  demo:\n    replicas:\n      - transport: embedded\n';
+  const yaml = (aliceKeys: string[], bobDisabled: boolean) =>
+    `${services}clients:\n  alice:\n    apiKeys: [${aliceKeys.map((k) => `'${apiKeyDigest(k)}'`).join(', ')}]\n` +
+    `  bob:\n    apiKeys: ['${apiKeyDigest(BOB)}']\n    disabled: ${bobDisabled}\n` +
+    `  carol:\n    apiKeys: ['${apiKeyDigest(CAROL)}']\n`;
+  let gw: RunningGateway;
+  let file: string;
+  before(async () => {
+    file = join(mkdtempSync(join(tmpdir(), 'gw-revoke-')), 'gateway.yaml');
+    writeFileSync(file, yaml([OLD, NEW], false));
+    // No initialize deadline: these connections only hold their streams open.
+    gw = await startGateway(
+      {},
+      { GATEWAY_CONFIG: file, GATEWAY_CONFIG_WATCH: 'false', AUTH_MODE: 'api_key', INIT_DEADLINE_MS: '0' },
+    );
+  });
+  after(() => gw.close());
+
+  interface Ended {
+    /** The WebSocket close code and reason, or the closeCode and message of the SSE stream's last error event. */
+    code: number;
+    reason: string;
+  }
+  /** An SSE response's end: the close code its last `error` event carries (0: it ended without one). */
+  function streamEnd(
+    url: URL,
+    headers: Record<string, string>,
+  ): { opened: Promise<number>; ended: Promise<Ended> } {
+    let opened!: (status: number) => void;
+    const openedP = new Promise<number>((r) => (opened = r));
+    const ended = new Promise<Ended>((resolve, reject) => {
+      const r = request(
+        url,
+        { method: 'GET', headers: { ...headers, accept: 'text/event-stream' } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            text += chunk;
+            if (text.includes('\n\n')) opened(res.statusCode ?? 0);
+          });
+          res.on('end', () => {
+            const last = /event: error\ndata: (.*)\n/.exec(text);
+            if (!last) return resolve({ code: 0, reason: text });
+            const error = JSON.parse(last[1]) as { closeCode: number; message: string };
+            resolve({ code: error.closeCode, reason: error.message });
+          });
+        },
+      );
+      r.on('error', reject);
+      r.end();
+    });
+    return { opened: openedP, ended };
+  }
+
+  /** A WebSocket, a legacy SSE stream and a Streamable HTTP session with its GET stream, all opened with `key`. */
+  async function openAll(key: string) {
+    const ws = new WebSocket(new URL('/ws', gw.url.replace('http', 'ws')), ['mcp'], {
+      headers: { 'x-api-key': key },
+    });
+    const wsEnded = new Promise<Ended>((resolve) =>
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString('utf8') })),
+    );
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const sse = streamEnd(new URL('/sse', gw.url), { 'x-api-key': key });
+    assert.equal(await sse.opened, 200);
+    const init = await raw(gw.url, { headers: { ...MCP_HEADERS, 'x-api-key': key }, body: INIT });
+    assert.equal(init.status, 200, init.text);
+    const sessionId = String(init.headers['mcp-session-id']);
+    const sessionHeaders = { 'x-api-key': key, 'mcp-session-id': sessionId, 'mcp-protocol-version': VERSION };
+    const get = streamEnd(new URL('/mcp', gw.url), sessionHeaders);
+    assert.equal(await get.opened, 200);
+    return { ws, wsEnded, sseEnded: sse.ended, getEnded: get.ended, sessionHeaders };
+  }
+
+  const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
+  const stillOpen = (p: Promise<unknown>) =>
+    Promise.race([p.then(() => 'ended'), new Promise((r) => setTimeout(() => r('open'), 300))]);
+
+  test('a key removed from gateway.yaml closes its WebSocket 4401 and ends its SSE and GET streams; a disabled client gets 4403', async () => {
+    const leaked = await openAll(OLD);
+    const fresh = await openAll(NEW);
+    const bob = await openAll(BOB);
+    writeFileSync(file, yaml([NEW], true));
+    await gw.gateway.app.get(ConfigReloadService).reload();
+
+    for (const [who, expected, pattern] of [
+      [leaked, 4401, /API key .*revoked/],
+      [bob, 4403, /disabled/],
+    ] as const) {
+      for (const ended of [who.wsEnded, who.sseEnded, who.getEnded]) {
+        const got = await ended;
+        assert.equal(got.code, expected, JSON.stringify(got));
+        assert.match(got.reason, pattern);
+      }
+    }
+    // The next request of such a session is refused too.
+    const late = await raw(gw.url, { headers: { ...MCP_HEADERS, ...leaked.sessionHeaders }, body: list });
+    assert.equal(late.status, 401, late.text);
+    assert.equal(late.json.error.data.reason, 'invalid_api_key');
+    const lateBob = await raw(gw.url, { headers: { ...MCP_HEADERS, ...bob.sessionHeaders }, body: list });
+    assert.equal(lateBob.status, 403, lateBob.text);
+    assert.equal(lateBob.json.error.data.reason, 'client_disabled');
+
+    // Alice's other key is still good: what she opened with it stays open and is served.
+    for (const ended of [fresh.wsEnded, fresh.sseEnded, fresh.getEnded])
+      assert.equal(await stillOpen(ended), 'open');
+    const ok = await raw(gw.url, { headers: { ...MCP_HEADERS, ...fresh.sessionHeaders }, body: list });
+    assert.equal(ok.status, 200, ok.text);
+    fresh.ws.close();
+  });
+
+  test('a client disabled by S5 policy_update has its WebSocket closed 4403 and its streams ended', async () => {
+    const carol = await openAll(CAROL);
+    gw.gateway.app.get(VsmBus).publish('s5_policy', {
+      type: 'policy_update',
+      scope: 'gateway',
+      constraints: { disabledClients: ['carol'] },
+    });
+    for (const ended of [carol.wsEnded, carol.sseEnded, carol.getEnded]) {
+      const got = await ended;
+      assert.equal(got.code, 4403, JSON.stringify(got));
+      assert.match(got.reason, /disabled/);
+    }
+    const late = await raw(gw.url, { headers: { ...MCP_HEADERS, ...carol.sessionHeaders }, body: list });
+    assert.equal(late.status, 403, late.text);
+    assert.equal(late.json.error.data.reason, 'client_disabled');
+  });
+});
+
+describe('the dashboard cookie over TLS', () => {
+  const ADMIN = 'an-admin-token-long-enough-0123';
+  /** The Set-Cookie of the `?token=` redirect. */
+  const cookieOf = (res: { headers: Record<string, string | string[] | undefined> }) => {
+    const header = res.headers['set-cookie'];
+    return Array.isArray(header) ? header.join('\n') : String(header);
+  };
+  const get = (base: string, headers: Record<string, string>, ca?: Buffer) =>
+    new Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>(
+      (resolve, reject) => {
+        const url = new URL(`/dashboard?token=${ADMIN}`, base);
+        const r = (url.protocol === 'https:' ? httpsRequest : request)(url, { headers, ca }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+        });
+        r.on('error', reject);
+        r.end();
+      },
+    );
+
+  test('served over TLS, the cookie is Secure', async () => {
+    const cert = makeSelfSignedCert('dashboard-tls');
+    const gw = await startGateway(
+      {},
+      {
+        ADMIN_TOKEN: ADMIN,
+        TLS_CERT_FILE: cert.certFile,
+        TLS_KEY_FILE: cert.keyFile,
+        TLS_RELOAD_INTERVAL_MS: '0',
+      },
+    );
+    try {
+      const res = await get(gw.url, {}, readFileSync(cert.certFile));
+      assert.equal(res.status, 303);
+      assert.match(cookieOf(res), /; Secure(;|$)/);
+      assert.match(cookieOf(res), /HttpOnly; SameSite=Strict/);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('behind a trusted proxy that terminated TLS it is Secure; X-Forwarded-Proto from anyone else is ignored', async () => {
+    const trusting = await startGateway({}, { ADMIN_TOKEN: ADMIN, TRUSTED_PROXIES: '127.0.0.1,::1' });
+    const plain = await startGateway({}, { ADMIN_TOKEN: ADMIN });
+    try {
+      const viaProxy = await get(trusting.url, { 'x-forwarded-proto': 'https' });
+      assert.equal(viaProxy.status, 303);
+      assert.match(cookieOf(viaProxy), /; Secure(;|$)/);
+      // Plain http: a Secure cookie would never be sent back, so none is set.
+      assert.doesNotMatch(cookieOf(await get(trusting.url, {})), /Secure/);
+      const spoofed = await get(plain.url, { 'x-forwarded-proto': 'https' });
+      assert.equal(spoofed.status, 303);
+      assert.doesNotMatch(cookieOf(spoofed), /Secure/);
+    } finally {
+      await trusting.close();
+      await plain.close();
     }
   });
 });

@@ -54,6 +54,17 @@ export interface AdmissionCheck {
   check(context: AdmissionContext): MaybePromise<Refusal | undefined | void>;
 }
 
+/** A live connection or stream opened with an identity (a WebSocket, an SSE stream): closed when its credential is revoked. */
+export interface RevocableChannel {
+  close(code: number, reason: string): void;
+}
+
+/** Why a live session's credential stopped holding: the close code (4401 key revoked, 4403 client refused) and reason. */
+export interface Revocation {
+  code: 4401 | 4403;
+  reason: string;
+}
+
 /** The S5 questions admission asks (see src/vsm/vsm-bus.service.ts). */
 export interface PolicyAsker {
   checkCompliance(
@@ -99,6 +110,8 @@ export class Admission {
   /** S5 policy_update `allowedClients`: when set, only these clients are admitted. */
   private allowed: Set<string> | undefined = undefined;
   private readonly oauth: boolean;
+  /** Open WebSockets and SSE streams, with the identity they were opened with (see {@link watch}). */
+  private readonly watched = new Map<RevocableChannel, Identity>();
 
   constructor(
     private readonly config: Pick<
@@ -147,6 +160,7 @@ export class Admission {
     if (update.allowedClients !== undefined) {
       this.allowed = update.allowedClients === null ? undefined : new Set(update.allowedClients);
     }
+    this.endRevoked();
   }
 
   /**
@@ -161,6 +175,50 @@ export class Admission {
         .map(([id]) => id),
     );
     this.disabled = new Set([...this.configDisabled, ...this.policyDisabled]);
+    this.endRevoked();
+  }
+
+  // ------------------------------------------------------------------ live sessions
+
+  /**
+   * A WebSocket or SSE stream checks its credential once, when it opens: watched, it is closed
+   * (as on token expiry) when a later edit removes its API key or disables its client. Requests
+   * need no watch: each one is authenticated again.
+   */
+  watch(channel: RevocableChannel, identity: Identity): void {
+    this.watched.set(channel, identity);
+  }
+
+  unwatch(channel: RevocableChannel): void {
+    if (this.watched.size > 0) this.watched.delete(channel);
+  }
+
+  /** Why `identity` no longer holds (its API key was removed, its client disabled or not allowed), or undefined. */
+  revocation(identity: Identity): Revocation | undefined {
+    const id = identity.clientId;
+    if (identity.keyDigest !== undefined && !this.apiKeys.holds(identity.keyDigest, id)) {
+      return { code: 4401, reason: 'the API key was revoked: reconnect with a valid one' };
+    }
+    if (this.disabled.has(id)) return { code: 4403, reason: `Client "${id}" is disabled` };
+    if (this.allowed !== undefined && !this.allowed.has(id)) {
+      return { code: 4403, reason: `Client "${id}" is not allowed` };
+    }
+    return undefined;
+  }
+
+  /** After a change of keys or client lists: closes what was opened with a credential that no longer holds. */
+  private endRevoked(): void {
+    for (const [channel, identity] of this.watched) {
+      const revoked = this.revocation(identity);
+      if (revoked === undefined) continue;
+      this.watched.delete(channel);
+      this.counters.authRefused(revoked.code === 4401 ? 'key_revoked' : 'client_revoked');
+      this.audit.warn(
+        { event: 'revoked', correlationId: randomUUID(), clientId: identity.clientId, code: revoked.code },
+        'Audit',
+      );
+      channel.close(revoked.code, revoked.reason);
+    }
   }
 
   // ------------------------------------------------------------------ per request
@@ -229,11 +287,11 @@ export class Admission {
   }
 
   private byKey(key: string): Identity | Refusal {
-    const clientId = this.apiKeys.clientOf(key);
-    if (clientId === undefined) {
+    const entry = this.apiKeys.lookup(key);
+    if (entry === undefined) {
       return refusal(401, 'invalid_api_key', 'The API key is not valid', { bearerError: 'invalid_token' });
     }
-    return { clientId, via: 'api_key', scopes: [] };
+    return { clientId: entry.clientId, via: 'api_key', scopes: [], keyDigest: entry.hex };
   }
 
   /** Client gates that apply to every request: disabled clients, the S5 allow-list. */

@@ -10,6 +10,8 @@ export interface Identity {
   scopes: readonly string[];
   /** When the credential stops being valid (epoch ms); undefined: it does not expire (API key, mTLS). */
   expiresAt?: number;
+  /** The SHA-256 (hex) of the API key it was proven with: sessions opened with it end when the key is removed. */
+  keyDigest?: string;
 }
 
 /**
@@ -84,17 +86,32 @@ export function apiKeyDigest(key: string): string {
  * with every configured digest by timingSafeEqual, without stopping at the first match, so the
  * time taken says nothing about which key (or how much of one) matched.
  */
+interface ApiKeyEntry {
+  readonly clientId: string;
+  readonly digest: Buffer;
+  readonly hex: string;
+}
+
 export class ApiKeys {
-  private readonly entries: Array<{ clientId: string; digest: Buffer }> = [];
+  private readonly entries: ApiKeyEntry[] = [];
   /** Keys already proven, so a session's later requests skip the hashing (bounded). */
-  private readonly proven = new Map<string, string>();
+  private readonly proven = new Map<string, ApiKeyEntry>();
+  /** Digest (hex) → client, to tell whether a live session's key is still configured. */
+  private readonly owners = new Map<string, string>();
 
   constructor(clients: Record<string, ClientConfig>) {
     for (const [clientId, client] of Object.entries(clients)) {
       for (const key of client.apiKeys ?? []) {
-        this.entries.push({ clientId, digest: Buffer.from(key.slice('sha256:'.length), 'hex') });
+        const hex = key.slice('sha256:'.length).toLowerCase();
+        this.entries.push({ clientId, digest: Buffer.from(hex, 'hex'), hex });
+        if (!this.owners.has(hex)) this.owners.set(hex, clientId);
       }
     }
+  }
+
+  /** True while the key with this digest (hex) is configured for `clientId`. */
+  holds(hex: string, clientId: string): boolean {
+    return this.owners.get(hex) === clientId;
   }
 
   get size(): number {
@@ -103,12 +120,17 @@ export class ApiKeys {
 
   /** The client the key belongs to, or undefined. */
   clientOf(key: string): string | undefined {
+    return this.lookup(key)?.clientId;
+  }
+
+  /** The configured entry the key matches (its client and digest), or undefined. */
+  lookup(key: string): ApiKeyEntry | undefined {
     const known = this.proven.get(key);
     if (known !== undefined) return known;
     const digest = createHash('sha256').update(key).digest();
-    let found: string | undefined;
+    let found: ApiKeyEntry | undefined;
     for (const entry of this.entries) {
-      if (timingSafeEqual(digest, entry.digest) && found === undefined) found = entry.clientId;
+      if (timingSafeEqual(digest, entry.digest) && found === undefined) found = entry;
     }
     if (found !== undefined) {
       if (this.proven.size >= 4096) this.proven.clear();

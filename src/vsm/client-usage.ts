@@ -1,6 +1,6 @@
 import type { JsonRpcMessage } from '../../libs/protocol/src';
 
-/** Clients tracked at most; past it new clients are not classified (bounded memory). */
+/** Clients tracked at most (bounded memory); past it the least recently seen one makes room. */
 export const MAX_TRACKED_CLIENTS = 10_000;
 
 /** Per-client request counters the S1 hook bumps; S4 reads them once a second and once a window. */
@@ -23,7 +23,9 @@ export class ClientCounters {
 
 /**
  * Counts each client's requests and tools/call requests. One Map lookup and two additions per
- * client message: no allocation after a client's first message.
+ * client message: no allocation after a client's first message. Junk client ids (claimed ones,
+ * with authentication off) cannot fill the table for good: when it is full the least recently
+ * seen entry is dropped, so a new client is still classified.
  */
 export class ClientUsage {
   readonly clients = new Map<string, ClientCounters>();
@@ -31,11 +33,17 @@ export class ClientUsage {
   record(clientId: string, message: JsonRpcMessage): void {
     const m = message as { method?: unknown; id?: unknown };
     if (m.method === undefined || m.id === undefined) return; // notifications and responses
-    let c = this.clients.get(clientId);
+    const clients = this.clients;
+    let c = clients.get(clientId);
     if (c === undefined) {
-      if (this.clients.size >= MAX_TRACKED_CLIENTS) return;
+      // Map order is insertion order, and (under pressure, below) last use: the first key is the least recently seen.
+      if (clients.size >= MAX_TRACKED_CLIENTS) clients.delete(clients.keys().next().value!);
       c = new ClientCounters();
-      this.clients.set(clientId, c);
+      clients.set(clientId, c);
+    } else if (clients.size > MAX_TRACKED_CLIENTS >>> 1) {
+      // Only once the table is half full is a seen entry moved to the end (two more Map operations).
+      clients.delete(clientId);
+      clients.set(clientId, c);
     }
     c.requests++;
     if (m.method === 'tools/call') c.toolCalls++;

@@ -1,7 +1,22 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { Controller, Get, Header, NotFoundException, Param, Query, Res, UseGuards } from '@nestjs/common';
-import type { FastifyReply } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import {
+  Controller,
+  Get,
+  Header,
+  Inject,
+  NotFoundException,
+  Param,
+  Query,
+  Req,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { GATEWAY_CONFIG } from '../../config/config.module';
+import type { GatewayConfig } from '../../config/gateway-config';
+import { TrustedProxies } from '../../policy/trusted-proxies';
 import { DASHBOARD_COOKIE, DashboardAccessGuard } from './dashboard-access.guard';
 import { DashboardService } from './dashboard.service';
 
@@ -35,8 +50,15 @@ const CSP =
 @UseGuards(DashboardAccessGuard)
 export class DashboardController {
   private readonly assets = new Map<string, Asset>();
+  private readonly proxies: TrustedProxies;
+  private readonly tls: boolean;
 
-  constructor(private readonly dashboard: DashboardService) {
+  constructor(
+    private readonly dashboard: DashboardService,
+    @Inject(GATEWAY_CONFIG) config: GatewayConfig,
+  ) {
+    this.proxies = new TrustedProxies(config.trustedProxies);
+    this.tls = config.tls !== undefined;
     const own = publicDir();
     const uplot = uplotDir();
     this.load('index.html', join(own, 'index.html'), 'text/html; charset=utf-8');
@@ -51,13 +73,16 @@ export class DashboardController {
   }
 
   @Get()
-  page(@Query('token') token: unknown, @Res() reply: FastifyReply): void {
+  page(@Query('token') token: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): void {
     if (typeof token === 'string') {
       // The guard accepted it: keep it in a cookie, and take it out of the address bar and history.
+      // Secure when the browser reached us over https (ours, or a trusted proxy's): the admin
+      // token must never travel in clear. Not on plain http, where the browser would drop it.
+      const secure = this.secure(req) ? '; Secure' : '';
       void reply
         .header(
           'set-cookie',
-          `${DASHBOARD_COOKIE}=${encodeURIComponent(token)}; Path=/dashboard; HttpOnly; SameSite=Strict`,
+          `${DASHBOARD_COOKIE}=${encodeURIComponent(token)}; Path=/dashboard; HttpOnly; SameSite=Strict${secure}`,
         )
         .redirect('/dashboard', 303);
       return;
@@ -81,6 +106,12 @@ export class DashboardController {
   stream(@Res() reply: FastifyReply): void {
     reply.hijack();
     this.dashboard.attach(reply.raw);
+  }
+
+  private secure(req: FastifyRequest): boolean {
+    const socket = req.raw.socket as TLSSocket | undefined;
+    if (this.tls || socket?.encrypted) return true;
+    return this.proxies.publicOrigin(socket?.remoteAddress, req.headers, false).proto === 'https';
   }
 
   private send(reply: FastifyReply, name: string): void {

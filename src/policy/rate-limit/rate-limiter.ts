@@ -32,6 +32,11 @@ export class RateLimiter {
   constructor(
     private readonly source: LimitSource,
     readonly shared: SharedLimiter | undefined,
+    /**
+     * At most this many buckets: with authentication off every claimed client id is a key, so the
+     * 10 s sweep alone would let a client cycling through ids grow the map without bound.
+     */
+    private readonly maxBuckets = 100_000,
   ) {
     this.sweep = setInterval(() => this.dropIdle(Date.now()), SWEEP_INTERVAL_MS);
     this.sweep.unref();
@@ -39,11 +44,18 @@ export class RateLimiter {
 
   /** Takes one token for `key`: undefined when granted, otherwise the refusal. */
   take(key: string, clientId: string, tool: string | undefined, now: number): RateVerdict | undefined {
-    let bucket = this.buckets.get(key);
+    const buckets = this.buckets;
+    let bucket = buckets.get(key);
     if (bucket === undefined) {
+      if (buckets.size >= this.maxBuckets) this.evict(now);
       const { limit, policy } = this.source.limitFor(clientId, tool);
       bucket = new TokenBucket(limit, now, clientId, tool, policy);
-      this.buckets.set(key, bucket);
+      buckets.set(key, bucket);
+    } else if (buckets.size > this.maxBuckets >>> 1) {
+      // Under pressure the Map's order is kept as last use (re-inserted at the end), so eviction
+      // drops the junk ids nobody uses again, not a busy client whose empty bucket would refill.
+      buckets.delete(key);
+      buckets.set(key, bucket);
     }
     if (this.shared !== undefined) {
       // Fail-closed with Redis away: refused before a token is spent or reported.
@@ -79,6 +91,17 @@ export class RateLimiter {
   close(): void {
     clearInterval(this.sweep);
     this.shared?.close();
+  }
+
+  /** At the bound: drop the idle buckets, and if that freed nothing, the least recently used tenth. */
+  private evict(now: number): void {
+    this.dropIdle(now);
+    if (this.buckets.size < this.maxBuckets) return;
+    let n = Math.max(1, Math.floor(this.maxBuckets / 10));
+    for (const key of this.buckets.keys()) {
+      this.buckets.delete(key);
+      if (--n === 0) break;
+    }
   }
 
   private dropIdle(now: number): void {

@@ -1,4 +1,6 @@
 import type { ServerResponse } from 'node:http';
+import type { Admission } from '../../policy/admission';
+import type { Identity } from '../../policy/identity';
 import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
 import { ErrorCode } from '../../../libs/protocol/src/jsonrpc';
 import { toCloseCode, WsClose } from '../ws/ws-close-codes';
@@ -215,14 +217,29 @@ function onResponseDrain(this: SseChannel): void {
 }
 
 /**
- * Ends an SSE stream (close code 4401) when the credential it was opened with expires, as a
- * WebSocket is; the session stays resumable with a fresh token. One timer per such stream.
+ * Ends an SSE stream when the credential it was opened with stops holding, as a WebSocket is:
+ * 4401 when it expires (one timer per such stream) or its API key is removed, 4403 when its client
+ * is disabled (`revocations` watches it). The session stays resumable with a valid credential.
  */
-export function closeWhenExpired(channel: SseChannel, res: ServerResponse, expiresAt: number): void {
-  const timer = setTimeout(
-    () => channel.close(WsClose.CredentialExpired, 'the access token expired: reconnect with a fresh one'),
-    Math.max(0, expiresAt - Date.now()),
-  );
-  timer.unref();
-  res.once('close', () => clearTimeout(timer));
+export function closeWhenInvalid(
+  channel: SseChannel,
+  res: ServerResponse,
+  identity: Identity,
+  revocations: Pick<Admission, 'watch' | 'unwatch'> | undefined,
+): void {
+  const expiresAt = identity.expiresAt;
+  const timer =
+    expiresAt === undefined
+      ? undefined
+      : setTimeout(
+          () =>
+            channel.close(WsClose.CredentialExpired, 'the access token expired: reconnect with a fresh one'),
+          Math.max(0, expiresAt - Date.now()),
+        );
+  timer?.unref();
+  revocations?.watch(channel, identity);
+  res.once('close', () => {
+    if (timer !== undefined) clearTimeout(timer);
+    revocations?.unwatch(channel);
+  });
 }

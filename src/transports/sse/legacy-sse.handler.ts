@@ -26,7 +26,7 @@ import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import type { RequestGuard } from '../http/request-guard';
-import { closeWhenExpired, SseChannel } from '../http/sse-channel';
+import { closeWhenInvalid, SseChannel } from '../http/sse-channel';
 
 /** Path clients POST their messages to; the endpoint event names it with the session id. */
 export const MESSAGES_PATH = '/messages';
@@ -43,7 +43,7 @@ export class LegacySseHandler {
    * GET /sse responses opened with a credential that expires (a JWT's `exp`), and when: the
    * stream is ended then (4401), as a WebSocket is; the session stays resumable with a fresh token.
    */
-  private readonly expiring = new WeakMap<ServerResponse, number>();
+  private readonly opener = new WeakMap<ServerResponse, Identity>();
 
   constructor(
     private readonly config: GatewayConfig,
@@ -113,7 +113,7 @@ export class LegacySseHandler {
       return;
     }
     this.authenticated(req, res, query, (clientId, identity) => {
-      if (identity?.expiresAt !== undefined) this.expiring.set(res, identity.expiresAt);
+      if (identity !== undefined) this.opener.set(res, identity);
       const resume = resumePosition(req.headers['last-event-id'], query);
       if (resume) {
         this.resumeStream(req, res, resume, service, query, clientId);
@@ -374,8 +374,8 @@ export class LegacySseHandler {
       keepAlive: this.keepAlive,
     });
     channel.open();
-    const expiresAt = this.expiring.get(res);
-    if (expiresAt !== undefined) closeWhenExpired(channel, res, expiresAt);
+    const identity = this.opener.get(res);
+    if (identity !== undefined) closeWhenInvalid(channel, res, identity, this.admission);
     return channel;
   }
 

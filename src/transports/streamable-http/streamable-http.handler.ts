@@ -35,7 +35,7 @@ import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import { RequestGuard } from '../http/request-guard';
-import { closeWhenExpired, SseChannel, type SseChannelOptions } from '../http/sse-channel';
+import { closeWhenInvalid, SseChannel, type SseChannelOptions } from '../http/sse-channel';
 import { PostChannel, PRIMING_DELAY_MS, PrimingScheduler, ResponseMode } from './post-channel';
 import { SessionlessHandler } from './sessionless.handler';
 
@@ -240,7 +240,7 @@ export class StreamableHttpHandler {
         this.post(name, headers, body, res, clientId, identity);
         return;
       case 'GET':
-        this.get(name, headers, res, clientId, identity?.expiresAt);
+        this.get(name, headers, res, clientId, identity);
         return;
       case 'DELETE':
         this.delete(name, headers, res, clientId);
@@ -596,13 +596,13 @@ export class StreamableHttpHandler {
 
   // ------------------------------------------------------------------ GET
 
-  /** `expiresAt`: when the credential the stream is opened with expires (the stream ends then). */
+  /** `identity`: the credential the stream is opened with (the stream ends when it expires or is revoked). */
   private get(
     service: string,
     headers: IncomingHttpHeaders,
     res: ServerResponse,
     clientId: string,
-    expiresAt?: number,
+    identity?: Identity,
   ): void {
     if (!accepts(headers.accept, 'text/event-stream')) {
       refuse(
@@ -624,10 +624,10 @@ export class StreamableHttpHandler {
     const session = this.sessionFor(headers, service, res, clientId);
     if (!session) return;
     if (session.transport !== 'streamable') {
-      this.afterSwitch(session, res, (moved) => this.getForSession(moved, headers, version, res, expiresAt));
+      this.afterSwitch(session, res, (moved) => this.getForSession(moved, headers, version, res, identity));
       return;
     }
-    this.getForSession(session, headers, version, res, expiresAt);
+    this.getForSession(session, headers, version, res, identity);
   }
 
   private getForSession(
@@ -635,7 +635,7 @@ export class StreamableHttpHandler {
     headers: IncomingHttpHeaders,
     version: string | undefined,
     res: ServerResponse,
-    expiresAt: number | undefined,
+    identity: Identity | undefined,
   ): void {
     const effective = session.protocolVersion ?? version ?? DEFAULT_HTTP_PROTOCOL;
 
@@ -669,14 +669,14 @@ export class StreamableHttpHandler {
       if (!channel.closed) {
         this.track(res);
         channel.open();
-        if (expiresAt !== undefined) closeWhenExpired(channel, res, expiresAt);
+        if (identity !== undefined) closeWhenInvalid(channel, res, identity, this.deps.admission);
       }
       return;
     }
 
     const channel = new SseChannel(res, this.sseOptions);
     this.track(res);
-    if (expiresAt !== undefined) closeWhenExpired(channel, res, expiresAt);
+    if (identity !== undefined) closeWhenInvalid(channel, res, identity, this.deps.admission);
     session.attachStandalone(channel);
     if (channel.closed || channel.opened) return; // something waiting was replayed (with event ids)
     if (supportsPriming(effective)) channel.prime(formatEventId(STANDALONE_STREAM, session.outbox.seq));

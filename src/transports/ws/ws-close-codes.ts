@@ -36,8 +36,13 @@ export const WsClose = {
   TransportSwitchRefused: 4009,
   /** The resume position is older than what the session still holds; messages would be lost. Start over. */
   ResumeUnavailable: 4010,
-  /** The access token the connection was admitted with expired (~401); reconnect with a fresh one and resume. */
+  /**
+   * The credential the connection was admitted with expired or was revoked (its API key removed)
+   * (~401); reconnect with a valid one and resume.
+   */
   CredentialExpired: 4401,
+  /** The client was disabled or is no longer allowed (~403), while connected. */
+  ClientRefused: 4403,
 } as const;
 
 export type WsCloseCode = (typeof WsClose)[keyof typeof WsClose];

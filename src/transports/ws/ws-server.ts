@@ -73,6 +73,8 @@ interface Admission {
   clientId: string;
   /** When the credential the connection was admitted with expires (epoch ms), if it does. */
   expiresAt?: number;
+  /** What it was admitted as, when authentication is on: the connection closes when that is revoked. */
+  identity: Identity | undefined;
   service: string;
   /** The upgrade request's headers (a service may route on one). */
   headers: IncomingHttpHeaders;
@@ -270,7 +272,11 @@ export class WsServer implements WsChannelOwner {
     }
     const policy = this.policy;
     if (policy === undefined) {
-      this.admitAs(req, socket, head, route, query, resume, clientIdFrom(headers, query));
+      this.admitAs(req, socket, head, route, query, resume, {
+        clientId: clientIdFrom(headers, query),
+        via: 'none',
+        scopes: [],
+      });
       return;
     }
     // Credentials at the upgrade: Authorization, a SEP-1288 `mcp.bearer.<token>` subprotocol entry
@@ -294,14 +300,14 @@ export class WsServer implements WsChannelOwner {
         return;
       }
       if (resume) {
-        this.admitAs(req, socket, head, route, query, resume, v.clientId, v.expiresAt);
+        this.admitAs(req, socket, head, route, query, resume, v);
         return;
       }
       // A new session: live client policy, teams' checks and S5 check_compliance, before the 101.
       return policy.admitSession(v, request).then((refused) => {
         if (socket.destroyed) return;
         if (refused) this.refuseAuth(socket, refused, request);
-        else this.admitAs(req, socket, head, route, query, resume, v.clientId, v.expiresAt);
+        else this.admitAs(req, socket, head, route, query, resume, v);
       });
     };
     // Node removed its error handler when it handed the socket over: a reset meanwhile must not go unhandled.
@@ -335,10 +341,10 @@ export class WsServer implements WsChannelOwner {
     route: Route,
     query: Query,
     resume: ReturnType<typeof resumeRequest>,
-    clientId: string,
-    expiresAt?: number,
+    identity: Identity,
   ): void {
     if (resume === 'malformed') return; // answered in admit()
+    const clientId = identity.clientId;
     const headers = req.headers;
     if (!resume) {
       // Decide before the handshake: a refused upgrade is a plain 503 with Retry-After (capacity,
@@ -355,7 +361,8 @@ export class WsServer implements WsChannelOwner {
     const admission: Admission = {
       socket,
       clientId,
-      expiresAt,
+      expiresAt: identity.expiresAt,
+      identity: this.policy?.enabled ? identity : undefined,
       service: route.service ?? this.services.defaultService,
       headers,
       resume: undefined,
@@ -466,6 +473,7 @@ export class WsServer implements WsChannelOwner {
     const session = admission.session;
     channel.session = session;
     if (admission.expiresAt !== undefined) this.expiring.set(channel, admission.expiresAt);
+    if (admission.identity !== undefined) this.policy?.watch(channel, admission.identity);
     if (this.messagePolicy && session.clientId === ANONYMOUS_CLIENT) {
       // An anonymous client is rate-limited by its address, found once per connection.
       channel.address = this.messagePolicy.addressOf(
@@ -601,6 +609,7 @@ export class WsServer implements WsChannelOwner {
   channelGone(channel: WsChannel, code: number, byPeer: boolean): void {
     this.channels.delete(channel);
     if (this.expiring.size > 0) this.expiring.delete(channel);
+    this.policy?.unwatch(channel);
     const session = channel.session;
     channel.session = undefined;
     if (
