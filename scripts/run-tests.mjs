@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const roots = ['dist/src', 'dist/libs', 'dist/test'];
-const only = process.argv.slice(2);
+// `--list` prints the selected files instead of running them (scripts/test-node-versions.sh batches them).
+const list = process.argv[2] === '--list';
+const only = process.argv.slice(list ? 3 : 2);
 const files = [];
 for (const root of roots) {
   if (!existsSync(root)) continue;
@@ -22,6 +24,10 @@ files.sort();
 if (files.length === 0) {
   console.error('no test files found under dist/ — did the build run?');
   process.exit(1);
+}
+if (list) {
+  console.log(files.join('\n'));
+  process.exit(0);
 }
 const result = spawnSync(
   process.execPath,
