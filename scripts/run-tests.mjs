@@ -3,6 +3,7 @@
 import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 const roots = ['dist/src', 'dist/libs', 'dist/test'];
 // `--list` prints the selected files instead of running them (scripts/test-node-versions.sh batches them).
@@ -31,7 +32,16 @@ if (list) {
 }
 const result = spawnSync(
   process.execPath,
-  ['--test', '--test-concurrency=2', '--test-timeout=180000', '--test-force-exit', ...files],
+  [
+    // Without it --test-force-exit can drop a file's last results and still exit 0 (see the file).
+    '--require',
+    fileURLToPath(new URL('./test-report-flush.cjs', import.meta.url)),
+    '--test',
+    '--test-concurrency=2',
+    '--test-timeout=180000',
+    '--test-force-exit',
+    ...files,
+  ],
   { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
 process.exit(result.status ?? 1);
