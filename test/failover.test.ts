@@ -232,7 +232,12 @@ describe('Resilient client failover against the gateway', () => {
           drops++;
           ask(`after cut ${drops}`);
         }
-        const result = await stream;
+        // A stream that fails names what the transport reported (its onerror reaches the SDK first).
+        const result = await stream.catch((err: Error) =>
+          assert.fail(
+            `the stream failed: ${err.message}; the client reported: ${errors.map((e) => e.message).join(' | ')}`,
+          ),
+        );
         const answers = await Promise.all(echoes);
         const elapsed = Date.now() - startedAt;
 
