@@ -3,9 +3,12 @@
 import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 const roots = ['dist/src', 'dist/libs', 'dist/test'];
-const only = process.argv.slice(2);
+// `--list` prints the selected files instead of running them (scripts/test-node-versions.sh batches them).
+const list = process.argv[2] === '--list';
+const only = process.argv.slice(list ? 3 : 2);
 const files = [];
 for (const root of roots) {
   if (!existsSync(root)) continue;
@@ -23,9 +26,22 @@ if (files.length === 0) {
   console.error('no test files found under dist/ — did the build run?');
   process.exit(1);
 }
+if (list) {
+  console.log(files.join('\n'));
+  process.exit(0);
+}
 const result = spawnSync(
   process.execPath,
-  ['--test', '--test-concurrency=2', '--test-timeout=180000', '--test-force-exit', ...files],
+  [
+    // Without it --test-force-exit can drop a file's last results and still exit 0 (see the file).
+    '--require',
+    fileURLToPath(new URL('./test-report-flush.cjs', import.meta.url)),
+    '--test',
+    '--test-concurrency=2',
+    '--test-timeout=180000',
+    '--test-force-exit',
+    ...files,
+  ],
   { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
 process.exit(result.status ?? 1);

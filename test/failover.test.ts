@@ -16,6 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { WebSocket } from 'ws';
 import { ErrorCode } from '../libs/protocol/src';
+import { apiKeyDigest } from '../src/policy/identity';
 import {
   ResilientClientTransport,
   ResilientTransportError,
@@ -231,7 +232,12 @@ describe('Resilient client failover against the gateway', () => {
           drops++;
           ask(`after cut ${drops}`);
         }
-        const result = await stream;
+        // A stream that fails names what the transport reported (its onerror reaches the SDK first).
+        const result = await stream.catch((err: Error) =>
+          assert.fail(
+            `the stream failed: ${err.message}; the client reported: ${errors.map((e) => e.message).join(' | ')}`,
+          ),
+        );
         const answers = await Promise.all(echoes);
         const elapsed = Date.now() - startedAt;
 
@@ -401,4 +407,60 @@ describe('Resilient client: failures that reconnecting cannot fix are reported c
       await gw.close();
     }
   });
+});
+
+describe('Resilient client with its default implementations: headers reach the gateway', () => {
+  // Node 22+ has a global WebSocket (undici's) that ignores the `headers` argument; a client that
+  // picked it sent the upgrade without its API key and was refused, on 22 and 24 only.
+  const KEY = 'resilient-client-api-key';
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway(
+      { ...STREAM_SERVICE, clients: { keyed: { apiKeys: [apiKeyDigest(KEY)], disabled: false } } },
+      { AUTH_MODE: 'api_key' },
+    );
+  });
+  after(() => gw.close());
+
+  for (const kind of ROTATION) {
+    it(
+      `${kind}: an Authorization header set in \`headers\` admits the client`,
+      { timeout: 30_000 },
+      async () => {
+        const transport = new ResilientClientTransport({
+          url: gw.url,
+          transports: [kind],
+          headers: { authorization: `Bearer ${KEY}` },
+          reconnect: { maxAttempts: 1 },
+        });
+        const client = new Client({ name: 'keyed-client', version: '1.0.0' });
+        try {
+          await client.connect(transport);
+          assert.equal(transport.transport, kind);
+          assert.equal(await echo(client, `over ${kind}`), `over ${kind}`);
+        } finally {
+          await client.close();
+        }
+      },
+    );
+  }
+
+  it(
+    'without the header the same client is refused (the check above can fail)',
+    { timeout: 30_000 },
+    async () => {
+      const transport = new ResilientClientTransport({
+        url: gw.url,
+        transports: ['ws'],
+        reconnect: { maxAttempts: 1 },
+      });
+      const client = new Client({ name: 'keyless-client', version: '1.0.0' });
+      await assert.rejects(client.connect(transport), (err: Error) => {
+        assert.ok(err instanceof ResilientTransportError, String(err));
+        assert.match(err.message, /401/);
+        return true;
+      });
+      await client.close();
+    },
+  );
 });

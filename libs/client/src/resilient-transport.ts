@@ -23,6 +23,18 @@ import {
 } from './wire';
 import { WsConnection } from './ws-connection';
 
+/**
+ * Under Node the `ws` package, even where Node has a global WebSocket (22 and later, undici's): that one
+ * ignores the third argument, so the upgrade would go out without `headers` (Authorization, an API key)
+ * and a gateway with authentication would refuse it, on 22+ only. Elsewhere (a browser, where `ws` is a
+ * stub that throws) the global.
+ */
+function defaultWebSocket(): WebSocketConstructor {
+  const underNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  const global = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  return underNode || global === undefined ? (WsWebSocket as unknown as WebSocketConstructor) : global;
+}
+
 /** Header the gateway reads the client id from (until authentication replaces it). */
 export const DEFAULT_CLIENT_ID_HEADER = 'x-mcp-client-id';
 
@@ -66,7 +78,11 @@ export interface ResilientClientTransportOptions {
   reorderWindowMs?: number;
   /** WebSocket: acknowledge the position every this many messages so the gateway can free its outbox. Default 64. */
   ackEvery?: number;
-  /** WebSocket implementation. Default `globalThis.WebSocket` when there is one, else the `ws` package. */
+  /**
+   * WebSocket implementation. Default: the `ws` package under Node, `globalThis.WebSocket` elsewhere (a
+   * browser). A constructor that ignores the third argument (the browser's, or Node 22+'s global) cannot
+   * send `headers` on the upgrade; the client id and the resume position also go in the query string.
+   */
   WebSocket?: WebSocketConstructor;
   /** fetch implementation. Default `globalThis.fetch`. */
   fetch?: FetchLike;
@@ -196,10 +212,7 @@ export class ResilientClientTransport implements Transport {
       maxAttempts: r.maxAttempts ?? 20,
       giveUpAfterMs: r.giveUpAfterMs ?? 60_000,
     };
-    this.WebSocketImpl =
-      options.WebSocket ??
-      ((globalThis as { WebSocket?: WebSocketConstructor }).WebSocket as WebSocketConstructor | undefined) ??
-      (WsWebSocket as unknown as WebSocketConstructor);
+    this.WebSocketImpl = options.WebSocket ?? defaultWebSocket();
     this.fetchImpl = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
     this.onreconnect = options.onreconnect;
     this.onfailover = options.onfailover;
