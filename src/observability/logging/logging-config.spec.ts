@@ -13,17 +13,30 @@ describe('tracing and log settings', () => {
       tracesUrl: 'http://c:4318/v1/traces',
       sampleRatio: 1,
       serviceName: 'mcp-gateway',
+      protocol: 'http/protobuf',
+      maxQueueSize: 8192,
+      maxExportBatchSize: 1024,
+      scheduledDelayMs: 1000,
     });
     const both = loadConfig({
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318',
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://t:9/traces',
       OTEL_TRACES_SAMPLER_ARG: '0.25',
       OTEL_SERVICE_NAME: 'edge',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+      OTEL_BSP_MAX_QUEUE_SIZE: '100',
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '10',
+      OTEL_BSP_SCHEDULE_DELAY: '50',
     });
     assert.deepEqual(both.tracing, {
       tracesUrl: 'http://t:9/traces',
       sampleRatio: 0.25,
       serviceName: 'edge',
+      protocol: 'http/json',
+      maxQueueSize: 100,
+      maxExportBatchSize: 10,
+      scheduledDelayMs: 50,
     });
   });
 
