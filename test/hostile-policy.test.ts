@@ -26,6 +26,7 @@ import { makeSelfSignedCert } from './helpers/certs';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { connectAs } from './helpers/policy-clients';
 import { raw } from './helpers/streamable-http-client';
+import { inBatches } from './helpers/batches';
 
 type Jose = typeof import('jose', { with: { 'resolution-mode': 'import' } });
 
@@ -50,21 +51,6 @@ const INIT = JSON.stringify({
   params: { protocolVersion: VERSION, capabilities: {}, clientInfo: { name: 'hostile', version: '1' } },
 });
 const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-
-/** Runs `task` over `items` with at most `width` at once. */
-async function pooled<T, R>(items: T[], width: number, task: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await task(items[i]);
-      }
-    }),
-  );
-  return out;
-}
 
 /** A WebSocket upgrade: 101 with the chosen subprotocol (then closed), or the refusal's status and body. */
 function upgrade(
@@ -165,7 +151,7 @@ describe('the admin API rate limit against claimed client ids', () => {
     const policy = gw.gateway.app.get(MessagePolicy);
     const before = policy.limiter.size;
     const ids = Array.from({ length: 10_000 }, (_, i) => `spoofed-${i}`);
-    const statuses = await pooled(ids, 16, (id) => adminGet({ 'x-mcp-client-id': id }));
+    const statuses = await inBatches(ids, 16, (id) => adminGet({ 'x-mcp-client-id': id }));
     // The address bucket is empty (the previous test); at 0.2/s a few tokens come back meanwhile.
     const refused = statuses.filter((s) => s === 429).length;
     assert.ok(refused >= 9_950, `${refused} of 10,000 refused`);
@@ -377,7 +363,7 @@ describe('hostile JWTs against a JWKS', () => {
     const tokens = await Promise.all(
       Array.from({ length: 1000 }, (_, i) => sign({ alg: 'RS256', kid: `unknown-${i}-${'k'.repeat(200)}` })),
     );
-    const answers = await pooled(tokens, 16, (t) => post(`Bearer ${t}`));
+    const answers = await inBatches(tokens, 16, (t) => post(`Bearer ${t}`));
     assert.ok(
       answers.every((a) => a.status === 401 && reasonOf(a) === 'unknown_key'),
       answers.find((a) => a.status !== 401)?.text,

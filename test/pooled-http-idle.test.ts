@@ -12,6 +12,7 @@ import { SessionService } from '../src/session/session.module';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { openSession, raw, sessionHeaders } from './helpers/streamable-http-client';
 import { startEverythingHttp } from './helpers/upstream-test-kit';
+import { inBatches } from './helpers/batches';
 
 const VERSION = '2025-11-25';
 const SESSIONS = Number(process.env.POOLED_IDLE_SESSIONS ?? 2000);
@@ -29,18 +30,6 @@ function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-async function inBatches<T>(items: T[], width: number, work: (item: T, i: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await work(items[i], i);
-      }
-    }),
-  );
 }
 
 describe(`pooled mode over Streamable HTTP: ${SESSIONS} idle client sessions`, () => {

@@ -19,6 +19,7 @@ import { everythingStdioReplica } from './helpers/everything';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { childPids, waitForNoChildren } from './helpers/leaks';
 import { openSession, raw, sessionHeaders } from './helpers/streamable-http-client';
+import { inBatches } from './helpers/batches';
 
 const VERSION = '2025-11-25';
 const POOL_MAX = 2;
@@ -38,19 +39,6 @@ async function postCall(base: string, sessionId: string, body: object): Promise<
   const res = await raw(base, { headers: sessionHeaders(sessionId, VERSION), body: JSON.stringify(body) });
   assert.equal(res.status, 200, res.text);
   return answerOf(res.text);
-}
-
-/** Runs `work` over `items` with at most `width` at a time. */
-async function inBatches<T>(items: T[], width: number, work: (item: T, i: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await work(items[i], i);
-      }
-    }),
-  );
 }
 
 describe('pooled mode over a stdio server-everything', () => {

@@ -18,6 +18,7 @@ import { CLIENT_TRANSPORTS, endpointFor } from './helpers/clients';
 import { startEverythingHttp, type RunningEverything } from './helpers/everything';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { BOTH, call, raw, sessionHeaders } from './helpers/streamable-http-client';
+import { inBatches } from './helpers/batches';
 
 const SESSIONS = 400;
 const VERSION = '2025-06-18';
@@ -36,21 +37,6 @@ function answerOf(text: string): any {
 
 function portOf(url: string): string {
   return new URL(url).port;
-}
-
-/** Runs `fn` over `items`, `width` at a time. */
-async function inBatches<T, R>(items: T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]);
-      }
-    }),
-  );
-  return out;
 }
 
 interface RawSession {

@@ -11,7 +11,7 @@ import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import { StreamableHttpRoutes } from '../src/transports/streamable-http/streamable-http.routes';
 import { startGateway, type RunningGateway } from './helpers/gateway';
-import { BOTH, messagesOf, raw, readSse } from './helpers/streamable-http-client';
+import { messagesOf, raw, readSse, sessionlessHeaders } from './helpers/streamable-http-client';
 
 const MODERN = '2026-07-28';
 const BULK = join(__dirname, 'fixtures', 'bulk-server.js');
@@ -24,18 +24,6 @@ function meta(extra: Record<string, unknown> = {}) {
     'io.modelcontextprotocol/clientInfo': { name: 'backpressure-test', version: '1.0.0' },
     ...extra,
   };
-}
-
-function headersFor(method: string, client: string, name?: string): Record<string, string> {
-  const h: Record<string, string> = {
-    'content-type': 'application/json',
-    accept: BOTH,
-    'mcp-protocol-version': MODERN,
-    'mcp-method': method,
-    'x-mcp-client-id': client,
-  };
-  if (name !== undefined) h['mcp-name'] = name;
-  return h;
 }
 
 function callBody(
@@ -98,7 +86,7 @@ describe('2026-07-28 bridge: backpressure and bounds', () => {
         `big answer ${round}`,
         fetch(`${base}/mcp`, {
           method: 'POST',
-          headers: headersFor('tools/call', client, 'big'),
+          headers: sessionlessHeaders('tools/call', client, 'big'),
           body: callBody(`big-${round}`, 'big', { bytes }, { progressToken: `tok-${round}` }),
         }).then(async (r) => ({ status: r.status, ...(await readSse(r)) })),
       );
@@ -113,7 +101,7 @@ describe('2026-07-28 bridge: backpressure and bounds', () => {
         5000,
         `json answer ${round}`,
         raw(base, {
-          headers: headersFor('tools/call', client, 'big'),
+          headers: sessionlessHeaders('tools/call', client, 'big'),
           body: callBody(`j-${round}`, 'big', { bytes }),
         }),
       );
@@ -126,7 +114,7 @@ describe('2026-07-28 bridge: backpressure and bounds', () => {
       Promise.all(
         [1, 2, 3, 4, 5].map((n) =>
           raw(base, {
-            headers: headersFor('tools/call', client, 'echo'),
+            headers: sessionlessHeaders('tools/call', client, 'echo'),
             body: callBody(n, 'echo', { text: `e${n}` }),
           }),
         ),
@@ -156,7 +144,7 @@ describe('2026-07-28 bridge: backpressure and bounds', () => {
           port: url.port,
           path: url.pathname,
           method: 'POST',
-          headers: headersFor('subscriptions/listen', client),
+          headers: sessionlessHeaders('subscriptions/listen', client),
         },
         ok,
       );
@@ -172,7 +160,7 @@ describe('2026-07-28 bridge: backpressure and bounds', () => {
       30_000,
       'flood',
       raw(base, {
-        headers: headersFor('tools/call', client, 'flood'),
+        headers: sessionlessHeaders('tools/call', client, 'flood'),
         body: callBody('fl', 'flood', { count, bytes: pad }),
       }),
     );
@@ -196,7 +184,7 @@ describe('2026-07-28 bridge: backpressure and bounds', () => {
       5000,
       'echo after the flood',
       raw(base, {
-        headers: headersFor('tools/call', client, 'echo'),
+        headers: sessionlessHeaders('tools/call', client, 'echo'),
         body: callBody('after', 'echo', { text: 'ok' }),
       }),
     );
@@ -231,7 +219,7 @@ describe('2026-07-28 bridge: idle bridges are evicted', () => {
     const sessions = gw.gateway.app.get(SessionService);
     for (let n = 0; n < 10; n++) {
       const res = await raw(base, {
-        headers: headersFor('tools/call', `idle-${n}`, 'echo'),
+        headers: sessionlessHeaders('tools/call', `idle-${n}`, 'echo'),
         body: callBody(n, 'echo', { text: `i${n}` }),
       });
       assert.equal(res.json?.result?.content?.[0]?.text, `i${n}`, res.text);
@@ -241,7 +229,7 @@ describe('2026-07-28 bridge: idle bridges are evicted', () => {
     assert.equal(errorCount(gw, 'bridge_evicted'), 10 - MAX);
     // The first client is served again on a fresh bridge.
     const again = await raw(base, {
-      headers: headersFor('tools/call', 'idle-0', 'echo'),
+      headers: sessionlessHeaders('tools/call', 'idle-0', 'echo'),
       body: callBody('a', 'echo', { text: 'again' }),
     });
     assert.equal(again.json?.result?.content?.[0]?.text, 'again', again.text);

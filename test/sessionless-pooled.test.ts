@@ -12,23 +12,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PoolManager } from '../src/pool/pool-manager.service';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { childPids } from './helpers/leaks';
-import { BOTH, messagesOf, raw, readSse } from './helpers/streamable-http-client';
+import { messagesOf, raw, readSse, sessionlessHeaders } from './helpers/streamable-http-client';
+import { inBatches, indexes } from './helpers/batches';
 
 const MODERN = '2026-07-28';
 const PROBE = join(__dirname, 'fixtures', 'streamable-http-probe-server.js');
 const POOL_MAX = 2;
-
-function headersFor(client: string, method: string, name?: string): Record<string, string> {
-  const h: Record<string, string> = {
-    'content-type': 'application/json',
-    accept: BOTH,
-    'mcp-protocol-version': MODERN,
-    'mcp-method': method,
-    'x-mcp-client-id': client,
-  };
-  if (name !== undefined) h['mcp-name'] = name;
-  return h;
-}
 
 function toolCall(id: number | string, name: string, args: object, extraMeta: object = {}): string {
   return JSON.stringify({
@@ -46,16 +35,6 @@ function toolCall(id: number | string, name: string, args: object, extraMeta: ob
       },
     },
   });
-}
-
-/** Runs `work` over `count` items with at most `width` at a time. */
-async function inBatches(count: number, width: number, work: (i: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < count) await work(next++);
-    }),
-  );
 }
 
 function poolOf(gw: RunningGateway, service: string) {
@@ -96,10 +75,10 @@ describe('2026-07-28 bridge over a pooled service', () => {
   it(`many sessionless client ids calling at once share at most ${POOL_MAX} upstream children`, async () => {
     const COUNT = 300;
     let maxChildren = 0;
-    await inBatches(COUNT, 60, async (i) => {
+    await inBatches(indexes(COUNT), 60, async (i) => {
       const res = await raw(gw.url, {
         path: '/mcp/shared',
-        headers: headersFor(`many-${i}`, 'tools/call', 'echo'),
+        headers: sessionlessHeaders('tools/call', `many-${i}`, 'echo'),
         body: toolCall(i, 'echo', { text: `client ${i}` }),
       });
       assert.equal(res.status, 200, res.text);
@@ -126,7 +105,7 @@ describe('2026-07-28 bridge over a pooled service', () => {
       calls.map((c) =>
         raw(gw.url, {
           path: '/mcp/shared',
-          headers: headersFor(c.client, 'tools/call', 'echo'),
+          headers: sessionlessHeaders('tools/call', c.client, 'echo'),
           body: toolCall(c.id, 'echo', { text: c.text }),
         }),
       ),
@@ -148,7 +127,7 @@ describe('2026-07-28 bridge over a pooled service', () => {
         const token = i % 2 === 0 ? 'tok' : `tok-${i}`;
         const res = await fetch(`${gw.url}/mcp/shared`, {
           method: 'POST',
-          headers: headersFor(i < COUNT / 2 ? 'carol' : `dave-${i}`, 'tools/call', 'steps'),
+          headers: sessionlessHeaders('tools/call', i < COUNT / 2 ? 'carol' : `dave-${i}`, 'steps'),
           body: toolCall(
             i % 3 === 0 ? 7 : `r${i}`,
             'steps',
@@ -179,7 +158,7 @@ describe('2026-07-28 bridge over a pooled service', () => {
     const controller = new AbortController();
     const res = await fetch(`${gw.url}/mcp/solo`, {
       method: 'POST',
-      headers: headersFor('erin', 'tools/call', 'wait_for_cancel'),
+      headers: sessionlessHeaders('tools/call', 'erin', 'wait_for_cancel'),
       body: toolCall(1, 'wait_for_cancel', {}, { progressToken: 'w' }),
       signal: controller.signal,
     });
@@ -197,7 +176,7 @@ describe('2026-07-28 bridge over a pooled service', () => {
       await sleep(50);
       const probe = await raw(gw.url, {
         path: '/mcp/solo',
-        headers: headersFor('frank', 'tools/call', 'cancellations'),
+        headers: sessionlessHeaders('tools/call', 'frank', 'cancellations'),
         body: toolCall(`c${i}`, 'cancellations', {}),
       });
       assert.equal(probe.status, 200, probe.text);
@@ -212,7 +191,7 @@ describe('2026-07-28 bridge over a pooled service', () => {
     const controller = new AbortController();
     const holder = await fetch(`${gw.url}/mcp/tight`, {
       method: 'POST',
-      headers: headersFor('gina', 'tools/call', 'wait_for_cancel'),
+      headers: sessionlessHeaders('tools/call', 'gina', 'wait_for_cancel'),
       body: toolCall('hold', 'wait_for_cancel', {}, { progressToken: 'h' }),
       signal: controller.signal,
     });
@@ -220,7 +199,7 @@ describe('2026-07-28 bridge over a pooled service', () => {
     await readSse(holder, (events) => events.length >= 1);
     const refused = await raw(gw.url, {
       path: '/mcp/tight',
-      headers: headersFor('hank', 'tools/call', 'echo'),
+      headers: sessionlessHeaders('tools/call', 'hank', 'echo'),
       body: toolCall(2, 'echo', { text: 'no room' }),
     });
     assert.equal(refused.status, 429, refused.text);
@@ -235,7 +214,7 @@ describe('2026-07-28 bridge over a pooled service', () => {
       await sleep(50);
       res = await raw(gw.url, {
         path: '/mcp/tight',
-        headers: headersFor('hank', 'tools/call', 'echo'),
+        headers: sessionlessHeaders('tools/call', 'hank', 'echo'),
         body: toolCall(2, 'echo', { text: 'room again' }),
       });
     }

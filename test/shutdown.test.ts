@@ -13,6 +13,7 @@ import WebSocket from 'ws';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { EVERYTHING_ENTRY } from './helpers/everything';
+import { inBatches, indexes } from './helpers/batches';
 
 function alive(pid: number): boolean {
   try {
@@ -161,17 +162,6 @@ function sseSession(url: string): Promise<() => void> {
   });
 }
 
-/** Runs `make` `count` times, at most `width` at once. */
-async function inBatches<T>(count: number, width: number, make: (n: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = [];
-  for (let n = 0; n < count; n += width) {
-    out.push(
-      ...(await Promise.all(Array.from({ length: Math.min(width, count - n) }, (_, i) => make(n + i)))),
-    );
-  }
-  return out;
-}
-
 test('SIGTERM after thousands of WebSocket and SSE sessions exits within SHUTDOWN_GRACE_MS, code 0', async () => {
   const COUNT = Number(process.env.SHUTDOWN_TEST_SESSIONS ?? 2000);
   const KEEP = 50;
@@ -179,9 +169,9 @@ test('SIGTERM after thousands of WebSocket and SSE sessions exits within SHUTDOW
   const { gateway, url, exited, output } = await startChild({ SHUTDOWN_GRACE_MS: String(GRACE_MS) });
   try {
     // Opened and dropped without a 1000 close: each stays resumable, with its upstream, until shutdown.
-    const sockets = await inBatches(COUNT, 100, () => wsSession(url));
+    const sockets = await inBatches(indexes(COUNT), 100, () => wsSession(url));
     for (const ws of sockets.slice(KEEP)) ws.terminate();
-    const drops = await inBatches(COUNT, 100, () => sseSession(url));
+    const drops = await inBatches(indexes(COUNT), 100, () => sseSession(url));
     for (const drop of drops.slice(KEEP)) drop();
     const health = await fetch(`${url}/health`).then((r) => r.status);
     assert.equal(health, 200, 'the gateway still serves after the sessions');

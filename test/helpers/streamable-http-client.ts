@@ -152,3 +152,16 @@ export function call(
     params: meta ? { name, arguments: args, _meta: meta } : { name, arguments: args },
   };
 }
+
+/** The headers of a 2026-07-28 (sessionless) request: Mcp-Method, Mcp-Name when given, a claimed client id. */
+export function sessionlessHeaders(method: string, client: string, name?: string): Record<string, string> {
+  const h: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: BOTH,
+    'mcp-protocol-version': '2026-07-28',
+    'mcp-method': method,
+    'x-mcp-client-id': client,
+  };
+  if (name !== undefined) h['mcp-name'] = name;
+  return h;
+}
