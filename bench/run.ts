@@ -346,7 +346,9 @@ async function startGateway(
   const args = JSON.stringify({
     // Rate limits off unless a suite turns them on (suite `rate-limit`): the load workers' sessions
     // are anonymous clients of one loopback address and would share one 100 req/s budget.
-    env: { LOG_LEVEL: logLevel, RATE_LIMIT_ENABLED: 'false', ...env },
+    // No initialize deadline either: the idle suites hold thousands of bare connections open for
+    // longer than its 10 s on purpose (that flood defence has its own suite, `flood`).
+    env: { LOG_LEVEL: logLevel, RATE_LIMIT_ENABLED: 'false', INIT_DEADLINE_MS: '0', ...env },
     config: { services, defaultService: Object.keys(services)[0], ...extraConfig },
   });
   // --expose-gc only so memory "before"/"afterGc" are measured after a full collection.
