@@ -503,11 +503,15 @@ describe('revoked credentials end the sessions opened with them', () => {
   const NEW = 'alice-fresh-key-0123456789abcdef';
   const BOB = 'bob-key-0123456789abcdef01234567';
   const CAROL = 'carol-key-0123456789abcdef012345';
+  const DAVE = 'dave-key-0123456789abcdef0123456';
+  const ERIN = 'erin-key-0123456789abcdef0123456';
   const services = 'services:\n  demo:\n    replicas:\n      - transport: embedded\n';
   const yaml = (aliceKeys: string[], bobDisabled: boolean) =>
     `${services}clients:\n  alice:\n    apiKeys: [${aliceKeys.map((k) => `'${apiKeyDigest(k)}'`).join(', ')}]\n` +
     `  bob:\n    apiKeys: ['${apiKeyDigest(BOB)}']\n    disabled: ${bobDisabled}\n` +
-    `  carol:\n    apiKeys: ['${apiKeyDigest(CAROL)}']\n`;
+    `  carol:\n    apiKeys: ['${apiKeyDigest(CAROL)}']\n` +
+    `  dave:\n    apiKeys: ['${apiKeyDigest(DAVE)}']\n` +
+    `  erin:\n    apiKeys: ['${apiKeyDigest(ERIN)}']\n`;
   let gw: RunningGateway;
   let file: string;
   before(async () => {
@@ -630,6 +634,57 @@ describe('revoked credentials end the sessions opened with them', () => {
     const late = await raw(gw.url, { headers: { ...MCP_HEADERS, ...carol.sessionHeaders }, body: list });
     assert.equal(late.status, 403, late.text);
     assert.equal(late.json.error.data.reason, 'client_disabled');
+  });
+
+  /** The WebSocket's answer to one request. */
+  function wsAnswer(ws: WebSocket, body: string): Promise<{ id: unknown; result?: unknown }> {
+    const { id } = JSON.parse(body) as { id: unknown };
+    return new Promise((resolve) => {
+      const onMessage = (data: Buffer) => {
+        const msg = JSON.parse(data.toString('utf8')) as { id: unknown; result?: unknown };
+        if (msg.id !== id) return;
+        ws.off('message', onMessage);
+        resolve(msg);
+      };
+      ws.on('message', onMessage);
+      ws.send(body);
+    });
+  }
+
+  test('an S5 allowedClients list closes the sessions of clients not on it with 4403; null lifts it', async () => {
+    const policyUpdate = (allowedClients: string[] | null) =>
+      gw.gateway.app.get(VsmBus).publish('s5_policy', {
+        type: 'policy_update',
+        scope: 'gateway',
+        constraints: { allowedClients },
+      });
+    const dave = await openAll(DAVE);
+    const erin = await openAll(ERIN);
+    policyUpdate(['erin']);
+    for (const ended of [dave.wsEnded, dave.sseEnded, dave.getEnded]) {
+      const got = await ended;
+      assert.equal(got.code, 4403, JSON.stringify(got));
+      assert.match(got.reason, /"dave" is not allowed/);
+    }
+    const late = await raw(gw.url, { headers: { ...MCP_HEADERS, ...dave.sessionHeaders }, body: list });
+    assert.equal(late.status, 403, late.text);
+    assert.equal(late.json.error.data.reason, 'client_not_allowed');
+
+    // Erin is on the list: her WebSocket and streams stay open, and she is served on them.
+    for (const ended of [erin.wsEnded, erin.sseEnded, erin.getEnded])
+      assert.equal(await stillOpen(ended), 'open');
+    const ok = await raw(gw.url, { headers: { ...MCP_HEADERS, ...erin.sessionHeaders }, body: list });
+    assert.equal(ok.status, 200, ok.text);
+    const overWs = await wsAnswer(erin.ws, INIT);
+    assert.ok(overWs.result, JSON.stringify(overWs));
+
+    // Lifted: Dave is admitted again, on every transport.
+    policyUpdate(null);
+    const again = await openAll(DAVE);
+    const served = await raw(gw.url, { headers: { ...MCP_HEADERS, ...again.sessionHeaders }, body: list });
+    assert.equal(served.status, 200, served.text);
+    again.ws.close();
+    erin.ws.close();
   });
 });
 
