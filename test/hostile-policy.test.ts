@@ -530,17 +530,23 @@ describe('revoked credentials end the sessions opened with them', () => {
     code: number;
     reason: string;
   }
-  /** An SSE response's end: the close code its last `error` event carries (0: it ended without one). */
+  /**
+   * An SSE response's end: the close code its last `error` event carries (0: it ended without one).
+   * A GET, or with `body` a POST whose answer is streamed.
+   */
   function streamEnd(
     url: URL,
     headers: Record<string, string>,
+    body?: string,
   ): { opened: Promise<number>; ended: Promise<Ended> } {
     let opened!: (status: number) => void;
     const openedP = new Promise<number>((r) => (opened = r));
     const ended = new Promise<Ended>((resolve, reject) => {
       const r = request(
         url,
-        { method: 'GET', headers: { ...headers, accept: 'text/event-stream' } },
+        body === undefined
+          ? { method: 'GET', headers: { ...headers, accept: 'text/event-stream' } }
+          : { method: 'POST', headers: { ...MCP_HEADERS, ...headers } },
         (res) => {
           let text = '';
           res.setEncoding('utf8');
@@ -557,7 +563,7 @@ describe('revoked credentials end the sessions opened with them', () => {
         },
       );
       r.on('error', reject);
-      r.end();
+      r.end(body);
     });
     return { opened: openedP, ended };
   }
@@ -685,6 +691,27 @@ describe('revoked credentials end the sessions opened with them', () => {
     assert.equal(served.status, 200, served.text);
     again.ws.close();
     erin.ws.close();
+  });
+
+  test('a POST whose answer is still streaming ends with 4401 when its key is revoked, not when the tool answers', async () => {
+    const alice = await openAll(NEW);
+    const call = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'tools/call',
+      params: { name: 'long_task', arguments: { duration: 30, steps: 30 }, _meta: { progressToken: 'p' } },
+    });
+    const post = streamEnd(new URL('/mcp', gw.url), alice.sessionHeaders, call);
+    assert.equal(await post.opened, 200);
+    writeFileSync(file, yaml([], true));
+    await gw.gateway.app.get(ConfigReloadService).reload();
+    const got = await Promise.race([
+      post.ended,
+      new Promise<'still streaming'>((r) => setTimeout(() => r('still streaming'), 5_000)),
+    ]);
+    assert.notEqual(got, 'still streaming', 'the POST stream outlived its revoked key');
+    assert.equal((got as Ended).code, 4401, JSON.stringify(got));
+    assert.match((got as Ended).reason, /API key .*revoked/);
   });
 });
 

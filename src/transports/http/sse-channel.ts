@@ -222,7 +222,7 @@ function onResponseDrain(this: SseChannel): void {
  * is disabled (`revocations` watches it). The session stays resumable with a valid credential.
  */
 export function closeWhenInvalid(
-  channel: SseChannel,
+  channel: Pick<SseChannel, 'close'>,
   res: ServerResponse,
   identity: Identity,
   revocations: Pick<Admission, 'watch' | 'unwatch'> | undefined,

@@ -2,7 +2,9 @@ import type { ServerResponse } from 'node:http';
 import { isResponse, type JsonRpcId, type JsonRpcMessage } from '../../../libs/protocol/src/jsonrpc';
 import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
 import type { Session } from '../../session/session';
-import { SseChannel, type SseChannelOptions } from '../http/sse-channel';
+import type { Admission } from '../../policy/admission';
+import type { Identity } from '../../policy/identity';
+import { closeWhenInvalid, SseChannel, type SseChannelOptions } from '../http/sse-channel';
 
 /** How a POST's response is written. */
 export const enum ResponseMode {
@@ -130,6 +132,9 @@ export class PostChannel implements ClientChannel, ChannelListener {
   private queuedId: JsonRpcId = 0;
   private holdUntil = 0;
   private scheduler: PrimingScheduler | undefined = undefined;
+  /** The credential the POST was made with, watched once its answer streams (see watchCredential). */
+  private credential: Identity | undefined = undefined;
+  private revocations: Pick<Admission, 'watch' | 'unwatch'> | undefined = undefined;
 
   constructor(
     readonly res: ServerResponse,
@@ -153,10 +158,29 @@ export class PostChannel implements ClientChannel, ChannelListener {
     return this.finished || this.sse.closed;
   }
 
+  /**
+   * Ends the response like a GET stream (4401 / 4403, see closeWhenInvalid) if `identity` stops
+   * holding while the answer is still streaming. Only a response that starts streaming is
+   * watched: one answered at once needs none of it (no closure or map entry per request).
+   */
+  watchCredential(identity: Identity, revocations: Pick<Admission, 'watch' | 'unwatch'> | undefined): void {
+    this.credential = identity;
+    this.revocations = revocations;
+  }
+
+  /** The SSE response was just opened and stays open: from here it can outlive its credential. */
+  private streaming(): void {
+    const identity = this.credential;
+    if (identity === undefined || this.closed) return;
+    this.credential = undefined;
+    closeWhenInvalid(this, this.res, identity, this.revocations);
+  }
+
   /** Opens the SSE response now with a priming event (2025-11-25+): the client can resume from it. */
   prime(eventId: string): void {
     this.mode = ResponseMode.Sse;
     this.sse.openWith(this.sse.primeText(eventId), this.extraHeaders);
+    this.streaming();
   }
 
   /**
@@ -328,11 +352,13 @@ export class PostChannel implements ClientChannel, ChannelListener {
     this.primeId = undefined;
     this.mode = ResponseMode.Sse;
     this.sse.openWith(events, this.extraHeaders);
+    this.streaming();
   }
 
   private switchToSse(): void {
     this.mode = ResponseMode.Sse;
     this.sse.open(this.extraHeaders);
+    this.streaming();
     if (this.held !== undefined) {
       const raw = this.held;
       this.held = undefined;

@@ -490,7 +490,17 @@ export class StreamableHttpHandler {
             }
             const created = this.createSession(clientId, service, headers, res);
             if (created)
-              this.postToSession(created, parsed, text, version, requests, initialize, res, headers);
+              this.postToSession(
+                created,
+                parsed,
+                text,
+                version,
+                requests,
+                initialize,
+                res,
+                headers,
+                identity,
+              );
           });
         admitted.catch((err: unknown) => this.internalError(res, err));
         return;
@@ -503,12 +513,12 @@ export class StreamableHttpHandler {
       if (session.transport !== 'streamable') {
         // The session arrives from WebSocket or legacy SSE: a failover S2 must allow first.
         this.afterSwitch(session, res, (moved) =>
-          this.postToSession(moved, parsed, text, version, requests, initialize, res, headers),
+          this.postToSession(moved, parsed, text, version, requests, initialize, res, headers, identity),
         );
         return;
       }
     }
-    this.postToSession(session, parsed, text, version, requests, initialize, res, headers);
+    this.postToSession(session, parsed, text, version, requests, initialize, res, headers, identity);
   }
 
   /** A new session for `clientId`, or undefined after answering a capacity refusal (503). */
@@ -535,6 +545,8 @@ export class StreamableHttpHandler {
     initialize: boolean,
     res: ServerResponse,
     headers: IncomingHttpHeaders,
+    /** The credential of the POST: a streamed answer ends when it stops holding. */
+    identity: Identity | undefined,
   ): void {
     const messages = parsed.messages;
     const effective = session.protocolVersion ?? version ?? DEFAULT_HTTP_PROTOCOL;
@@ -578,6 +590,7 @@ export class StreamableHttpHandler {
       parsed.batch,
       initialize ? { [Header.SessionId]: session.id } : undefined,
     );
+    if (identity !== undefined) channel.watchCredential(identity, this.deps.admission);
     this.track(res);
     const stream = session.openStream(channel);
     // Every message for this stream comes after the current outbox position.
