@@ -145,4 +145,65 @@ describe('Breakers', () => {
     assert.equal(b.state('r1'), 'open', 'automatic again');
     b.shutdown();
   });
+
+  test('the error percentage is taken over successes and failures alike', async () => {
+    const { listener } = recorder();
+    const b = new Breakers(listener);
+    b.ensure('r1', { ...FAST, volumeThreshold: 5 });
+    for (let i = 0; i < 6; i++) b.record('r1', true);
+    for (let i = 0; i < 6; i++) {
+      b.record('r1', false);
+      await settle();
+      // Without the 6 successes, 5 failures would be 100 %.
+      assert.equal(b.state('r1'), 'closed', `${i + 1} of ${i + 7} failed: not over 50 %`);
+    }
+    b.record('r1', false);
+    await settle();
+    assert.equal(b.state('r1'), 'open', '7 of 13 failed: over 50 %');
+    // Successes arriving between a failure and opossum's check of it count too.
+    b.ensure('r2', { ...FAST, volumeThreshold: 1 });
+    b.record('r2', false);
+    b.record('r2', true);
+    b.record('r2', true);
+    await settle();
+    assert.equal(b.state('r2'), 'closed', '1 of 3 failed');
+    b.shutdown();
+  });
+
+  test('successes count in the window they happened in, and leave it as they age', async () => {
+    const { listener } = recorder();
+    const b = new Breakers(listener);
+    const window = { ...FAST, volumeThreshold: 5, rollingWindowMs: 1000 };
+    b.ensure('fresh', window);
+    b.ensure('aged', window);
+    for (let i = 0; i < 20; i++) {
+      b.record('fresh', true);
+      b.record('aged', true);
+    }
+    // A bucket rotation or two later the successes are still in the window: 5 of 25 failed.
+    await new Promise((r) => setTimeout(r, 250));
+    for (let i = 0; i < 5; i++) b.record('fresh', false);
+    await settle();
+    assert.equal(b.state('fresh'), 'closed');
+    // Once the window has moved past them they are gone: 5 of 5 failed.
+    await new Promise((r) => setTimeout(r, 1300));
+    for (let i = 0; i < 5; i++) b.record('aged', false);
+    await settle();
+    assert.equal(b.state('aged'), 'open');
+    b.shutdown();
+  });
+
+  test('the pain event reports the successes counted so far', () => {
+    const contexts: Array<Record<string, unknown>> = [];
+    const b = new Breakers({
+      hurting: (_t, _r, context) => contexts.push(context),
+      recovered: () => undefined,
+    });
+    b.ensure('r1', { ...FAST, volumeThreshold: 1000 });
+    for (let i = 0; i < 3; i++) b.record('r1', true);
+    for (let i = 0; i < CONSECUTIVE_FAILURES_PAIN; i++) b.record('r1', false);
+    assert.equal(contexts.length, 1);
+    assert.equal(contexts[0].successes, 3);
+    b.shutdown();
+  });
 });
