@@ -7,6 +7,7 @@ import {
   ParentBasedSampler,
   SimpleSpanProcessor,
   TraceIdRatioBasedSampler,
+  type Sampler,
 } from '@opentelemetry/sdk-trace-base';
 import { ErrorCode, type JsonRpcMessage } from '../../../libs/protocol/src';
 import type { UpstreamPort } from '../../pool/upstream-port';
@@ -64,9 +65,10 @@ function newSession(): { session: Session; port: RecordingPort } {
   return { session, port };
 }
 
-describe('request spans on a session', () => {
+/** Tracing on for the enclosing describe, into an in-memory exporter; off again after it. */
+function tracingFor(sampler?: Sampler): InMemorySpanExporter {
   const exporter = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const provider = new BasicTracerProvider({ sampler, spanProcessors: [new SimpleSpanProcessor(exporter)] });
   before(() => {
     Tracing.tracer = provider.getTracer('test');
     Tracing.enabled = true;
@@ -76,6 +78,11 @@ describe('request spans on a session', () => {
     Tracing.tracer = trace.getTracer('mcp-gateway');
     await provider.shutdown();
   });
+  return exporter;
+}
+
+describe('request spans on a session', () => {
+  const exporter = tracingFor();
 
   test('the upstream gets the CLIENT span in _meta (spliced into the text) and headers; an answer ends both spans', () => {
     exporter.reset();
@@ -165,20 +172,7 @@ describe('request spans on a session', () => {
 });
 
 describe('request spans when the gateway does not sample', () => {
-  const exporter = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }),
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
-  });
-  before(() => {
-    Tracing.tracer = provider.getTracer('test');
-    Tracing.enabled = true;
-  });
-  after(async () => {
-    Tracing.enabled = false;
-    Tracing.tracer = trace.getTracer('mcp-gateway');
-    await provider.shutdown();
-  });
+  const exporter = tracingFor(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }));
 
   test('no caller context: nothing recorded, the text and headers pass untouched', () => {
     const { session, port } = newSession();
