@@ -336,4 +336,13 @@ describe('a certificate name that is not a valid client id', () => {
     }
     assert.equal((await post(gw.url, { name: 'ops', headers: {}, cert: opsCert }, INIT)).status, 200);
   });
+
+  test("with another credential beside it, the request is that credential's client", async () => {
+    const got = await post(
+      gw.url,
+      { name: 'bad + key', headers: { 'x-api-key': OPS_KEY }, cert: ca.issue('ops admin') },
+      INIT,
+    );
+    assert.equal(got.status, 200, JSON.stringify(got.body));
+  });
 });
