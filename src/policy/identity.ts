@@ -9,7 +9,10 @@ export interface Identity {
   /** The client it is: rules, limits, sessions and the audit log go by this (src/policy/client-names.ts). */
   clientId: string;
   via: AuthModeName;
-  /** The name the credential proved (token subject, certificate name), when it differs from clientId or may. */
+  /**
+   * The name the credential proved (token subject, certificate name, claimed id), which clientId may
+   * differ from when several modes are on (src/policy/client-names.ts). Unset for an API key: its client is its entry.
+   */
   name?: string;
   scopes: readonly string[];
   /** When the credential stops being valid (epoch ms); undefined: it does not expire (API key, mTLS). */
