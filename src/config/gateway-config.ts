@@ -1,4 +1,9 @@
-import { clientPolicyFields } from '../policy/client-policy-schema';
+import {
+  CLIENT_KEY_PATTERN,
+  CLIENT_NAME_PATTERN,
+  clientCredentialProblems,
+  clientPolicyFields,
+} from '../policy/client-policy-schema';
 import type { FloodLimits } from '../policy/flood/flood-guard';
 import { TrustedProxies } from '../policy/trusted-proxies';
 import { z } from 'zod';
@@ -240,6 +245,14 @@ export const ClientSchema = z
     apiKeys: z
       .array(z.string().regex(/^sha256:[0-9a-fA-F]{64}$/, 'use sha256:<64 hex digits> (the key digest)'))
       .default([]),
+    /**
+     * Token subjects (the AUTH_JWT_CLIENT_ID_CLAIM of a JWT or OAuth token) that are this client. With
+     * a list, only these subjects are this client; with several AUTH_MODEs this is how a token joins an
+     * API-key client (README "One client id per identity").
+     */
+    tokenSubjects: z.array(z.string().regex(CLIENT_NAME_PATTERN, 'not a valid client name')).optional(),
+    /** Client certificate names (CN or SAN, per AUTH_MTLS_CLIENT_ID) that are this client; as tokenSubjects. */
+    certificateNames: z.array(z.string().regex(CLIENT_NAME_PATTERN, 'not a valid client name')).optional(),
     /** A disabled client is refused on every transport (401), whatever credential it presents. */
     disabled: z.boolean().default(false),
     /** Rate limits and tool/resource/prompt rules (src/policy/client-policy-schema.ts). */
@@ -255,8 +268,12 @@ export const FileSchema = z
     services: ServicesSchema,
     /** Clients: credentials, rate limits and authorization (`*`: every client without an entry; README "Security"). */
     clients: z
-      .record(z.string().regex(/^([A-Za-z0-9._:@-]{1,128}|\*)$/, 'not a valid client id'), ClientSchema)
-      .default({}),
+      .record(z.string().regex(CLIENT_KEY_PATTERN, 'not a valid client id'), ClientSchema)
+      .default({})
+      .superRefine((clients, ctx) => {
+        for (const message of clientCredentialProblems(clients))
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+      }),
   })
   .strict();
 

@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ErrorCode } from '../../libs/protocol/src';
-import type { ClientConfig, GatewayConfig } from '../config/gateway-config';
+import type { AuthModeName, ClientConfig, GatewayConfig } from '../config/gateway-config';
 import { ConfigError } from '../config/load-config';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../transports/http/client-identity';
 import { sendJsonRpcError } from '../transports/http/http-reply';
@@ -19,6 +19,8 @@ import {
   type Identity,
   type Refusal,
 } from './identity';
+import { ClientNames } from './client-names';
+import { CLIENT_NAME_PATTERN, clientCredentialProblems } from './client-policy-schema';
 import { TrustedProxies } from './trusted-proxies';
 
 export type MaybePromise<T> = T | Promise<T>;
@@ -99,6 +101,8 @@ export class Admission {
   readonly enabled: boolean;
   private readonly modes: ReadonlySet<string>;
   private apiKeys: ApiKeys;
+  /** Which client a token subject, certificate name or claimed id is (modes kept apart). */
+  private names: ClientNames;
   private readonly jwt: JwtVerifier | undefined;
   private readonly proxies: TrustedProxies;
   private readonly checks: AdmissionCheck[] = [];
@@ -129,9 +133,13 @@ export class Admission {
     this.enabled = modes.some((m) => m !== 'none');
     this.oauth = this.modes.has('oauth');
     this.apiKeys = new ApiKeys(config.clients);
+    this.names = new ClientNames(modes, config.clients);
     this.proxies = new TrustedProxies(config.trustedProxies);
     if (this.modes.has('jwt') || this.oauth) {
-      this.jwt = new JwtVerifier(config.auth, this.oauth ? 'oauth' : 'jwt', jwksCooldownMs);
+      const via = this.oauth ? 'oauth' : 'jwt';
+      this.jwt = new JwtVerifier(config.auth, via, jwksCooldownMs, (subject) =>
+        this.names.clientOf(via, subject),
+      );
     }
     for (const [id, client] of Object.entries(config.clients))
       if (client.disabled) this.configDisabled.add(id);
@@ -169,6 +177,9 @@ export class Admission {
    */
   setClients(clients: Record<string, ClientConfig>): void {
     this.apiKeys = new ApiKeys(clients);
+    this.names = new ClientNames([...this.modes] as AuthModeName[], clients);
+    // Verified tokens are cached with their client: a changed tokenSubjects list applies from the next request.
+    this.jwt?.forget();
     this.configDisabled = new Set(
       Object.entries(clients)
         .filter(([, client]) => client.disabled)
@@ -198,6 +209,9 @@ export class Admission {
     const id = identity.clientId;
     if (identity.keyDigest !== undefined && !this.apiKeys.holds(identity.keyDigest, id)) {
       return { code: 4401, reason: 'the API key was revoked: reconnect with a valid one' };
+    }
+    if (this.clientOf(identity) !== id) {
+      return { code: 4403, reason: `The credential no longer names client "${id}"` };
     }
     if (this.disabled.has(id)) return { code: 4403, reason: `Client "${id}" is disabled` };
     if (this.allowed !== undefined && !this.allowed.has(id)) {
@@ -259,14 +273,24 @@ export class Admission {
 
   private identify(req: AdmissionRequest): MaybePromise<Identity | Refusal> {
     const modes = this.modes;
+    const bearer = req.bearer ?? bearerFrom(req.headers);
     if (modes.has('mtls')) {
       const tls = req.socket as TLSSocket | undefined;
       if (tls?.encrypted) {
-        const id = certificateClientId(tls, this.config.auth.mtlsClientId);
-        if (id !== undefined) return { clientId: id, via: 'mtls', scopes: [] };
+        const name = certificateClientId(tls, this.config.auth.mtlsClientId);
+        if (name !== undefined && CLIENT_NAME_PATTERN.test(name)) {
+          return { clientId: this.names.clientOf('mtls', name), via: 'mtls', name, scopes: [] };
+        }
+        // A certificate that names no usable client: another credential may still prove one.
+        if (name !== undefined && bearer === undefined && req.headers['x-api-key'] === undefined) {
+          return refusal(
+            403,
+            'bad_certificate_name',
+            `The client certificate's ${this.config.auth.mtlsClientId === 'cn' ? 'subject CN' : 'first DNS/URI SAN'} is not a valid client id (1–128 of A–Z a–z 0–9 . _ : @ | -)`,
+          );
+        }
       }
     }
-    const bearer = req.bearer ?? bearerFrom(req.headers);
     if (bearer !== undefined) {
       if (this.jwt && (looksLikeJwt(bearer) || !modes.has('api_key'))) {
         const cached = this.jwt.cached(bearer, Date.now());
@@ -282,7 +306,10 @@ export class Admission {
         bearerError: 'invalid_request',
       });
     }
-    if (modes.has('none')) return { clientId: clientIdFrom(req.headers, req.query), via: 'none', scopes: [] };
+    if (modes.has('none')) {
+      const name = clientIdFrom(req.headers, req.query);
+      return { clientId: this.names.clientOf('none', name), via: 'none', name, scopes: [] };
+    }
     return refusal(401, 'missing_credentials', this.credentialHint());
   }
 
@@ -292,6 +319,14 @@ export class Admission {
       return refusal(401, 'invalid_api_key', 'The API key is not valid', { bearerError: 'invalid_token' });
     }
     return { clientId: entry.clientId, via: 'api_key', scopes: [], keyDigest: entry.hex };
+  }
+
+  /** The client `identity`'s proven name is under the current `clients:` (it changes with an edit). */
+  private clientOf(identity: Identity): string {
+    const via = identity.via;
+    return via === 'api_key' || identity.name === undefined
+      ? identity.clientId
+      : this.names.clientOf(via, identity.name);
   }
 
   /** Client gates that apply to every request: disabled clients, the S5 allow-list. */
@@ -556,6 +591,8 @@ export function authConfigProblems(
   if (modes.includes('mtls') && (!config.tls || config.tls.clientCert === 'none' || !config.tls.caFile)) {
     problems.push('AUTH_MODE=mtls needs TLS with TLS_CA_FILE and TLS_CLIENT_CERT=require (or request)');
   }
+  // gateway.yaml is checked when it is read; clients given in code (embedders, tests) are checked here.
+  problems.push(...clientCredentialProblems(config.clients));
   return problems;
 }
 

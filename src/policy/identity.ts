@@ -2,11 +2,18 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AuthModeName, ClientConfig, GatewayConfig } from '../config/gateway-config';
+import { CLIENT_NAME_PATTERN } from './client-policy-schema';
 
 /** Who a connection speaks for, once admitted. */
 export interface Identity {
+  /** The client it is: rules, limits, sessions and the audit log go by this (src/policy/client-names.ts). */
   clientId: string;
   via: AuthModeName;
+  /**
+   * The name the credential proved (token subject, certificate name, claimed id), which clientId may
+   * differ from when several modes are on (src/policy/client-names.ts). Unset for an API key: its client is its entry.
+   */
+  name?: string;
   scopes: readonly string[];
   /** When the credential stops being valid (epoch ms); undefined: it does not expire (API key, mTLS). */
   expiresAt?: number;
@@ -164,10 +171,15 @@ export class JwtVerifier {
   private key: KeyInput | undefined;
   private readonly cache = new Map<string, CachedToken>();
 
+  /**
+   * @param clientOf the client a verified subject is (several modes keep their names apart); a
+   * change of it must be followed by {@link forget}, as verified tokens are cached with their client.
+   */
   constructor(
     private readonly auth: GatewayConfig['auth'],
     private readonly via: 'jwt' | 'oauth',
     private readonly jwksCooldownMs: number,
+    private readonly clientOf: (subject: string) => string = (subject) => subject,
   ) {}
 
   /** Loads jose (an ES module: imported dynamically from this CommonJS build) and the key. */
@@ -231,7 +243,7 @@ export class JwtVerifier {
         }
       }
       const claim = payload[this.auth.clientIdClaim];
-      if (typeof claim !== 'string' || !/^[A-Za-z0-9._:@|-]{1,128}$/.test(claim)) {
+      if (typeof claim !== 'string' || !CLIENT_NAME_PATTERN.test(claim)) {
         return refusal(401, 'no_client_id', `The token has no usable "${this.auth.clientIdClaim}" claim`, {
           bearerError: 'invalid_token',
         });
@@ -245,7 +257,13 @@ export class JwtVerifier {
         });
       }
       const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
-      const identity: Identity = { clientId: claim, via: this.via, scopes, expiresAt };
+      const identity: Identity = {
+        clientId: this.clientOf(claim),
+        via: this.via,
+        name: claim,
+        scopes,
+        expiresAt,
+      };
       if (this.cache.size >= 10_000) this.cache.clear();
       this.cache.set(token, {
         identity,
