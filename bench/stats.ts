@@ -49,15 +49,14 @@ export function roundMedian(rounds: RoundFigures[]): RoundMedian | null {
 }
 
 /**
- * The median of the measured rounds of the runs `match` picks: round 0 warms a fresh gateway
+ * For the runs `match` picks, the median of their measured rounds: round 0 warms a fresh gateway
  * (JIT, pools) and is kept in the results but left out of the medians.
  */
-export function measuredMedian<T extends { round: number }>(
+export function medianOfRounds<T extends { round: number }>(
   runs: T[],
-  match: (run: T) => boolean,
   figures: (run: T) => RoundFigures,
-): RoundMedian | null {
-  return roundMedian(runs.filter((r) => r.round > 0 && match(r)).map(figures));
+): (match: (run: T) => boolean) => RoundMedian | null {
+  return (match) => roundMedian(runs.filter((r) => r.round > 0 && match(r)).map(figures));
 }
 
 /** `b ÷ a` req/s and `b − a` p99 of two medians. */

@@ -6,7 +6,13 @@
  */
 import { stopChild } from '../children';
 import type { BenchTransport, LoadResult } from '../ipc';
-import { printScenarioErrors, runScenario, type ScenarioResult } from '../scenario';
+import {
+  printScenarioErrors,
+  runScenario,
+  through,
+  type ScenarioResult,
+  type ScenarioSpec,
+} from '../scenario';
 import { fastService, withServers, type Server } from '../servers';
 import { fmt, mb, round } from '../stats';
 import { defineSuite, type SuiteContext } from '../suite';
@@ -45,6 +51,9 @@ interface LoadSection {
   budget: Budget[];
 }
 
+/** Where a level's load goes: the target's URL and processes. */
+type Target = Pick<ScenarioSpec, 'target' | 'upstream' | 'url' | 'upstreamChild' | 'gateway'>;
+
 /** DESIGN.md §12 targets: HTTP transports and WebSocket. */
 const BUDGET = { minReqPerSec: 20_000, maxP99MsAt500: 60 };
 const WS_BUDGET = { minReqPerSec: 45_000, maxP99MsAt500: 40 };
@@ -52,8 +61,22 @@ const WS_BUDGET = { minReqPerSec: 45_000, maxP99MsAt500: 40 };
 async function runLoad(ctx: SuiteContext): Promise<LoadSection> {
   const { opts, failures } = ctx;
   const scenarios: ScenarioResult[] = [];
-  const profileFile = (transport: BenchTransport, upstream: string, n: number) =>
-    ctx.profileFile(`${transport}-${upstream}-${n}`);
+  /** `transport` at every level against one target; through a gateway with its CPU profile (--profile). */
+  const atEveryLevel = async (transport: BenchTransport, target: Target) => {
+    for (const n of opts.levels) {
+      const name = `${transport}-${target.upstream ?? 'fast'}-${n}`;
+      scenarios.push(
+        await runScenario({
+          durationMs: opts.durationMs,
+          warmupMs: opts.warmupMs,
+          transport,
+          sessions: n,
+          ...target,
+          profileFile: target.gateway ? ctx.profileFile(name) : undefined,
+        }),
+      );
+    }
+  };
   await withServers(opts.logLevel, async (servers) => {
     const upstream = await servers.upstream();
     let gateway: Server | undefined;
@@ -66,33 +89,9 @@ async function runLoad(ctx: SuiteContext): Promise<LoadSection> {
     }
     for (const transport of opts.transports) {
       // The fast upstream speaks HTTP only: WebSocket is measured through the gateway.
-      if (opts.targets.includes('direct') && transport !== 'ws') {
-        for (const n of opts.levels) {
-          scenarios.push(
-            await runScenario({
-              ...window(ctx),
-              transport,
-              target: 'direct',
-              url: upstream.url,
-              sessions: n,
-              upstreamChild: upstream.child,
-            }),
-          );
-        }
-      }
-      for (const n of gateway ? opts.levels : []) {
-        scenarios.push(
-          await runScenario({
-            ...window(ctx),
-            transport,
-            url: gateway!.url,
-            sessions: n,
-            upstreamChild: upstream.child,
-            gateway: gateway!.child,
-            profileFile: profileFile(transport, 'fast', n),
-          }),
-        );
-      }
+      if (opts.targets.includes('direct') && transport !== 'ws')
+        await atEveryLevel(transport, { target: 'direct', url: upstream.url, upstreamChild: upstream.child });
+      if (gateway) await atEveryLevel(transport, through(gateway, upstream));
     }
     // The demo gateway runs alone next to the (idle) fast upstream.
     if (gateway) await stopChild(gateway.child);
@@ -103,22 +102,8 @@ async function runLoad(ctx: SuiteContext): Promise<LoadSection> {
       const demo = await servers.gateway('gateway (embedded demo)', {
         demo: { mode: 'dedicated', replicas: [{ transport: 'embedded', server: 'demo' }] },
       });
-      for (const transport of opts.transports) {
-        for (const n of opts.levels) {
-          scenarios.push(
-            await runScenario({
-              ...window(ctx),
-              transport,
-              upstream: 'embedded-demo',
-              url: demo.url,
-              sessions: n,
-              upstreamChild: upstream.child,
-              gateway: demo.child,
-              profileFile: profileFile(transport, 'embedded-demo', n),
-            }),
-          );
-        }
-      }
+      for (const transport of opts.transports)
+        await atEveryLevel(transport, { ...through(demo, upstream), upstream: 'embedded-demo' });
     } catch (err) {
       failures.push({ what: 'the embedded demo gateway', error: (err as Error).message });
     }
@@ -130,8 +115,6 @@ async function runLoad(ctx: SuiteContext): Promise<LoadSection> {
     budget: budgetCheck(scenarios),
   };
 }
-
-const window = ({ opts }: SuiteContext) => ({ durationMs: opts.durationMs, warmupMs: opts.warmupMs });
 
 /** Gateway scenarios in front of the fast upstream that completed requests. */
 const throughFast = (scenarios: ScenarioResult[]) =>

@@ -8,7 +8,7 @@
 import type { BenchTransport } from '../ipc';
 import { pairWindow, runScenario, through, type ScenarioResult } from '../scenario';
 import { fastService, guarded } from '../servers';
-import { measuredMedian, median, round, type RoundMedian } from '../stats';
+import { medianOfRounds, median, round, type RoundMedian } from '../stats';
 import { defineSuite, type SuiteContext } from '../suite';
 
 interface MetricsScrapeStats {
@@ -106,15 +106,10 @@ async function runMetrics({ opts, failures }: SuiteContext): Promise<{ metrics: 
     }
   });
   const perTransport: MetricsReport['perTransport'] = [];
+  const medianOf = medianOfRounds(rounds, (r) => r.result);
   for (const transport of options.transports) {
-    const of = (scraped: boolean) =>
-      measuredMedian(
-        rounds,
-        (r) => r.transport === transport && r.scraped === scraped,
-        (r) => r.result,
-      );
-    const scraped = of(true);
-    const plain = of(false);
+    const scraped = medianOf((r) => r.transport === transport && r.scraped);
+    const plain = medianOf((r) => r.transport === transport && !r.scraped);
     if (!scraped || !plain) continue;
     perTransport.push({
       transport,

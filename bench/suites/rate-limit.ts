@@ -14,7 +14,7 @@ import { TokenBucket } from '../../src/policy/rate-limit/token-bucket';
 import type { BenchTransport } from '../ipc';
 import { pairWindow, runScenario, through, type ScenarioResult } from '../scenario';
 import { fastService, guarded } from '../servers';
-import { fmt, measuredMedian, round, type RoundMedian } from '../stats';
+import { fmt, medianOfRounds, round, type RoundMedian } from '../stats';
 import { defineSuite, type SuiteContext } from '../suite';
 
 export interface LimiterMicroReport {
@@ -137,13 +137,9 @@ async function runRateLimit({ opts, failures }: SuiteContext): Promise<{ rateLim
   const median: RateLimitReport['median'] = [];
   const throughputRatio: RateLimitReport['throughputRatio'] = {};
   const authThroughputRatio: RateLimitReport['authThroughputRatio'] = {};
+  const medianOf = medianOfRounds(runs, (r) => r.scenario);
   for (const transport of transports) {
-    const pick = (limits: PolicyVariant) =>
-      measuredMedian(
-        runs,
-        (r) => r.limits === limits && r.transport === transport,
-        (r) => r.scenario,
-      );
+    const pick = (limits: PolicyVariant) => medianOf((r) => r.limits === limits && r.transport === transport);
     const offM = pick('off');
     const onM = pick('on');
     if (offM) median.push({ limits: 'off', transport, ...offM });

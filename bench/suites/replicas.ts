@@ -7,7 +7,7 @@
 import { usageOf, type BenchChild } from '../children';
 import { pairWindow, runScenario, through, type ScenarioResult } from '../scenario';
 import { guarded, type Server } from '../servers';
-import { fmt, measuredMedian, signed, versus, type RoundMedian } from '../stats';
+import { fmt, medianOfRounds, signed, versus, type RoundMedian } from '../stats';
 import { defineSuite, type SuiteContext } from '../suite';
 
 interface ReplicaRun {
@@ -72,12 +72,9 @@ async function runReplicas({ opts, failures }: SuiteContext): Promise<{ replicas
       }
     }
   });
+  const medianOf = medianOfRounds(runs, (r) => r.scenario);
   const median = [1, 3].flatMap((replicas) => {
-    const m = measuredMedian(
-      runs,
-      (r) => r.replicas === replicas,
-      (r) => r.scenario,
-    );
+    const m = medianOf((r) => r.replicas === replicas);
     return m ? [{ replicas, ...m }] : [];
   });
   const one = median.find((m) => m.replicas === 1);

@@ -6,7 +6,7 @@
 import { createServer } from 'node:http';
 import { pairWindow, runScenario, through, type ScenarioResult } from '../scenario';
 import { fastService, guarded, type Server } from '../servers';
-import { fmt, kb, measuredMedian, signed, versus, type RoundMedian } from '../stats';
+import { fmt, kb, medianOfRounds, signed, versus, type RoundMedian } from '../stats';
 import { defineSuite, type SuiteContext } from '../suite';
 
 /** The tracing suite's gateways: tracing off, and on with these sample ratios. */
@@ -92,12 +92,8 @@ async function runTracing(ctx: SuiteContext): Promise<{ tracing: TracingReport }
     await collector.close();
   }
   const medians: TracingReport['medians'] = {};
-  for (const setting of TRACING_SETTINGS)
-    medians[setting] = measuredMedian(
-      scenarios,
-      (x) => x.tracing === setting,
-      (x) => x,
-    );
+  const medianOf = medianOfRounds(scenarios, (x) => x);
+  for (const setting of TRACING_SETTINGS) medians[setting] = medianOf((x) => x.tracing === setting);
   const off = medians.off;
   const versusOff: TracingReport['versusOff'] = {};
   for (const setting of TRACING_SETTINGS) {

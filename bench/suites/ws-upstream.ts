@@ -5,7 +5,7 @@
  */
 import { pairWindow, runScenario, through, type ScenarioResult } from '../scenario';
 import { fastService, guarded } from '../servers';
-import { measuredMedian, versus, type RoundMedian } from '../stats';
+import { medianOfRounds, versus, type RoundMedian } from '../stats';
 import { defineSuite, type SuiteContext } from '../suite';
 
 type UpstreamTransport = 'ws' | 'streamable-http';
@@ -57,13 +57,9 @@ async function runWsUpstream({ opts, failures }: SuiteContext): Promise<{ wsUpst
     }
   });
   const perLevel: WsUpstreamReport['perLevel'] = [];
+  const medianOf = medianOfRounds(scenarios, (x) => x);
   for (const n of opts.wsUpstreamLevels) {
-    const of = (t: UpstreamTransport) =>
-      measuredMedian(
-        scenarios,
-        (x) => x.upstreamTransport === t && x.sessions === n,
-        (x) => x,
-      );
+    const of = (t: UpstreamTransport) => medianOf((x) => x.upstreamTransport === t && x.sessions === n);
     const w = of('ws');
     const h = of('streamable-http');
     if (w && h) perLevel.push({ sessions: n, wsUpstream: w, httpUpstream: h, ...versus(w, h) });
