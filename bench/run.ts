@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DIR, installExitHandlers, raiseChildFdLimit, type FdLimitResult } from './children';
-import { helpText, parseOptions, UsageError, type Options } from './options';
+import { helpText, parseOptions, SUITE_NAMES, UsageError, type Options } from './options';
 import { fileStamp, gitInfo, writeResults } from './results';
 import type { Failures } from './servers';
 import { round } from './stats';
@@ -47,6 +47,10 @@ const SUITES: Suite<any>[] = [
   floodSuite,
   tracingSuite,
 ];
+
+// A name in SUITE_NAMES (what --suites accepts) without its module here would run nothing.
+const unregistered = SUITE_NAMES.filter((name) => !SUITES.some((s) => s.name === name));
+if (unregistered.length > 0) throw new Error(`suites named but not in SUITES: ${unregistered.join(', ')}`);
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
