@@ -3,6 +3,7 @@
  * run ends — normally, on error, or on SIGINT/SIGTERM — so no gateway or upstream outlives it.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import type {
   FailedMessage,
   ProfileReply,
@@ -105,13 +106,18 @@ export function raiseChildFdLimit(wanted: number): FdLimitResult {
   };
 }
 
+/** Where the compiled bench modules are (dist/bench): children are forked from here. */
+export const BENCH_DIR = __dirname;
+
+/** Forks `dist/bench/<module>.js` (e.g. `fast-upstream`) with an IPC channel. */
 export function forkChild(
   name: string,
-  modulePath: string,
+  module: string,
   args: string[] = [],
   execArgv: string[] = [],
 ): BenchChild {
   if (interrupted) throw new Error('interrupted');
+  const modulePath = join(BENCH_DIR, `${module}.js`);
   // Children inherit nothing from the caller's environment but PATH: the bench states its
   // configuration explicitly, so a stray LOG_LEVEL or GATEWAY_CONFIG cannot skew a run.
   const env = { PATH: process.env.PATH ?? '', NODE_ENV: 'production' };
@@ -145,54 +151,74 @@ export function forkChild(
   return entry;
 }
 
-/** Resolves with the URL a child announces; rejects with its own error if it fails or exits first. */
-export function waitReady(child: BenchChild, timeoutMs: number): Promise<string> {
+/**
+ * The first IPC message from `child` that `pick` turns into a value (undefined: not that one; a
+ * throw rejects with it). Rejects when the child exits first, is not connected, or nothing
+ * comes within `timeoutMs`; `what` names the awaited message in those errors.
+ */
+export function nextMessage<T>(
+  child: BenchChild,
+  pick: (msg: any) => T | undefined,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  if (!child.process.connected) return Promise.reject(new Error(`${child.name} is not connected`));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
-      () => done(new Error(`${child.name} did not start within ${timeoutMs} ms`)),
+      () => done(new Error(`${child.name}: no ${what} within ${timeoutMs} ms`)),
       timeoutMs,
     );
-    const onMessage = (msg: ReadyMessage | FailedMessage) => {
-      if (msg?.type === 'ready') done(undefined, msg.url);
-      else if (msg?.type === 'failed') done(new Error(`${child.name} failed to start:\n${msg.error}`));
+    const onMessage = (msg: unknown) => {
+      let value: T | undefined;
+      try {
+        value = pick(msg);
+      } catch (err) {
+        return done(err as Error);
+      }
+      if (value !== undefined) done(undefined, value);
     };
     const onExit = (code: number | null, signal: string | null) =>
       done(
-        new Error(
-          `${child.name} exited (code ${code}, signal ${signal}) before it was ready:\n${child.output()}`,
-        ),
+        new Error(`${child.name} exited (code ${code}, signal ${signal}) before ${what}:\n${child.output()}`),
       );
-    const done = (err?: Error, url?: string) => {
+    const done = (err?: Error, value?: T) => {
       clearTimeout(timer);
       child.process.off('message', onMessage);
       child.process.off('exit', onExit);
       if (err) reject(err);
-      else resolve(url!);
+      else resolve(value!);
     };
     child.process.on('message', onMessage);
     child.process.once('exit', onExit);
   });
 }
 
-/** Asks a server child for its memory and CPU use; undefined if it does not answer in time. */
+/** Resolves with the URL a child announces; rejects with its own error if it fails or exits first. */
+export function waitReady(child: BenchChild, timeoutMs: number): Promise<string> {
+  return nextMessage(
+    child,
+    (msg: ReadyMessage | FailedMessage) => {
+      if (msg?.type === 'failed') throw new Error(`${child.name} failed to start:\n${msg.error}`);
+      return msg?.type === 'ready' ? msg.url : undefined;
+    },
+    timeoutMs,
+    'ready message',
+  );
+}
+
 let usageSeq = 0;
 
+/** Asks a server child for its memory and CPU use; undefined if it does not answer in time. */
 export function usageOf(child: BenchChild, gc: boolean): Promise<UsageReply | undefined> {
-  if (!child.process.connected) return Promise.resolve(undefined);
   const seq = ++usageSeq;
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => done(undefined), 5_000);
-    const onMessage = (msg: UsageReply) => {
-      if (msg?.type === 'usage' && msg.seq === seq) done(msg);
-    };
-    const done = (m: UsageReply | undefined) => {
-      clearTimeout(timer);
-      child.process.off('message', onMessage);
-      resolve(m);
-    };
-    child.process.on('message', onMessage);
-    child.process.send({ type: 'usage', seq, gc } satisfies UsageRequest);
-  });
+  const reply = nextMessage(
+    child,
+    (msg: UsageReply) => (msg?.type === 'usage' && msg.seq === seq ? msg : undefined),
+    5_000,
+    'usage reply',
+  ).catch(() => undefined);
+  if (child.process.connected) child.process.send({ type: 'usage', seq, gc } satisfies UsageRequest);
+  return reply;
 }
 
 /** Starts or stops the gateway's CPU profile; resolves with an error message or undefined. */
@@ -201,20 +227,41 @@ export function profile(
   phase: 'start' | 'stop',
   file?: string,
 ): Promise<string | undefined> {
-  if (!child.process.connected) return Promise.resolve('gateway not connected');
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => done('no answer within 10 s'), 10_000);
-    const onMessage = (msg: ProfileReply) => {
-      if (msg?.type === 'profile' && msg.phase === phase) done(msg.error);
-    };
-    const done = (error: string | undefined) => {
-      clearTimeout(timer);
-      child.process.off('message', onMessage);
-      resolve(error);
-    };
-    child.process.on('message', onMessage);
-    child.process.send({ type: 'profile', phase, file } satisfies ProfileRequest);
-  });
+  const reply = nextMessage(
+    child,
+    (msg: ProfileReply) =>
+      msg?.type === 'profile' && msg.phase === phase ? { error: msg.error } : undefined,
+    10_000,
+    'profile reply',
+  ).then(
+    (r) => r.error,
+    (err: Error) => err.message,
+  );
+  if (child.process.connected) child.process.send({ type: 'profile', phase, file } satisfies ProfileRequest);
+  return reply;
+}
+
+/**
+ * The highest RSS and heap a server child reports, polled every `intervalMs` (no GC) until
+ * `stop()`; a poll still waiting for its answer is not doubled.
+ */
+export function samplePeak(
+  child: BenchChild,
+  intervalMs = 250,
+): { peak: { rss: number; heapUsed: number }; stop(): void } {
+  const peak = { rss: 0, heapUsed: 0 };
+  let sampling = false;
+  const timer = setInterval(() => {
+    if (sampling) return;
+    sampling = true;
+    void usageOf(child, false).then((u) => {
+      sampling = false;
+      if (!u) return;
+      peak.rss = Math.max(peak.rss, u.memory.rss);
+      peak.heapUsed = Math.max(peak.heapUsed, u.memory.heapUsed);
+    });
+  }, intervalMs);
+  return { peak, stop: () => clearInterval(timer) };
 }
 
 /** SIGTERM by PID, then SIGKILL if it has not exited within `graceMs`. */

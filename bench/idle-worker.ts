@@ -20,6 +20,7 @@
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { IdleCommand, IdleJob, IdleReport } from './ipc';
+import { settleOnce } from './settle-once';
 import { WsClient, wsUrl } from './ws-client';
 
 const MAX_ERROR_SAMPLES = 5;
@@ -48,22 +49,18 @@ class IdleSse implements IdleConnection {
   open(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let head = '';
-      let settled = false;
-      const settle = (err?: Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) {
-          socket.destroy();
-          reject(err);
-        } else {
-          this.ready = true;
-          resolve();
-        }
-      };
-      const timer = setTimeout(
-        () => settle(new Error(`no endpoint event within ${this.timeoutMs} ms`)),
+      const { settle, isSettled } = settleOnce(
         this.timeoutMs,
+        `no endpoint event within ${this.timeoutMs} ms`,
+        (err) => {
+          if (err) {
+            socket.destroy();
+            reject(err);
+          } else {
+            this.ready = true;
+            resolve();
+          }
+        },
       );
       const socket = connect(this.port, this.host);
       this.socket = socket;
@@ -74,7 +71,7 @@ class IdleSse implements IdleConnection {
         ),
       );
       socket.on('data', (chunk: string) => {
-        if (settled) return; // keep-alive comments while idle: read and drop
+        if (isSettled()) return; // keep-alive comments while idle: read and drop
         head += chunk;
         if (!head.startsWith('HTTP/1.1 200')) {
           if (head.includes('\r\n')) settle(new Error(`GET ${this.path}: ${head.split('\r\n')[0]}`));
@@ -87,10 +84,10 @@ class IdleSse implements IdleConnection {
       });
       socket.on('error', (err: NodeJS.ErrnoException) => {
         const why = err.code ? `${err.code}: ${err.message}` : err.message;
-        if (!settled) settle(new Error(why));
+        if (!isSettled()) settle(new Error(why));
       });
       socket.on('close', () => {
-        if (!settled) settle(new Error('connection closed before the endpoint event'));
+        if (!isSettled()) settle(new Error('connection closed before the endpoint event'));
         else if (this.ready && !this.closing) this.onDrop('SSE stream closed by the target');
         this.ready = false;
       });

@@ -10,6 +10,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { WebSocket, type RawData } from 'ws';
+import { settleOnce } from './settle-once';
 
 export const MCP_SUBPROTOCOL = 'mcp';
 const GATEWAY_SESSION = 'notifications/gateway/session';
@@ -61,19 +62,15 @@ export class WsClient {
   /** Upgrades and waits for the gateway's session notification. */
   open(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const settle = (err?: Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) {
-          this.ws?.terminate();
-          reject(err);
-        } else resolve();
-      };
-      const timer = setTimeout(
-        () => settle(new Error(`no session notification within ${this.options.openTimeoutMs} ms`)),
+      const { settle, isSettled } = settleOnce(
         this.options.openTimeoutMs,
+        `no session notification within ${this.options.openTimeoutMs} ms`,
+        (err) => {
+          if (err) {
+            this.ws?.terminate();
+            reject(err);
+          } else resolve();
+        },
       );
       const ws = new WebSocket(this.url, MCP_SUBPROTOCOL, {
         perMessageDeflate: this.options.compression
@@ -99,12 +96,12 @@ export class WsClient {
       });
       ws.on('error', (err: NodeJS.ErrnoException) => {
         const why = err.code ? `${err.code}: ${err.message}` : err.message;
-        if (!settled) settle(new Error(why));
+        if (!isSettled()) settle(new Error(why));
         else this.ended(`error ${why}`);
       });
       ws.on('close', (code: number, reason: Buffer) => {
         const why = `closed by the target: ${code} ${reason.toString('utf8')}`.trim();
-        if (!settled) settle(new Error(why));
+        if (!isSettled()) settle(new Error(why));
         this.ended(why);
       });
       ws.on('message', (data: RawData) => {
@@ -114,7 +111,7 @@ export class WsClient {
         } catch {
           return;
         }
-        if (!settled) {
+        if (!isSettled()) {
           if (msg.method !== GATEWAY_SESSION) {
             settle(new Error(`first frame is not ${GATEWAY_SESSION}: ${data.toString().slice(0, 200)}`));
             return;

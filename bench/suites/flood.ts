@@ -5,14 +5,15 @@
  * upstream) runs with per-address limits on, as on a non-loopback bind. Bounded: two windows of
  * `durationMs`.
  */
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { forkChild, stopChild, waitReady } from './children';
-import type { FloodWorkerResult } from './flood-worker';
+import { nextMessage } from '../children';
+import type { FloodWorkerResult } from '../flood-worker';
+import { startBareGateway, startServer, withServers } from '../servers';
+import { defineSuite, type SuiteContext } from '../suite';
 
-export interface FloodWindow {
+interface FloodWindow {
   calls: number;
   errors: number;
   p50: number;
@@ -20,7 +21,7 @@ export interface FloodWindow {
   max: number;
 }
 
-export interface FloodReport {
+interface FloodReport {
   note: string;
   /** The gateway's flood settings in this run. */
   env: Record<string, string>;
@@ -83,12 +84,8 @@ async function goodClientWindow(url: string, durationMs: number): Promise<FloodW
   };
 }
 
-export async function runFloodSuite(
-  here: string,
-  durationMs: number,
-  logLevel: string,
-  failures: Array<{ what: string; error: string }>,
-): Promise<FloodReport> {
+async function runFlood({ opts, failures }: SuiteContext): Promise<{ flood: FloodReport }> {
+  const durationMs = opts.pairDurationMs;
   const report: FloodReport = {
     note:
       'Good client: sequential tools/call echo paced to ≤ 80/s (under its 100 req/s limit) over Streamable HTTP (SDK client) from 127.0.0.1 to the embedded demo; ' +
@@ -99,39 +96,45 @@ export async function runFloodSuite(
     underFlood: null,
     attackers: null,
   };
-  const gateway = forkChild('gateway (flood)', join(here, 'gateway-process.js'), [
-    JSON.stringify({ env: { LOG_LEVEL: logLevel, ...FLOOD_ENV }, config: {} }),
-  ]);
   try {
-    const url = await waitReady(gateway, 30_000);
-    report.baseline = await goodClientWindow(url, durationMs);
-    const worker = forkChild('flood worker', join(here, 'flood-worker.js'), [
-      JSON.stringify({ url, durationMs: durationMs + 1000 }),
-    ]);
-    try {
-      const result = new Promise<FloodWorkerResult>((ok) =>
-        worker.process.on('message', (m: { type?: string }) => {
-          if (m?.type === 'flood-result') ok(m as FloodWorkerResult);
+    await withServers(opts.logLevel, async (servers) => {
+      // Not the bench's usual gateway: the embedded demo with the per-address limits on, rate limits as configured.
+      const { url } = servers.keep(
+        await startBareGateway('gateway (flood)', {
+          env: { LOG_LEVEL: opts.logLevel, ...FLOOD_ENV },
+          config: {},
         }),
       );
-      await waitReady(worker, 10_000);
+      report.baseline = await goodClientWindow(url, durationMs);
+      const worker = servers.keep(
+        await startServer(
+          'flood worker',
+          'flood-worker',
+          [JSON.stringify({ url, durationMs: durationMs + 1000 })],
+          [],
+          10_000,
+        ),
+      );
+      const result = nextMessage(
+        worker.child,
+        (m: { type?: string }) => (m?.type === 'flood-result' ? (m as FloodWorkerResult) : undefined),
+        durationMs + 30_000,
+        'flood result',
+      );
       // Let the flood reach the caps before measuring.
       await new Promise((r) => setTimeout(r, 500));
       report.underFlood = await goodClientWindow(url, durationMs);
       const { type: _type, ...attackers } = await result;
       report.attackers = attackers;
-    } finally {
-      await stopChild(worker);
-    }
+    });
   } catch (err) {
     failures.push({ what: 'the flood suite', error: (err as Error).message });
-  } finally {
-    await stopChild(gateway);
   }
-  return report;
+  return { flood: report };
 }
 
-export function printFlood(report: FloodReport): void {
+function printFlood({ flood: report }: { flood: FloodReport | null }): void {
+  if (!report) return;
   const line = (name: string, w: FloodWindow | null) =>
     w
       ? `  ${name.padEnd(12)} ${String(w.calls).padStart(6)} calls  p50 ${w.p50.toFixed(2)} ms  p99 ${w.p99.toFixed(2)} ms  max ${w.max.toFixed(2)} ms  errors ${w.errors}`
@@ -149,3 +152,11 @@ export function printFlood(report: FloodReport): void {
     );
   }
 }
+
+export const floodSuite = defineSuite<{ flood: FloodReport | null }>({
+  name: 'flood',
+  empty: () => ({ flood: null }),
+  heading: () => 'good client while a flood runs:',
+  run: runFlood,
+  summary: printFlood,
+});

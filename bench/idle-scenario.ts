@@ -7,10 +7,10 @@
  * sessions outlive their stream (resumable until the idle timeout), so a gateway that served
  * one scenario is not a clean baseline for the next.
  */
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { forkChild, stopChild, usageOf, type BenchChild } from './children';
+import { forkChild, nextMessage, samplePeak, stopChild, usageOf, type BenchChild } from './children';
 import type { IdleCommand, IdleJob, IdleReport, MemorySample } from './ipc';
+import { kb } from './stats';
 
 export type IdleKind = 'ws' | 'sse';
 
@@ -106,7 +106,6 @@ export interface IdleScenarioParams {
   label: string;
 }
 
-const here = __dirname;
 /** Deadline for one worker to open all its connections (and for the warm-up). */
 const IDLE_DEADLINE_MS = 30_000;
 const IDLE_CLOSE_DEADLINE_MS = 10_000;
@@ -119,31 +118,9 @@ const WARMUP_CONNECTIONS = 100;
 /** Connection attempts in flight per worker (4 workers → 256 at a time). */
 const CONNECT_CONCURRENCY = 64;
 
-/** Waits for the next report of `type` from a worker; rejects if it exits first or takes too long. */
-function nextReport(worker: BenchChild, type: IdleReport['type'], timeoutMs: number): Promise<IdleReport> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => done(new Error(`${worker.name}: no ${type} within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const onMessage = (msg: IdleReport) => {
-      if (msg?.type === type) done(undefined, msg);
-    };
-    const onExit = (code: number | null, sig: string | null) =>
-      done(
-        new Error(`${worker.name} exited (code ${code}, signal ${sig}) before ${type}:\n${worker.output()}`),
-      );
-    const done = (err?: Error, msg?: IdleReport) => {
-      clearTimeout(timer);
-      worker.process.off('message', onMessage);
-      worker.process.off('exit', onExit);
-      if (err) reject(err);
-      else resolve(msg!);
-    };
-    worker.process.on('message', onMessage);
-    worker.process.once('exit', onExit);
-  });
-}
+/** The next report of `type` from a worker; rejects if it exits first or takes too long. */
+const nextReport = (worker: BenchChild, type: IdleReport['type'], timeoutMs: number) =>
+  nextMessage(worker, (msg: IdleReport) => (msg?.type === type ? msg : undefined), timeoutMs, type);
 
 const perConn = (after: number | undefined, before: number | undefined, n: number) =>
   after === undefined || before === undefined || n === 0 ? 0 : Math.round((after - before) / n);
@@ -191,7 +168,7 @@ export async function runIdleScenario(p: IdleScenarioParams): Promise<IdleScenar
   // Warm-up round: a few connections opened (and warmed) and closed before the baseline, so
   // one-time costs (JIT, the upstream HTTP client's pool, first-use allocations) are not
   // charged to the measured connections.
-  const warmup = forkChild(`idle warm-up (${p.kind})`, join(here, 'idle-worker.js'));
+  const warmup = forkChild(`idle warm-up (${p.kind})`, 'idle-worker');
   try {
     const ready = nextReport(warmup, 'idle-established', IDLE_DEADLINE_MS + 5_000);
     warmup.process.send({
@@ -223,19 +200,8 @@ export async function runIdleScenario(p: IdleScenarioParams): Promise<IdleScenar
   result.gateway.before = gwBefore?.memory;
   result.upstream.before = upBefore?.memory;
 
-  const peak = { rss: 0, heapUsed: 0 };
-  result.gateway.peak = peak;
-  let sampling = false;
-  const sampler = setInterval(() => {
-    if (sampling) return;
-    sampling = true;
-    void usageOf(p.gateway, false).then((u) => {
-      sampling = false;
-      if (!u) return;
-      peak.rss = Math.max(peak.rss, u.memory.rss);
-      peak.heapUsed = Math.max(peak.heapUsed, u.memory.heapUsed);
-    });
-  }, 250);
+  const sampler = samplePeak(p.gateway);
+  result.gateway.peak = sampler.peak;
 
   const workers: BenchChild[] = [];
   try {
@@ -244,7 +210,7 @@ export async function runIdleScenario(p: IdleScenarioParams): Promise<IdleScenar
     const established: Array<Promise<IdleReport>> = [];
     for (let i = 0; i < p.workers; i++) {
       const count = i === p.workers - 1 ? p.connections - per * (p.workers - 1) : per;
-      const worker = forkChild(`idle worker ${i + 1} (${p.kind}, ${count})`, join(here, 'idle-worker.js'));
+      const worker = forkChild(`idle worker ${i + 1} (${p.kind}, ${count})`, 'idle-worker');
       workers.push(worker);
       established.push(nextReport(worker, 'idle-established', IDLE_DEADLINE_MS + 5_000));
       worker.process.send({
@@ -317,7 +283,7 @@ export async function runIdleScenario(p: IdleScenarioParams): Promise<IdleScenar
       };
     }
 
-    clearInterval(sampler);
+    sampler.stop();
     const closed = workers.map((w) => nextReport(w, 'idle-closed', IDLE_CLOSE_DEADLINE_MS));
     const tClose = performance.now();
     for (const w of workers) w.process.send({ type: 'idle-close' } satisfies IdleCommand);
@@ -338,7 +304,7 @@ export async function runIdleScenario(p: IdleScenarioParams): Promise<IdleScenar
     result.errors++;
     samples.add((err as Error).message.split('\n')[0]);
   } finally {
-    clearInterval(sampler);
+    sampler.stop();
     await Promise.all(workers.map((w) => stopChild(w, 2_000)));
   }
   result.errorSamples = [...samples];
@@ -353,5 +319,3 @@ export async function runIdleScenario(p: IdleScenarioParams): Promise<IdleScenar
   );
   return result;
 }
-
-export const kb = (bytes: number) => (bytes / 1024).toFixed(2);

@@ -2,7 +2,7 @@
  * Suite `ring`: how long a routing decision takes — our libs/hash-ring next to the npm package
  * `hashring` (libketama-compatible, MD5 points), at 3, 30 and 300 replicas, in the same process
  * and run. Runs in the orchestrator (no children, about two seconds) as part of `npm run bench`,
- * or alone: `node dist/bench/ring.js [--ring-ms=40] [--ring-sizes=3,30,300]`, which writes
+ * or alone: `node dist/bench/suites/ring.js [--ring-ms=40] [--ring-sizes=3,30,300]`, which writes
  * bench/results/ring-<date>.json and ring-latest.json.
  *
  * Every operation gets a new key (8,192 distinct session ids in turn), as a new session does:
@@ -10,19 +10,13 @@
  * Both rings have 160 points per replica (ours: 160 vnodes per weight; hashring: 40 MD5
  * digests × 4 points).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
 import LegacyHashRing from 'hashring';
-import { HashRing } from '../libs/hash-ring/src';
-
-export interface RingOptions {
-  /** Length of one measured round per operation; three rounds, the median is reported. */
-  ringMs: number;
-  ringSizes: number[];
-}
-
-export const RING_DEFAULTS: RingOptions = { ringMs: 25, ringSizes: [3, 30, 300] };
+import { HashRing } from '../../libs/hash-ring/src';
+import { helpText, parseOptions, UsageError, type RingOptions } from '../options';
+import { writeResults } from '../results';
+import { median } from '../stats';
+import { defineSuite } from '../suite';
 
 export interface RingResult {
   replicas: number;
@@ -86,6 +80,11 @@ interface Built {
   last: { replicas: number; ours: HashRing; legacy: LegacyHashRing } | null;
 }
 
+/**
+ * The measured cases. Each writes out its own loop around its one call on purpose: a loop shared
+ * through a callback would measure the callback too (one call site for five functions is no
+ * longer inlined), which is the size of what is measured here.
+ */
 function cases(sizes: number[], keys: string[]): Built {
   const mask = KEY_COUNT - 1;
   const out: Case[] = [];
@@ -184,11 +183,6 @@ function measure(c: Case, ms: number, offset: number): { cpuNs: number; wallNs: 
   return { cpuNs: (cpuUs * 1000) / ops, wallNs: Number(wall) / ops };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
-
 /**
  * Adding then removing one replica on rings of n replicas: ours merges its points in, hashring
  * rebuilds and re-sorts its continuum (hundreds of ms at 300, so it is timed once, unwarmed).
@@ -220,7 +214,7 @@ function changeCost(n: number, ours: HashRing, legacy: LegacyHashRing): RingRepo
 
 const round = (n: number) => Math.round(n * 10) / 10;
 
-export function runRingSuite(options: RingOptions = RING_DEFAULTS): RingReport {
+export function runRingSuite(options: RingOptions): RingReport {
   const started = Date.now();
   const loadStart = loadavg()[0];
   const keys = sessionKeys();
@@ -273,7 +267,8 @@ export function runRingSuite(options: RingOptions = RING_DEFAULTS): RingReport {
   };
 }
 
-export function printRing(report: RingReport): void {
+function printRing({ ring: report }: { ring: RingReport | null }): void {
+  if (!report) return;
   const cores = cpus().length;
   if (report.loadAverage.start > cores / 2) {
     console.log(
@@ -309,34 +304,38 @@ export function printRing(report: RingReport): void {
   );
 }
 
-export function parseRingOption(key: string, value: string, opts: RingOptions): boolean {
-  const positive = (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${key}: expected a positive integer, got "${v}"`);
-    return n;
-  };
-  if (key === 'ring-ms') opts.ringMs = positive(value);
-  else if (key === 'ring-sizes') opts.ringSizes = value.split(',').filter(Boolean).map(positive);
-  else return false;
-  return true;
-}
+export const ringSuite = defineSuite<{ ring: RingReport | null }>({
+  name: 'ring',
+  empty: () => ({ ring: null }),
+  heading: () => 'hash ring (ns per pick, ours and the hashring package):',
+  // In this process, before any child is started: it measures this process alone.
+  run: async ({ opts }) => {
+    const ring = runRingSuite(opts.ring);
+    console.log(`  done in ${ring.elapsedMs} ms`);
+    return { ring };
+  },
+  summary: printRing,
+});
 
+const RING_FLAGS = ['ring-ms', 'ring-sizes'];
+
+/** Alone: `node dist/bench/suites/ring.js [--ring-ms=…] [--ring-sizes=…]`, results in ring-<date>.json. */
 function main(): void {
-  const opts: RingOptions = { ...RING_DEFAULTS, ringSizes: [...RING_DEFAULTS.ringSizes] };
-  for (const arg of process.argv.slice(2)) {
-    const m = /^--([a-z-]+)=(.*)$/.exec(arg);
-    if (!m || !parseRingOption(m[1], m[2], opts)) throw new Error(`unknown argument ${arg}`);
-  }
+  const opts = parseOptions(process.argv.slice(2), RING_FLAGS);
+  if (!opts) return console.log(helpText('node dist/bench/suites/ring.js', RING_FLAGS));
   const started = new Date();
-  const report = runRingSuite(opts);
-  printRing(report);
-  const dir = resolve(__dirname, '../../bench/results');
-  mkdirSync(dir, { recursive: true });
-  const text = `${JSON.stringify({ date: started.toISOString(), node: process.version, ring: report }, null, 2)}\n`;
-  const file = join(dir, `ring-${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, text);
-  writeFileSync(join(dir, 'ring-latest.json'), text);
+  const ring = runRingSuite(opts.ring);
+  printRing({ ring });
+  const file = writeResults('ring-', started, { date: started.toISOString(), node: process.version, ring });
   console.log(`\nresults: ${file}`);
 }
 
-if (require.main === module) main();
+if (require.main === module) {
+  try {
+    main();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`${err.message}\n(--help lists the options)`);
+    process.exit(2);
+  }
+}
