@@ -17,8 +17,12 @@ export async function waitUntil(
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`,
+      );
     }
-    await new Promise((resolve) => (intervalMs > 0 ? setTimeout(resolve, intervalMs) : setImmediate(resolve)));
+    await new Promise((resolve) =>
+      intervalMs > 0 ? setTimeout(resolve, intervalMs) : setImmediate(resolve),
+    );
   }
 }
