@@ -50,12 +50,16 @@ function npmEnv(): NodeJS.ProcessEnv {
 }
 
 async function npm(cwd: string, args: string[]): Promise<string> {
-  const { stdout } = await run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], {
-    cwd,
-    env: npmEnv(),
-    timeout: 60_000,
-    maxBuffer: 16 * 1024 * 1024,
-  });
+  const { stdout } = await run(
+    'npm',
+    [...args, '--no-audit', '--no-fund', '--no-update-notifier', '--loglevel=error'],
+    {
+      cwd,
+      env: npmEnv(),
+      timeout: 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
   return stdout;
 }
 
