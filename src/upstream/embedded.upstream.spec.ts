@@ -110,13 +110,14 @@ describe('EmbeddedUpstream (demo server)', () => {
     await waitUntil(
       () => {
         mock.timers.tick(100);
-        return logged() === 3;
+        return logged() > 2;
       },
       5000,
       'the first step to be logged',
       0,
     );
     assert.equal(up.inFlightCount, 1, 'the running call is awaited');
+    const before = logged();
     up.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 11 } }, undefined);
     assert.equal(up.inFlightCount, 0, 'a cancelled call is no longer awaited');
     // The SDK does not answer a cancelled request; the task must stop (no more logs for it). The
@@ -128,7 +129,7 @@ describe('EmbeddedUpstream (demo server)', () => {
     await turns();
     mock.timers.tick(1200);
     await turns();
-    assert.equal(logged(), 3, 'no step finished after cancellation');
+    assert.equal(logged(), before, 'no step finished after cancellation');
   });
 
   test('ask_llm: the sampling request reaches the sink and the answer completes the call', async () => {
