@@ -4,7 +4,7 @@ import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'conformance-results/**'] },
+  { ignores: ['dist/**', 'libs/*/dist/**', 'node_modules/**', 'bench/results/**', 'conformance-results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

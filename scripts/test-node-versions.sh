@@ -10,8 +10,9 @@
 #   --majors "22 24" which majors --install fetches
 #   --batch N        test files per run (default 6): bounded runs on a shared machine, and a hang or
 #                    crash costs one batch, not the run
-#   --no-build       skip `npx tsc -p tsconfig.json` (the build always runs on the default node: the
-#                    compiled output is the same for every version, as it is when deployed)
+#   --no-build       skip `npx tsc -b libs && npx tsc -p tsconfig.json` (the build always runs on the
+#                    default node: the compiled output is the same for every version, as it is when
+#                    deployed)
 #   --logs DIR       where each batch's output goes (default a new folder under /tmp)
 #   -- SUBSTR...     only the test files whose path contains one of these (as scripts/run-tests.mjs)
 #
@@ -81,8 +82,9 @@ for n in "${nodes[@]}"; do
 done
 
 if [ "$build" = 1 ]; then
-  echo "building with $(node --version) (npx tsc -p tsconfig.json)"
-  npx tsc -p tsconfig.json || exit 1
+  echo "building with $(node --version) (npx tsc -b libs && npx tsc -p tsconfig.json)"
+  # The libs' own dist/ too: suites load the client by its package name (npm workspace link).
+  npx tsc -b libs && npx tsc -p tsconfig.json || exit 1
 fi
 
 mapfile -t files < <(node scripts/run-tests.mjs --list "${only[@]}")

@@ -10,6 +10,7 @@ import { ErrorCode } from '../libs/protocol/src';
 import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import { startGateway, type RunningGateway } from './helpers/gateway';
+import { waitUntil } from './helpers/wait';
 
 const MAX_IN_FLIGHT = 20;
 const INIT_PARAMS = {
@@ -24,14 +25,6 @@ const longCall = (id: number | string) =>
     method: 'tools/call',
     params: { name: 'long_task', arguments: { duration: 1, steps: 1 } },
   });
-
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('inbound flood', () => {
   let gw: RunningGateway;
@@ -49,12 +42,16 @@ describe('inbound flood', () => {
       ws.once('error', fail);
     });
     ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: INIT_PARAMS }));
-    await until(() => frames.some((f) => f.id === 'init'));
+    await waitUntil(() => frames.some((f) => f.id === 'init'), 10_000, 'the initialize answer');
     ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
 
     const FLOOD = 500;
     for (let i = 0; i < FLOOD; i++) ws.send(longCall(i));
-    await until(() => frames.filter((f) => typeof f.id === 'number').length === FLOOD, 20_000);
+    await waitUntil(
+      () => frames.filter((f) => typeof f.id === 'number').length === FLOOD,
+      20_000,
+      'an answer to every call of the flood',
+    );
     const answers = frames.filter((f) => typeof f.id === 'number');
     const refused = answers.filter((f) => f.error?.code === ErrorCode.Overloaded);
     const done = answers.filter((f) => f.result);
@@ -68,7 +65,7 @@ describe('inbound flood', () => {
 
     // Once the accepted ones are done the session takes requests again.
     ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'after', method: 'tools/list' }));
-    await until(() => frames.some((f) => f.id === 'after'));
+    await waitUntil(() => frames.some((f) => f.id === 'after'), 10_000, 'the answer after the flood');
     assert.ok(frames.find((f) => f.id === 'after').result.tools.length > 0);
     ws.close(1000);
   });
@@ -97,7 +94,11 @@ describe('inbound flood', () => {
     }
     // Headers of a lazily chosen response only come with its first message: watch the session instead.
     const sessions = gw.gateway.app.get(SessionService);
-    await until(() => sessions.get(sessionId)!.inFlightCount === MAX_IN_FLIGHT);
+    await waitUntil(
+      () => sessions.get(sessionId)!.inFlightCount === MAX_IN_FLIGHT,
+      10_000,
+      'the session to reach its in-flight limit',
+    );
     const refused = await fetch(`${gw.url}/mcp`, {
       method: 'POST',
       headers: h,

@@ -24,7 +24,7 @@ import {
   type ReconnectEvent,
   type TransportKind,
   type WebSocketConstructor,
-} from '../libs/client/src';
+} from '@mcp-gateway/client';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { waitForNoChildren } from './helpers/leaks';
 import { seededRandom, testSeed } from './helpers/seed';

@@ -18,6 +18,7 @@ import { SessionService } from '../src/session/session.module';
 import { VsmBus } from '../src/vsm/vsm-bus.service';
 import { VsmChannel } from '../src/vsm/vsm.channels';
 import { startGateway, type RunningGateway } from './helpers/gateway';
+import { waitUntil } from './helpers/wait';
 
 interface Answer {
   status: number;
@@ -91,14 +92,6 @@ function upgrade(
   });
 }
 
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 function assertRefused(answer: Answer, retryAfter: string): void {
   assert.equal(answer.status, 503, answer.body);
   assert.equal(answer.headers['retry-after'], retryAfter);
@@ -140,12 +133,17 @@ describe('flood protection: caps and rates', () => {
   after(() => gw.close());
 
   /** Waits until the gateway has seen every test connection close (the caps count live ones). */
-  const settled = () => until(() => flood.guard.connections === 0);
+  const settled = () =>
+    waitUntil(() => flood.guard.connections === 0, 5000, 'every test connection to close');
 
   test('per-IP connection cap: the 4th connection from one address gets 503 + Retry-After, others pass', async () => {
     await settled();
     const held = await Promise.all([1, 2, 3].map(() => openSocket(gw.url, '127.0.0.2')));
-    await until(() => flood.guard.connectionsFrom('127.0.0.2') === 3);
+    await waitUntil(
+      () => flood.guard.connectionsFrom('127.0.0.2') === 3,
+      5000,
+      'three connections from 127.0.0.2',
+    );
     const before = sessions.size;
     assertRefused(await initialize(gw.url, '127.0.0.2'), '1');
     assert.equal(refusals('connections_per_ip'), 1);
@@ -153,7 +151,7 @@ describe('flood protection: caps and rates', () => {
     const other = await send(gw.url, '/health', { from: '127.0.0.3' });
     assert.equal(other.status, 200, 'another address is not affected');
     closeAll(held);
-    await until(() => flood.guard.connectionsFrom('127.0.0.2') === 0);
+    await waitUntil(() => flood.guard.connectionsFrom('127.0.0.2') === 0, 5000, 'them to close');
     assert.equal(
       (await send(gw.url, '/health', { from: '127.0.0.2' })).status,
       200,
@@ -164,7 +162,7 @@ describe('flood protection: caps and rates', () => {
   test('global connection cap: past it HTTP gets 503 and a WebSocket upgrade is refused with 503', async () => {
     await settled();
     const held = await Promise.all([10, 11, 12, 13, 14, 15].map((n) => openSocket(gw.url, `127.0.0.${n}`)));
-    await until(() => flood.guard.connections === 6);
+    await waitUntil(() => flood.guard.connections === 6, 5000, 'six connections');
     const before = sessions.size;
     assertRefused(await initialize(gw.url, '127.0.0.16'), '1');
     const ws = await upgrade(gw.url, '127.0.0.17');
@@ -250,7 +248,7 @@ describe('flood protection: caps and rates', () => {
       assert.ok('ws' in up, 'within the burst');
       // Dropped at once (the session stays, resumable): the per-address connection cap is 3 here.
       up.ws.terminate();
-      await until(() => flood.guard.connectionsFrom('127.0.0.50') === 0);
+      await waitUntil(() => flood.guard.connectionsFrom('127.0.0.50') === 0, 5000, 'the connection to close');
     }
     const before = sessions.size;
     const count = refusals('session_rate');
@@ -275,13 +273,21 @@ describe('flood protection: caps and rates', () => {
     assert.equal(code, 1008);
     assert.ok(Date.now() - started < 3000);
     assert.ok((metrics.floodRefusals.get('init_deadline') ?? 0) >= 1);
-    await until(() => sessions.size === before);
+    await waitUntil(() => sessions.size === before, 5000, 'the session to end');
 
-    // One that initializes in time stays.
+    // One that initializes in time stays: the deadline's watch lets it go without a refusal.
+    const refused = metrics.floodRefusals.get('init_deadline') ?? 0;
     const good = await upgrade(gw.url, '127.0.0.9');
     assert.ok('ws' in good);
+    let answered = false;
+    good.ws.on('message', (data) => (answered ||= (JSON.parse(String(data)) as { id?: unknown }).id === 1));
     good.ws.send(INIT);
-    await new Promise((r) => setTimeout(r, 1200));
+    await waitUntil(
+      () => answered && flood.guard.pendingInitializations === 0,
+      5000,
+      'the initialize answer, and the deadline to let the connection go',
+    );
+    assert.equal(metrics.floodRefusals.get('init_deadline') ?? 0, refused, 'no deadline refusal');
     assert.equal(good.ws.readyState, WebSocket.OPEN);
     good.ws.close(1000);
   });
@@ -298,7 +304,7 @@ describe('flood protection: caps and rates', () => {
     assert.match(answer.body, /event: endpoint/);
     assert.match(answer.body, /event: error\ndata: .*"closeCode":1008/);
     assert.equal(refusals('init_deadline'), count + 1);
-    await until(() => sessions.size === before);
+    await waitUntil(() => sessions.size === before, 5000, 'the session to end');
   });
 
   test('S5 policy_update caps changes a cap for the next session', async () => {
@@ -481,14 +487,16 @@ describe('slow and oversize requests', () => {
     const init = await initialize(gw.url, '127.0.0.1');
     const id = String(init.headers['mcp-session-id']);
     const get = () =>
-      new Promise<{ ended: Promise<void> }>((ok, fail) => {
+      new Promise<{ ended: Promise<string> }>((ok, fail) => {
         const req = request(
           new URL('/mcp', gw.url),
           { headers: { accept: 'text/event-stream', 'mcp-session-id': id } },
           (res) => {
             assert.equal(res.statusCode, 200);
-            res.resume();
-            ok({ ended: new Promise<void>((done) => res.once('close', () => done())) });
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (body += c));
+            ok({ ended: new Promise<string>((done) => res.once('close', () => done(body))) });
           },
         );
         req.on('error', fail);
@@ -496,12 +504,15 @@ describe('slow and oversize requests', () => {
       });
     const first = await get();
     const second = await get();
-    await first.ended; // the first stream is ended by the gateway
+    // The gateway ends the first stream, saying the second replaced it (both in one step)…
+    assert.match(await first.ended, /event: error\ndata: .*"message":"replaced by a newer GET stream"/);
+    // …so the second is the session's stream from then on: not ended, and the session's live channel.
     const stillOpen = await Promise.race([
       second.ended.then(() => false),
-      new Promise((r) => setTimeout(() => r(true), 300)),
+      new Promise((r) => setImmediate(() => r(true))),
     ]);
     assert.equal(stillOpen, true);
+    assert.equal(sessions.get(id)?.hasLiveChannel(), true, 'the session has its GET stream');
   });
 });
 
@@ -555,6 +566,10 @@ describe('flood: a well-behaved client while others flood', () => {
       open();
     });
 
+    const refusedA = () =>
+      (metrics.floodRefusals.get('connections_per_ip') ?? 0) +
+      (metrics.floodRefusals.get('connect_rate') ?? 0);
+
     // Attacker B: 20 concurrent initialize loops.
     const statusesB = new Map<number, number>();
     const requester = Promise.all(
@@ -566,8 +581,12 @@ describe('flood: a well-behaved client while others flood', () => {
       }),
     );
 
-    // The good client, on 127.0.0.1, during the flood.
-    await new Promise((r) => setTimeout(r, 300));
+    // The good client, on 127.0.0.1, during the flood: once both attackers are being refused.
+    await waitUntil(
+      () => refusedA() > 0 && (statusesB.get(503) ?? 0) > 0,
+      10_000,
+      'both attackers to be refused',
+    );
     const client = new Client({ name: 'good', version: '1' });
     await client.connect(new StreamableHTTPClientTransport(new URL('/mcp', gw.url)));
     const texts: string[] = [];
@@ -588,11 +607,8 @@ describe('flood: a well-behaved client while others flood', () => {
       texts,
       Array.from({ length: 50 }, (_, i) => `call ${i}`),
     );
-    const refusedA =
-      (metrics.floodRefusals.get('connections_per_ip') ?? 0) +
-      (metrics.floodRefusals.get('connect_rate') ?? 0);
     assert.ok(opened > 200, `attacker A opened ${opened}`);
-    assert.ok(refusedA > 0, 'attacker A was refused');
+    assert.ok(refusedA() > 0, 'attacker A was refused');
     assert.ok((statusesB.get(503) ?? 0) > 0, `attacker B: ${JSON.stringify([...statusesB])}`);
     assert.ok((metrics.floodRefusals.get('session_rate') ?? 0) > 0);
   });

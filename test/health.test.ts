@@ -12,6 +12,7 @@ import { VsmChannel, type S3Event } from '../src/vsm/vsm.channels';
 import { connectClient } from './helpers/clients';
 import { freePort, startEverythingHttp, type RunningEverything } from './helpers/everything';
 import { startGateway, type RunningGateway } from './helpers/gateway';
+import { waitUntil } from './helpers/wait';
 
 interface Health {
   status: number;
@@ -23,16 +24,16 @@ async function health(base: string, path: string): Promise<Health> {
   return { status: res.status, body: (await res.json()) as Health['body'] };
 }
 
-/** Polls until `path` answers `status` (readiness follows breaker timers and shutdown steps). */
-async function until(base: string, path: string, status: number, timeoutMs = 10_000): Promise<Health> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const h = await health(base, path);
-    if (h.status === status) return h;
-    if (Date.now() > deadline)
-      throw new Error(`${path}: ${h.status} ${JSON.stringify(h.body)}, wanted ${status}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** `path`'s answer once it is `status` (readiness follows breaker timers and shutdown steps). */
+async function healthOnce(base: string, path: string, status: number, timeoutMs = 10_000): Promise<Health> {
+  let last: Health | undefined;
+  await waitUntil(
+    async () => (last = await health(base, path)).status === status,
+    timeoutMs,
+    () => `${path} to answer ${status}; last ${last?.status} ${JSON.stringify(last?.body)}`,
+    50,
+  );
+  return last!;
 }
 
 describe('readiness follows the replicas of an HTTP upstream', () => {
@@ -82,7 +83,7 @@ describe('readiness follows the replicas of an HTTP upstream', () => {
     await upstream.stop();
     // A new session fails to reach the replica: that outcome opens its breaker.
     await assert.rejects(connectClient(gw.url, 'streamable'));
-    const down = await until(gw.url, '/health/ready', 503);
+    const down = await healthOnce(gw.url, '/health/ready', 503);
     assert.equal(down.body.status, 'error');
     assert.equal(down.body.details.replicas.status, 'down');
     const [replica] = gw.gateway.app.get(Router).replicaIds('everything');
@@ -93,7 +94,7 @@ describe('readiness follows the replicas of an HTTP upstream', () => {
 
     upstream = await startEverythingHttp('streamableHttp', port);
     // After the reset timeout the breaker lets a probe through (half-open): ready, so traffic can close it.
-    await until(gw.url, '/health/ready', 200);
+    await healthOnce(gw.url, '/health/ready', 200);
     const { client } = await connectClient(gw.url, 'streamable');
     await client.listTools();
     await client.close();
@@ -207,14 +208,14 @@ describe('readiness with REDIS_URL (the cluster Redis)', () => {
   });
 
   test('ready while Redis answers PING, not ready while it is gone, ready again when it is back', async () => {
-    const up = await until(gw.url, '/health/ready', 200);
+    const up = await healthOnce(gw.url, '/health/ready', 200);
     assert.deepEqual(up.body.details.redis, { status: 'up', configured: true });
     await stopRedis(redis!);
-    const down = await until(gw.url, '/health/ready', 503);
+    const down = await healthOnce(gw.url, '/health/ready', 503);
     assert.equal(down.body.details.redis.status, 'down');
     assert.equal(down.body.details.replicas.status, 'up');
     redis = await startRedis(port);
-    const again = await until(gw.url, '/health/ready', 200);
+    const again = await healthOnce(gw.url, '/health/ready', 200);
     assert.deepEqual(again.body.details.redis, { status: 'up', configured: true });
   });
 });

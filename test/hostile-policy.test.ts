@@ -589,13 +589,24 @@ describe('revoked credentials end the sessions opened with them', () => {
   }
 
   const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
+  /**
+   * 'open' unless `p` (a channel's end) has settled by the next turn of the event loop. Asked once
+   * the refusals meant were counted and their ends seen: the gateway closes every channel whose
+   * credential no longer holds in one pass, each counted in authRefusals.
+   */
   const stillOpen = (p: Promise<unknown>) =>
-    Promise.race([p.then(() => 'ended'), new Promise((r) => setTimeout(() => r('open'), 300))]);
+    Promise.race([p.then(() => 'ended'), new Promise((r) => setImmediate(() => r('open')))]);
+  /** Live channels closed so far for a revoked key or client, by reason. */
+  const revoked = () => {
+    const refusals = gw.gateway.app.get(GatewayMetrics).authRefusals;
+    return { key: refusals.get('key_revoked') ?? 0, client: refusals.get('client_revoked') ?? 0 };
+  };
 
   test('a key removed from gateway.yaml closes its WebSocket 4401 and ends its SSE and GET streams; a disabled client gets 4403', async () => {
     const leaked = await openAll(OLD);
     const fresh = await openAll(NEW);
     const bob = await openAll(BOB);
+    const before = revoked();
     writeFileSync(file, yaml([NEW], true));
     await gw.gateway.app.get(ConfigReloadService).reload();
 
@@ -609,6 +620,8 @@ describe('revoked credentials end the sessions opened with them', () => {
         assert.match(got.reason, pattern);
       }
     }
+    // Those six were refused, and nothing else: Alice's fresh channels were not.
+    assert.deepEqual(revoked(), { key: before.key + 3, client: before.client + 3 });
     // The next request of such a session is refused too.
     const late = await raw(gw.url, { headers: { ...MCP_HEADERS, ...leaked.sessionHeaders }, body: list });
     assert.equal(late.status, 401, late.text);
@@ -666,12 +679,17 @@ describe('revoked credentials end the sessions opened with them', () => {
       });
     const dave = await openAll(DAVE);
     const erin = await openAll(ERIN);
-    policyUpdate(['erin']);
+    const before = revoked();
+    // Alice is on the list too: her streams from the first test stay open, so the refusals counted
+    // below are this list's of Dave alone.
+    policyUpdate(['erin', 'alice']);
     for (const ended of [dave.wsEnded, dave.sseEnded, dave.getEnded]) {
       const got = await ended;
       assert.equal(got.code, 4403, JSON.stringify(got));
       assert.match(got.reason, /"dave" is not allowed/);
     }
+    // Dave's three were refused, and nothing else: Erin's were not.
+    assert.deepEqual(revoked(), { key: before.key, client: before.client + 3 });
     const late = await raw(gw.url, { headers: { ...MCP_HEADERS, ...dave.sessionHeaders }, body: list });
     assert.equal(late.status, 403, late.text);
     assert.equal(late.json.error.data.reason, 'client_not_allowed');

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { SessionService } from '../src/session/session.module';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { SseReader } from './helpers/sse-reader';
+import { waitUntil } from './helpers/wait';
 
 const INIT = {
   jsonrpc: '2.0',
@@ -33,14 +34,6 @@ async function connect(base: string, lastEventId?: string) {
   return { reader, endpoint: endpoint!, postUrl, sessionId: new URL(postUrl).searchParams.get('sessionId')! };
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('legacy SSE reconnect before the first message', () => {
   let gw: RunningGateway;
   let sessions: SessionService;
@@ -60,8 +53,9 @@ describe('legacy SSE reconnect before the first message', () => {
     );
     assert.equal(sessions.size, before + 1);
     await first.reader.cancel();
-    await until(
+    await waitUntil(
       () => sessions.get(first.sessionId)?.hasLiveChannel() === false,
+      5000,
       'the server to see the drop',
     );
 

@@ -12,6 +12,7 @@ import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { MessagePolicy } from '../src/policy/message-policy';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { connectAs } from './helpers/policy-clients';
+import { waitUntil } from './helpers/wait';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -53,14 +54,6 @@ async function stopRedis(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function until(what: string, condition: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 async function served(client: Client): Promise<boolean> {
   try {
     await client.ping();
@@ -96,7 +89,7 @@ describe('rate limits shared through Redis', () => {
     a = await startGateway({ rateLimit: { ...rateLimit, redisFailMode: 'open' }, ...limits });
     b = await startGateway({ rateLimit: { ...rateLimit, redisFailMode: 'open' }, ...limits });
     closed = await startGateway({ rateLimit: { ...rateLimit, redisFailMode: 'closed' }, ...limits });
-    await until('the gateways to reach Redis', () => [a, b, closed].every(redisReady));
+    await waitUntil(() => [a, b, closed].every(redisReady), 5000, 'the gateways to reach Redis');
   });
   after(async () => {
     await Promise.all([a?.close(), b?.close(), closed?.close()]);
@@ -130,7 +123,7 @@ describe('rate limits shared through Redis', () => {
     try {
       assert.equal(await served(strict.client), true);
       await stopRedis(redis);
-      await until('the gateways to notice', () => !redisReady(a) && !redisReady(closed));
+      await waitUntil(() => !redisReady(a) && !redisReady(closed), 5000, 'the gateways to notice');
       // Fail-open: the node goes on with its own limit (3 tokens left, then refused).
       assert.equal(await served(insured.client), true);
       assert.equal(await served(insured.client), true);

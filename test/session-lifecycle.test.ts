@@ -13,6 +13,7 @@ import { startGateway, type RunningGateway } from './helpers/gateway';
 import { childPids } from './helpers/leaks';
 import { SseReader } from './helpers/sse-reader';
 import { call, openSession, raw, sessionHeaders } from './helpers/streamable-http-client';
+import { waitUntil } from './helpers/wait';
 
 const INIT = {
   jsonrpc: '2.0',
@@ -27,14 +28,6 @@ const INIT = {
 
 function wsUrl(base: string, path: string): string {
   return base.replace(/^http/, 'ws') + path;
-}
-
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** A raw WebSocket client: the first frame names the session; `closed` resolves with the close code. */
@@ -55,7 +48,7 @@ class WsClient {
         throw new Error(`closed with ${code} before open`);
       }),
     ]);
-    await until(() => c.frames.length > 0 || c.ws.readyState !== WebSocket.OPEN, 5000, 'the hello frame');
+    await waitUntil(() => c.frames.length > 0 || c.ws.readyState !== WebSocket.OPEN, 5000, 'the hello frame');
     return c;
   }
 
@@ -64,7 +57,7 @@ class WsClient {
   }
 
   async response(id: number, timeoutMs = 5000): Promise<any> {
-    await until(
+    await waitUntil(
       () => this.frames.some((f) => f.id === id && f.method === undefined),
       timeoutMs,
       `answer ${id}`,
@@ -125,7 +118,7 @@ describe('resume positions are validated (defect 3)', () => {
       assert.equal(init?.id, `${sessionId}.1`);
       sse.abort();
       const session = sessions.get(sessionId)!;
-      await until(() => !session.hasLiveChannel(), 5000, 'the stream to be gone');
+      await waitUntil(() => !session.hasLiveChannel(), 5000, 'the stream to be gone');
 
       const future = await openLegacySse(gw.url, '/sse', { 'last-event-id': `${sessionId}.1000` });
       assert.equal(future.status, 409, 'a position the session never reached is a client error');
@@ -139,7 +132,7 @@ describe('resume positions are validated (defect 3)', () => {
           202,
         );
       }
-      await until(() => session.outbox.seq === 11, 5000, 'the ten answers');
+      await waitUntil(() => session.outbox.seq === 11, 5000, 'the ten answers');
       const stale = await openLegacySse(gw.url, '/sse', { 'last-event-id': `${sessionId}.1` });
       assert.equal(stale.status, 409, 'not a silent replay of the 8 that are left');
       assert.equal(stale.body.error.code, ErrorCode.ResumeUnavailable);
@@ -209,7 +202,7 @@ describe('POST streams are not left open (defect 7)', () => {
         body: JSON.stringify(call(5, 'long_task', { duration: 0.5, steps: 1 })),
         signal: AbortSignal.timeout(10_000),
       });
-      await until(() => session.inFlightCount === 1, 5000, 'the call to be in flight');
+      await waitUntil(() => session.inFlightCount === 1, 5000, 'the call to be in flight');
       const ws = await WsClient.open(
         wsUrl(gw.url, `/ws?sessionId=${sessionId}&lastEventId=${session.outbox.seq}`),
       );
@@ -265,14 +258,18 @@ describe('a session whose client went away frees its upstream (defect 12)', () =
       const returning = ws[0].hello.sessionId;
       for (const c of ws) c.ws.terminate();
       for (const s of sse) s.abort();
-      await until(() => [...sessions.all()].every((s) => !s.hasLiveChannel()), 5000, 'the drops to be seen');
+      await waitUntil(
+        () => [...sessions.all()].every((s) => !s.hasLiveChannel()),
+        5000,
+        'the drops to be seen',
+      );
       const back = await WsClient.open(wsUrl(gw.url, `/ws/everything?sessionId=${returning}&lastEventId=1`));
       assert.equal(back.hello.resumed, true, 'inside the window the session is still there');
 
       const dropped = Date.now();
-      await until(() => sessions.size === 1, DETACHED_MS + 5000, 'the detached sessions to end');
+      await waitUntil(() => sessions.size === 1, DETACHED_MS + 5000, 'the detached sessions to end');
       assert.ok(Date.now() - dropped < DETACHED_MS + 5000);
-      await until(() => childPids().length === baseline + 1, 10_000, 'their stdio children to exit');
+      await waitUntil(() => childPids().length === baseline + 1, 10_000, 'their stdio children to exit');
 
       back.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }));
       assert.ok(
@@ -281,7 +278,7 @@ describe('a session whose client went away frees its upstream (defect 12)', () =
       );
       back.ws.close(1000);
       await back.closed;
-      await until(() => sessions.size === 0, 5000, 'the last session to end');
+      await waitUntil(() => sessions.size === 0, 5000, 'the last session to end');
     },
   );
 });

@@ -11,19 +11,12 @@ import { WebSocket } from 'ws';
 import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import { startGateway, type RunningGateway } from './helpers/gateway';
+import { waitUntil } from './helpers/wait';
 
 const STREAM_SERVER = resolve(__dirname, 'fixtures/stream-server.js');
 const services = {
   stream: { replicas: [{ transport: 'stdio' as const, command: process.execPath, args: [STREAM_SERVER] }] },
 };
-
-async function until(check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function streamingClient(gw: RunningGateway) {
   const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/ws/stream`, 'mcp');
@@ -49,7 +42,7 @@ async function streamingClient(gw: RunningGateway) {
       params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'slow', version: '1' } },
     }),
   );
-  await until(() => answers.has('init'));
+  await waitUntil(() => answers.has('init'), 15_000, 'the initialize answer');
   ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
   return {
     ws,
@@ -99,12 +92,23 @@ describe('slow reader', () => {
     client.pauseReading();
     const heapBefore = process.memoryUsage().heapUsed;
     client.stream(COUNT, 2000);
-    await until(() => metrics.upstreamPauses > 0, 60_000);
-    // While the client does not read, the gateway holds at most its high-water mark plus what was in flight.
-    await new Promise((r) => setTimeout(r, 1000));
+    await waitUntil(() => metrics.upstreamPauses > 0, 60_000, 'the upstream to be paused');
+    // While the client does not read, the gateway holds at most its high-water mark plus what was in
+    // flight. Kernel socket buffers may still take some (a drain, a resume, a pause again): wait until
+    // the upstream is paused and the outbox has stopped growing.
     const session = gw.gateway.app.get(SessionService).get(client.sessionId)!;
+    let size = -1;
+    let grewAt = 0;
+    await waitUntil(
+      () => {
+        if (session.outbox.size !== size) [size, grewAt] = [session.outbox.size, Date.now()];
+        return metrics.upstreamPauses > metrics.upstreamResumes && Date.now() - grewAt >= 200;
+      },
+      15_000,
+      'the upstream to stay paused',
+    );
     const held = session.outbox.size;
-    // The upstream writes 2,000 per ms-tick; had it not stopped, another second would add ~100,000.
+    // The measurement: the upstream writes 2,000 per ms-tick; had it not stopped, a second would add ~100,000.
     await new Promise((r) => setTimeout(r, 1000));
     console.log(`slow reader: ${held} then ${session.outbox.size} of ${COUNT} held while paused`);
     assert.ok(
@@ -119,7 +123,7 @@ describe('slow reader', () => {
     assert.ok(heapGrowth < 64 * 1024 * 1024, `heap grew ${Math.round(heapGrowth / 1024)} KB while paused`);
 
     client.resumeReading();
-    await until(() => client.answers.has('stream'), 60_000);
+    await waitUntil(() => client.answers.has('stream'), 60_000, 'the stream to end');
     assert.ok(metrics.upstreamResumes > 0, 'the upstream was resumed when the client drained');
     assert.equal(client.notifications.length, COUNT);
     assert.ok(
@@ -144,7 +148,7 @@ describe('slow reader', () => {
     const client = await streamingClient(gw);
     client.pauseReading();
     client.stream(300_000, 5000);
-    await until(() => (metrics.errors.get('outbox_overflow') ?? 0) > 0, 60_000);
+    await waitUntil(() => (metrics.errors.get('outbox_overflow') ?? 0) > 0, 60_000, 'an outbox overflow');
     client.resumeReading();
     assert.equal(await client.closed, 4008);
     assert.equal(gw.gateway.app.get(SessionService).get(client.sessionId), undefined, 'the session is gone');

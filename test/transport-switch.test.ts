@@ -13,6 +13,7 @@ import { SessionService } from '../src/session/session.module';
 import { VsmChannel } from '../src/vsm/vsm.channels';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { SseReader } from './helpers/sse-reader';
+import { waitUntil } from './helpers/wait';
 
 const INIT = JSON.stringify({
   jsonrpc: '2.0',
@@ -53,14 +54,6 @@ async function openWs(base: string, query = '', clientId = 'switch-client'): Pro
   return { ws, sessionId, frames, closed };
 }
 
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('transport failover with the default S2 limit (3 switches per 60 s)', () => {
   let gw: RunningGateway;
   before(async () => {
@@ -72,7 +65,7 @@ describe('transport failover with the default S2 limit (3 switches per 60 s)', (
     // 1. Start on WebSocket and finish the handshake.
     const first = await openWs(gw.url);
     first.ws.send(INIT);
-    await until(() => first.frames.some((f) => f.id === 'init'));
+    await waitUntil(() => first.frames.some((f) => f.id === 'init'), 5000, 'the initialize answer');
     first.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
     const sessionId = first.sessionId;
     // A long task whose progress keeps coming while the client changes transport.
@@ -84,7 +77,11 @@ describe('transport failover with the default S2 limit (3 switches per 60 s)', (
         params: { name: 'long_task', arguments: { duration: 1.5, steps: 15 }, _meta: { progressToken: 'p' } },
       }),
     );
-    await until(() => first.frames.some((f) => f.method === 'notifications/progress'));
+    await waitUntil(
+      () => first.frames.some((f) => f.method === 'notifications/progress'),
+      5000,
+      'a first progress notification',
+    );
     first.ws.terminate();
     const progressSeen = first.frames.filter((f) => f.method === 'notifications/progress').length;
     // seq of everything received: hello said seq 0, so the n-th message frame is seq n.
@@ -127,7 +124,7 @@ describe('transport failover with the default S2 limit (3 switches per 60 s)', (
 
     // 4. Back to WebSocket (switch 3): everything after lastSeq, up to the final result.
     const back = await openWs(gw.url, `?sessionId=${sessionId}&lastEventId=${lastSeq}`);
-    await until(() => back.frames.some((f) => f.id === 'long'), 10_000);
+    await waitUntil(() => back.frames.some((f) => f.id === 'long'), 10_000, "the long call's answer");
     const all = [...first.frames, ...viaSse, ...viaStreamable, ...back.frames];
     const progress = all.filter((f) => f.method === 'notifications/progress').map((f) => f.params.progress);
     assert.deepEqual(
@@ -220,7 +217,7 @@ function postPing(base: string, sessionId: string, id: string, clientId?: string
 async function initializedWs(base: string, query = '', clientId?: string): Promise<WsSession> {
   const s = clientId === undefined ? await openWsQueryOnly(base, query) : await openWs(base, query, clientId);
   s.ws.send(INIT);
-  await until(() => s.frames.some((f) => f.id === 'init'));
+  await waitUntil(() => s.frames.some((f) => f.id === 'init'), 5000, 'the initialize answer');
   s.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
   return s;
 }
@@ -266,7 +263,7 @@ describe('POST /messages asks S2 like every other transport switch', () => {
     assert.equal(res.status, 202);
     assert.equal(metrics.transportSwitches.get('ws->sse'), 1, 'S2 was asked and counted the switch');
     // The answer goes where the session's connection is (the WebSocket still carries it).
-    await until(() => s.frames.some((f) => f.id === 'p1'));
+    await waitUntil(() => s.frames.some((f) => f.id === 'p1'), 5000, 'the answer to p1');
     // A second switch (to Streamable HTTP) is over this client's limit of 1.
     const refused = await postPing(gw.url, s.sessionId, 'p2', 'messages-client');
     assert.equal(refused.status, 409);
@@ -325,7 +322,7 @@ describe('two requests racing onto a new transport are one switch', () => {
     const countRequest = () => arrived++;
     const slowS2 = async () => {
       asked++;
-      await until(() => arrived >= 2);
+      await waitUntil(() => arrived >= 2, 5000, 'both requests to reach the gateway');
       return undefined;
     };
     server.on('request', countRequest);

@@ -15,6 +15,7 @@ import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';
+import { waitUntil } from './helpers/wait';
 
 // The SDK's WebSocket transport uses the global WebSocket: helpers/clients installs a browser-like one.
 
@@ -157,14 +158,6 @@ function refusedUpgrade(url: string, protocols: string | string[] = 'mcp', optio
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
   });
-}
-
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('WebSocket transport', () => {
@@ -401,7 +394,7 @@ describe('WebSocket transport', () => {
             params: { seq: own.highest },
           }),
         );
-        await until(() => session.outbox.size === 0);
+        await waitUntil(() => session.outbox.size === 0, 5000, 'the ack to free the outbox');
         own.send(JSON.stringify({ jsonrpc: '2.0', id: 'after-ack', method: 'ping' }));
         await own.response('after-ack');
         assert.equal(session.outbox.size, 1);
@@ -554,7 +547,7 @@ describe('WebSocket transport', () => {
       assert.ok(seen >= 3, `position after initialize, tools/list and one progress: ${seen}`);
 
       const session = sessions.get(sessionId)!;
-      await until(() => session.inFlightCount === 0);
+      await waitUntil(() => session.inFlightCount === 0, 5000, 'the call to finish');
       const missed = session.outbox.since(seen).map((e) => e.raw);
       assert.ok(missed.length >= 2, 'progress and the result happened while disconnected');
 
@@ -582,7 +575,7 @@ describe('WebSocket transport', () => {
       assert.equal(c3.data.length, 1, 'only the new answer: nothing was missed');
       c3.close(1000);
       await c3.closed;
-      await until(() => sessions.get(sessionId) === undefined);
+      await waitUntil(() => sessions.get(sessionId) === undefined, 5000, 'the session to end');
     });
 
     test('closing with another code than 1000 keeps the session resumable', async () => {

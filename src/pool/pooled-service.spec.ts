@@ -14,6 +14,7 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
+import { waitUntil } from '../../test/helpers/wait';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamConnection, UpstreamSink } from '../upstream/upstream-connection';
 import type { PooledPort } from './pooled-port';
@@ -115,13 +116,9 @@ function setup(settings: PoolSettings = SETTINGS) {
   return { service, connections, client };
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
+/** The fakes answer within a turn of the event loop: poll every turn, give up after 2 s. */
+const WAIT_MS = 2000;
+const EVERY_TURN = 0;
 
 let calls = 0;
 /** A tools/call whose argument is unique, so the test finds it upstream whatever its id. */
@@ -141,13 +138,15 @@ async function carried(
   port.send(request, undefined);
   const marker = (request.params as { arguments: { message: string } }).arguments.message;
   let found: JsonRpcRequest | undefined;
-  await until(
+  await waitUntil(
     () =>
       (found = connections
         .flatMap((c) => c.calls())
         .find((m) => (m.params as { arguments: { message: string } }).arguments.message === marker)) !==
       undefined,
+    WAIT_MS,
     `the upstream to receive call ${marker}`,
+    EVERY_TURN,
   );
   return found!;
 }
@@ -283,10 +282,15 @@ describe('pooled service with a fake upstream connection', () => {
     const b = client();
     const upA = await carried(a.port, connections, toolCall(1));
     b.port.send(toolCall(2), undefined);
-    await until(() => service.stats()[0].pending === 1, 'the second request to queue');
+    await waitUntil(
+      () => service.stats()[0].pending === 1,
+      WAIT_MS,
+      'the second request to queue',
+      EVERY_TURN,
+    );
     b.port.close();
     connections[0].emit({ jsonrpc: '2.0', id: upA.id, result: {} });
-    await until(() => service.stats()[0].pending === 0, 'the queue to empty');
+    await waitUntil(() => service.stats()[0].pending === 0, WAIT_MS, 'the queue to empty', EVERY_TURN);
     await new Promise((r) => setImmediate(r));
     assert.equal(connections[0].calls().length, 1, 'only the first request was sent upstream');
     assert.deepEqual(b.sink.got, []);
@@ -299,10 +303,15 @@ describe('pooled service with a fake upstream connection', () => {
     const a = client();
     const upA = await carried(a.port, connections, toolCall(1));
     a.port.send(toolCall(2), undefined);
-    await until(() => service.stats()[0].pending === 1, 'the second request to queue');
+    await waitUntil(
+      () => service.stats()[0].pending === 1,
+      WAIT_MS,
+      'the second request to queue',
+      EVERY_TURN,
+    );
     a.port.send({ jsonrpc: '2.0', method: Method.Cancelled, params: { requestId: 2 } }, undefined);
     connections[0].emit({ jsonrpc: '2.0', id: upA.id, result: {} });
-    await until(() => service.stats()[0].pending === 0, 'the queue to empty');
+    await waitUntil(() => service.stats()[0].pending === 0, WAIT_MS, 'the queue to empty', EVERY_TURN);
     await new Promise((r) => setImmediate(r));
     assert.equal(connections[0].calls().length, 1, 'the cancelled request was not sent');
     assert.equal(

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, mock, test } from 'node:test';
+import { waitUntil } from '../../test/helpers/wait';
 import {
   Breakers,
   CONSECUTIVE_FAILURES_PAIN,
@@ -26,14 +27,6 @@ function recorder() {
 
 /** opossum counts an outcome in a promise continuation: let those run. */
 const settle = () => new Promise((r) => setImmediate(r));
-
-async function until(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('Breakers', () => {
   test('below the volume threshold a failure never opens the breaker', async () => {
@@ -67,7 +60,7 @@ describe('Breakers', () => {
     b.record('r1', true);
     await settle();
     assert.equal(b.state('r1'), 'open');
-    await until(() => b.state('r1') === 'half_open', 'half-open after resetTimeout');
+    await waitUntil(() => b.state('r1') === 'half_open', 3000, 'half-open after resetTimeout');
     assert.equal(b.allows('r1'), true, 'half-open lets a probe through');
     b.record('r1', true);
     await settle();
@@ -87,11 +80,11 @@ describe('Breakers', () => {
     b.record('r1', false);
     await settle();
     assert.equal(b.state('r1'), 'open');
-    await until(() => b.state('r1') === 'half_open', 'half-open');
+    await waitUntil(() => b.state('r1') === 'half_open', 3000, 'half-open');
     b.record('r1', false);
     await settle();
     assert.equal(b.state('r1'), 'open', 'the probe failed');
-    await until(() => b.state('r1') === 'half_open', 'half-open again');
+    await waitUntil(() => b.state('r1') === 'half_open', 3000, 'half-open again');
     b.record('r1', true);
     await settle();
     assert.equal(b.state('r1'), 'closed');
@@ -170,7 +163,11 @@ describe('Breakers', () => {
     b.shutdown();
   });
 
-  test('successes count in the window they happened in, and leave it as they age', async () => {
+  test('successes count in the window they happened in, and leave it as they age', async (t) => {
+    // The window's buckets rotate on the Breakers' interval: fake it, and move time by exactly
+    // the rotations meant (a 1000 ms window is 10 buckets of 100 ms).
+    mock.timers.enable({ apis: ['setInterval'] });
+    t.after(() => mock.timers.reset());
     const { listener } = recorder();
     const b = new Breakers(listener);
     const window = { ...FAST, volumeThreshold: 5, rollingWindowMs: 1000 };
@@ -181,12 +178,12 @@ describe('Breakers', () => {
       b.record('aged', true);
     }
     // A bucket rotation or two later the successes are still in the window: 5 of 25 failed.
-    await new Promise((r) => setTimeout(r, 250));
+    mock.timers.tick(250);
     for (let i = 0; i < 5; i++) b.record('fresh', false);
     await settle();
     assert.equal(b.state('fresh'), 'closed');
     // Once the window has moved past them they are gone: 5 of 5 failed.
-    await new Promise((r) => setTimeout(r, 1300));
+    mock.timers.tick(1300);
     for (let i = 0; i < 5; i++) b.record('aged', false);
     await settle();
     assert.equal(b.state('aged'), 'open');

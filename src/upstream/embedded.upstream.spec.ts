@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { after, describe, mock, test } from 'node:test';
 import { Logger } from '@nestjs/common';
 import type { JsonRpcRequest } from '../../libs/protocol/src';
 import {
@@ -8,6 +8,7 @@ import {
   handshake,
   RecordingSink,
   resultText,
+  waitUntil,
 } from '../../test/helpers/upstream-test-kit';
 import { DEMO_SERVER_NAME } from './demo-server';
 import { EmbeddedUpstream } from './embedded.upstream';
@@ -86,7 +87,7 @@ describe('EmbeddedUpstream (demo server)', () => {
     assert.match(prompt.messages[0].content.text, /abc/);
   });
 
-  test('long_task: progress and logs related to the request, cancellation', async () => {
+  test('long_task: progress and logs related to the request, cancellation', async (t) => {
     const { up, sink } = open();
     await up.start();
     await handshake(up, sink);
@@ -100,18 +101,35 @@ describe('EmbeddedUpstream (demo server)', () => {
     for (const p of progress) assert.equal(p.related, 10);
     assert.equal(sink.notifications('notifications/message').length, 2);
 
+    // The steps are timers: fake them, and move time until the call's first step (1 s) is logged,
+    // so the call is running when it is cancelled.
+    mock.timers.enable({ apis: ['setTimeout'] });
+    t.after(() => mock.timers.reset());
+    const logged = () => sink.notifications('notifications/message').length;
     callTool(up, 11, 'long_task', { duration: 10, steps: 10 });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(
+      () => {
+        mock.timers.tick(100);
+        return logged() > 2;
+      },
+      5000,
+      'the first step to be logged',
+      0,
+    );
     assert.equal(up.inFlightCount, 1, 'the running call is awaited');
+    const before = logged();
     up.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 11 } }, undefined);
     assert.equal(up.inFlightCount, 0, 'a cancelled call is no longer awaited');
-    // The SDK does not answer a cancelled request; the task must stop (no more logs for it).
-    await new Promise((r) => setTimeout(r, 1200));
-    assert.equal(
-      sink.notifications('notifications/message').length,
-      2,
-      'no step finished after cancellation',
-    );
+    // The SDK does not answer a cancelled request; the task must stop (no more logs for it). The
+    // server is in-process: a few turns of the event loop deliver the cancellation, and after the
+    // next step's end they would deliver its log.
+    const turns = async () => {
+      for (let turn = 0; turn < 5; turn++) await new Promise((r) => setImmediate(r));
+    };
+    await turns();
+    mock.timers.tick(1200);
+    await turns();
+    assert.equal(logged(), before, 'no step finished after cancellation');
   });
 
   test('ask_llm: the sampling request reaches the sink and the answer completes the call', async () => {
@@ -138,7 +156,7 @@ describe('EmbeddedUpstream (demo server)', () => {
     await handshake(up, sink);
     up.pause();
     callTool(up, 'p', 'echo', { text: 'held' });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => up.inFlightCount === 0, 5000, 'the answer to come back (and be held)');
     assert.equal(
       sink.received.some((r) => (r.message as { id?: unknown }).id === 'p'),
       false,

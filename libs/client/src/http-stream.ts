@@ -1,4 +1,4 @@
-import { ErrorCode, SseParser, type SseHandler } from '../../protocol/src';
+import { ErrorCode, SseParser, type SseHandler } from '@mcp-gateway/protocol';
 import { ResilientTransportError, type FailureReason } from './errors';
 import { TRANSPORT_LABEL, type TransportKind } from './wire';
 

@@ -10,7 +10,7 @@ export {
 } from './resilient-transport';
 export { ResilientTransportError, type FailureReason } from './errors';
 export { backoffDelay, type BackoffOptions } from './backoff';
-export { SseParser, type SseHandler } from '../../protocol/src';
+export { SseParser, type SseHandler } from '@mcp-gateway/protocol';
 export { SeqSet, SequencedInbox, type InboxVerdict } from './sequence-tracker';
 export { PendingRequests, type PendingRequest, type PendingState } from './pending-requests';
 export {

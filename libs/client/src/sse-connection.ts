@@ -1,5 +1,5 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { ErrorCode, type SseHandler } from '../../protocol/src';
+import { ErrorCode, type SseHandler } from '@mcp-gateway/protocol';
 import { connectionFailure, isConnectionRefusal, ResilientTransportError } from './errors';
 import { errorBody, httpRefusal, networkError, readEventStream } from './http-stream';
 import { isRequestMessage } from './pending-requests';

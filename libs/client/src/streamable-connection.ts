@@ -1,5 +1,5 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
-import { parseEventId, type SseHandler } from '../../protocol/src';
+import { parseEventId, type SseHandler } from '@mcp-gateway/protocol';
 import { connectionFailure, isConnectionRefusal, ResilientTransportError } from './errors';
 import { errorBody, header, httpRefusal, networkError, readEventStream } from './http-stream';
 import { isRequestMessage, isResponseMessage } from './pending-requests';

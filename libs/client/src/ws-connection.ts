@@ -1,5 +1,5 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { ErrorCode } from '../../protocol/src';
+import { ErrorCode } from '@mcp-gateway/protocol';
 import { ResilientTransportError, type FailureReason } from './errors';
 import type { ConnectionContext, ConnectionSink, WebSocketLike, WireConnection } from './wire';
 
