@@ -5,7 +5,8 @@
 //
 // A file may import its own layer and the layers to its left, never one to its right; nothing
 // may form an import cycle (type-only imports count: they shape the design just the same);
-// libs/ never imports src/ or test/; unit specs in src/ never import test/.
+// libs/ never imports src/ or test/; unit specs in src/ never import test/ (what they share is in
+// src/testing/, which only specs import).
 //
 // `.dependency-cruiser-known-violations.json` lists the edges that broke these rules when the
 // check was introduced (issue 15 removes them); lint fails on any edge not in that list.
@@ -63,6 +64,20 @@ module.exports = {
       comment: 'libs/ packages are published on their own: they never import the gateway or its tests',
       from: { path: '^libs/' },
       to: { path: '^(src|test|bench)/' },
+    },
+    {
+      name: 'testing-kit-for-specs-only',
+      severity: 'error',
+      comment: 'src/testing/ holds what unit specs share; the gateway itself never imports it',
+      from: { path: '^src/', pathNot: ['\\.spec\\.ts$', '^src/testing/'] },
+      to: { path: '^src/testing/' },
+    },
+    {
+      name: 'testing-kit-stands-alone',
+      severity: 'error',
+      comment: "the spec kit imports only libs/, so any layer's specs can use it",
+      from: { path: '^src/testing/' },
+      to: { path: '^(src|test|bench)/', pathNot: '^src/testing/' },
     },
     {
       name: 'specs-stay-in-src',

@@ -103,4 +103,19 @@ describe('the import-order check', () => {
     assert.notEqual(status, 0);
     assert.match(report, /specs-stay-in-src: src\/upstream\/conn\.spec\.ts → test\/helpers\/kit\.ts/);
   });
+
+  test('lets specs share src/testing/ and keeps the gateway itself off it', () => {
+    const kit = { ...LIB, 'src/testing/wait.ts': 'export const wait = 1;\n' };
+    const fromSpec = check({
+      ...kit,
+      'src/pool/pool.spec.ts': "import { wait } from '../testing/wait';\nexport const spec = wait;\n",
+    });
+    assert.equal(fromSpec.status, 0, fromSpec.report);
+    const fromCode = check({
+      ...kit,
+      'src/pool/pool.ts': "import { wait } from '../testing/wait';\nexport const pool = wait;\n",
+    });
+    assert.notEqual(fromCode.status, 0);
+    assert.match(fromCode.report, /testing-kit-for-specs-only: src\/pool\/pool\.ts → src\/testing\/wait\.ts/);
+  });
 });

@@ -14,7 +14,7 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
-import { waitUntil } from '../../test/helpers/wait';
+import { waitUntil } from '../testing/wait';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamConnection, UpstreamSink } from '../upstream/upstream-connection';
 import type { PooledPort } from './pooled-port';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, mock, test } from 'node:test';
-import { waitUntil } from '../../test/helpers/wait';
+import { waitUntil } from '../testing/wait';
 import {
   Breakers,
   CONSECUTIVE_FAILURES_PAIN,
