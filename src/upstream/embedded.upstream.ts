@@ -13,7 +13,7 @@ import {
 import type { ReplicaConfig } from '../config/gateway-config';
 import { createDemoServer } from './demo-server';
 import { InFlightRequests } from './in-flight-requests';
-import type { UpstreamOptions } from './upstream.factory';
+import type { UpstreamOptions } from './upstream-options';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 
 /** Server messages held while paused (the in-process server cannot be made to stop writing). */

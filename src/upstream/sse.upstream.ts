@@ -9,7 +9,7 @@ import {
 } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import { abortForTimeout, HttpCall, PauseGate, Sleeper, type ChunkSink } from './http-client';
-import type { UpstreamOptions } from './upstream.factory';
+import type { UpstreamOptions } from './upstream-options';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';

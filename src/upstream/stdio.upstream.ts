@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Logger } from '@nestjs/common';
 import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
-import type { UpstreamOptions } from './upstream.factory';
+import type { UpstreamOptions } from './upstream-options';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';

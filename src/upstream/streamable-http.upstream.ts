@@ -23,7 +23,7 @@ import {
   Sleeper,
 } from './http-client';
 import { cancelledRequestId } from './in-flight-requests';
-import type { UpstreamOptions } from './upstream.factory';
+import type { UpstreamOptions } from './upstream-options';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 import { parseUpstreamText } from './upstream-message';

@@ -7,20 +7,7 @@ import { StdioUpstream } from './stdio.upstream';
 import { StreamableHttpUpstream } from './streamable-http.upstream';
 import { WsUpstream } from './ws.upstream';
 import type { UpstreamConnection } from './upstream-connection';
-
-export interface UpstreamOptions {
-  /** Timeout for connecting / receiving response headers. */
-  connectTimeoutMs: number;
-  /** Backoff bounds between restarts (stdio) or reconnects (network). */
-  retryMinMs: number;
-  retryMaxMs: number;
-  /** Restarts/reconnects before the connection gives up and reports upstreamClosed. */
-  maxRestarts: number;
-  /** WebSocket upstreams (defaults in ws.upstream.ts): shared ping interval, frame bound, send high-water mark. */
-  wsHeartbeatIntervalMs?: number;
-  wsMaxFrameBytes?: number;
-  wsHighWaterMarkBytes?: number;
-}
+import type { UpstreamOptions } from './upstream-options';
 
 /** Builds the UpstreamConnection for a replica's transport. */
 @Injectable()

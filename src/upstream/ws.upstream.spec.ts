@@ -13,7 +13,7 @@ import {
   resultText,
   waitUntil,
 } from '../../test/helpers/upstream-test-kit';
-import type { UpstreamOptions } from './upstream.factory';
+import type { UpstreamOptions } from './upstream-options';
 import { WsUpstream } from './ws.upstream';
 
 Logger.overrideLogger(['error']);

@@ -3,7 +3,7 @@ import WebSocket, { type RawData } from 'ws';
 import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
-import type { UpstreamOptions } from './upstream.factory';
+import type { UpstreamOptions } from './upstream-options';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 import { parseUpstreamText } from './upstream-message';

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src';
-import type { UpstreamOptions } from '../../src/upstream/upstream.factory';
+import type { UpstreamOptions } from '../../src/upstream/upstream-options';
 import type { UpstreamConnection, UpstreamSink } from '../../src/upstream/upstream-connection';
 
 /** Repo root, from dist/test/helpers or test/helpers. */

@@ -1,4 +1,4 @@
-import type { TransportKind } from './wire';
+import type { TransportKind } from './transport-kind';
 
 /**
  * Why a connection (or the whole transport) failed.

@@ -1,17 +1,8 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { ResilientTransportError } from './errors';
+import type { TransportKind } from './transport-kind';
 
-/** The gateway's client transports, named as the gateway names its channels. */
-export type TransportKind = 'ws' | 'streamable' | 'sse';
-
-export const ALL_TRANSPORTS: readonly TransportKind[] = ['ws', 'streamable', 'sse'];
-
-/** Human names for messages and logs. */
-export const TRANSPORT_LABEL: Record<TransportKind, string> = {
-  ws: 'WebSocket',
-  streamable: 'Streamable HTTP',
-  sse: 'legacy HTTP+SSE',
-};
+export { ALL_TRANSPORTS, TRANSPORT_LABEL, type TransportKind } from './transport-kind';
 
 /** The subset of the WHATWG / `ws` WebSocket API the client uses. */
 export interface WebSocketLike {
