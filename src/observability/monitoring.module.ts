@@ -1,6 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { ClientUsage } from '../vsm/client-usage';
-import { S4Intelligence } from '../vsm/s4-intelligence.service';
+import { S4Intelligence } from './stats/s4-intelligence.service';
 import { AlertsService } from './alerts/alerts.service';
 import { DashboardController } from './dashboard/dashboard.controller';
 import { DashboardService } from './dashboard/dashboard.service';

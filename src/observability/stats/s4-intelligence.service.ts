@@ -1,13 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig } from '../config/gateway-config';
-import { StatsSampler, type StatsHistory } from '../observability/stats/stats-sampler.service';
-import { poolUtilisation, sumOf, type StatsSample } from '../observability/stats/stats-sample';
-import { ClientUsage } from './client-usage';
-import { Baseline, closeWindow } from './s4-patterns';
-import type { S4Event } from './vsm.channels';
-import { VsmChannel } from './vsm.channels';
-import { VsmBus } from './vsm-bus.service';
+import { GATEWAY_CONFIG } from '../../config/config.module';
+import type { GatewayConfig } from '../../config/gateway-config';
+import { StatsSampler, type StatsHistory } from './stats-sampler.service';
+import { poolUtilisation, sumOf, type StatsSample } from './stats-sample';
+import { ClientUsage } from '../../vsm/client-usage';
+import { Baseline, closeWindow } from '../../vsm/s4-patterns';
+import type { S4Event } from '../../vsm/vsm.channels';
+import { VsmChannel } from '../../vsm/vsm.channels';
+import { VsmBus } from '../../vsm/vsm-bus.service';
 
 /** Smallest rises that count as anomalies whatever the baseline's spread (a flat baseline has σ 0). */
 const ERROR_RATE_FLOOR = 0.02;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { LatencyHistogram } from '../observability/latency-histogram';
-import { StatsHistory } from '../observability/stats/stats-sampler.service';
-import type { StatsSample } from '../observability/stats/stats-sample';
-import { ClientUsage } from './client-usage';
+import { LatencyHistogram } from '../latency-histogram';
+import { StatsHistory } from './stats-sampler.service';
+import type { StatsSample } from './stats-sample';
+import { ClientUsage } from '../../vsm/client-usage';
 import { S4Analyst } from './s4-intelligence.service';
-import { Baseline, classify } from './s4-patterns';
-import type { S4Event } from './vsm.channels';
+import { Baseline, classify } from '../../vsm/s4-patterns';
+import type { S4Event } from '../../vsm/vsm.channels';
 
 const SETTINGS = { intervalMs: 10_000, burstRatio: 4, toolHeavyShare: 0.8, anomalySigma: 3 };
 
