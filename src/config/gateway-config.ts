@@ -1,6 +1,6 @@
+import { CLIENT_NAME_PATTERN } from '../core/client-id';
 import {
   CLIENT_KEY_PATTERN,
-  CLIENT_NAME_PATTERN,
   clientCredentialProblems,
   clientPolicyFields,
 } from '../policy/client-policy-schema';

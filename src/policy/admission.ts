@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { ErrorCode } from '../../libs/protocol/src';
 import type { AuthModeName, ClientConfig, GatewayConfig } from '../config/gateway-config';
 import { ConfigError } from '../config/load-config';
-import { ANONYMOUS_CLIENT, clientIdFrom } from '../transports/http/client-identity';
+import { ANONYMOUS_CLIENT, clientIdFrom } from '../core/client-id';
 import { sendJsonRpcError } from '../transports/http/http-reply';
 import type { TransportName } from '../vsm/vsm.channels';
 import {
@@ -20,7 +20,8 @@ import {
   type Refusal,
 } from './identity';
 import { ClientNames } from './client-names';
-import { CLIENT_NAME_PATTERN, clientCredentialProblems } from './client-policy-schema';
+import { clientCredentialProblems } from './client-policy-schema';
+import { CLIENT_NAME_PATTERN } from '../core/client-id';
 import { TrustedProxies } from './trusted-proxies';
 
 export type MaybePromise<T> = T | Promise<T>;

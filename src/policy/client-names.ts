@@ -1,5 +1,5 @@
 import type { AuthModeName, ClientConfig } from '../config/gateway-config';
-import { ANONYMOUS_CLIENT } from '../session/session';
+import { ANONYMOUS_CLIENT } from '../core/client-id';
 import { isNamespaced } from './client-policy-schema';
 
 /** The modes whose names come from outside the configuration; each is its id prefix when kept apart. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CLIENT_NAME_PATTERN } from '../core/client-id';
 
 /**
  * The per-client policy fields of gateway.yaml's top-level `clients:` section (rate limits and
@@ -58,12 +59,6 @@ export type ClientPolicies = z.infer<typeof ClientsSchema>;
 
 /** The client entry that applies to every client without an entry of its own. */
 export const ANY_CLIENT = '*';
-
-/**
- * The characters of a client name: a `clients:` entry, a token subject, a certificate name. What
- * is safe in a metric label, a log line, a Redis key and a header.
- */
-export const CLIENT_NAME_PATTERN = /^[A-Za-z0-9._:@|-]{1,128}$/;
 
 /**
  * The prefixes of the ids the gateway gives names kept apart from the bare namespace, one per

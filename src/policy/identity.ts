@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AuthModeName, ClientConfig, GatewayConfig } from '../config/gateway-config';
-import { CLIENT_NAME_PATTERN } from './client-policy-schema';
+import { CLIENT_NAME_PATTERN } from '../core/client-id';
 
 /** Who a connection speaks for, once admitted. */
 export interface Identity {

@@ -8,7 +8,7 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../../libs/protocol/src/jsonrpc';
-import { ANONYMOUS_CLIENT } from '../session/session';
+import { ANONYMOUS_CLIENT } from '../core/client-id';
 import { compileAccess, type ClientAccess } from './authorization/access-rules';
 import { allowed, filterListAnswer, filtersList, targetOf } from './authorization/authorizer';
 import {

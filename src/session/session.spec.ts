@@ -5,7 +5,8 @@ import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamConnection, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { ResumeUnavailableError } from './outbox';
-import { ANONYMOUS_CLIENT, Session, STANDALONE_STREAM } from './session';
+import { ANONYMOUS_CLIENT } from '../core/client-id';
+import { Session, STANDALONE_STREAM } from './session';
 
 class FakeUpstream implements UpstreamConnection {
   readonly kind = 'embedded' as const;

@@ -26,6 +26,7 @@ import type { UpstreamPort } from '../pool/upstream-port';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { Outbox, type OutboxEntry, type OutboxLimits } from './outbox';
+import { ANONYMOUS_CLIENT } from '../core/client-id';
 
 // Transports catch it from here: they see sessions, never the outbox (CONVENTIONS 17).
 export { ResumeUnavailableError } from './outbox';
@@ -49,9 +50,6 @@ const NO_ENTRIES: Map<any, any> = new EmptyMap();
 
 /** Server→client requests (sampling, elicitation, roots) a session tracks while the client answers. */
 const MAX_PENDING_SERVER_REQUESTS = 1024;
-
-/** The client id of a client that did not name itself (until authentication proves one). */
-export const ANONYMOUS_CLIENT = 'anonymous';
 
 /** Close code for a session that ended (idle, upstream gone for good): WebSocket 4001, start a new one. */
 export const SESSION_ENDED_CODE = 4001;

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ClientChannel } from '../../session/client-channel';
-import { ANONYMOUS_CLIENT } from '../../session/session';
+import { ANONYMOUS_CLIENT } from '../../core/client-id';
 import { AdmissionRefusedError } from '../../session/session-capacity';
 import type { TrustedProxies } from '../trusted-proxies';
 import { TokenBuckets } from './token-buckets';

@@ -1,6 +1,6 @@
 import { HttpException, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ANONYMOUS_CLIENT } from '../../transports/http/client-identity';
+import { ANONYMOUS_CLIENT } from '../../core/client-id';
 import { MessagePolicy } from '../message-policy';
 
 /**

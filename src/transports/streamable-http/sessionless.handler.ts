@@ -20,7 +20,7 @@ import {
 import { RequestMultiplexer } from '../../pool/request-multiplexer';
 import { STANDALONE_STREAM } from '../../session/session';
 import type { Identity } from '../../policy/identity';
-import { clientIdFrom } from '../http/client-identity';
+import { clientIdFrom } from '../../core/client-id';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { sendJson, sendStatus } from '../http/http-reply';
 import { decodeHeaderValue } from './param-headers';

@@ -30,7 +30,7 @@ import type { ErrorBoundary } from '../error-boundary';
 import type { Admission, AdmissionRequest } from '../../policy/admission';
 import { isRefusal, type Identity, type Refusal } from '../../policy/identity';
 import type { MessagePolicy } from '../../policy/message-policy';
-import { ANONYMOUS_CLIENT, clientIdFrom } from '../http/client-identity';
+import { ANONYMOUS_CLIENT, clientIdFrom } from '../../core/client-id';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';

@@ -35,7 +35,7 @@ import {
   type Refusal,
 } from '../../policy/identity';
 import { refusalResponse, type MessagePolicy } from '../../policy/message-policy';
-import { ANONYMOUS_CLIENT, clientIdFrom } from '../http/client-identity';
+import { ANONYMOUS_CLIENT, clientIdFrom } from '../../core/client-id';
 import type { RequestGuard } from '../http/request-guard';
 import { GatewayMethod, GatewaySocket, WsChannel, type WsChannelOwner } from './ws-channel';
 import { WsClose, WsCloseFromClient } from './ws-close-codes';
