@@ -4,8 +4,8 @@ import {
   clientCredentialProblems,
   clientPolicyFields,
 } from '../policy/client-policy-schema';
-import type { FloodLimits } from '../policy/flood/flood-guard';
-import { TrustedProxies } from '../policy/trusted-proxies';
+import type { FloodLimits } from '../core/limits';
+import { TrustedProxies } from '../core/trusted-proxies';
 import { z } from 'zod';
 import { assignReplicaIds } from './replica-id';
 

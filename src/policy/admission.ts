@@ -22,7 +22,7 @@ import {
 import { ClientNames } from './client-names';
 import { clientCredentialProblems } from './client-policy-schema';
 import { CLIENT_NAME_PATTERN } from '../core/client-id';
-import { TrustedProxies } from './trusted-proxies';
+import { TrustedProxies } from '../core/trusted-proxies';
 
 export type MaybePromise<T> = T | Promise<T>;
 

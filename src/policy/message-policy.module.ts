@@ -7,7 +7,7 @@ import { VsmChannel, type S3Event, type S5Event } from '../vsm/vsm.channels';
 import { MessagePolicy } from './message-policy';
 import { RateLimitGuard } from './rate-limit/rate-limit.guard';
 import { SharedLimiter } from './rate-limit/shared-limiter';
-import { TrustedProxies } from './trusted-proxies';
+import { TrustedProxies } from '../core/trusted-proxies';
 
 function createPolicy(config: GatewayConfig, metrics: GatewayMetrics): MessagePolicy {
   const log = new Logger('RateLimit');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { MessagePolicy, type PolicyCounters } from './message-policy';
-import { TrustedProxies } from './trusted-proxies';
+import { TrustedProxies } from '../core/trusted-proxies';
 
 const counters = (): PolicyCounters => ({
   rateLimited: { streamable: 0, sse: 0, ws: 0, admin: 0 },

@@ -21,7 +21,7 @@ import {
 import { RateLimiter, type LimitSource, type RateVerdict } from './rate-limit/rate-limiter';
 import type { SharedLimiter } from './rate-limit/shared-limiter';
 import type { RateLimit } from './rate-limit/token-bucket';
-import type { TrustedProxies } from './trusted-proxies';
+import type { TrustedProxies } from '../core/trusted-proxies';
 
 /** Where a refusal is counted: the client transports, and the Nest controllers (RateLimitGuard). */
 export type PolicyEntry = 'streamable' | 'sse' | 'ws' | 'admin';

@@ -16,7 +16,7 @@ import {
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
-import { TrustedProxies } from '../../policy/trusted-proxies';
+import { TrustedProxies } from '../../core/trusted-proxies';
 import { DASHBOARD_COOKIE, DashboardAccessGuard } from './dashboard-access.guard';
 import { DashboardService } from './dashboard.service';
 

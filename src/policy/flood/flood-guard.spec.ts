@@ -3,8 +3,9 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import type { ClientChannel } from '../../session/client-channel';
-import { TrustedProxies } from '../trusted-proxies';
-import { FloodGuard, FloodRefusedError, socketRefusal, type FloodLimits } from './flood-guard';
+import { TrustedProxies } from '../../core/trusted-proxies';
+import type { FloodLimits } from '../../core/limits';
+import { FloodGuard, FloodRefusedError, socketRefusal } from './flood-guard';
 
 const OFF: FloodLimits = {
   maxConnections: 0,

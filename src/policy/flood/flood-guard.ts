@@ -3,26 +3,9 @@ import type { Socket } from 'node:net';
 import type { ClientChannel } from '../../session/client-channel';
 import { ANONYMOUS_CLIENT } from '../../core/client-id';
 import { AdmissionRefusedError } from '../../session/session-capacity';
-import type { TrustedProxies } from '../trusted-proxies';
+import type { FloodLimits } from '../../core/limits';
+import type { TrustedProxies } from '../../core/trusted-proxies';
 import { TokenBuckets } from './token-buckets';
-
-/** The caps and rates against connection and session floods; 0 turns one off. */
-export interface FloodLimits {
-  /** Live TCP (or TLS) connections, all clients together. */
-  maxConnections: number;
-  /** Live connections from one address. */
-  maxConnectionsPerIp: number;
-  /** New connections per second from one address (token bucket) and the burst it may take at once. */
-  connectRatePerIp: number;
-  connectBurstPerIp: number;
-  /** New sessions per second from one address (token bucket) and its burst. */
-  sessionRatePerIp: number;
-  sessionBurstPerIp: number;
-  /** Live sessions of one client id. */
-  maxSessionsPerClient: number;
-  /** A WebSocket or legacy SSE connection must send `initialize` within this long. */
-  initDeadlineMs: number;
-}
 
 /** Why something was refused or cut; the keys of GatewayMetrics.floodRefusals. */
 export type FloodReason =

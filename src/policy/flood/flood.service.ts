@@ -10,8 +10,9 @@ import type { Session } from '../../session/session';
 import { softDescriptorLimit } from '../../session/session-capacity';
 import { SessionService } from '../../session/session.module';
 import { VsmChannel, type S5Event } from '../../vsm/vsm.channels';
-import { TrustedProxies } from '../trusted-proxies';
-import { FloodGuard, type FloodLimits } from './flood-guard';
+import { TrustedProxies } from '../../core/trusted-proxies';
+import type { FloodLimits } from '../../core/limits';
+import { FloodGuard } from './flood-guard';
 
 /** The FloodLimits keys S5 `policy_update('gateway', { caps: { … } })` may change live. */
 const CAP_KEYS: readonly (keyof FloodLimits)[] = [
