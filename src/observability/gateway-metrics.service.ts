@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { ChannelKind } from '../session/client-channel';
+import type { ClientTransport as ChannelKind } from '../core/transport-kind';
 import { LatencyHistogram } from './latency-histogram';
 import { MCP_METHODS, METHOD_TOOLS_CALL } from './mcp-methods';
 

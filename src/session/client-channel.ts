@@ -1,9 +1,11 @@
+import type { ClientTransport } from '../core/transport-kind';
+
 /**
  * One live client connection or stream, as a session sees it. Transports implement it;
  * sessions only call these methods and receive the two events through ChannelListener
  * (a back-link instead of per-connection closures).
  */
-export type ChannelKind = 'streamable' | 'sse' | 'ws';
+export type ChannelKind = ClientTransport;
 
 export interface ChannelListener {
   channelDrained(channel: ClientChannel): void;

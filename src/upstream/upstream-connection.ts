@@ -1,10 +1,8 @@
 import type { JsonRpcId, JsonRpcMessage } from '../../libs/protocol/src/jsonrpc';
 import type { ReplicaConfig } from '../config/gateway-config';
+import type { MessageHeaders, UpstreamTransportKind } from '../core/transport-kind';
 
-/** Extra HTTP headers that travel with one message. */
-export type MessageHeaders = Readonly<Record<string, string>>;
-
-export type UpstreamTransportKind = 'streamable-http' | 'sse' | 'stdio' | 'ws' | 'embedded';
+export type { MessageHeaders, UpstreamTransportKind } from '../core/transport-kind';
 
 /** Where an upstream connection delivers what it reads. A Session implements it. */
 export interface UpstreamSink {

@@ -1,3 +1,5 @@
+import type { ClientTransport } from '../core/transport-kind';
+
 /**
  * The VSM channels (DESIGN §8): names and payloads exactly as the seed defines them,
  * as discriminated unions so a listener's switch is checked for exhaustiveness.
@@ -12,7 +14,7 @@ export const VsmChannel = {
 } as const;
 export type VsmChannelName = (typeof VsmChannel)[keyof typeof VsmChannel];
 
-export type TransportName = 'streamable' | 'sse' | 'ws';
+export type TransportName = ClientTransport;
 
 /** S1: every incoming client message. */
 export interface ExternalMessageEvent {

@@ -9,7 +9,7 @@ import {
   type Span,
 } from '@opentelemetry/api';
 import type { JsonRpcMessage, JsonRpcRequest } from '../../../libs/protocol/src';
-import type { MessageHeaders, UpstreamTransportKind } from '../../upstream/upstream-connection';
+import type { MessageHeaders, UpstreamTransportKind } from '../../core/transport-kind';
 import { spliceMeta } from './meta-splice';
 import { headerValue, parentContext } from './trace-context';
 import { Tracing } from './tracing';
