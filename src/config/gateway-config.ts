@@ -513,7 +513,12 @@ export const EnvSchema = z.object({
   LOG_LEVELS: z
     .string()
     .default('')
-    .refine((v) => parseLogLevels(v) !== undefined, 'must be Module=level pairs separated by commas'),
+    .refine((v) => parseLogLevels(v) !== undefined, 'must be Module=level pairs separated by commas')
+    // Audit lines cannot be switched off (see AUDIT_FLOOR in observability/logging/log-levels.ts).
+    .refine(
+      (v) => !['warn', 'error', 'fatal', 'silent'].includes(parseLogLevels(v)?.Audit ?? 'info'),
+      'Audit cannot be set below info (trace, debug or info): audit lines stay on',
+    ),
   /** Log format: `pretty` (one readable line), `json`, or `auto` (pretty when stdout is a terminal). */
   LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
   // ── settings: dashboard, alerts and S4 ──
