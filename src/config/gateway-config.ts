@@ -538,7 +538,7 @@ export const EnvSchema = z.object({
   ALERT_FAILOVERS: int(0).default(10),
   /** Alert: p99 request latency over ALERT_WINDOW_MS above this (ms). */
   ALERT_P99_MS: int(1).default(500),
-  /** Alert: V8 heap used / heap total above this (0–1), held for ALERT_HEAP_FOR_MS. */
+  /** Alert: V8 heap used / the heap's limit (heap_size_limit, set by --max-old-space-size) above this (0–1), held for ALERT_HEAP_FOR_MS. */
   ALERT_HEAP_USED: z.coerce.number().min(0).max(1).default(0.8),
   /** Alert: how long the heap must stay above its threshold before the alert is raised (ms). */
   ALERT_HEAP_FOR_MS: int(0).default(60_000),
