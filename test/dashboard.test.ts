@@ -3,6 +3,8 @@
  * no console error and no request outside the gateway, shows every required panel, and its
  * figures move while SDK clients call tools through the gateway. Also: the SSE stream's frames,
  * and the admin-token rules (Bearer, ?token= → cookie, 401 without).
+ *
+ * @requires chromium (scripts/test-setup.mjs installs or names it before any test runs)
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
