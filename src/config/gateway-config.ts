@@ -509,7 +509,7 @@ export const EnvSchema = z.object({
   OTEL_BSP_MAX_EXPORT_BATCH_SIZE: int(1).default(1024),
   /** Most time (ms) a finished span waits before its batch is exported. */
   OTEL_BSP_SCHEDULE_DELAY: int(1).default(1000),
-  /** Log level per module, e.g. `Session=debug,StreamableHttp=warn` (others use LOG_LEVEL); changeable live via PUT /admin/log-levels. */
+  /** Log level per module, e.g. `Session=debug,StreamableHttp=warn` (others use LOG_LEVEL); changeable live via PUT /admin/log-levels; `Audit` cannot be set below info. */
   LOG_LEVELS: z
     .string()
     .default('')
