@@ -1,6 +1,6 @@
-import type { IncomingHttpHeaders } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import type { GatewayConfig } from '../../config/gateway-config';
 
 /** Loopback as IP literals only: 127.0.0.0/8 and ::1 (a name such as `127.evil.example` is not). */
@@ -152,6 +152,6 @@ export function installRequestGuard(
     void reply
       .code(refusal.status)
       .header('cache-control', 'no-store')
-      .send({ statusCode: refusal.status, error: 'Forbidden', message: refusal.message });
+      .send({ statusCode: refusal.status, error: STATUS_CODES[refusal.status], message: refusal.message });
   });
 }
