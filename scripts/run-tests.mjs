@@ -4,6 +4,7 @@ import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ensureTools, requiredBy } from './test-setup.mjs';
 
 const roots = ['dist/src', 'dist/libs', 'dist/test'];
 // `--list` prints the selected files instead of running them (scripts/test-node-versions.sh batches them).
@@ -29,6 +30,12 @@ if (files.length === 0) {
 if (list) {
   console.log(files.join('\n'));
   process.exit(0);
+}
+// The programs the selected files drive (`@requires`): installed or named now, not failed on later.
+const problem = ensureTools(requiredBy(files.map((f) => f.slice('dist/'.length).replace(/\.js$/, '.ts'))));
+if (problem !== undefined) {
+  console.error(problem);
+  process.exit(1);
 }
 const result = spawnSync(
   process.execPath,

@@ -11,7 +11,8 @@ import type { GatewayConfig, GatewayConfigOverrides } from './config/gateway-con
 import { loadConfig } from './config/load-config';
 import { registerRawBodyParser } from './transports/http/raw-body';
 import { installRawRoutes } from './transports/http/raw-routes';
-import { hostCheckWarning } from './transports/http/request-guard';
+import { hostCheckWarning, installRequestGuard } from './transports/http/request-guard';
+import { GatewayMetrics } from './observability/gateway-metrics.service';
 import { readTlsFiles } from './transports/http/tls';
 import { socketRefusal } from './policy/flood/flood-guard';
 import { sendAdmissionRefused } from './transports/http/capacity-reply';
@@ -65,7 +66,11 @@ export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway
   app.useLogger(app.get(GatewayLogger));
   const hostWarning = hostCheckWarning(config);
   if (hostWarning) app.get(Logger).warn(hostWarning, 'Bootstrap');
-  registerRawBodyParser(app.getHttpAdapter().getInstance());
+  const fastify = app.getHttpAdapter().getInstance();
+  registerRawBodyParser(fastify);
+  // DNS-rebinding protection on every route, not only the transports' (README "Security").
+  const metrics = app.get(GatewayMetrics);
+  installRequestGuard(fastify, config, (kind) => metrics.error(kind));
   // No enableShutdownHooks(): main.ts owns the signals and bounds the shutdown (app.close() runs the hooks).
   await app.init();
   return { app, config };

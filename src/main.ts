@@ -1,6 +1,7 @@
 import { Logger } from 'nestjs-pino';
 import { bootstrap, listen, type Gateway } from './bootstrap';
 import { ConfigError } from './config/load-config';
+import { keepServingOnUnhandledRejection } from './observability/unhandled-rejections';
 
 /**
  * Past SHUTDOWN_GRACE_MS (the wait for requests in flight), closing what is left gets this long
@@ -11,6 +12,7 @@ const SHUTDOWN_CLOSE_MARGIN_MS = 1000;
 /** Starts the gateway: build, listen, and shut down on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
   const gateway = await bootstrap({ defaultConfigFile: 'gateway.yaml' });
+  keepServingOnUnhandledRejection(gateway.app);
   const url = await listen(gateway);
   const log = gateway.app.get(Logger);
   log.log(`MCP gateway listening on ${url} (Streamable HTTP: ${url}/mcp, legacy SSE: ${url}/sse)`);

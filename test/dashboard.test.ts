@@ -3,9 +3,12 @@
  * no console error and no request outside the gateway, shows every required panel, and its
  * figures move while SDK clients call tools through the gateway. Also: the SSE stream's frames,
  * and the admin-token rules (Bearer, ?token= → cookie, 401 without).
+ *
+ * @requires chromium (scripts/test-setup.mjs installs or names it before any test runs)
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { connectClient } from './helpers/clients';
@@ -13,6 +16,19 @@ import { startGateway, type RunningGateway } from './helpers/gateway';
 
 /** The page's DOM, inside page.waitForFunction callbacks (this file compiles without the DOM lib). */
 declare const document: any;
+
+/** The `chromium` on PATH, as scripts/test-setup.mjs found it (Debian: /usr/bin; Ubuntu's snap: /snap/bin). */
+function chromiumOnPath(): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    try {
+      accessSync(join(dir, 'chromium'), constants.X_OK);
+      return join(dir, 'chromium');
+    } catch {
+      // not here
+    }
+  }
+  return '/usr/bin/chromium';
+}
 
 const CHROMIUM_ARGS = [
   '--headless',
@@ -56,7 +72,7 @@ describe('dashboard', () => {
 
   before(async () => {
     gw = await startGateway({ stats: { sampleIntervalMs: 250, historySamples: 300 } });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath: chromiumOnPath(), args: CHROMIUM_ARGS });
   });
   after(async () => {
     await browser?.close();

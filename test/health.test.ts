@@ -2,6 +2,8 @@
  * /health/live and /health/ready: readiness follows the replicas' breakers and states (a real
  * upstream that goes away, and breakers forced open through S3), goes false as soon as shutdown
  * starts draining while requests in flight still finish, and comes back when a replica does.
+ *
+ * @requires redis-server (scripts/test-setup.mjs installs or names it before any test runs)
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';

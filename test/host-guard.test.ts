@@ -221,3 +221,81 @@ describe('Host check with ALLOWED_HOSTS', () => {
     }
   });
 });
+
+/** The routes outside the MCP transports, with what a loopback Host gets on each. */
+const OTHER_ROUTES: Array<{ path: string; expect: number; headers?: Record<string, string> }> = [
+  { path: '/dashboard', expect: 200 },
+  { path: '/dashboard/snapshot', expect: 200 },
+  { path: '/dashboard/assets/dashboard.js', expect: 200 },
+  { path: '/dashboard/stream', expect: 200, headers: { accept: 'text/event-stream' } },
+  { path: '/metrics', expect: 200 },
+  { path: '/health', expect: 200 },
+  { path: '/health/live', expect: 200 },
+  { path: '/admin/services', expect: 404 },
+  { path: '/admin/log-levels', expect: 404 },
+  { path: '/no/such/path', expect: 404 },
+];
+
+describe('one Host/Origin check for every route of the server, bound to 127.0.0.1', () => {
+  let gw: RunningGateway;
+  let port: string;
+  before(async () => {
+    gw = await startGateway();
+    port = new URL(gw.url).port;
+  });
+  after(() => gw.close());
+
+  for (const route of OTHER_ROUTES) {
+    test(`GET ${route.path}: every hostile Host → 403; loopback Hosts → ${route.expect}`, async () => {
+      for (const host of HOSTILE) {
+        const outcome = await send(gw.url, route.path, host, { headers: route.headers });
+        assert.equal(outcome.status, 403, `Host "${host}" on ${route.path}`);
+      }
+      for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+        const outcome = await send(gw.url, route.path, host, { headers: route.headers });
+        assert.equal(outcome.status, route.expect, `Host "${host}" on ${route.path}`);
+      }
+    });
+  }
+
+  test('the report: rebind.attacker.example gets no live figures, and a foreign Origin none either', async () => {
+    const rebound = await rawRequest(`${gw.url}/dashboard/snapshot`, {
+      headers: { host: 'rebind.attacker.example' },
+    });
+    assert.equal(rebound.status, 403);
+    assert.doesNotMatch(rebound.body, /sessions|connections/);
+    assert.deepEqual(JSON.parse(rebound.body), {
+      statusCode: 403,
+      error: 'Forbidden',
+      message: 'Forbidden: Host "rebind.attacker.example" is not allowed',
+    });
+    const foreign = await rawRequest(`${gw.url}/dashboard/snapshot`, {
+      headers: { origin: 'http://rebind.attacker.example' },
+    });
+    assert.equal(foreign.status, 403);
+    const local = await rawRequest(`${gw.url}/dashboard/snapshot`, {
+      headers: { origin: `http://localhost:${port}` },
+    });
+    assert.equal(local.status, 200);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    assert.match(metrics, /mcp_gateway_errors_total\{kind="forbidden_host"\} [1-9]/);
+    assert.match(metrics, /mcp_gateway_errors_total\{kind="forbidden_origin"\} [1-9]/);
+  });
+});
+
+describe('ALLOWED_HOSTS lets a scraper and probes in by name', () => {
+  test("Prometheus's target name and a probe's Host pass when listed; anything else is 403", async () => {
+    // As docker/compose.yaml does: the names Prometheus scrapes and health checks use are listed.
+    const gw = await startGateway({ host: '127.0.0.1', allowedHosts: ['gateway-1:3000', 'mcp.example.com'] });
+    try {
+      for (const path of ['/metrics', '/health/live', '/dashboard/snapshot']) {
+        assert.equal((await send(gw.url, path, 'gateway-1:3000')).status, 200, path);
+        assert.equal((await send(gw.url, path, 'mcp.example.com')).status, 200, path);
+        assert.equal((await send(gw.url, path, 'gateway-2:3000')).status, 403, path);
+        assert.equal((await send(gw.url, path, 'gateway-1:3001')).status, 403, path);
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+});

@@ -1,7 +1,9 @@
 /**
  * The shipped Prometheus configuration and alert rules pass promtool: `check config` (which also
  * checks the rule file it loads), `check rules`, and the rules' unit tests (`test rules`). promtool
- * comes with Debian's `prometheus` package; CI installs it when missing.
+ * comes with Debian's `prometheus` package.
+ *
+ * @requires promtool (scripts/test-setup.mjs installs or names it before any test runs)
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -2,6 +2,8 @@
  * Rate limits shared through a real redis-server (started here on a free loopback port, killed by
  * PID): two gateways enforce one client limit together; with Redis gone, fail-open gateways go on
  * limiting alone (insurance limiter) and fail-closed ones refuse.
+ *
+ * @requires redis-server (scripts/test-setup.mjs installs or names it before any test runs)
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';

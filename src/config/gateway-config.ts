@@ -526,11 +526,16 @@ export const EnvSchema = z.object({
   OTEL_BSP_MAX_EXPORT_BATCH_SIZE: int(1).default(1024),
   /** Most time (ms) a finished span waits before its batch is exported. */
   OTEL_BSP_SCHEDULE_DELAY: int(1).default(1000),
-  /** Log level per module, e.g. `Session=debug,StreamableHttp=warn` (others use LOG_LEVEL); changeable live via PUT /admin/log-levels. */
+  /** Log level per module, e.g. `Session=debug,StreamableHttp=warn` (others use LOG_LEVEL); changeable live via PUT /admin/log-levels; `Audit` cannot be set below info. */
   LOG_LEVELS: z
     .string()
     .default('')
-    .refine((v) => parseLogLevels(v) !== undefined, 'must be Module=level pairs separated by commas'),
+    .refine((v) => parseLogLevels(v) !== undefined, 'must be Module=level pairs separated by commas')
+    // Audit lines cannot be switched off (see AUDIT_FLOOR in observability/logging/log-levels.ts).
+    .refine(
+      (v) => !['warn', 'error', 'fatal', 'silent'].includes(parseLogLevels(v)?.Audit ?? 'info'),
+      'Audit cannot be set below info (trace, debug or info): audit lines stay on',
+    ),
   /** Log format: `pretty` (one readable line), `json`, or `auto` (pretty when stdout is a terminal). */
   LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
   // ── settings: dashboard, alerts and S4 ──
@@ -550,7 +555,7 @@ export const EnvSchema = z.object({
   ALERT_FAILOVERS: int(0).default(10),
   /** Alert: p99 request latency over ALERT_WINDOW_MS above this (ms). */
   ALERT_P99_MS: int(1).default(500),
-  /** Alert: V8 heap used / heap total above this (0–1), held for ALERT_HEAP_FOR_MS. */
+  /** Alert: V8 heap used / the heap's limit (heap_size_limit, set by --max-old-space-size) above this (0–1), held for ALERT_HEAP_FOR_MS. */
   ALERT_HEAP_USED: z.coerce.number().min(0).max(1).default(0.8),
   /** Alert: how long the heap must stay above its threshold before the alert is raised (ms). */
   ALERT_HEAP_FOR_MS: int(0).default(60_000),

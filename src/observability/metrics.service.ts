@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { Inject, Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { GATEWAY_CONFIG } from '../config/config.module';
@@ -346,6 +347,14 @@ export class MetricsService {
       'Commands received on the VSM channels the gateway obeys (s3_control)',
       'counter',
       (out) => pushKeyed(out, this.vsm.received, ['channel']),
+    );
+    // prom-client reports the heap used and its current size, not how far it may grow: the
+    // MemoryPressure rule (docker/prometheus/alerts.yml) divides used by this limit.
+    this.add(
+      'mcp_gateway_heap_size_limit_bytes',
+      'Largest size the V8 heap may grow to (v8 heap_size_limit, --max-old-space-size)',
+      'gauge',
+      (out) => out.push({ labels: {}, value: getHeapStatistics().heap_size_limit }),
     );
 
     const fields = m as unknown as Record<string, unknown>;

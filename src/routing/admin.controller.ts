@@ -10,7 +10,6 @@ import {
   Param,
   Patch,
   Post,
-  UseGuards,
 } from '@nestjs/common';
 import { z } from 'zod';
 import {
@@ -21,9 +20,7 @@ import {
   type ResolvedReplica,
 } from '../config/gateway-config';
 import { derivedReplicaId } from '../config/replica-id';
-import { AdminPolicyGuard } from '../policy/policy.module';
-import { RateLimitGuard } from '../policy/rate-limit/rate-limit.guard';
-import { AdminTokenGuard } from './admin-token.guard';
+import { AdminRoute } from './admin-route.decorator';
 import { ConfigReloadService } from './config-reload.service';
 import { DuplicateReplicaError, Router, UnknownReplicaError, UnknownServiceError } from './router.service';
 import type { ReplicaView, ServiceView } from './routing-table';
@@ -49,7 +46,7 @@ const ServicePatchSchema = ServiceSchema.omit({ replicas: true })
  * once and are not written back to gateway.yaml: a restart starts from the file again.
  */
 @Controller('admin')
-@UseGuards(RateLimitGuard, AdminTokenGuard, AdminPolicyGuard)
+@AdminRoute()
 export class AdminController {
   constructor(
     private readonly router: Router,

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import type { DestinationStream } from 'pino';
 import { bootstrap, listen, type Gateway } from '../../src/bootstrap';
 import type { GatewayConfigOverrides } from '../../src/config/gateway-config';
@@ -16,7 +17,9 @@ export async function startGateway(
   options: { logStream?: DestinationStream } = {},
 ): Promise<RunningGateway> {
   const gateway = await bootstrap({
-    logStream: options.logStream,
+    // Audit lines are never below info (README "Security"): under the default silent level they
+    // would still reach stdout, so they go nowhere unless a test reads them or TEST_LOG_LEVEL is set.
+    logStream: options.logStream ?? (process.env.TEST_LOG_LEVEL === undefined ? discard() : undefined),
     // No warm stdio children unless a test asks for them: suites count child processes exactly.
     // Suites not about rate limits run without them: their anonymous clients all come from one
     // loopback address, so they would share one 100 req/s budget (test/rate-limit.test.ts turns them on).
@@ -34,4 +37,13 @@ export async function startGateway(
     url,
     close: () => gateway.app.close(),
   };
+}
+
+/** A log destination that drops every line. */
+function discard(): Writable {
+  return new Writable({
+    write(_chunk, _encoding, done) {
+      done();
+    },
+  });
 }

@@ -77,7 +77,8 @@ class FakeGateway {
         s5_policy: 0,
         algedonic: 0,
       },
-      heap: { used: this.heapUsed, total: 100, limit: 1000 },
+      // V8 keeps the heap's current size just above what is used; the limit is what it may grow to.
+      heap: { used: this.heapUsed, total: this.heapUsed + 2, limit: 100 },
     };
   }
 }
@@ -171,5 +172,11 @@ describe('in-process alerts (stepped clock)', () => {
     assert.deepEqual(names(g.step(2)), ['raised MemoryPressure']);
     g.heapUsed = 80;
     assert.deepEqual(names(g.step()), ['cleared MemoryPressure']);
+  });
+
+  test('MemoryPressure: a heap whose current size follows its use is no alarm while far from its limit', () => {
+    const g = new FakeGateway();
+    g.heapUsed = 30; // 94 % of its current size, 30 % of its limit: an idle gateway
+    assert.deepEqual(names(g.step(120)), []);
   });
 });

@@ -94,10 +94,12 @@ export function alertRules(s: AlertSettings): AlertRule[] {
       severity: 'critical',
       threshold: s.heapUsed,
       forMs: s.heapForMs,
-      summary: `V8 heap more than ${pct(s.heapUsed)} used`,
+      summary: `V8 heap more than ${pct(s.heapUsed)} of its limit used`,
       read(h) {
+        // Against the limit the heap may grow to, not its current size: V8 sizes the heap to what
+        // is used, so used ÷ total sits near 1 in an idle gateway and says nothing about pressure.
         const heap = h.latest?.heap;
-        const value = heap && heap.total > 0 ? heap.used / heap.total : undefined;
+        const value = heap && heap.limit > 0 ? heap.used / heap.limit : undefined;
         return { breached: value !== undefined && value > s.heapUsed, value };
       },
     },

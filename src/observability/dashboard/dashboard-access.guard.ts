@@ -38,22 +38,39 @@ export class DashboardAccessGuard implements CanActivate {
     }
     const http = context.switchToHttp();
     const req = http.getRequest<FastifyRequest>();
-    for (const candidate of tokensOf(req)) {
-      if (timingSafeEqual(sha256(candidate), this.digest)) return true;
+    // Every candidate is compared (no early return): which one holds decides what the page does
+    // with `?token=` — only a valid one may become the cookie.
+    let granted = false;
+    for (const [source, candidate] of tokensOf(req)) {
+      if (!timingSafeEqual(sha256(candidate), this.digest)) continue;
+      granted = true;
+      if (source === 'query') (req as TokenCheckedRequest)[QUERY_TOKEN_VALID] = true;
     }
+    if (granted) return true;
     void http.getResponse<FastifyReply>().header('www-authenticate', 'Bearer realm="mcp-gateway-admin"');
     throw new UnauthorizedException('admin token required (Authorization: Bearer …, or /dashboard?token=…)');
   }
 }
 
-function tokensOf(req: FastifyRequest): string[] {
-  const out: string[] = [];
+const QUERY_TOKEN_VALID = Symbol('dashboard ?token= is the admin token');
+type TokenCheckedRequest = FastifyRequest & { [QUERY_TOKEN_VALID]?: true };
+
+/**
+ * Whether the request's `?token=` is the admin token itself (the guard ran and said so), not
+ * merely sent alongside a valid cookie or header: only then may the page store it as the cookie.
+ */
+export function queryTokenValid(req: FastifyRequest): boolean {
+  return (req as TokenCheckedRequest)[QUERY_TOKEN_VALID] === true;
+}
+
+function tokensOf(req: FastifyRequest): Array<['header' | 'cookie' | 'query', string]> {
+  const out: Array<['header' | 'cookie' | 'query', string]> = [];
   const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  if (match) out.push(match[1]);
+  if (match) out.push(['header', match[1]]);
   const cookie = cookieValue(req.headers.cookie, DASHBOARD_COOKIE);
-  if (cookie !== undefined) out.push(cookie);
+  if (cookie !== undefined) out.push(['cookie', cookie]);
   const query = (req.query as Record<string, unknown> | undefined)?.token;
-  if (typeof query === 'string') out.push(query);
+  if (typeof query === 'string') out.push(['query', query]);
   return out;
 }
 

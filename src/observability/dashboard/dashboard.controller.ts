@@ -17,7 +17,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { TrustedProxies } from '../../core/trusted-proxies';
-import { DASHBOARD_COOKIE, DashboardAccessGuard } from './dashboard-access.guard';
+import { DASHBOARD_COOKIE, DashboardAccessGuard, queryTokenValid } from './dashboard-access.guard';
 import { DashboardService } from './dashboard.service';
 
 /** The page's own files (src/observability/dashboard/public), found from src/ or from dist/. */
@@ -75,16 +75,19 @@ export class DashboardController {
   @Get()
   page(@Query('token') token: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): void {
     if (typeof token === 'string') {
-      // The guard accepted it: keep it in a cookie, and take it out of the address bar and history.
-      // Secure when the browser reached us over https (ours, or a trusted proxy's): the admin
-      // token must never travel in clear. Not on plain http, where the browser would drop it.
-      const secure = this.secure(req) ? '; Secure' : '';
-      void reply
-        .header(
+      // Taken out of the address bar and history either way. Kept in the cookie only when it is
+      // the admin token itself: a stale or mistyped one sent with a valid cookie (access came from
+      // the cookie) must not replace that cookie. Secure when the browser reached us over https
+      // (ours, or a trusted proxy's): the admin token must never travel in clear. Not on plain
+      // http, where the browser would drop it.
+      if (queryTokenValid(req)) {
+        const secure = this.secure(req) ? '; Secure' : '';
+        void reply.header(
           'set-cookie',
           `${DASHBOARD_COOKIE}=${encodeURIComponent(token)}; Path=/dashboard; HttpOnly; SameSite=Strict${secure}`,
-        )
-        .redirect('/dashboard', 303);
+        );
+      }
+      void reply.redirect('/dashboard', 303);
       return;
     }
     this.send(reply, 'index.html');

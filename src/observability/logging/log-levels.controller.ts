@@ -1,7 +1,7 @@
-import { BadRequestException, Body, Controller, Get, Put, UseGuards } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, Put } from '@nestjs/common';
 import type { LogLevelName } from '../../config/gateway-config';
-import { AdminTokenGuard } from '../../routing/admin-token.guard';
-import { LEVEL_VALUE, LogLevels } from './log-levels';
+import { AdminRoute } from '../../routing/admin-route.decorator';
+import { AUDIT_FLOOR, AUDIT_MODULE, LEVEL_VALUE, LogLevels, quieterThanAudit } from './log-levels';
 
 interface LogLevelsBody {
   /** The level of every module not named (LOG_LEVEL). */
@@ -10,9 +10,9 @@ interface LogLevelsBody {
   modules?: Record<string, unknown>;
 }
 
-/** Reads and changes the log level per module at run time (admin token when one is set). */
+/** Reads and changes the log level per module at run time, behind the admin API's guards. */
 @Controller('admin/log-levels')
-@UseGuards(AdminTokenGuard)
+@AdminRoute()
 export class LogLevelsController {
   @Get()
   get(): ReturnType<typeof LogLevels.snapshot> {
@@ -37,6 +37,11 @@ export class LogLevelsController {
       }
       if (!isLevel(level))
         throw new BadRequestException(`bad level for ${name}: ${String(level).slice(0, 80)}`);
+      if (name === AUDIT_MODULE && quieterThanAudit(level)) {
+        throw new BadRequestException(
+          `${AUDIT_MODULE} cannot be set below ${AUDIT_FLOOR}: audit lines stay on`,
+        );
+      }
       modules.set(name, level);
     }
     // Every override is kept (and walked when levels change): a bound, not a map an API call grows forever.

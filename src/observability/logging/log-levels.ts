@@ -12,6 +12,20 @@ export const LEVEL_VALUE: Record<LogLevelName, number> = {
   silent: Infinity,
 };
 
+/**
+ * The Audit logger (authentication, refusals, admin changes) never goes quieter than info: a
+ * LOG_LEVEL or a `default` above it leaves Audit at info, and naming Audit above it is refused
+ * (LOG_LEVELS at start, PUT /admin/log-levels live), so no one can switch off the record of
+ * what they do with the admin token.
+ */
+export const AUDIT_MODULE = 'Audit';
+export const AUDIT_FLOOR: LogLevelName = 'info';
+
+/** Whether `level` would silence lines Audit must keep (it is above {@link AUDIT_FLOOR}). */
+export function quieterThanAudit(level: LogLevelName): boolean {
+  return LEVEL_VALUE[level] > LEVEL_VALUE[AUDIT_FLOOR];
+}
+
 /** A module's current threshold; a stable object the hot path keeps and reads as a number. */
 export interface ModuleLevel {
   readonly name: string;
@@ -34,7 +48,7 @@ class LogLevelRegistry {
   module(name: string): ModuleLevel {
     let m = this.modules.get(name);
     if (!m) {
-      m = { name, value: LEVEL_VALUE[this.overrides.get(name) ?? this.defaultName] };
+      m = { name, value: this.threshold(name) };
       this.modules.set(name, m);
     }
     return m;
@@ -42,7 +56,7 @@ class LogLevelRegistry {
 
   enabled(level: number, module: string | undefined): boolean {
     const m = module === undefined ? undefined : this.modules.get(module);
-    return level >= (m ? m.value : LEVEL_VALUE[this.overrides.get(module!) ?? this.defaultName]);
+    return level >= (m ? m.value : this.threshold(module));
   }
 
   /** The pino logger every line goes through: its level is the lowest any module needs. */
@@ -62,11 +76,17 @@ class LogLevelRegistry {
     return { default: this.defaultName, modules: Object.fromEntries(this.overrides) };
   }
 
+  /** The number a line of `module` must reach: its level, or the default; Audit at most info. */
+  private threshold(module: string | undefined): number {
+    const value = LEVEL_VALUE[(module !== undefined && this.overrides.get(module)) || this.defaultName];
+    return module === AUDIT_MODULE ? Math.min(value, LEVEL_VALUE[AUDIT_FLOOR]) : value;
+  }
+
   private apply(): void {
-    for (const m of this.modules.values())
-      m.value = LEVEL_VALUE[this.overrides.get(m.name) ?? this.defaultName];
+    for (const m of this.modules.values()) m.value = this.threshold(m.name);
     if (!this.root) return;
-    let lowest: LogLevelName = this.defaultName;
+    // Audit's floor keeps pino itself at info at most, whatever the default.
+    let lowest: LogLevelName = quieterThanAudit(this.defaultName) ? AUDIT_FLOOR : this.defaultName;
     for (const l of this.overrides.values()) if (LEVEL_VALUE[l] < LEVEL_VALUE[lowest]) lowest = l;
     this.root.level = lowest;
   }

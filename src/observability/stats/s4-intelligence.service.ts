@@ -83,7 +83,8 @@ export function gatewayStats(
     errors_per_second: w.rate((s) => s.errors),
     transport_failovers: w.transportFailovers,
     replica_failovers: sample.replicaFailovers - w.start.replicaFailovers,
-    heap_used_ratio: sample.heap.total > 0 ? sample.heap.used / sample.heap.total : 0,
+    // Used against the limit the heap may grow to (as MemoryPressure reads it), not its current size.
+    heap_used_ratio: sample.heap.limit > 0 ? sample.heap.used / sample.heap.limit : 0,
     pool_utilisation_max: Math.max(0, ...sample.pools.map(poolUtilisation)),
     pool_pending: sample.pools.reduce((n, p) => n + p.pending, 0),
     replicas_unhealthy: sample.replicas.filter((r) => r.state !== 'active').length,

@@ -104,6 +104,8 @@ describe('S4Analyst', () => {
     assert.equal(stats.error_rate, 0);
     assert.ok(stats.p99_ms! > 0 && stats.p99_ms! <= 5);
     assert.equal(stats.vsm_s1_operations_per_second, 6);
+    // The heap against the limit it may grow to (1 of 10), not its current size (1 of 2).
+    assert.equal(stats.heap_used_ratio, 0.1);
     const patterns = () =>
       events
         .filter((e) => e.type === 'usage_pattern')

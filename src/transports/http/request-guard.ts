@@ -1,5 +1,6 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import type { GatewayConfig } from '../../config/gateway-config';
 
 /** Loopback as IP literals only: 127.0.0.0/8 and ::1 (a name such as `127.evil.example` is not). */
@@ -126,4 +127,31 @@ export function hostCheckWarning(config: Pick<GatewayConfig, 'host' | 'allowedHo
     'so browsers can reach the gateway through DNS rebinding. Set ALLOWED_HOSTS to the names clients use ' +
     '(e.g. ALLOWED_HOSTS=mcp.example.com,mcp.example.com:8443) unless a reverse proxy pins the Host.'
   );
+}
+
+/**
+ * The same check in front of every route Fastify serves — /dashboard, /metrics, /health, /admin,
+ * the OAuth metadata, even a 404 — so no page of the gateway answers a rebound name while /mcp
+ * refuses it. The transports' own routes (raw routes and WebSocket upgrades) never reach Fastify
+ * and make the check themselves, answering in their protocol; requests they hand back to Fastify
+ * come through here. `refused` counts a refusal by kind (forbidden_host / forbidden_origin).
+ */
+export function installRequestGuard(
+  fastify: FastifyInstance,
+  config: Pick<GatewayConfig, 'host' | 'allowedHosts' | 'allowedOrigins'>,
+  refused: (kind: 'forbidden_host' | 'forbidden_origin') => void,
+): void {
+  const guard = new RequestGuard(config);
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const refusal = guard.check(request.headers);
+    if (refusal === undefined) {
+      done();
+      return;
+    }
+    refused(refusal.message.startsWith('Forbidden: Origin') ? 'forbidden_origin' : 'forbidden_host');
+    void reply
+      .code(refusal.status)
+      .header('cache-control', 'no-store')
+      .send({ statusCode: refusal.status, error: STATUS_CODES[refusal.status], message: refusal.message });
+  });
 }

@@ -233,7 +233,10 @@
     );
     figures('heap-figures', [
       ['heap used', fmt(f.heap.used / 1048576) + ' MiB'],
-      ['of total', fmt((f.heap.used / f.heap.total) * 100) + ' %'],
+      // Against the limit, as MemoryPressure judges it: V8 sizes the heap to what is used, so used
+      // of the current size is near 100 % at rest and says nothing.
+      ['of its limit', fmt((f.heap.used / f.heap.limit) * 100) + ' %'],
+      ['limit', fmt(f.heap.limit / 1048576) + ' MiB'],
     ]);
 
     $('updated').textContent = 'updated ' + new Date(t).toLocaleTimeString();
