@@ -18,6 +18,7 @@ import { RoutingModule } from './routing/routing.module';
 import { SessionModule } from './session/session.module';
 import { TRANSPORT_MODULES } from './transports';
 import { VsmModule } from './vsm/vsm.module';
+import { AdminModule } from './ops/admin/admin.module';
 
 /** Imports the feature modules; nothing else. */
 @Module({})
@@ -57,6 +58,7 @@ export class AppModule {
         FloodModule,
         ...TRANSPORT_MODULES,
         MonitoringModule,
+        AdminModule,
       ],
     };
   }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
-import { ConfigReloadService } from '../src/routing/config-reload.service';
+import { ConfigReloadService } from '../src/ops/admin/config-reload.service';
 import { CLIENT_TRANSPORTS } from './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { connectAs } from './helpers/policy-clients';

@@ -19,7 +19,7 @@ import { DashboardService } from '../src/observability/dashboard/dashboard.servi
 import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
 import { StatsSampler } from '../src/observability/stats/stats-sampler.service';
 import { MessagePolicy } from '../src/policy/message-policy';
-import { ConfigReloadService } from '../src/routing/config-reload.service';
+import { ConfigReloadService } from '../src/ops/admin/config-reload.service';
 import { VsmBus } from '../src/vsm/vsm-bus.service';
 import { apiKeyDigest, WS_TOKEN_PREFIX } from '../src/policy/identity';
 import { makeSelfSignedCert } from './helpers/certs';

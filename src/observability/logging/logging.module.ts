@@ -3,13 +3,11 @@ import { PinoLogger } from 'nestjs-pino';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayLogger } from './gateway-logger';
-import { LogLevelsController } from './log-levels.controller';
 import { LogLevels } from './log-levels';
 
 /** Per-module log levels (LOG_LEVELS, live through /admin/log-levels) over nestjs-pino. */
 @Global()
 @Module({
-  controllers: [LogLevelsController],
   providers: [GatewayLogger],
   exports: [GatewayLogger],
 })

@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { loadConfig } from '../config/load-config';
+import { loadConfig } from '../../config/load-config';
 import { ConfigReloadService } from './config-reload.service';
-import { ReplicaStates } from './replica-states';
-import { Router } from './router.service';
+import { ReplicaStates } from '../../routing/replica-states';
+import { Router } from '../../routing/router.service';
 
 const dir = mkdtempSync(join(tmpdir(), 'config-reload-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,15 +7,15 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
-import { GATEWAY_CONFIG } from '../config/config.module';
-import type { ClientConfig, GatewayConfig, ServiceConfig } from '../config/gateway-config';
-import { parseServicesFile, servicesOrDemo } from '../config/load-config';
-import type { ClientPolicies } from '../policy/client-policy-schema';
-import { MessagePolicy } from '../policy/message-policy';
-import { AdmissionService } from '../policy/policy.module';
+import { GATEWAY_CONFIG } from '../../config/config.module';
+import type { ClientConfig, GatewayConfig, ServiceConfig } from '../../config/gateway-config';
+import { parseServicesFile, servicesOrDemo } from '../../config/load-config';
+import type { ClientPolicies } from '../../policy/client-policy-schema';
+import { MessagePolicy } from '../../policy/message-policy';
+import { AdmissionService } from '../../policy/policy.module';
 import { ConfigFileWatcher } from './config-file-watcher';
-import { Router } from './router.service';
-import { applyServicesEdit, editProblems, type EditSummary } from './services-edit';
+import { Router } from '../../routing/router.service';
+import { applyServicesEdit, editProblems, type EditSummary } from '../../routing/services-edit';
 
 /** What the admin API reports about the watched file. */
 export interface ConfigFileStatus {

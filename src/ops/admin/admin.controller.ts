@@ -18,12 +18,17 @@ import {
   ServicesSchema,
   type ReplicaConfig,
   type ResolvedReplica,
-} from '../config/gateway-config';
-import { derivedReplicaId } from '../config/replica-id';
+} from '../../config/gateway-config';
+import { derivedReplicaId } from '../../config/replica-id';
 import { AdminRoute } from './admin-route.decorator';
 import { ConfigReloadService } from './config-reload.service';
-import { DuplicateReplicaError, Router, UnknownReplicaError, UnknownServiceError } from './router.service';
-import type { ReplicaView, ServiceView } from './routing-table';
+import {
+  DuplicateReplicaError,
+  Router,
+  UnknownReplicaError,
+  UnknownServiceError,
+} from '../../routing/router.service';
+import type { ReplicaView, ServiceView } from '../../routing/routing-table';
 
 const PatchSchema = z
   .object({

@@ -1,6 +1,6 @@
 import { applyDecorators, UseGuards, UseInterceptors } from '@nestjs/common';
-import { AdminPolicyGuard } from '../policy/policy.module';
-import { RateLimitGuard } from '../policy/rate-limit/rate-limit.guard';
+import { AdminPolicyGuard } from '../../policy/policy.module';
+import { RateLimitGuard } from '../../policy/rate-limit/rate-limit.guard';
 import { AdminAuditInterceptor } from './admin-audit.interceptor';
 import { AdminTokenGuard } from './admin-token.guard';
 

@@ -1,7 +1,13 @@
 import { BadRequestException, Body, Controller, Get, Put } from '@nestjs/common';
 import type { LogLevelName } from '../../config/gateway-config';
-import { AdminRoute } from '../../routing/admin-route.decorator';
-import { AUDIT_FLOOR, AUDIT_MODULE, LEVEL_VALUE, LogLevels, quieterThanAudit } from './log-levels';
+import { AdminRoute } from './admin-route.decorator';
+import {
+  AUDIT_FLOOR,
+  AUDIT_MODULE,
+  LEVEL_VALUE,
+  LogLevels,
+  quieterThanAudit,
+} from '../../observability/logging/log-levels';
 
 interface LogLevelsBody {
   /** The level of every module not named (LOG_LEVEL). */
