@@ -36,7 +36,8 @@ export function wsServerLimits(config: GatewayConfig): WsServerLimits {
  */
 export class GatewayWsAdapter extends WsAdapter {
   constructor(
-    app: INestApplicationContext,
+    /** The application (or its HTTP server), as for WsAdapter. */
+    app: INestApplicationContext | object,
     private readonly limits: WsServerLimits,
   ) {
     super(app);

@@ -1,6 +1,6 @@
 import { Inject, Logger, Optional, type BeforeApplicationShutdown } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { WebSocketGateway, type OnGatewayInit } from '@nestjs/websockets';
+import { WebSocketGateway, WebSocketServer, type OnGatewayInit } from '@nestjs/websockets';
 import type { Server as HttpServer } from 'node:http';
 import type { Server as WsLibServer, ServerOptions } from 'ws';
 import { GATEWAY_CONFIG } from '../../config/config.module';
@@ -55,8 +55,9 @@ export class WsGateway
   implements OnGatewayInit<WsLibServer<typeof GatewaySocket>>, BeforeApplicationShutdown
 {
   readonly frames: WsServer;
+  /** The `ws` server the platform adapter built for this gateway (set by Nest before `afterInit`). */
+  @WebSocketServer() server: WsLibServer<typeof GatewaySocket> | undefined = undefined;
   private upgrades: WsUpgrade | undefined = undefined;
-  private wss: WsLibServer<typeof GatewaySocket> | undefined = undefined;
   private readonly log = new Logger('WsTransport');
 
   constructor(
@@ -72,7 +73,6 @@ export class WsGateway
 
   /** Nest hands over the adapter's `ws` server when it connects the gateway (during app.init()). */
   afterInit(wss: WsLibServer<typeof GatewaySocket>): void {
-    this.wss = wss;
     this.upgrades = new WsUpgrade(
       wss,
       this.frames,
@@ -98,6 +98,6 @@ export class WsGateway
     this.upgrades?.detach();
     await this.frames.shutdown(Math.min(this.config.shutdownGraceMs, MAX_CLOSE_WAIT_MS));
     // A handshake still waiting for authentication or S2 now gets 503 from ws.
-    this.wss?.close();
+    this.server?.close();
   }
 }
