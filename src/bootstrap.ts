@@ -16,6 +16,7 @@ import { GatewayMetrics } from './observability/gateway-metrics.service';
 import { readTlsFiles } from './transports/http/tls';
 import { socketRefusal } from './policy/flood/flood-guard';
 import { sendAdmissionRefused } from './transports/http/capacity-reply';
+import { GatewayWsAdapter, wsServerLimits } from './transports/ws/ws.adapter';
 
 export interface BootstrapOptions {
   /** Environment to read (defaults to process.env). */
@@ -62,6 +63,9 @@ export async function bootstrap(options: BootstrapOptions = {}): Promise<Gateway
       abortOnError: false,
     },
   );
+  // The WebSocket gateway's `ws` server, built by Nest's platform adapter; set before init(), which
+  // connects the gateways. Admission stays on the HTTP server's 'upgrade' event (ws.adapter.ts).
+  app.useWebSocketAdapter(new GatewayWsAdapter(app, wsServerLimits(config)));
   // nestjs-pino's logger with a level per module (LOG_LEVELS).
   app.useLogger(app.get(GatewayLogger));
   const hostWarning = hostCheckWarning(config);

@@ -30,7 +30,7 @@ import { closeReason, toCloseCode } from './ws-close-codes';
  *
  * SEP-1288 (draft WebSocket transport) has no resume position: it re-attaches a session by
  * putting `mcpSessionId` into the JSON-RPC messages, which the SDK client rejects; hence
- * notifications instead of a field. See ws-server.ts for the other choices.
+ * notifications instead of a field. See ws-upgrade.ts and ws-server.ts for the other choices.
  */
 export const GatewayMethod = {
   Session: 'notifications/gateway/session',

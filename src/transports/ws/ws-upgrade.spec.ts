@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { resumeRequest } from './ws-server';
+import { resumeRequest } from './ws-upgrade';
 
 describe('resumeRequest', () => {
   test('nothing named: a new session', () => {
