@@ -6,6 +6,7 @@ import { ErrorCode } from '../../libs/protocol/src';
 import type { AuthModeName, ClientConfig, GatewayConfig } from '../config/gateway-config';
 import { ConfigError } from '../config/load-config';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../core/client-id';
+import { EndReason } from '../core/end-reason';
 import { sendJsonRpcError } from '../transports/http/http-reply';
 import type { TransportName } from '../vsm/vsm.channels';
 import {
@@ -64,7 +65,7 @@ export interface RevocableChannel {
 
 /** Why a live session's credential stopped holding: the close code (4401 key revoked, 4403 client refused) and reason. */
 export interface Revocation {
-  code: 4401 | 4403;
+  code: typeof EndReason.CredentialExpired | typeof EndReason.ClientRefused;
   reason: string;
 }
 
@@ -209,14 +210,17 @@ export class Admission {
   revocation(identity: Identity): Revocation | undefined {
     const id = identity.clientId;
     if (identity.keyDigest !== undefined && !this.apiKeys.holds(identity.keyDigest, id)) {
-      return { code: 4401, reason: 'the API key was revoked: reconnect with a valid one' };
+      return {
+        code: EndReason.CredentialExpired,
+        reason: 'the API key was revoked: reconnect with a valid one',
+      };
     }
     if (this.clientOf(identity) !== id) {
-      return { code: 4403, reason: `The credential no longer names client "${id}"` };
+      return { code: EndReason.ClientRefused, reason: `The credential no longer names client "${id}"` };
     }
-    if (this.disabled.has(id)) return { code: 4403, reason: `Client "${id}" is disabled` };
+    if (this.disabled.has(id)) return { code: EndReason.ClientRefused, reason: `Client "${id}" is disabled` };
     if (this.allowed !== undefined && !this.allowed.has(id)) {
-      return { code: 4403, reason: `Client "${id}" is not allowed` };
+      return { code: EndReason.ClientRefused, reason: `Client "${id}" is not allowed` };
     }
     return undefined;
   }
@@ -227,7 +231,9 @@ export class Admission {
       const revoked = this.revocation(identity);
       if (revoked === undefined) continue;
       this.watched.delete(channel);
-      this.counters.authRefused(revoked.code === 4401 ? 'key_revoked' : 'client_revoked');
+      this.counters.authRefused(
+        revoked.code === EndReason.CredentialExpired ? 'key_revoked' : 'client_revoked',
+      );
       this.audit.warn(
         { event: 'revoked', correlationId: randomUUID(), clientId: identity.clientId, code: revoked.code },
         'Audit',

@@ -2,7 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AuthModeName, ClientConfig, GatewayConfig } from '../config/gateway-config';
+import { ErrorCode } from '../../libs/protocol/src/jsonrpc';
 import { CLIENT_NAME_PATTERN } from '../core/client-id';
+import { isRefusal as isCoreRefusal, type Refusal as CoreRefusal } from '../core/refusal';
 
 /** Who a connection speaks for, once admitted. */
 export interface Identity {
@@ -22,14 +24,12 @@ export interface Identity {
 }
 
 /**
- * Why a connection or request was not admitted. `reason` is the metric and audit key (short,
- * snake_case, never a secret); `message` is what the client reads.
+ * Why a connection or request was not admitted: the one refusal (src/core/refusal.ts) with the
+ * statuses authentication and admission use, JSON-RPC −31008 and `data: { reason }`. `reason` is
+ * the metric and audit key (short, snake_case, never a secret); `message` is what the client reads.
  */
-export interface Refusal {
-  refused: true;
+export interface Refusal extends CoreRefusal {
   status: 401 | 403 | 404 | 503;
-  reason: string;
-  message: string;
   /** For 403 insufficient_scope: the scopes the request needs. */
   scope?: string;
   /** RFC 6750 error code for WWW-Authenticate (`invalid_token`, `insufficient_scope`); none when no credential came. */
@@ -42,11 +42,11 @@ export function refusal(
   message: string,
   extra?: Pick<Refusal, 'scope' | 'bearerError'>,
 ): Refusal {
-  return { refused: true, status, reason, message, ...extra };
+  return { refused: true, status, code: ErrorCode.Unauthorized, reason, message, data: { reason }, ...extra };
 }
 
 export function isRefusal(value: Identity | Refusal | undefined | void): value is Refusal {
-  return value !== undefined && (value as Refusal).refused === true;
+  return isCoreRefusal(value);
 }
 
 /** What a request carries that may prove an identity; read once per request or upgrade. */

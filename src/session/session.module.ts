@@ -31,9 +31,10 @@ import type { Session, SessionHooks } from './session';
 import type { ServiceDirectory } from './session';
 import { SessionRegistry, type SessionLimits } from './session-registry';
 import { InMemorySessionStore } from './session-store';
+import { EndReason } from '../core/end-reason';
 
-/** WebSocket "going away": what clients are told when the gateway shuts down. */
-const GOING_AWAY = 1001;
+/** What clients are told when the gateway shuts down (WebSocket "going away"; the session stays resumable). */
+const GOING_AWAY = EndReason.GoingAway;
 
 /** What sessions report to the rest of the gateway: S1 events, metrics, logs. */
 @Injectable()

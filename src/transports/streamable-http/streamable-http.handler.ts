@@ -32,7 +32,14 @@ import { isRefusal, type Identity, type Refusal } from '../../policy/identity';
 import type { MessagePolicy } from '../../policy/message-policy';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../../core/client-id';
 import { refusedForCapacity } from '../http/capacity-reply';
-import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
+import {
+  accepts,
+  mediaType,
+  sendJsonRpcError,
+  sendOverloaded,
+  sendRefusal,
+  sendStatus,
+} from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import { RequestGuard } from '../http/request-guard';
 import { closeWhenInvalid, SseChannel, type SseChannelOptions } from '../http/sse-channel';
@@ -148,14 +155,8 @@ export class StreamableHttpHandler {
   admit(headers: IncomingHttpHeaders, service: string | undefined, res: ServerResponse): string | undefined {
     const refusal = this.guard.check(headers);
     if (refusal) {
-      refuse(
-        this.deps,
-        res,
-        refusal.status,
-        ErrorCode.InvalidRequest,
-        refusal.message.includes('Origin') ? 'forbidden_origin' : 'forbidden_host',
-        refusal.message,
-      );
+      this.deps.metrics.error(refusal.reason);
+      sendRefusal(res, refusal);
       return undefined;
     }
     const name = service ?? this.deps.config.defaultService;
@@ -279,11 +280,7 @@ export class StreamableHttpHandler {
     for (const m of messages) {
       const refusal = policy.check(clientId, m, 'streamable', address);
       if (refusal === undefined) continue;
-      sendJsonRpcError(res, refusal.httpStatus, refusal.code, refusal.message, {
-        id: batch ? null : ((m as { id?: JsonRpcId }).id ?? null),
-        data: refusal.data,
-        headers: refusal.headers,
-      });
+      sendRefusal(res, refusal, batch ? null : ((m as { id?: JsonRpcId }).id ?? null));
       return true;
     }
     return false;
