@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { ErrorCode } from '../../libs/protocol/src';
 import type { AuthModeName, ClientConfig, GatewayConfig } from '../config/gateway-config';
 import { ConfigError } from '../config/load-config';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../core/client-id';
 import { EndReason } from '../core/end-reason';
-import { sendJsonRpcError } from '../transports/http/http-reply';
 import type { TransportName } from '../vsm/vsm.channels';
 import {
   ApiKeys,
@@ -40,6 +38,39 @@ export interface AdmissionRequest {
   service?: string;
   /** The endpoint path the client used (`/mcp`, `/mcp/<service>`, `/sse`, `/ws/<service>`): names its OAuth resource. */
   path?: string;
+}
+
+/** What {@link Admission.admitConnection} is asked beyond the request. */
+export interface AdmitOptions {
+  /** A new session: the per-session checks (live client policy, teams' checks, S5 check_compliance) run too. */
+  newSession?: boolean;
+  /**
+   * Who the request was already proven to be (a transport that authenticates every request before
+   * it knows whether it opens a session): authentication is not repeated.
+   */
+  identity?: Identity;
+}
+
+/** The identity a request claims where no credential is asked for (AUTH_MODE=none). */
+export function claimedIdentity(req: Pick<AdmissionRequest, 'headers' | 'query'>): Identity {
+  return { clientId: clientIdFrom(req.headers, req.query), via: 'none', scopes: [] };
+}
+
+/**
+ * Runs `then` with an admission verdict: at once when it is known (no Promise on the hot path),
+ * otherwise when it settles, with `late` set (the client may have left meanwhile); a failure goes
+ * to `failed` (the transport's error boundary).
+ */
+export function whenAdmitted<T>(
+  verdict: MaybePromise<T>,
+  then: (verdict: T, late: boolean) => void,
+  failed: (err: unknown) => void,
+): void {
+  if (!(verdict instanceof Promise)) {
+    then(verdict, false);
+    return;
+  }
+  verdict.then((v) => then(v, true)).catch(failed);
 }
 
 /** What an extra admission check (ADMISSION_CHECKS) is shown. */
@@ -270,12 +301,28 @@ export class Admission {
     return this.refused(refusal(401, 'missing_credentials', this.credentialHint()), req, undefined);
   }
 
-  /** authenticate() then admitSession(): the whole question for a new connection. */
-  async admit(req: AdmissionRequest): Promise<Identity | Refusal> {
-    const identity = await this.authenticate(req);
-    if (isRefusal(identity)) return identity;
-    const refused = await this.admitSession(identity, req);
-    return refused ?? identity;
+  /**
+   * The one admission question every transport asks: who the client is and, for a new session,
+   * whether it may open one now. Returns the identity or the refusal, which carries its whole
+   * answer (status, JSON-RPC code, `data`, WWW-Authenticate and correlation id headers); each
+   * transport says it its own way (an HTTP response, a WebSocket upgrade's status before the 101).
+   *
+   * Synchronous for a request whose credential was verified before (the hot path); a Promise the
+   * first time a token is seen, and always for a new session (teams' checks, S5). With
+   * AUTH_MODE=none the client is who it claims to be (`X-MCP-Client-Id`, `?client_id=`).
+   */
+  admitConnection(req: AdmissionRequest, how: AdmitOptions = {}): MaybePromise<Identity | Refusal> {
+    const verdict = how.identity ?? (this.enabled ? this.authenticate(req) : claimedIdentity(req));
+    if (!how.newSession) return verdict;
+    return Promise.resolve(verdict).then(async (identity) => {
+      if (isRefusal(identity)) return identity;
+      return (await this.admitSession(identity, req)) ?? identity;
+    });
+  }
+
+  /** admitConnection() for a new session. */
+  admit(req: AdmissionRequest): Promise<Identity | Refusal> {
+    return this.admitConnection(req, { newSession: true }) as Promise<Identity | Refusal>;
   }
 
   private identify(req: AdmissionRequest): MaybePromise<Identity | Refusal> {
@@ -416,10 +463,14 @@ export class Admission {
 
   // ------------------------------------------------------------------ refusals
 
-  /** Counts and audits a refusal (one line, never the credential), giving it a correlation id. */
+  /**
+   * Counts and audits a refusal (one line, never the credential), giving it a correlation id and
+   * the response headers it is answered with.
+   */
   private refused(r: Refusal, req: AdmissionRequest, clientId: string | undefined, check?: string): Refusal {
     const correlationId = randomUUID();
     (r as Refusal & { correlationId?: string }).correlationId = correlationId;
+    r.headers = this.refusalHeaders(r, req);
     this.counters.authRefused(r.reason);
     this.audit.warn(
       {
@@ -459,14 +510,6 @@ export class Admission {
       headers['www-authenticate'] = `Bearer ${parts.join(', ')}`;
     }
     return headers;
-  }
-
-  /** Writes a refusal as an HTTP response with a JSON-RPC error body. */
-  sendHttp(res: ServerResponse, r: Refusal, req: Pick<AdmissionRequest, 'headers' | 'socket'>): void {
-    sendJsonRpcError(res, r.status, ErrorCode.Unauthorized, r.message, {
-      data: { reason: r.reason },
-      headers: this.refusalHeaders(r, req),
-    });
   }
 
   // ------------------------------------------------------------------ OAuth resource server (RFC 9728)
