@@ -19,7 +19,7 @@ import {
   type Refusal,
 } from './identity';
 import { ClientNames } from './client-names';
-import { clientCredentialProblems } from './client-policy-schema';
+import { clientCredentialProblems } from '../config/client-policy-schema';
 import { CLIENT_NAME_PATTERN } from '../core/client-id';
 import { TrustedProxies } from '../core/trusted-proxies';
 

@@ -18,7 +18,7 @@ import {
   RateSchema,
   type ClientPolicies,
   type ClientPolicy,
-} from './client-policy-schema';
+} from '../config/client-policy-schema';
 import { RateLimiter, type LimitSource, type RateVerdict } from './rate-limit/rate-limiter';
 import type { SharedLimiter } from './rate-limit/shared-limiter';
 import type { RateLimit } from './rate-limit/token-bucket';
