@@ -16,7 +16,7 @@ import {
   looksLikeJwt,
   refusal,
   type Identity,
-  type Refusal,
+  type AuthRefusal,
 } from './identity';
 import { ClientNames } from './client-names';
 import { clientCredentialProblems } from '../config/client-policy-schema';
@@ -83,10 +83,10 @@ export interface AdmissionContext {
   service: string | undefined;
 }
 
-/** A team's own admission check: runs once per new session, on every transport. Return a Refusal to refuse. */
+/** A team's own admission check: runs once per new session, on every transport. Return a refusal (identity.ts `refusal()`) to refuse. */
 export interface AdmissionCheck {
   readonly name: string;
-  check(context: AdmissionContext): MaybePromise<Refusal | undefined | void>;
+  check(context: AdmissionContext): MaybePromise<AuthRefusal | undefined | void>;
 }
 
 /** A live connection or stream opened with an identity (a WebSocket, an SSE stream): closed when its credential is revoked. */
@@ -279,7 +279,7 @@ export class Admission {
    * Who the request speaks for. Synchronous when the credential was verified before (or is an API
    * key or a certificate); a Promise only the first time a token is seen.
    */
-  authenticate(req: AdmissionRequest): MaybePromise<Identity | Refusal> {
+  authenticate(req: AdmissionRequest): MaybePromise<Identity | AuthRefusal> {
     const verdict = this.identify(req);
     if (verdict instanceof Promise) return verdict.then((v) => this.settle(v, req));
     return this.settle(verdict, req);
@@ -297,7 +297,7 @@ export class Admission {
   }
 
   /** The (counted, audited) refusal of a request {@link lacksCredential} found. */
-  refuseAnonymous(req: AdmissionRequest): Refusal {
+  refuseAnonymous(req: AdmissionRequest): AuthRefusal {
     return this.refused(refusal(401, 'missing_credentials', this.credentialHint()), req, undefined);
   }
 
@@ -311,7 +311,7 @@ export class Admission {
    * first time a token is seen, and always for a new session (teams' checks, S5). With
    * AUTH_MODE=none the client is who it claims to be (`X-MCP-Client-Id`, `?client_id=`).
    */
-  admitConnection(req: AdmissionRequest, how: AdmitOptions = {}): MaybePromise<Identity | Refusal> {
+  admitConnection(req: AdmissionRequest, how: AdmitOptions = {}): MaybePromise<Identity | AuthRefusal> {
     const verdict = how.identity ?? (this.enabled ? this.authenticate(req) : claimedIdentity(req));
     if (!how.newSession) return verdict;
     return Promise.resolve(verdict).then(async (identity) => {
@@ -321,11 +321,11 @@ export class Admission {
   }
 
   /** admitConnection() for a new session. */
-  admit(req: AdmissionRequest): Promise<Identity | Refusal> {
-    return this.admitConnection(req, { newSession: true }) as Promise<Identity | Refusal>;
+  admit(req: AdmissionRequest): Promise<Identity | AuthRefusal> {
+    return this.admitConnection(req, { newSession: true }) as Promise<Identity | AuthRefusal>;
   }
 
-  private identify(req: AdmissionRequest): MaybePromise<Identity | Refusal> {
+  private identify(req: AdmissionRequest): MaybePromise<Identity | AuthRefusal> {
     const modes = this.modes;
     const bearer = req.bearer ?? bearerFrom(req.headers);
     if (modes.has('mtls')) {
@@ -367,7 +367,7 @@ export class Admission {
     return refusal(401, 'missing_credentials', this.credentialHint());
   }
 
-  private byKey(key: string): Identity | Refusal {
+  private byKey(key: string): Identity | AuthRefusal {
     const entry = this.apiKeys.lookup(key);
     if (entry === undefined) {
       return refusal(401, 'invalid_api_key', 'The API key is not valid', { bearerError: 'invalid_token' });
@@ -384,7 +384,7 @@ export class Admission {
   }
 
   /** Client gates that apply to every request: disabled clients, the S5 allow-list. */
-  private settle(verdict: Identity | Refusal, req: AdmissionRequest): Identity | Refusal {
+  private settle(verdict: Identity | AuthRefusal, req: AdmissionRequest): Identity | AuthRefusal {
     if (isRefusal(verdict)) return this.refused(verdict, req, undefined);
     const id = verdict.clientId;
     if (this.disabled.size > 0 && this.disabled.has(id)) {
@@ -399,7 +399,7 @@ export class Admission {
   // ------------------------------------------------------------------ per session
 
   /** Once per new session: teams' checks, then S5 check_compliance. Undefined when admitted. */
-  async admitSession(identity: Identity, req: AdmissionRequest): Promise<Refusal | undefined> {
+  async admitSession(identity: Identity, req: AdmissionRequest): Promise<AuthRefusal | undefined> {
     const id = identity.clientId;
     if (this.disabled.size > 0 && this.disabled.has(id)) {
       return this.refused(refusal(403, 'client_disabled', `Client "${id}" is disabled`), req, id);
@@ -417,7 +417,7 @@ export class Admission {
         service: req.service,
       };
       for (const check of this.checks) {
-        let answer: Refusal | undefined | void;
+        let answer: AuthRefusal | undefined | void;
         try {
           answer = await withTimeout(Promise.resolve(check.check(context)), this.config.s5.timeoutMs);
         } catch (err) {
@@ -467,9 +467,14 @@ export class Admission {
    * Counts and audits a refusal (one line, never the credential), giving it a correlation id and
    * the response headers it is answered with.
    */
-  private refused(r: Refusal, req: AdmissionRequest, clientId: string | undefined, check?: string): Refusal {
+  private refused(
+    r: AuthRefusal,
+    req: AdmissionRequest,
+    clientId: string | undefined,
+    check?: string,
+  ): AuthRefusal {
     const correlationId = randomUUID();
-    (r as Refusal & { correlationId?: string }).correlationId = correlationId;
+    (r as AuthRefusal & { correlationId?: string }).correlationId = correlationId;
     r.headers = this.refusalHeaders(r, req);
     this.counters.authRefused(r.reason);
     this.audit.warn(
@@ -489,9 +494,9 @@ export class Admission {
   }
 
   /** The response headers of a refusal: WWW-Authenticate for 401 and insufficient_scope, the correlation id. */
-  refusalHeaders(r: Refusal, req: Pick<AdmissionRequest, 'headers' | 'socket'>): Record<string, string> {
+  refusalHeaders(r: AuthRefusal, req: Pick<AdmissionRequest, 'headers' | 'socket'>): Record<string, string> {
     const headers: Record<string, string> = {};
-    const correlationId = (r as Refusal & { correlationId?: string }).correlationId;
+    const correlationId = (r as AuthRefusal & { correlationId?: string }).correlationId;
     if (correlationId) headers['x-correlation-id'] = correlationId;
     if (r.status === 401 || r.bearerError === 'insufficient_scope') {
       const parts: string[] = [];
