@@ -122,12 +122,14 @@ export interface AuthCounters {
 /**
  * The one admission step every transport runs (plain TypeScript, no Nest): who the client is
  * (API key, JWT, OAuth resource-server token, client certificate), whether that identity may open
- * a session now (live policy, teams' checks, S5 `check_compliance`), and how a refusal is said
- * (401/403 with WWW-Authenticate per RFC 6750 / RFC 9728, a JSON-RPC error body, an audit line).
+ * a session now (live policy, teams' checks, S5 `check_compliance`), and what a refusal carries
+ * (401/403 with WWW-Authenticate per RFC 6750 / RFC 9728, JSON-RPC −31008, an audit line). The
+ * transports ask {@link admitConnection} and say the refusal themselves; policy writes no reply.
  *
- * - {@link authenticate}: every request (Streamable HTTP POST/GET/DELETE, /messages); a verified
- *   credential is cached, so it costs a map lookup, and an expired token is refused even on a live session.
- * - {@link admitSession}: once per new session (initialize, GET /sse, WebSocket upgrade).
+ * - every request (Streamable HTTP POST/GET/DELETE, /messages): a verified credential is cached,
+ *   so it costs a map lookup, and an expired token is refused even on a live session;
+ * - once per new session (initialize, GET /sse, WebSocket upgrade): `newSession` adds
+ *   {@link admitSession}.
  */
 export class Admission {
   /** False with AUTH_MODE=none: transports keep the client id the client claims. */
