@@ -12,6 +12,7 @@ import type { SessionRegistry } from '../../session/session-registry';
 import { AdmissionRefusedError } from '../../session/session-capacity';
 import { socketRefusal } from '../../policy/flood/flood-guard';
 import {
+  claimedIdentity,
   whenAdmitted,
   type Admission as PolicyAdmission,
   type AdmissionRequest,
@@ -23,7 +24,6 @@ import {
   type Identity,
   type Refusal,
 } from '../../policy/identity';
-import { clientIdFrom } from '../../core/client-id';
 import type { RequestGuard } from '../http/request-guard';
 import { ErrorBoundary } from '../error-boundary';
 import type { GatewaySocket } from './ws-channel';
@@ -191,11 +191,7 @@ export class WsUpgrade {
     }
     const policy = this.policy;
     if (policy === undefined) {
-      this.admitAs(req, socket, head, route, query, resume, {
-        clientId: clientIdFrom(headers, query),
-        via: 'none',
-        scopes: [],
-      });
+      this.admitAs(req, socket, head, route, query, resume, claimedIdentity({ headers, query }));
       return;
     }
     // Credentials at the upgrade: Authorization, a SEP-1288 `mcp.bearer.<token>` subprotocol entry
