@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
   checkRequestMeta,
@@ -25,7 +26,9 @@ import { refusedForCapacity } from '../http/capacity-reply';
 import { sendJson, sendStatus } from '../http/http-reply';
 import { decodeHeaderValue } from './param-headers';
 import { BridgeEntry, internalRequest, type InitializeResult } from './sessionless-bridge';
+import { paramsDigest, RequestStateCodec } from './request-state';
 import { META_SERVER_INFO, SessionlessChannel } from './sessionless-channel';
+import { InputFlow, InputFlows, relatedFromMeta } from './sessionless-input';
 import { SessionlessSubscriptions } from './sessionless-listen';
 import { ToolHeaderCheck } from './sessionless-tools';
 import type { StreamableHttpHandler } from './streamable-http.handler';
@@ -60,6 +63,9 @@ const REMOVED_METHODS = new Set([
   'resources/unsubscribe',
 ]);
 
+/** Requests that may answer input_required, and so may carry `inputResponses` / `requestState`. */
+const INPUT_METHODS = new Set(['tools/call', 'resources/read', 'prompts/get']);
+
 /** Requests whose Mcp-Name header mirrors a body field. */
 const NAME_FIELD: Record<string, 'name' | 'uri'> = {
   'tools/call': 'name',
@@ -80,12 +86,20 @@ export class SessionlessHandler {
   readonly requests = new RequestMultiplexer<SessionlessChannel>(`sl-${process.pid.toString(36)}-`);
   readonly tools = new ToolHeaderCheck(this);
   readonly subscriptions = new SessionlessSubscriptions(this);
+  /** Requests parked for an input_required retry (multi-round-trip requests). */
+  readonly inputs: InputFlows<SessionlessChannel>;
   /** Hidden sessions by client id and service, least recently used first. */
   private readonly bridges = new Map<string, BridgeEntry>();
   /** One shared timer drops the bridges whose hidden session ended (idle expiry, upstream gone). */
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly owner: StreamableHttpHandler) {
+    const input = owner.deps.config.sessionlessInput;
+    // The node id in each state tells a retry that reached the wrong node where its request is parked.
+    this.inputs = new InputFlows<SessionlessChannel>(
+      new RequestStateCodec(input.stateKey, randomBytes(6).toString('base64url')),
+      input,
+    );
     this.sweeper = setInterval(sweepBridges, owner.deps.config.session.sweepIntervalMs, this);
     this.sweeper.unref();
   }
@@ -93,6 +107,7 @@ export class SessionlessHandler {
   /** Shutdown: the sessions themselves are ended by the session registry. */
   stop(): void {
     clearInterval(this.sweeper);
+    this.inputs.stop();
   }
 
   /** Forgets the bridges whose hidden session has ended. */
@@ -326,6 +341,7 @@ export class SessionlessHandler {
     entry = new BridgeEntry(key);
     this.bridges.set(key, entry);
     const session = this.deps.sessions.create(clientId, service, 'streamable');
+    session.relatedOf = relatedFromMeta;
     entry.session = session;
     const target = entry;
     entry.ready = internalRequest(this.requests, session, Method.Initialize, initializeParams(meta)).then(
@@ -389,7 +405,11 @@ export class SessionlessHandler {
     this.forward(entry, request, meta, headers, res);
   }
 
-  /** Sends a client request up the hidden session; its answer comes back on its own channel. */
+  /**
+   * Sends a client request up the hidden session; its answer comes back on its own channel. A
+   * retry of a request answered input_required (its `requestState`) resumes the parked request
+   * instead (sessionless-input.ts).
+   */
   private forward(
     entry: BridgeEntry,
     request: JsonRpcRequest,
@@ -397,17 +417,55 @@ export class SessionlessHandler {
     headers: IncomingHttpHeaders,
     res: ServerResponse,
   ): void {
-    const session = entry.session!;
+    let flow: InputFlow<SessionlessChannel> | undefined;
+    let digest = '';
+    let preset: Record<string, unknown> | undefined;
+    let responses: Record<string, unknown> = {};
+    if (INPUT_METHODS.has(request.method)) {
+      const params = request.params as Record<string, unknown>;
+      const { inputResponses, requestState } = params;
+      const invalid = (message: string, data?: unknown) =>
+        refuse(this.deps, res, 400, ErrorCode.InvalidParams, 'invalid_params', `Invalid params: ${message}`, {
+          id: request.id,
+          data,
+        });
+      if (inputResponses !== undefined && !isObject(inputResponses)) {
+        invalid('inputResponses must be an object of results by the keys of inputRequests');
+        return;
+      }
+      if (requestState !== undefined && typeof requestState !== 'string') {
+        invalid('requestState must be the string the input_required result carried');
+        return;
+      }
+      digest = paramsDigest(params);
+      if (inputResponses !== undefined) responses = inputResponses;
+      if (requestState !== undefined) {
+        const taken = this.inputs.take(requestState, entry.key, request.method, digest);
+        if (!(taken instanceof InputFlow)) {
+          this.deps.metrics.error(`request_state_${taken.reason}`);
+          invalid(taken.message, { reason: taken.reason });
+          return;
+        }
+        flow = taken;
+      } else if (inputResponses !== undefined) {
+        preset = { ...responses };
+      }
+      if (inputResponses !== undefined || requestState !== undefined) {
+        // Fields of the 2026-07-28 wire that the bridge consumes: the upstream never sees them.
+        const { inputResponses: _i, requestState: _s, ...rest } = params;
+        request = { ...request, params: rest };
+      }
+    }
+    const session = flow ? flow.session : entry.session!;
     if (session.closed) {
+      if (flow) this.inputs.complete(flow);
       sendJson(res, 502, errorResponse(request.id, ErrorCode.UpstreamUnavailable, 'Upstream session closed'));
       return;
     }
-    // Mcp-Param-* headers travel with this request to HTTP upstreams (other transports have no headers).
-    const forwarded = paramHeadersOf(headers);
     const channel = new SessionlessChannel(
       this,
       res,
-      entry,
+      flow ? flow.entry : entry,
       session,
       entry.init!.serverInfo,
       request.method,
@@ -415,6 +473,16 @@ export class SessionlessHandler {
       meta[META_LOG_LEVEL] !== undefined,
       meta[META_CLIENT_CAPABILITIES] as Record<string, unknown>,
     );
+    channel.digest = digest;
+    if (flow) {
+      const token = (meta as { progressToken?: unknown }).progressToken;
+      if (typeof token === 'string' || typeof token === 'number') channel.retryToken = token;
+      channel.resume(flow, responses);
+      return;
+    }
+    channel.preset = preset;
+    // Mcp-Param-* headers travel with this request to HTTP upstreams (other transports have no headers).
+    const forwarded = paramHeadersOf(headers);
     // Under a gateway id (and progress token): requests of one client may share an id.
     const upstream = this.requests.carry(channel, request);
     channel.gatewayId = upstream.id as string;
@@ -440,6 +508,10 @@ export class SessionlessHandler {
   }
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
 function metaOf(request: JsonRpcRequest): Record<string, unknown> | undefined {
   const params = request.params as { _meta?: unknown } | undefined;
   const meta = params && !Array.isArray(params) ? params._meta : undefined;
@@ -461,18 +533,14 @@ function paramHeadersOf(headers: IncomingHttpHeaders): Record<string, string> | 
 
 /**
  * The initialize params the gateway sends for a hidden session, from the request's `_meta`
- * (checked by checkRequestMeta). Client info comes from the request; of its capabilities, those
- * that need server→client requests (sampling, elicitation, roots) are withheld: the bridge
- * cannot relay such requests to a 2026-07-28 client, and a server that knows that refuses
- * cleanly instead of waiting for an answer that never comes. So is `tasks`, which 2026-07-28
- * does not define (tasks are an extension there) and which would claim task-augmented
- * server→client requests upstream.
+ * (checked by checkRequestMeta): client info and capabilities as the first request declared
+ * them. Sampling, elicitation and roots reach the client as input_required results (the
+ * upstream's requests are parked until the retry answers them); a later request that did not
+ * declare the capability gets −32021 instead. `tasks` is withheld: 2026-07-28 does not define it
+ * (tasks are an extension there) and it would claim task-augmented server→client requests upstream.
  */
 function initializeParams(meta: Record<string, unknown>): Record<string, unknown> {
   const caps = { ...(meta[META_CLIENT_CAPABILITIES] as Record<string, unknown>) };
-  delete caps.sampling;
-  delete caps.elicitation;
-  delete caps.roots;
   delete caps.tasks;
   const info = meta[META_CLIENT_INFO];
   return {
