@@ -26,12 +26,16 @@ export interface InitializeResult {
  */
 export class BridgeEntry {
   constructor(
-    /** Its key in the bridges map: client id and service. */
+    /** Its key in the bridges map: client id, service and, for a client's further sessions, a lane. */
     readonly key: string,
+    /** Client id and service: whom the session (and each requestState minted on it) belongs to. */
+    readonly principal: string,
   ) {}
   session: Session | undefined = undefined;
   init: InitializeResult | undefined = undefined;
   ready: Promise<void> | undefined = undefined;
+  /** Requests waiting for the session to start (a lane is not quiet while any wait). */
+  starting = 0;
   error: string | undefined = undefined;
   /** `x-mcp-header` annotations by tool name, from the upstream's tools/list. */
   tools = new Map<string, HeaderParams>();

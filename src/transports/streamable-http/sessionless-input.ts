@@ -66,7 +66,7 @@ const SHORT_NAME: Record<string, string> = {
 export interface FlowChannel {
   readonly parked: boolean;
   readonly session: Session;
-  readonly entry: { readonly key: string };
+  readonly entry: { readonly principal: string };
   readonly gatewayId: string;
   readonly method: string;
   releaseParked(reason: string): void;
@@ -188,7 +188,7 @@ export class InputFlows<C extends FlowChannel = FlowChannel> {
     if (count >= this.limits.maxPerClient) return undefined;
     this.perClient.set(clientId, count + 1);
     const flow = new InputFlow<C>(
-      channel.entry.key,
+      channel.entry.principal,
       clientId,
       channel.entry,
       channel.session,

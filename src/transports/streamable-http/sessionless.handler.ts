@@ -222,6 +222,8 @@ export class SessionlessHandler {
     let entry: BridgeEntry | undefined;
     try {
       entry = this.entryFor(clientId, service, meta);
+      if (entry && needsLane(request) && !quiet(entry))
+        entry = this.quietLane(clientId, service, meta) ?? entry;
     } catch (err) {
       if (refusedForCapacity(res, err, this.deps.metrics)) return;
       throw err;
@@ -243,12 +245,15 @@ export class SessionlessHandler {
       this.run(entry, request, meta!, headers, res);
       return;
     }
+    entry.starting++;
     const served = entry.ready!.then(
       () => {
+        entry.starting--;
         if (res.destroyed || res.writableEnded) return; // gave up while the upstream was starting
         this.run(entry, request, meta!, headers, res);
       },
       () => {
+        entry.starting--;
         this.deps.metrics.error('upstream_unavailable');
         sendJson(
           res,
@@ -327,8 +332,10 @@ export class SessionlessHandler {
     clientId: string,
     service: string,
     meta: Record<string, unknown>,
+    lane = 0,
   ): BridgeEntry | undefined {
-    const key = `${clientId}\u0000${service}`;
+    const principal = `${clientId}\u0000${service}`;
+    const key = lane === 0 ? principal : `${principal}\u0000${lane}`;
     let entry = this.bridges.get(key);
     if (entry && entry.session && !entry.session.closed && entry.error === undefined) {
       // Most recently used last: eviction takes the oldest idle bridge from the front.
@@ -338,7 +345,7 @@ export class SessionlessHandler {
     }
     if (entry) this.bridges.delete(key);
     if (this.bridges.size >= this.deps.config.sessionlessMaxBridges && !this.evictIdle()) return undefined;
-    entry = new BridgeEntry(key);
+    entry = new BridgeEntry(key, principal);
     this.bridges.set(key, entry);
     const session = this.deps.sessions.create(clientId, service, 'streamable');
     session.relatedOf = relatedFromMeta;
@@ -361,6 +368,31 @@ export class SessionlessHandler {
     // Waiters attach their own handlers; this one only keeps a failure from being "unhandled".
     entry.ready.catch(() => undefined);
     return entry;
+  }
+
+  /**
+   * Another hidden session of the same client for a request that may ask for input while the
+   * first is busy: a stdio upstream's questions name no request, so they can only be told apart
+   * with one request in flight per session. A quiet lane (or a new one, at most one per request
+   * that may wait for input, SESSIONLESS_INPUT_MAX_PER_CLIENT); undefined when all are busy.
+   */
+  private quietLane(
+    clientId: string,
+    service: string,
+    meta: Record<string, unknown>,
+  ): BridgeEntry | undefined {
+    const principal = `${clientId}\u0000${service}`;
+    const lanes = this.deps.config.sessionlessInput.maxPerClient;
+    let free = 0;
+    for (let lane = 1; lane <= lanes; lane++) {
+      const entry = this.bridges.get(`${principal}\u0000${lane}`);
+      if (entry === undefined || entry.session?.closed || entry.error !== undefined) {
+        if (free === 0) free = lane;
+      } else if (quiet(entry)) {
+        return this.entryFor(clientId, service, meta, lane);
+      }
+    }
+    return free === 0 ? undefined : this.entryFor(clientId, service, meta, free);
   }
 
   /** Ends the least recently used idle bridge and its hidden session; false when none is idle. */
@@ -440,7 +472,7 @@ export class SessionlessHandler {
       digest = paramsDigest(params);
       if (inputResponses !== undefined) responses = inputResponses;
       if (requestState !== undefined) {
-        const taken = this.inputs.take(requestState, entry.key, request.method, digest);
+        const taken = this.inputs.take(requestState, entry.principal, request.method, digest);
         if (!(taken instanceof InputFlow)) {
           this.deps.metrics.error(`request_state_${taken.reason}`);
           invalid(taken.message, { reason: taken.reason });
@@ -506,6 +538,22 @@ export class SessionlessHandler {
     if (typeof init.instructions === 'string') result.instructions = init.instructions;
     return result;
   }
+}
+
+/** A request that may ask for input and is not a retry: it wants a hidden session to itself. */
+function needsLane(request: JsonRpcRequest): boolean {
+  if (!INPUT_METHODS.has(request.method)) return false;
+  return (request.params as { requestState?: unknown } | undefined)?.requestState === undefined;
+}
+
+/**
+ * Nothing in flight on the entry's hidden session, nothing waiting for it to start (while it
+ * starts, its own initialize is what is in flight).
+ */
+function quiet(entry: BridgeEntry): boolean {
+  const session = entry.session;
+  if (session === undefined || session.closed || entry.starting > 0) return false;
+  return entry.init === undefined || session.inFlightCount === 0;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
