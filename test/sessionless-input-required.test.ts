@@ -223,6 +223,21 @@ describe('2026-07-28 bridge: multi-round-trip requests (input_required)', () => 
     assert.equal(textOf(done), 'Ada likes blue');
   });
 
+  it('prompts/get asks through input_required too (not only tools/call)', async () => {
+    const name = 'test_input_required_result_prompt';
+    const first = inputRequired(await call(base, 'conf', alice, 'prompts/get', { name }));
+    assert.deepEqual(Object.keys(first.inputRequests), ['user_context']);
+    assert.equal(first.inputRequests.user_context.params._meta, undefined, 'the gateway’s tags are removed');
+    const done = await call(base, 'conf', alice, 'prompts/get', {
+      name,
+      inputResponses: { user_context: { action: 'accept', content: { context: 'tests' } } },
+      requestState: first.requestState,
+    });
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.json.result.resultType, 'complete');
+    assert.equal(done.json.result.messages[0].content.text, 'Context: tests');
+  });
+
   it('a tampered requestState is refused (−32602 tampered); the genuine one still works, once', async () => {
     const name = 'test_input_required_result_elicitation';
     const first = inputRequired(await tool(base, 'conf', alice, name));

@@ -36,6 +36,8 @@ export class BridgeEntry {
   ready: Promise<void> | undefined = undefined;
   /** Requests waiting for the session to start (a lane is not quiet while any wait). */
   starting = 0;
+  /** Requests that may ask for input (tools/call, resources/read, prompts/get) in flight upstream, parked ones included. */
+  inputInFlight = 0;
   error: string | undefined = undefined;
   /** `x-mcp-header` annotations by tool name, from the upstream's tools/list. */
   tools = new Map<string, HeaderParams>();

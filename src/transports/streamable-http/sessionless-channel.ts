@@ -98,6 +98,19 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   /** A capability the upstream asked for that the client did not declare: its failure becomes −32021. */
   private refused: string | undefined = undefined;
   private coalescing: NodeJS.Timeout | undefined = undefined;
+  /**
+   * The entry whose count of requests that may ask for input (`inputInFlight`) includes this
+   * request while it is in flight upstream; handed from a parked channel to its retry.
+   */
+  inputSlot: BridgeEntry | undefined = undefined;
+
+  /** The request is no longer in flight upstream: it no longer keeps its session from being quiet. */
+  private freeSlot(): void {
+    const entry = this.inputSlot;
+    if (entry === undefined) return;
+    this.inputSlot = undefined;
+    entry.inputInFlight--;
+  }
 
   get bufferedBytes(): number {
     return this.res.writableLength;
@@ -134,6 +147,7 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
       // id (the multiplexer knows round one's).
       this.handler.requests.answer(m);
       (m as { id: JsonRpcId }).id = this.clientId;
+      this.freeSlot();
       if (this.flow) this.handler.inputs.complete(this.flow);
       if (this.refused !== undefined && failed(m)) m = this.missingCapability(this.refused);
       const result = (m as { result?: unknown }).result;
@@ -165,7 +179,7 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
       } else {
         // Only notifications about this request belong on its stream; the rest (list_changed,
         // resources/updated) reached this stream only because it was the one request in flight.
-        this.handler.subscriptions.upstreamNotification(this.entry, m);
+        this.handler.upstreamNotification(this.entry, m);
         return true;
       }
       return this.event(JSON.stringify(m));
@@ -282,6 +296,7 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     if (isResponse(m)) {
       this.handler.requests.answer(m);
       this.flow!.answer = m;
+      this.freeSlot();
       return;
     }
     // Progress and logs have nobody to go to (2026-07-28 streams are not resumed).
@@ -302,6 +317,7 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   /** The parked request is given up: the upstream is told to stop working on it. */
   releaseParked(reason: string): void {
     if (!this.parked) return;
+    this.freeSlot();
     this.retire();
     this.handler.requests.forget(this.gatewayId);
     this.session.abandonRequest(this.gatewayId, reason);
@@ -325,6 +341,8 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
       flow.questions.delete(key);
       answerUpstream(session, { jsonrpc: '2.0', id: q.upstreamId, result: answer });
     }
+    this.inputSlot = parked.inputSlot;
+    parked.inputSlot = undefined;
     parked.retire();
     if (flow.answer !== undefined) {
       // Answered while parked (the upstream gave up on its questions, or timed out).
@@ -364,7 +382,8 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
       if (meta === null || typeof meta !== 'object') meta = r._meta = {};
       if (meta[META_SERVER_INFO] === undefined) meta[META_SERVER_INFO] = this.serverInfo;
     }
-    if (CACHEABLE.has(this.method)) {
+    // An input_required result is no answer to cache.
+    if (CACHEABLE.has(this.method) && r.resultType === 'complete') {
       if (r.ttlMs === undefined) r.ttlMs = 0;
       if (r.cacheScope === undefined) r.cacheScope = 'private';
     }
@@ -404,6 +423,7 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   /** Writes the final answer and ends the response (the answer terminates the stream). */
   private finish(body: string, status: number, retryAfter?: string): void {
     if (this.answered) return;
+    this.freeSlot();
     this.answered = true;
     this.closed = true;
     this.handler.requests.forget(this.gatewayId); // answered, or ended by the gateway
@@ -455,6 +475,7 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   }
 
   private cancelUpstream(reason: string): void {
+    this.freeSlot();
     if (this.coalescing !== undefined) clearTimeout(this.coalescing);
     this.coalescing = undefined;
     // Questions of a flow nobody will answer now get an error upstream.

@@ -16,6 +16,7 @@ import {
   parseJsonRpc,
   refusalKind,
   SESSIONLESS_PROTOCOL,
+  type JsonRpcNotification,
   type JsonRpcRequest,
 } from '../../../libs/protocol/src';
 import { RequestMultiplexer } from '../../pool/request-multiplexer';
@@ -395,6 +396,20 @@ export class SessionlessHandler {
     return free === 0 ? undefined : this.entryFor(clientId, service, meta, free);
   }
 
+  /**
+   * A notification that belongs to no single request: the client's listeners are on its first
+   * hidden session, whichever lane the upstream sent it on.
+   */
+  upstreamNotification(entry: BridgeEntry, message: JsonRpcNotification): void {
+    const first = this.bridges.get(entry.principal);
+    if (first !== undefined && first !== entry) {
+      if (message.method === 'notifications/tools/list_changed') entry.toolsLoadedAt = 0;
+      this.subscriptions.upstreamNotification(first, message);
+    } else {
+      this.subscriptions.upstreamNotification(entry, message);
+    }
+  }
+
   /** Ends the least recently used idle bridge and its hidden session; false when none is idle. */
   private evictIdle(): boolean {
     for (const [key, entry] of this.bridges) {
@@ -513,6 +528,10 @@ export class SessionlessHandler {
       return;
     }
     channel.preset = preset;
+    if (INPUT_METHODS.has(request.method)) {
+      channel.inputSlot = channel.entry;
+      channel.entry.inputInFlight++;
+    }
     // Mcp-Param-* headers travel with this request to HTTP upstreams (other transports have no headers).
     const forwarded = paramHeadersOf(headers);
     // Under a gateway id (and progress token): requests of one client may share an id.
@@ -547,13 +566,14 @@ function needsLane(request: JsonRpcRequest): boolean {
 }
 
 /**
- * Nothing in flight on the entry's hidden session, nothing waiting for it to start (while it
- * starts, its own initialize is what is in flight).
+ * No request that may ask for input is in flight on the entry's hidden session (a parked one
+ * counts), and none waits for it to start. Other requests (lists, completions) are short and
+ * seldom ask anything: a question raised while one of them overlaps is the one case a stdio
+ * upstream's question cannot be attributed.
  */
 function quiet(entry: BridgeEntry): boolean {
   const session = entry.session;
-  if (session === undefined || session.closed || entry.starting > 0) return false;
-  return entry.init === undefined || session.inFlightCount === 0;
+  return session !== undefined && !session.closed && entry.starting === 0 && entry.inputInFlight === 0;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
