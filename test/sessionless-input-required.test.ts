@@ -419,6 +419,22 @@ describe('2026-07-28 bridge: multi-round-trip requests (input_required)', () => 
     assert.deepEqual(answers.map(textOf), ['answer: accept', 'answer: decline']);
   });
 
+  it('an answer the upstream gives while the request is parked goes to the retry', async () => {
+    const first = inputRequired(await tool(base, 'probe', bob, 'ask_then_answer'));
+    await sleep(400);
+    const [key] = Object.keys(first.inputRequests);
+    const done = await call(base, 'probe', bob, 'tools/call', {
+      name: 'ask_then_answer',
+      arguments: {},
+      inputResponses: { [key]: { action: 'accept', content: {} } },
+      requestState: first.requestState,
+    });
+    assert.equal(textOf(done), 'answered without input');
+    // The question still got its answer upstream.
+    const asked = JSON.parse(textOf(await tool(base, 'probe', bob, 'asked'))) as string[];
+    assert.ok(asked.includes('late answer: accept'), JSON.stringify(asked));
+  });
+
   it('a retry that never comes: the upstream request is released with a clear error, the state expires', async () => {
     const first = inputRequired(await tool(base, 'probe', carol, 'ask_and_record'));
     const [key] = Object.keys(first.inputRequests);

@@ -36,8 +36,21 @@ export class BridgeEntry {
   ready: Promise<void> | undefined = undefined;
   /** Requests waiting for the session to start (a lane is not quiet while any wait). */
   starting = 0;
-  /** Requests that may ask for input (tools/call, resources/read, prompts/get) in flight upstream, parked ones included. */
-  inputInFlight = 0;
+  /**
+   * Upstream ids of the requests that may ask for input (tools/call, resources/read,
+   * prompts/get) in flight on this session, parked ones included.
+   */
+  readonly inputInFlight = new Set<string>();
+
+  /**
+   * The request an untagged upstream question belongs to when the session cannot tell (several
+   * requests in flight, stdio): the one request in flight that may ask for input, if there is one.
+   */
+  soleInputRequest(): string | undefined {
+    if (this.inputInFlight.size !== 1) return undefined;
+    for (const id of this.inputInFlight) return id;
+    return undefined;
+  }
   error: string | undefined = undefined;
   /** `x-mcp-header` annotations by tool name, from the upstream's tools/list. */
   tools = new Map<string, HeaderParams>();

@@ -99,8 +99,8 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   private refused: string | undefined = undefined;
   private coalescing: NodeJS.Timeout | undefined = undefined;
   /**
-   * The entry whose count of requests that may ask for input (`inputInFlight`) includes this
-   * request while it is in flight upstream; handed from a parked channel to its retry.
+   * The entry whose requests that may ask for input (`inputInFlight`) include this one while it
+   * is in flight upstream; handed from a parked channel to its retry.
    */
   inputSlot: BridgeEntry | undefined = undefined;
 
@@ -109,7 +109,7 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     const entry = this.inputSlot;
     if (entry === undefined) return;
     this.inputSlot = undefined;
-    entry.inputInFlight--;
+    entry.inputInFlight.delete(this.gatewayId);
   }
 
   get bufferedBytes(): number {

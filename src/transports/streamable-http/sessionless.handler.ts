@@ -349,9 +349,11 @@ export class SessionlessHandler {
     entry = new BridgeEntry(key, principal);
     this.bridges.set(key, entry);
     const session = this.deps.sessions.create(clientId, service, 'streamable');
-    session.relatedOf = relatedFromMeta;
-    entry.session = session;
+    // Several requests in flight on a stdio upstream: a question names its request by a tag, or
+    // belongs to the one request in flight that may ask (the others are lists and the like).
     const target = entry;
+    session.relatedOf = (message) => relatedFromMeta(message) ?? target.soleInputRequest();
+    entry.session = session;
     entry.ready = internalRequest(this.requests, session, Method.Initialize, initializeParams(meta)).then(
       (result) => {
         target.init = result as InitializeResult;
@@ -528,15 +530,15 @@ export class SessionlessHandler {
       return;
     }
     channel.preset = preset;
-    if (INPUT_METHODS.has(request.method)) {
-      channel.inputSlot = channel.entry;
-      channel.entry.inputInFlight++;
-    }
     // Mcp-Param-* headers travel with this request to HTTP upstreams (other transports have no headers).
     const forwarded = paramHeadersOf(headers);
     // Under a gateway id (and progress token): requests of one client may share an id.
     const upstream = this.requests.carry(channel, request);
     channel.gatewayId = upstream.id as string;
+    if (INPUT_METHODS.has(request.method)) {
+      channel.inputSlot = channel.entry;
+      channel.entry.inputInFlight.add(channel.gatewayId);
+    }
     const stream = session.openStream(channel);
     // The bridged session is shared: the caller's headers (traceparent, x-request-id) only for this call.
     session.incoming = headers;
@@ -573,7 +575,7 @@ function needsLane(request: JsonRpcRequest): boolean {
  */
 function quiet(entry: BridgeEntry): boolean {
   const session = entry.session;
-  return session !== undefined && !session.closed && entry.starting === 0 && entry.inputInFlight === 0;
+  return session !== undefined && !session.closed && entry.starting === 0 && entry.inputInFlight.size === 0;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
