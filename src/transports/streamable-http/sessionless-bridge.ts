@@ -4,11 +4,13 @@ import {
   type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcNotification,
+  type JsonRpcRequest,
 } from '../../../libs/protocol/src';
 import { resultOf, type RequestMultiplexer } from '../../pool/request-multiplexer';
 import type { ChannelListener, ClientChannel } from '../../session/client-channel';
 import type { Session } from '../../session/session';
 import type { HeaderParams } from './param-headers';
+import { INPUT_METHODS } from './sessionless-input';
 import type { ListenStream, StandaloneChannel } from './sessionless-listen';
 
 /** What the bridge keeps of the upstream's initialize result (server/discover, serverInfo, capabilities). */
@@ -131,4 +133,21 @@ export function internalRequest(
       session.sealStream(stream);
     })
     .then(resultOf);
+}
+
+/** A request that may ask for input and is not a retry: it wants a hidden session to itself. */
+export function needsLane(request: JsonRpcRequest): boolean {
+  if (!INPUT_METHODS.has(request.method)) return false;
+  return (request.params as { requestState?: unknown } | undefined)?.requestState === undefined;
+}
+
+/**
+ * No request that may ask for input is in flight on the entry's hidden session (a parked one
+ * counts), and none waits for it to start. Other requests (lists, completions) may share it: an
+ * untagged question raised while one of them overlaps goes to the one request that may ask
+ * (soleInputRequest).
+ */
+export function quiet(entry: BridgeEntry): boolean {
+  const session = entry.session;
+  return session !== undefined && !session.closed && entry.starting === 0 && entry.inputInFlight.size === 0;
 }

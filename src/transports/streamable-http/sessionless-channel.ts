@@ -15,7 +15,7 @@ import type { Session } from '../../session/session';
 import type { KeepAliveTarget } from '../http/keep-alive-ticker';
 import { SSE_HEADERS } from '../http/sse-channel';
 import type { BridgeEntry } from './sessionless-bridge';
-import { answerUpstream, type InputFlow } from './sessionless-input';
+import { answerUpstream, INPUT_METHODS, type InputFlow } from './sessionless-input';
 import type { SessionlessHandler } from './sessionless.handler';
 
 export const META_SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
@@ -35,9 +35,6 @@ const CAPABILITY_OF: Record<string, string> = {
   'elicitation/create': 'elicitation',
   'roots/list': 'roots',
 };
-
-/** The requests that may answer input_required (2026-07-28 basic/patterns/mrtr, "Supported Requests"). */
-const INPUT_METHODS = new Set(['tools/call', 'resources/read', 'prompts/get']);
 
 /**
  * How long the bridge waits for more upstream questions after the first before answering the

@@ -25,6 +25,9 @@ import { digestOf, RequestStateCodec, type StateRefusal } from './request-state'
  * upstream's questions get an error naming the bound and the request is cancelled upstream.
  */
 
+/** The requests that may answer input_required (2026-07-28 basic/patterns/mrtr, "Supported Requests"). */
+export const INPUT_METHODS: ReadonlySet<string> = new Set(['tools/call', 'resources/read', 'prompts/get']);
+
 /** An upstream question put to the client, waiting for its answer in a retry. */
 export interface InputQuestion {
   readonly key: string;

@@ -26,10 +26,10 @@ import { clientIdFrom } from '../http/client-identity';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { sendJson, sendStatus } from '../http/http-reply';
 import { decodeHeaderValue } from './param-headers';
-import { BridgeEntry, internalRequest, type InitializeResult } from './sessionless-bridge';
+import { BridgeEntry, internalRequest, needsLane, quiet, type InitializeResult } from './sessionless-bridge';
 import { paramsDigest, RequestStateCodec } from './request-state';
 import { META_SERVER_INFO, SessionlessChannel } from './sessionless-channel';
-import { InputFlow, InputFlows, relatedFromMeta } from './sessionless-input';
+import { INPUT_METHODS, InputFlow, InputFlows, relatedFromMeta } from './sessionless-input';
 import { SessionlessSubscriptions } from './sessionless-listen';
 import { ToolHeaderCheck } from './sessionless-tools';
 import type { StreamableHttpHandler } from './streamable-http.handler';
@@ -63,9 +63,6 @@ const REMOVED_METHODS = new Set([
   'resources/subscribe',
   'resources/unsubscribe',
 ]);
-
-/** Requests that may answer input_required, and so may carry `inputResponses` / `requestState`. */
-const INPUT_METHODS = new Set(['tools/call', 'resources/read', 'prompts/get']);
 
 /** Requests whose Mcp-Name header mirrors a body field. */
 const NAME_FIELD: Record<string, 'name' | 'uri'> = {
@@ -559,23 +556,6 @@ export class SessionlessHandler {
     if (typeof init.instructions === 'string') result.instructions = init.instructions;
     return result;
   }
-}
-
-/** A request that may ask for input and is not a retry: it wants a hidden session to itself. */
-function needsLane(request: JsonRpcRequest): boolean {
-  if (!INPUT_METHODS.has(request.method)) return false;
-  return (request.params as { requestState?: unknown } | undefined)?.requestState === undefined;
-}
-
-/**
- * No request that may ask for input is in flight on the entry's hidden session (a parked one
- * counts), and none waits for it to start. Other requests (lists, completions) are short and
- * seldom ask anything: a question raised while one of them overlaps is the one case a stdio
- * upstream's question cannot be attributed.
- */
-function quiet(entry: BridgeEntry): boolean {
-  const session = entry.session;
-  return session !== undefined && !session.closed && entry.starting === 0 && entry.inputInFlight.size === 0;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
