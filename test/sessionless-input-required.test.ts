@@ -31,6 +31,11 @@ const KEYS = {
 const TTL_MS = 1500;
 const CAPS = 'io.modelcontextprotocol/clientCapabilities';
 const ALL_CAPS = { sampling: {}, elicitation: {}, roots: {} };
+/**
+ * server-everything asks for roots 350 ms after initialize when the client declared them: that
+ * question would join whichever tool call is in flight then, so its calls here declare no roots.
+ */
+const EVERYTHING_CAPS = { sampling: {}, elicitation: {} };
 
 type Who = Record<string, string>;
 const alice: Who = { 'x-api-key': KEYS.alice };
@@ -156,10 +161,14 @@ describe('2026-07-28 bridge: multi-round-trip requests (input_required)', () => 
 
   it('server-everything: a tool that asks for sampling completes through input_required', async () => {
     const first = inputRequired(
-      await tool(base, 'everything', alice, 'trigger-sampling-request', {
-        prompt: 'capital?',
-        maxTokens: 20,
-      }),
+      await tool(
+        base,
+        'everything',
+        alice,
+        'trigger-sampling-request',
+        { prompt: 'capital?', maxTokens: 20 },
+        EVERYTHING_CAPS,
+      ),
     );
     const keys = Object.keys(first.inputRequests);
     assert.equal(keys.length, 1);
@@ -167,34 +176,50 @@ describe('2026-07-28 bridge: multi-round-trip requests (input_required)', () => 
     assert.equal(question.method, 'sampling/createMessage');
     assert.match(JSON.stringify(question.params.messages), /capital\?/);
 
-    const done = await call(base, 'everything', alice, 'tools/call', {
-      name: 'trigger-sampling-request',
-      arguments: { prompt: 'capital?', maxTokens: 20 },
-      inputResponses: {
-        [keys[0]]: {
-          role: 'assistant',
-          content: { type: 'text', text: 'Paris, of course' },
-          model: 'test-model',
-          stopReason: 'endTurn',
+    const done = await call(
+      base,
+      'everything',
+      alice,
+      'tools/call',
+      {
+        name: 'trigger-sampling-request',
+        arguments: { prompt: 'capital?', maxTokens: 20 },
+        inputResponses: {
+          [keys[0]]: {
+            role: 'assistant',
+            content: { type: 'text', text: 'Paris, of course' },
+            model: 'test-model',
+            stopReason: 'endTurn',
+          },
         },
+        requestState: first.requestState,
       },
-      requestState: first.requestState,
-    });
+      EVERYTHING_CAPS,
+    );
     assert.match(textOf(done), /Paris, of course/);
   });
 
   it('server-everything: a tool that asks for elicitation completes through input_required', async () => {
-    const first = inputRequired(await tool(base, 'everything', alice, 'trigger-elicitation-request'));
+    const first = inputRequired(
+      await tool(base, 'everything', alice, 'trigger-elicitation-request', {}, EVERYTHING_CAPS),
+    );
     const [key] = Object.keys(first.inputRequests);
     assert.equal(first.inputRequests[key].method, 'elicitation/create');
     assert.ok(first.inputRequests[key].params.requestedSchema.properties.name);
 
-    const done = await call(base, 'everything', alice, 'tools/call', {
-      name: 'trigger-elicitation-request',
-      arguments: {},
-      inputResponses: { [key]: { action: 'accept', content: { name: 'Ada Lovelace', check: true } } },
-      requestState: first.requestState,
-    });
+    const done = await call(
+      base,
+      'everything',
+      alice,
+      'tools/call',
+      {
+        name: 'trigger-elicitation-request',
+        arguments: {},
+        inputResponses: { [key]: { action: 'accept', content: { name: 'Ada Lovelace', check: true } } },
+        requestState: first.requestState,
+      },
+      EVERYTHING_CAPS,
+    );
     const text = textOf(done);
     assert.match(text, /User provided the requested information/);
     assert.match(text, /Ada Lovelace/);

@@ -252,9 +252,23 @@ export class InputFlows<C extends FlowChannel = FlowChannel> {
     return flow;
   }
 
-  /** The flow's request was answered: it ends, and its last state counts as used. */
+  /**
+   * The flow's request was answered: it ends, and its last state counts as used. Questions it
+   * still had (raised too late to be asked) get an error: nobody can answer them any more.
+   */
   complete(flow: InputFlow<C>): void {
-    this.end(flow, 'replayed', 'requestState was already used: its request has been answered');
+    if (!this.end(flow, 'replayed', 'requestState was already used: its request has been answered')) return;
+    for (const q of flow.questions.values()) {
+      answerUpstream(
+        flow.session,
+        errorResponse(
+          q.upstreamId,
+          ErrorCode.InternalError,
+          'the request was answered before the client was asked',
+        ),
+      );
+    }
+    flow.questions.clear();
   }
 
   /**
