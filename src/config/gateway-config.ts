@@ -397,6 +397,18 @@ export const EnvSchema = z.object({
    * the least recently used idle one is ended, and with none idle new clients get 503.
    */
   SESSIONLESS_MAX_BRIDGES: int(1).default(1000),
+  /**
+   * HMAC key of the requestState the 2026-07-28 bridge mints for multi-round-trip requests; unset:
+   * a random key per process. Set the same key on every node of a cluster.
+   */
+  SESSIONLESS_STATE_KEY: z.string().min(32, 'use at least 32 characters').optional(),
+  /**
+   * How long a request answered with input_required waits for the client's retry (and its
+   * requestState lives); then its upstream request is released with an error.
+   */
+  SESSIONLESS_INPUT_TTL_MS: int(100).default(60_000),
+  /** Requests of one client that may wait for an input_required retry at once (more: 429). */
+  SESSIONLESS_INPUT_MAX_PER_CLIENT: int(1).default(16),
   /** One shared ping interval for all WebSocket connections; a peer that missed the last pong is dropped. */
   WS_HEARTBEAT_INTERVAL_MS: int(100).default(30_000),
   /** Largest WebSocket frame accepted (larger → close 1009); defaults to MAX_BODY_BYTES. */
@@ -647,6 +659,13 @@ export interface GatewayConfig {
   enableSessionless: boolean;
   /** Hidden upstream sessions the 2026-07-28 bridge keeps at most. */
   sessionlessMaxBridges: number;
+  /** Multi-round-trip requests on the 2026-07-28 bridge (input_required, requestState). */
+  sessionlessInput: {
+    /** HMAC key of the requestState; undefined: random per process. */
+    stateKey: string | undefined;
+    ttlMs: number;
+    maxPerClient: number;
+  };
   ws: {
     heartbeatIntervalMs: number;
     maxFrameBytes: number;

@@ -119,6 +119,11 @@ export function loadConfig(
     },
     enableSessionless: e.ENABLE_2026_07_28,
     sessionlessMaxBridges: e.SESSIONLESS_MAX_BRIDGES,
+    sessionlessInput: {
+      stateKey: e.SESSIONLESS_STATE_KEY,
+      ttlMs: e.SESSIONLESS_INPUT_TTL_MS,
+      maxPerClient: e.SESSIONLESS_INPUT_MAX_PER_CLIENT,
+    },
     ws: {
       heartbeatIntervalMs: e.WS_HEARTBEAT_INTERVAL_MS,
       maxFrameBytes: e.WS_MAX_FRAME_BYTES ?? e.MAX_BODY_BYTES,

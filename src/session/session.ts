@@ -178,6 +178,12 @@ export class Session implements ChannelListener, UpstreamSink {
    * caller's `traceparent` and `x-request-id` are read, only when tracing or debug logs want them.
    */
   incoming: IncomingHttpHeaders | undefined = undefined;
+  /**
+   * Names the client request an upstream message belongs to when the upstream transport cannot
+   * (stdio has no per-request streams): set by an owner that knows a convention for it (the
+   * 2026-07-28 bridge reads a `_meta` tag). Consulted only for messages with several requests in flight.
+   */
+  relatedOf: ((message: JsonRpcMessage) => JsonRpcId | undefined) | undefined = undefined;
   readonly outbox: Outbox;
 
   /** WebSocket or legacy SSE connection: receives every message of every stream. */
@@ -730,6 +736,9 @@ export class Session implements ChannelListener, UpstreamSink {
         req.lastSign = Date.now();
         return req.stream;
       }
+    }
+    if (related === undefined && this.relatedOf !== undefined && this.inFlight.size > 1) {
+      related = this.relatedOf(message);
     }
     if (related !== undefined) {
       const req = this.inFlight.get(idKey(related));

@@ -52,6 +52,7 @@ export interface StreamableHttpDeps {
     | 'maxJsonDepth'
     | 'session'
     | 'sessionlessMaxBridges'
+    | 'sessionlessInput'
   >;
   sessions: SessionRegistry;
   hasService(service: string): boolean;
