@@ -1,5 +1,8 @@
 import type { ResolvedReplica } from '../config/gateway-config';
 import type { UpstreamConnection } from '../upstream/upstream-connection';
+import { onBackgroundFailure } from './background-failures';
+
+const onWarmStartFailure = onBackgroundFailure('warm-stdio.start');
 
 interface WarmSet {
   /** The replica configuration the children were spawned from (a changed replica gets new ones). */
@@ -49,20 +52,23 @@ export class WarmStdio {
     while (set.ready.length + set.starting < this.count) {
       set.starting++;
       const connection = this.create(replica);
-      connection.start().then(
-        () => {
-          set.starting--;
-          if (this.stopped || this.sets.get(replica.id) !== set)
+      connection
+        .start()
+        .then(
+          () => {
+            set.starting--;
+            if (this.stopped || this.sets.get(replica.id) !== set)
+              void connection.close().catch(() => undefined);
+            else set.ready.push(connection);
+          },
+          (err: Error) => {
+            set.starting--;
+            // Not retried here (no spawn loop for a broken command): the next take tries again.
+            this.warn(`warm process for ${replica.id} failed to start: ${err.message}`);
             void connection.close().catch(() => undefined);
-          else set.ready.push(connection);
-        },
-        (err: Error) => {
-          set.starting--;
-          // Not retried here (no spawn loop for a broken command): the next take tries again.
-          this.warn(`warm process for ${replica.id} failed to start: ${err.message}`);
-          void connection.close().catch(() => undefined);
-        },
-      );
+          },
+        )
+        .catch(onWarmStartFailure);
     }
   }
 
