@@ -21,6 +21,7 @@ import type {
   UpstreamTransportKind,
 } from '../upstream/upstream-connection';
 import type { PooledPort } from './pooled-port';
+import { backgroundFailures } from './background-failures';
 import { PooledService } from './pooled-service';
 import type { PoolSettings } from './replica-pool';
 
@@ -524,5 +525,52 @@ describe('pooled carry: a request the connection cannot take leaves nothing behi
     assert.equal(a.port.outstandingCount, 0);
     assert.equal(service.stats()[0].borrowed, 0, 'the checkout went back');
     await service.stop();
+  });
+});
+
+describe('pooled fire-and-forget chains', () => {
+  test('a failure inside one is logged and counted, never left as an unhandled rejection', async () => {
+    const failing: PoolSettings = { ...SETTINGS, acquireTimeoutMs: 50 };
+    const service = new PooledService('svc', {
+      failoverOrder: () => [REPLICA],
+      createConnection: () => {
+        const c = new FakeConnection();
+        // Fails after a moment, as a spawn does (generic-pool retries a failed create at once).
+        c.start = () => new Promise((_, reject) => setTimeout(() => reject(new Error('cannot spawn')), 5));
+        return c;
+      },
+      record: () => undefined,
+      settings: failing,
+      handshakeTimeoutMs: 1000,
+    });
+    const port = service.open('key');
+    // A session whose delivery throws (a bug below the port): the refusal cannot be delivered.
+    port.sink = {
+      upstreamMessage: () => {
+        throw new Error('delivery broke');
+      },
+      upstreamClosed: () => undefined,
+    };
+    const count = (task: string) => backgroundFailures.get(task) ?? 0;
+    const before = { carry: count('pooled-service.carry'), init: count('pooled-port.initialize') };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      port.send(toolCall('refused'), undefined);
+      port.send(
+        { jsonrpc: '2.0', id: 0, method: Method.Initialize, params: { protocolVersion: '2025-11-25' } },
+        undefined,
+      );
+      await until(
+        () => count('pooled-service.carry') > before.carry && count('pooled-port.initialize') > before.init,
+        'both failures to be counted',
+      );
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await service.stop();
+    }
   });
 });
