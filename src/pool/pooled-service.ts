@@ -304,7 +304,9 @@ export class PooledService {
     request: JsonRpcRequest,
     related: JsonRpcId,
   ): void {
-    const { asked, evicted } = this.serverRequests.ask(shared, request.id, client, related);
+    const { asked, evicted, replaced } = this.serverRequests.ask(shared, request.id, client, related);
+    // The upstream reused the id of a request it still waited on: that one is over for its client.
+    if (replaced) this.tellWithdrawn(replaced, 'the upstream replaced this request');
     if (evicted) {
       for (const old of evicted) {
         this.abandonServerRequest(old, 'too many server requests wait for an answer');

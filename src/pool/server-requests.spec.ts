@@ -43,7 +43,8 @@ describe('ServerRequests', () => {
     assert.equal(c.evicted?.[0].upstreamId, 2);
     // An upstream reusing an id it still waits on replaces the older question.
     const again = book.ask('up', 5, 'dave', undefined);
-    assert.equal(again.evicted?.[0], c.asked);
+    assert.equal(again.replaced, c.asked);
+    assert.equal(again.evicted, undefined);
     assert.equal(book.size, 3);
   });
 });

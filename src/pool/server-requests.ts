@@ -42,19 +42,20 @@ export class ServerRequests<U, C> {
   }
 
   /**
-   * Records a request `upstream` raised for `client`. Returns the entry and the entries evicted
-   * to stay within the bounds (usually none), which are forgotten already.
+   * Records a request `upstream` raised for `client`. Returns the entry, the entries evicted to
+   * stay within the bounds (usually none) and the entry it replaced (an upstream that reuses an id
+   * it still waits on), all forgotten already. An evicted entry still waits upstream; a replaced
+   * one does not (its id is the new request's now).
    */
   ask(
     upstream: U,
     upstreamId: JsonRpcId,
     client: C,
     related: JsonRpcId | undefined,
-  ): { asked: Asked<U, C>; evicted: Asked<U, C>[] | undefined } {
+  ): { asked: Asked<U, C>; evicted: Asked<U, C>[] | undefined; replaced: Asked<U, C> | undefined } {
     let evicted: Asked<U, C>[] | undefined;
-    // An upstream that reuses an id it is still waiting on replaces the older question.
     const previous = this.byUpstream.get(upstream)?.get(idKey(upstreamId));
-    if (previous) (evicted ??= []).push(this.remove(previous));
+    const replaced = previous ? this.remove(previous) : undefined;
     const asked: Asked<U, C> = { gatewayId: `gs-${randomUUID()}`, upstream, upstreamId, client, related };
     this.byId.set(asked.gatewayId, asked);
     let ofUpstream = this.byUpstream.get(upstream);
@@ -70,7 +71,7 @@ export class ServerRequests<U, C> {
     if (this.byId.size > this.maxTotal) {
       (evicted ??= []).push(this.remove(this.byId.values().next().value as Asked<U, C>));
     }
-    return { asked, evicted };
+    return { asked, evicted, replaced };
   }
 
   /**
