@@ -104,10 +104,11 @@ export class SharedUpstream implements UpstreamSink {
   private readonly requests = new RequestMultiplexer<PooledClient>('gp-', gatewayRequestId);
   dead = false;
   /**
-   * No longer attributes by exclusive checkout (see the class comment): the pool replaces it
-   * once it carries nothing, instead of lending it again.
+   * A request ended here without its answer (cancelled, timed out, its client left) on a
+   * transport that cannot name requests: what it may still raise could arrive while another
+   * request holds the session, so exclusive checkout no longer attributes anything here.
    */
-  retired = false;
+  private tainted = false;
   /** The transport names the request of what arrives on a request's stream. */
   private readonly namesRequests: boolean;
 
@@ -121,6 +122,14 @@ export class SharedUpstream implements UpstreamSink {
 
   get load(): number {
     return this.requests.size;
+  }
+
+  /**
+   * Tainted while the pool lends sessions exclusively: it is replaced once it carries nothing,
+   * instead of being lent again (see the class comment).
+   */
+  get retired(): boolean {
+    return this.tainted && this.owner.exclusive();
   }
 
   /** Starts the connection and runs the gateway's own handshake on it. */
@@ -185,8 +194,9 @@ export class SharedUpstream implements UpstreamSink {
     const cancellation = this.requests.cancel(upstreamId, reason);
     if (!cancellation) return;
     // Its handler may still be running, or have raised a request already on its way: on an
-    // exclusive session that would be taken for the next holder's.
-    if (this.attributesByCheckout()) this.retired = true;
+    // exclusive session that would be taken for the next holder's. (Marked whatever the pool's
+    // setting now: it may change live to exclusive while this session lives.)
+    if (!this.namesRequests) this.tainted = true;
     this.connection.send(cancellation, undefined);
     this.owner.settled(this);
   }
@@ -259,7 +269,7 @@ export class SharedUpstream implements UpstreamSink {
    * without its answer.
    */
   private attributesByCheckout(): boolean {
-    return !this.namesRequests && !this.retired && this.owner.exclusive();
+    return !this.namesRequests && !this.tainted && this.owner.exclusive();
   }
 
   upstreamClosed(error: Error | undefined): void {
