@@ -20,7 +20,7 @@ const layers = [
   ['config', '^src/config/'],
   [
     'telemetry',
-    '^src/telemetry/|^src/observability/(tracing|logging)/|^src/observability/(metrics\\.service|gateway-metrics\\.service|latency-histogram|mcp-methods|scrape-metric)(\\.spec)?\\.ts$',
+    '^src/telemetry/|^src/observability/(tracing|logging)/|^src/observability/(gateway-metrics\\.service|latency-histogram|mcp-methods|scrape-metric)(\\.spec)?\\.ts$',
   ],
   ['vsm', '^src/vsm/'],
   ['upstream', '^src/upstream/'],

@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
+import { backgroundFailures } from '../pool/background-failures';
 import { PoolManager } from '../pool/pool-manager.service';
 import type { BreakerState } from '../pool/replica-breakers';
 import type { ChannelKind } from '../session/client-channel';
@@ -314,6 +315,24 @@ export class MetricsService {
       (p) => p.pending,
     );
     poolGauge('mcp_gateway_pool_max', 'Largest size the pool may grow to', (p) => p.max);
+    this.add(
+      'mcp_gateway_unattributed_messages_total',
+      'Pooled mode: upstream messages no client could be attributed, by method (notifications dropped, server requests refused)',
+      'counter',
+      (out) => pushKeyed(out, this.pool.isolationCounts().unattributed, ['method']),
+    );
+    this.add(
+      'mcp_gateway_server_answers_refused_total',
+      'Pooled mode: client answers to server requests not taken, by reason (unknown_id, wrong_session)',
+      'counter',
+      (out) => pushKeyed(out, this.pool.isolationCounts().refusedAnswers, ['reason']),
+    );
+    this.add(
+      'mcp_gateway_pool_background_failures_total',
+      'Failures of fire-and-forget work of the upstream pools, by task (logged at error; process-wide)',
+      'counter',
+      (out) => pushKeyed(out, backgroundFailures, ['task']),
+    );
     this.add(
       'mcp_gateway_upstream_connections',
       'Dedicated upstream connections open (one per session in dedicated mode)',

@@ -21,6 +21,9 @@ import type {
 import { gatewayRequestId } from '../upstream/upstream-handshake';
 import type { ReplaySafety } from './replay-safety';
 import { upstreamTargetOf, type UpstreamPort } from './upstream-port';
+import { onBackgroundFailure } from './background-failures';
+
+const onMoveFailure = onBackgroundFailure('dedicated-port.move');
 
 /** What a dedicated port needs from the pool: replicas in failover order, connections, health. */
 export interface DedicatedPortDeps {
@@ -127,7 +130,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
     if (isRequest(message) && this.deps.shouldLeave(this.replicaId)) {
       (this.queue ??= []).push({ message, raw, headers });
       // The request that made the session move: the new connection is opened in its trace.
-      void this.moveOn('replica is draining or its breaker is open', traceOf(headers));
+      this.moveOn('replica is draining or its breaker is open', traceOf(headers)).catch(onMoveFailure);
       return;
     }
     this.lease?.connection.send(message, raw, headers);
@@ -198,7 +201,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
         if ('error' in message && message.error.code === ErrorCode.UpstreamUnavailable) {
           // The connection could not deliver it: the replica failed, not the request.
           this.deps.record(this.replicaId, false);
-          void this.moveOn(message.error.message);
+          this.moveOn(message.error.message).catch(onMoveFailure);
           return;
         }
         this.sent.delete(key);
@@ -215,7 +218,7 @@ export class DedicatedPort implements UpstreamPort, UpstreamSink {
   upstreamClosed(error: Error | undefined): void {
     if (this.closed) return;
     this.deps.record(this.replicaId, false);
-    void this.moveOn(error ? error.message : 'upstream connection closed');
+    this.moveOn(error ? error.message : 'upstream connection closed').catch(onMoveFailure);
   }
 
   // ------------------------------------------------------------------ failover

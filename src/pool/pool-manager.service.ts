@@ -183,6 +183,22 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
     return pooled;
   }
 
+  /**
+   * Pooled-mode isolation counters of every pooled service together: upstream messages no client
+   * could be attributed (by method) and client answers to server requests not taken (by reason).
+   */
+  isolationCounts(): { unattributed: Map<string, number>; refusedAnswers: Map<string, number> } {
+    const unattributed = new Map<string, number>();
+    const refusedAnswers = new Map<string, number>();
+    for (const p of this.pooled.values()) {
+      for (const [method, n] of p.unattributedMessages)
+        unattributed.set(method, (unattributed.get(method) ?? 0) + n);
+      for (const [reason, n] of Object.entries(p.refusedAnswers))
+        refusedAnswers.set(reason, (refusedAnswers.get(reason) ?? 0) + n);
+    }
+    return { unattributed, refusedAnswers };
+  }
+
   /** Pool figures per replica of the pooled services. */
   poolStats(): PoolStats[] {
     return [...this.pooled.values()].flatMap((p) => p.stats());

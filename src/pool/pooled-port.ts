@@ -15,6 +15,7 @@ import type { PooledService } from './pooled-service';
 import type { PooledClient, SharedUpstream } from './shared-upstream';
 import type { UpstreamPort } from './upstream-port';
 import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
+import { onBackgroundFailure } from './background-failures';
 
 interface Outstanding {
   /** undefined while the request waits for a checkout. */
@@ -24,6 +25,9 @@ interface Outstanding {
 
 /** The entry of a request waiting for a checkout (shared: nothing of it is per request). */
 const QUEUED: Outstanding = { shared: undefined, upstreamId: '' };
+
+const onInitializeFailure = onBackgroundFailure('pooled-port.initialize');
+const onSubscriptionFailure = onBackgroundFailure('pooled-port.subscription');
 
 /**
  * `pooled` mode: the session's port owns no upstream session. Each request is carried by a
@@ -55,7 +59,7 @@ export class PooledPort implements UpstreamPort, PooledClient {
     if (isRequest(message)) {
       this.request(message, headers);
     } else if (isResponse(message)) {
-      this.service.answerServerRequest(message);
+      this.service.answerServerRequest(this, message);
     } else {
       this.notification(message as JsonRpcNotification);
     }
@@ -64,11 +68,14 @@ export class PooledPort implements UpstreamPort, PooledClient {
   private request(message: JsonRpcRequest, headers: MessageHeaders | undefined): void {
     switch (message.method) {
       case Method.Initialize:
-        this.service.initializeResult(this.routingKey).then(
-          (result) => this.reply(message, this.initializeAnswer(message, result)),
-          // An exhausted pool (no upstream session ever started, none free) is −31003 with retryAfterMs.
-          (err: Error) => this.deliverFromUpstream(this.service.refusal(message.id, err)),
-        );
+        this.service
+          .initializeResult(this.routingKey)
+          .then(
+            (result) => this.reply(message, this.initializeAnswer(message, result)),
+            // An exhausted pool (no upstream session ever started, none free) is −31003 with retryAfterMs.
+            (err: Error) => this.deliverFromUpstream(this.service.refusal(message.id, err)),
+          )
+          .catch(onInitializeFailure);
         return;
       case Method.Ping:
         this.reply(message, {});
@@ -95,10 +102,13 @@ export class PooledPort implements UpstreamPort, PooledClient {
           return;
         }
         const subscribe = message.method === 'resources/subscribe';
-        this.service.setSubscription(this, uri, subscribe).then(
-          () => this.reply(message, {}),
-          (err: Error) => this.fail(message, err.message),
-        );
+        this.service
+          .setSubscription(this, uri, subscribe)
+          .then(
+            () => this.reply(message, {}),
+            (err: Error) => this.fail(message, err.message),
+          )
+          .catch(onSubscriptionFailure);
         return;
       }
     }
@@ -126,9 +136,18 @@ export class PooledPort implements UpstreamPort, PooledClient {
     out.shared?.cancel(out.upstreamId, (message.params as { reason?: string }).reason);
   }
 
-  /** The service carries the request: remember where, so a cancellation finds it. */
-  carried(request: JsonRpcRequest, shared: SharedUpstream, upstreamId: string): void {
-    (this.outstanding ??= new Map()).set(idKey(request.id), { shared, upstreamId });
+  /**
+   * A shared upstream session carries the request: remember where, so a cancellation finds it.
+   * Told before the request is written, so an answer that comes while it is written clears it.
+   */
+  carried(id: JsonRpcId, shared: SharedUpstream, upstreamId: string): void {
+    if (this.closed) return;
+    (this.outstanding ??= new Map()).set(idKey(id), { shared, upstreamId });
+  }
+
+  /** Requests queued or carried and not yet answered, cancelled or failed. */
+  get outstandingCount(): number {
+    return this.outstanding?.size ?? 0;
   }
 
   deliverFromUpstream(message: JsonRpcMessage, related?: JsonRpcId): void {

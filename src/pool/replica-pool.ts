@@ -1,7 +1,12 @@
 import { createPool, type Pool } from 'generic-pool';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamConnection } from '../upstream/upstream-connection';
+import { onBackgroundFailure } from './background-failures';
 import { SharedUpstream, type SharedUpstreamOwner } from './shared-upstream';
+
+const onDestroyFailure = onBackgroundFailure('replica-pool.destroy');
+const onReleaseFailure = onBackgroundFailure('replica-pool.release');
+const onDrainFailure = onBackgroundFailure('replica-pool.drain');
 
 /** Pool sizing per service (gateway.yaml `pool:`); README explains the defaults. */
 export interface PoolSettings {
@@ -85,7 +90,7 @@ export class ReplicaPool {
           await shared.close().catch(() => undefined);
         },
         validate: async (shared) => {
-          if (shared.dead) return false;
+          if (shared.dead || shared.retired) return false;
           const last = this.lastUsed.get(shared) ?? 0;
           if (Date.now() - last < FRESH_MS) return true;
           return shared.ping(this.handshakeTimeoutMs);
@@ -116,8 +121,8 @@ export class ReplicaPool {
     }
     let shared = await this.pool.acquire();
     // Without testOnBorrow an idle session whose connection died is still lent: replace it here.
-    while (shared.dead) {
-      void this.pool.destroy(shared).catch(() => undefined);
+    while (shared.dead || shared.retired) {
+      this.pool.destroy(shared).catch(onDestroyFailure);
       shared = await this.pool.acquire();
     }
     if (this.settings.maxConcurrentPerConnection > 1) this.open.add(shared);
@@ -147,15 +152,16 @@ export class ReplicaPool {
     if (shared.load > 0 || this.stopped || (this.pinned.has(shared) && !shared.dead)) return;
     this.open.delete(shared);
     if (!this.pool.isBorrowedResource(shared)) return;
-    if (shared.dead) void this.pool.destroy(shared).catch(() => undefined);
-    else void this.pool.release(shared).catch(() => undefined);
+    // A retired session (see SharedUpstream.retired) is replaced rather than lent again.
+    if (shared.dead || shared.retired) this.pool.destroy(shared).catch(onDestroyFailure);
+    else this.pool.release(shared).catch(onReleaseFailure);
   }
 
   /** The connection of a session is gone: replace it. */
   lost(shared: SharedUpstream): void {
     this.open.delete(shared);
     this.pinned.delete(shared);
-    if (this.pool.isBorrowedResource(shared)) void this.pool.destroy(shared).catch(() => undefined);
+    if (this.pool.isBorrowedResource(shared)) this.pool.destroy(shared).catch(onDestroyFailure);
   }
 
   /** The cached initialize result (to answer a client's initialize), starting a session if none ever did. */
@@ -224,7 +230,7 @@ export class ReplicaPool {
     this.open.clear();
     const closing = [...this.all].map((s) => s.close().catch(() => undefined));
     this.all.clear();
-    void this.pool.drain().catch(() => undefined);
+    this.pool.drain().catch(onDrainFailure);
     await Promise.all(closing);
     await this.pool.clear().catch(() => undefined);
   }

@@ -10,7 +10,7 @@ import {
   Optional,
 } from '@nestjs/common';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src/jsonrpc';
+import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src/jsonrpc';
 import { MessagePolicy } from '../policy/message-policy';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
@@ -104,6 +104,14 @@ export class GatewaySessionHooks implements SessionHooks {
   overloaded(session: Session): void {
     this.metrics.error('overloaded');
     this.log.debug(logFields(session), 'message refused: too much waits for the upstream to connect');
+  }
+
+  unrequestedAnswer(session: Session, id: JsonRpcId | null): void {
+    this.metrics.error('unrequested_answer');
+    this.log.debug(
+      { ...logFields(session), id },
+      'answer dropped: no such request was delivered to this session',
+    );
   }
 
   overflow(session: Session): void {

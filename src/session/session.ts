@@ -104,6 +104,11 @@ export interface SessionHooks {
   overflow(session: Session): void;
   /** A client message was refused because too much waits for the upstream to connect. */
   overloaded?(session: Session): void;
+  /**
+   * The client sent an answer to a request this session never delivered to it (or already
+   * answered, or forgot past its bound): dropped, never forwarded upstream.
+   */
+  unrequestedAnswer?(session: Session, id: JsonRpcId | null): void;
   /** A slow reader made the session stop reading from its upstream (`paused`), or it drained. */
   backpressure(session: Session, paused: boolean): void;
   /**
@@ -510,12 +515,15 @@ export class Session implements ChannelListener, UpstreamSink {
       if (message.method === Method.Initialize) this.noteInitialize(message);
     } else if ((message as JsonRpcRequest).method === Method.Cancelled) {
       this.cancelled(message as JsonRpcRequest);
-    } else if (isResponse(message) && message.id !== null) {
-      const key = idKey(message.id);
-      if (this.serverRequests.delete(key)) {
+    } else if (isResponse(message)) {
+      // Only an answer to a server request this session delivered goes upstream: an id it never
+      // sent its client (another session's, a guess, one answered already) is dropped and counted.
+      if (message.id !== null && this.serverRequests.delete(idKey(message.id))) {
         this.port?.send(message, raw);
-        return true;
+      } else {
+        this.options.hooks.unrequestedAnswer?.(this, message.id);
       }
+      return true;
     }
     this.forward(message, raw, headers);
     return true;
