@@ -12,7 +12,7 @@ import type { MessageHeaders, UpstreamConnection } from '../upstream/upstream-co
 import { PooledPort } from './pooled-port';
 import { ReplicaPool, type PoolSettings, type PoolStats } from './replica-pool';
 import type { PooledClient, SharedUpstream, SharedUpstreamOwner } from './shared-upstream';
-import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
+import type { UpstreamTarget } from '../telemetry/tracing/mcp-spans';
 import { upstreamTargetOf } from './upstream-port';
 
 export interface PooledServiceDeps {

@@ -1,5 +1,5 @@
-import type { HistogramSnapshot } from './latency-histogram';
-import { LATENCY_BUCKETS_SECONDS } from './latency-histogram';
+import type { HistogramSnapshot } from '../../telemetry/latency-histogram';
+import { LATENCY_BUCKETS_SECONDS } from '../../telemetry/latency-histogram';
 
 /** One exposition line: labels and value (prom-client's MetricValue shape). */
 export interface Sample {

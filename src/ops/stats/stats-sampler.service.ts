@@ -8,7 +8,7 @@ import type { ChannelKind } from '../../session/client-channel';
 import { ClientTransportGuardService } from '../../session/client-transport-guard.service';
 import { SessionService } from '../../session/session.module';
 import { VsmBus } from '../../vsm/vsm-bus.service';
-import { GatewayMetrics } from '../gateway-metrics.service';
+import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
 import { StatsWindow, type ReplicaHealth, type StatsSample } from './stats-sample';
 
 const TRANSPORTS: readonly ChannelKind[] = ['streamable', 'sse', 'ws'];

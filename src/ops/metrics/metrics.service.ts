@@ -1,17 +1,17 @@
 import { getHeapStatistics } from 'node:v8';
 import { Inject, Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig } from '../config/gateway-config';
-import { PoolManager } from '../pool/pool-manager.service';
-import type { BreakerState } from '../pool/replica-breakers';
-import type { ChannelKind } from '../session/client-channel';
-import { CLIENT_TRANSPORTS } from '../session/client-transport-guard';
-import { ClientTransportGuardService } from '../session/client-transport-guard.service';
-import { SessionService } from '../session/session.module';
-import { VsmBus } from '../vsm/vsm-bus.service';
-import { GatewayMetrics, OTHER_LABEL } from './gateway-metrics.service';
-import { MCP_METHODS, METHOD_TOOLS_CALL } from './mcp-methods';
+import { GATEWAY_CONFIG } from '../../config/config.module';
+import type { GatewayConfig } from '../../config/gateway-config';
+import { PoolManager } from '../../pool/pool-manager.service';
+import type { BreakerState } from '../../pool/replica-breakers';
+import type { ChannelKind } from '../../session/client-channel';
+import { CLIENT_TRANSPORTS } from '../../session/client-transport-guard';
+import { ClientTransportGuardService } from '../../session/client-transport-guard.service';
+import { SessionService } from '../../session/session.module';
+import { VsmBus } from '../../vsm/vsm-bus.service';
+import { GatewayMetrics, OTHER_LABEL } from '../../telemetry/gateway-metrics.service';
+import { MCP_METHODS, METHOD_TOOLS_CALL } from '../../telemetry/mcp-methods';
 import { pushHistogram, pushKeyed, ScrapeMetric, type Sample } from './scrape-metric';
 
 /**

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { GatewayConfig } from '../config/gateway-config';
-import type { PoolManager } from '../pool/pool-manager.service';
-import type { ClientTransportGuardService } from '../session/client-transport-guard.service';
-import type { SessionService } from '../session/session.module';
-import type { VsmBus } from '../vsm/vsm-bus.service';
-import { GatewayMetrics } from './gateway-metrics.service';
-import { METHOD_TOOLS_CALL, methodIndex } from './mcp-methods';
+import type { GatewayConfig } from '../../config/gateway-config';
+import type { PoolManager } from '../../pool/pool-manager.service';
+import type { ClientTransportGuardService } from '../../session/client-transport-guard.service';
+import type { SessionService } from '../../session/session.module';
+import type { VsmBus } from '../../vsm/vsm-bus.service';
+import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
+import { METHOD_TOOLS_CALL, methodIndex } from '../../telemetry/mcp-methods';
 import { MetricsService } from './metrics.service';
 
 /** The gateway parts the collectors read, as plain objects with the figures a test sets. */

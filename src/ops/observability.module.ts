@@ -1,12 +1,12 @@
 import { Global, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
-import { GatewayMetrics } from './gateway-metrics.service';
-import { HealthController } from './health.controller';
-import { MetricsController } from './metrics.controller';
-import { MetricsTokenGuard } from './metrics-token.guard';
-import { MetricsService } from './metrics.service';
-import { Readiness } from './readiness.service';
+import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
+import { HealthController } from './health/health.controller';
+import { MetricsController } from './metrics/metrics.controller';
+import { MetricsTokenGuard } from './metrics/metrics-token.guard';
+import { MetricsService } from './metrics/metrics.service';
+import { Readiness } from './health/readiness.service';
 import { VsmCommandCounter } from './vsm-command.counter';
 
 @Global()

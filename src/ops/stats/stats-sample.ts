@@ -2,7 +2,7 @@ import type { BreakerState } from '../../pool/replica-breakers';
 import type { PoolStats } from '../../pool/replica-pool';
 import type { ChannelKind } from '../../session/client-channel';
 import type { VsmChannelName } from '../../vsm/vsm.channels';
-import { histogramDelta, quantileMs, type HistogramSnapshot } from '../latency-histogram';
+import { histogramDelta, quantileMs, type HistogramSnapshot } from '../../telemetry/latency-histogram';
 
 /**
  * One reading of the gateway's figures, taken once per sample interval. Counters are cumulative

@@ -1,11 +1,11 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
 import Redis from 'ioredis';
-import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig } from '../config/gateway-config';
-import { PoolManager } from '../pool/pool-manager.service';
-import { Router } from '../routing/router.service';
-import { SessionService } from '../session/session.module';
+import { GATEWAY_CONFIG } from '../../config/config.module';
+import type { GatewayConfig } from '../../config/gateway-config';
+import { PoolManager } from '../../pool/pool-manager.service';
+import { Router } from '../../routing/router.service';
+import { SessionService } from '../../session/session.module';
 
 /** How long /health/ready waits for Redis to answer PING. */
 const REDIS_PING_TIMEOUT_MS = 1000;

@@ -1,7 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
-import { PoolManager } from '../pool/pool-manager.service';
-import { SessionService } from '../session/session.module';
+import { PoolManager } from '../../pool/pool-manager.service';
+import { SessionService } from '../../session/session.module';
 import { Readiness } from './readiness.service';
 
 /**
