@@ -12,6 +12,7 @@ import { MessagePolicyModule } from './policy/message-policy.module';
 import { PolicyModule } from './policy/policy.module';
 import { logDestination, lowestLevel } from './telemetry/logging/log-destination';
 import { LoggingModule } from './telemetry/logging/logging.module';
+import { TelemetryModule } from './telemetry/telemetry.module';
 import { TracingModule } from './telemetry/tracing/tracing.module';
 import { PoolModule } from './pool/pool.module';
 import { RoutingModule } from './routing/routing.module';
@@ -46,6 +47,7 @@ export class AppModule {
           forRoutes: [HealthController],
         }),
         EventEmitterModule.forRoot({ wildcard: false, maxListeners: 50 }),
+        TelemetryModule,
         VsmModule,
         ObservabilityModule,
         PolicyModule,

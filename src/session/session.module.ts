@@ -18,7 +18,9 @@ import { PoolManager } from '../pool/pool-manager.service';
 import { Router } from '../routing/router.service';
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
+import { GAUGE_SOURCE, type Gauge, type GaugeSource } from '../telemetry/gauge-source';
 import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
+import { HEALTH_SOURCE, type HealthIndicator, type HealthSource } from '../telemetry/health-source';
 import { METHOD_TOOLS_LIST } from '../telemetry/mcp-methods';
 import { logFields } from '../telemetry/logging/log-fields';
 import { headerValue } from '../telemetry/tracing/trace-context';
@@ -27,6 +29,7 @@ import type { MessageHeaders } from '../upstream/upstream-connection';
 import { ClientUsage } from '../vsm/client-usage';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
+import { sessionGauges, sessionHealthIndicators } from './session-readout';
 import type { Session, SessionHooks } from './session';
 import type { ServiceDirectory } from './session';
 import { SessionRegistry, type SessionLimits } from './session-registry';
@@ -122,11 +125,22 @@ export class GatewaySessionHooks implements SessionHooks {
 /** Sessions ended per event-loop turn on shutdown. */
 const SHUTDOWN_CLOSE_BATCH = 256;
 
-/** Owns the session registry and its sweep timer; drains sessions on shutdown. */
+/**
+ * Owns the session registry and its sweep timer; drains sessions on shutdown. Reports its gauges
+ * and health (session-readout.ts) to the operations layer, which finds it by its markers.
+ */
+@GAUGE_SOURCE()
+@HEALTH_SOURCE()
 @Injectable()
 export class SessionService
   extends SessionRegistry
-  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown, ServiceDirectory
+  implements
+    OnModuleInit,
+    BeforeApplicationShutdown,
+    OnApplicationShutdown,
+    ServiceDirectory,
+    GaugeSource,
+    HealthSource
 {
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -135,7 +149,7 @@ export class SessionService
     private readonly sessionHooks: GatewaySessionHooks,
     vsm: VsmBus,
     metrics: GatewayMetrics,
-    transports: ClientTransportGuardService,
+    private readonly transports: ClientTransportGuardService,
   ) {
     super(
       new InMemorySessionStore(),
@@ -190,6 +204,19 @@ export class SessionService
   /** True from the first step of shutdown on (readiness reports it). */
   get isDraining(): boolean {
     return this.draining !== undefined;
+  }
+
+  gauges(): readonly Gauge[] {
+    return sessionGauges(this, this.transports);
+  }
+
+  healthIndicators(): readonly HealthIndicator[] {
+    return sessionHealthIndicators(this);
+  }
+
+  /** HealthSource: not ready from the first step of shutdown on. */
+  shuttingDown(): boolean {
+    return this.isDraining;
   }
 
   /**

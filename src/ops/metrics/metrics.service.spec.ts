@@ -2,14 +2,21 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { GatewayConfig } from '../../config/gateway-config';
 import type { PoolManager } from '../../pool/pool-manager.service';
+import { PoolReadout } from '../../pool/pool-readout';
+import type { Router } from '../../routing/router.service';
 import type { ClientTransportGuardService } from '../../session/client-transport-guard.service';
+import { sessionGauges } from '../../session/session-readout';
 import type { SessionService } from '../../session/session.module';
 import type { VsmBus } from '../../vsm/vsm-bus.service';
+import { VsmGauges } from '../../vsm/vsm-gauges';
 import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
 import { METHOD_TOOLS_CALL, methodIndex } from '../../telemetry/mcp-methods';
 import { MetricsService } from './metrics.service';
 
-/** The gateway parts the collectors read, as plain objects with the figures a test sets. */
+/**
+ * The gateway parts the collectors read, as plain objects with the figures a test sets, behind
+ * the gauge sources those layers declare (found by GAUGE_SOURCE in the app).
+ */
 function service(metrics: GatewayMetrics, maxToolLabels = 100) {
   const pool = {
     breakers: { targets: () => ['r1', 'r2'], state: (id: string) => (id === 'r1' ? 'open' : 'half_open') },
@@ -30,7 +37,11 @@ function service(metrics: GatewayMetrics, maxToolLabels = 100) {
   } as unknown as ClientTransportGuardService;
   const vsm = { events: { s1_operations: 5 }, received: { s3_control: 1 } } as unknown as VsmBus;
   const config = { metricsMaxToolLabels: maxToolLabels } as GatewayConfig;
-  return new MetricsService(config, metrics, sessions, pool, transports, vsm);
+  const svc = new MetricsService(config, metrics);
+  svc.addSource(new PoolReadout(pool, {} as Router));
+  svc.addSource({ gauges: () => sessionGauges(sessions, transports) });
+  svc.addSource(new VsmGauges(vsm));
+  return svc;
 }
 
 function line(text: string, series: string): number | undefined {
