@@ -8,6 +8,12 @@ import {
   type Sample,
 } from '../telemetry/gauge-source';
 import { HEALTH_SOURCE, type HealthIndicator, type HealthSource } from '../telemetry/health-source';
+import {
+  STATS_SOURCE,
+  type ReplicaFigures,
+  type StatsPart,
+  type StatsSource,
+} from '../telemetry/stats-source';
 import { PoolManager } from './pool-manager.service';
 import type { PoolStats } from './replica-pool';
 
@@ -19,13 +25,15 @@ export interface ReplicaReadiness {
 }
 
 /**
- * What the pool layer tells /metrics and /health about itself: breakers, pool figures and open
- * upstream connections, read from state it already keeps (a probe never opens a connection).
+ * What the pool layer tells /metrics, /health and the stats sampler about itself: breakers, pool
+ * figures, replicas and open upstream connections, read from state it already keeps (a probe
+ * never opens a connection).
  */
 @GAUGE_SOURCE()
 @HEALTH_SOURCE()
+@STATS_SOURCE()
 @Injectable()
-export class PoolReadout implements GaugeSource, HealthSource {
+export class PoolReadout implements GaugeSource, HealthSource, StatsSource {
   constructor(
     private readonly pool: PoolManager,
     private readonly router: Router,
@@ -98,6 +106,23 @@ export class PoolReadout implements GaugeSource, HealthSource {
         },
       },
     ];
+  }
+
+  /** Pools, and each replica with its routing state, breaker and sessions. */
+  statsPart(): StatsPart {
+    const replicas: ReplicaFigures[] = [];
+    for (const service of this.router.view()) {
+      for (const r of service.replicas) {
+        replicas.push({
+          service: service.name,
+          id: r.id,
+          state: r.state,
+          breaker: this.pool.breakers.state(r.id),
+          sessions: r.sessions,
+        });
+      }
+    }
+    return { pools: this.pool.poolStats(), replicas };
   }
 
   /** Per service, its replicas that take work and those that do not. */

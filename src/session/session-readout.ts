@@ -1,5 +1,6 @@
 import { BREAKER_GAUGE_VALUE, type Gauge, type Sample } from '../telemetry/gauge-source';
 import type { HealthIndicator } from '../telemetry/health-source';
+import type { BreakerPosition, StatsPart } from '../telemetry/stats-source';
 import type { ChannelKind } from './client-channel';
 import { CLIENT_TRANSPORTS, type ClientTransportGuard } from './client-transport-guard';
 import type { SessionRegistry } from './session-registry';
@@ -43,6 +44,23 @@ export function sessionGauges(sessions: SessionRegistry, transports: ClientTrans
       read: (out) => out.push({ labels: {}, value: sessions.outboxBudget.bytes }),
     },
   ];
+}
+
+/** The session layer's part of each stats sample (dashboard, alerts, S4). */
+export function sessionStats(sessions: SessionRegistry, transports: ClientTransportGuard): StatsPart {
+  const connections: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  const counts: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  const transportBreakers: Record<ChannelKind, BreakerPosition> = {
+    streamable: 'closed',
+    sse: 'closed',
+    ws: 'closed',
+  };
+  for (const s of sessions.all()) counts[s.transport]++;
+  for (const t of CLIENT_TRANSPORTS) {
+    connections[t] = transports.liveCount(t);
+    transportBreakers[t] = transports.state(t);
+  }
+  return { connections, sessions: counts, transportBreakers };
 }
 
 /** /health's session count (always up: it reports, it does not judge). */

@@ -21,6 +21,7 @@ import { VsmBus } from '../vsm/vsm-bus.service';
 import { GAUGE_SOURCE, type Gauge, type GaugeSource } from '../telemetry/gauge-source';
 import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
 import { HEALTH_SOURCE, type HealthIndicator, type HealthSource } from '../telemetry/health-source';
+import { STATS_SOURCE, type StatsPart, type StatsSource } from '../telemetry/stats-source';
 import { METHOD_TOOLS_LIST } from '../telemetry/mcp-methods';
 import { logFields } from '../telemetry/logging/log-fields';
 import { headerValue } from '../telemetry/tracing/trace-context';
@@ -29,7 +30,7 @@ import type { MessageHeaders } from '../upstream/upstream-connection';
 import { ClientUsage } from '../vsm/client-usage';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
-import { sessionGauges, sessionHealthIndicators } from './session-readout';
+import { sessionGauges, sessionHealthIndicators, sessionStats } from './session-readout';
 import type { Session, SessionHooks } from './session';
 import type { ServiceDirectory } from './session';
 import { SessionRegistry, type SessionLimits } from './session-registry';
@@ -131,6 +132,7 @@ const SHUTDOWN_CLOSE_BATCH = 256;
  */
 @GAUGE_SOURCE()
 @HEALTH_SOURCE()
+@STATS_SOURCE()
 @Injectable()
 export class SessionService
   extends SessionRegistry
@@ -140,7 +142,8 @@ export class SessionService
     OnApplicationShutdown,
     ServiceDirectory,
     GaugeSource,
-    HealthSource
+    HealthSource,
+    StatsSource
 {
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -212,6 +215,10 @@ export class SessionService
 
   healthIndicators(): readonly HealthIndicator[] {
     return sessionHealthIndicators(this);
+  }
+
+  statsPart(): StatsPart {
+    return sessionStats(this, this.transports);
   }
 
   /** HealthSource: not ready from the first step of shutdown on. */

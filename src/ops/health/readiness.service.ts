@@ -3,7 +3,6 @@ import {
   Inject,
   Injectable,
   Logger,
-  Optional,
   type OnApplicationShutdown,
   type OnModuleDestroy,
   type OnModuleInit,
@@ -40,7 +39,7 @@ export class Readiness implements OnModuleInit, OnModuleDestroy, OnApplicationSh
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
-    @Optional() private readonly discovery?: DiscoveryService,
+    private readonly discovery?: DiscoveryService,
   ) {
     this.loop.enable();
     if (config.healthRedisUrlDeprecated)

@@ -1,5 +1,5 @@
 import { getHeapStatistics } from 'node:v8';
-import { Inject, Injectable, Optional, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { GATEWAY_CONFIG } from '../../config/config.module';
@@ -136,7 +136,7 @@ export class MetricsService implements OnModuleInit {
   constructor(
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
     private readonly metrics: GatewayMetrics,
-    @Optional() private readonly discovery?: DiscoveryService,
+    private readonly discovery?: DiscoveryService,
   ) {
     metrics.maxToolLabels = config.metricsMaxToolLabels;
     processMetrics();
