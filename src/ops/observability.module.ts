@@ -9,6 +9,7 @@ import { MetricsService } from './metrics/metrics.service';
 import { Readiness } from './health/readiness.service';
 import { VsmCommandCounter } from './vsm-command.counter';
 
+/** /metrics and /health: the exposition, the probes and the VSM command counter. */
 @Global()
 @Module({
   imports: [
