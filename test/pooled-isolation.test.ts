@@ -17,7 +17,7 @@ import {
   CreateMessageRequestSchema,
   LoggingMessageNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { PoolManager } from '../src/pool/pool-manager.service';
 import { apiKeyDigest } from '../src/policy/identity';
 import { everythingStdioReplica } from './helpers/everything';

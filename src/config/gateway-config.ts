@@ -543,7 +543,7 @@ export const EnvSchema = z.object({
     .string()
     .default('')
     .refine((v) => parseLogLevels(v) !== undefined, 'must be Module=level pairs separated by commas')
-    // Audit lines cannot be switched off (see AUDIT_FLOOR in observability/logging/log-levels.ts).
+    // Audit lines cannot be switched off (see AUDIT_FLOOR in telemetry/logging/log-levels.ts).
     .refine(
       (v) => !['warn', 'error', 'fatal', 'silent'].includes(parseLogLevels(v)?.Audit ?? 'info'),
       'Audit cannot be set below info (trace, debug or info): audit lines stay on',

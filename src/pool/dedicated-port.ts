@@ -10,7 +10,7 @@ import {
   type JsonRpcNotification,
   type JsonRpcRequest,
 } from '../../libs/protocol/src';
-import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
+import type { UpstreamTarget } from '../telemetry/tracing/mcp-spans';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type {
   MessageHeaders,

@@ -7,12 +7,12 @@ import {
   type ResolvedReplica,
 } from '../config/gateway-config';
 import { httpPools } from '../upstream/http-client';
-import { GatewayMetrics } from '../observability/gateway-metrics.service';
+import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
 import { Router } from '../routing/router.service';
 import { UpstreamFactory } from '../upstream/upstream.factory';
 import type { MessageHeaders, UpstreamConnection, UpstreamLease } from '../upstream/upstream-connection';
-import { endConnectTrace, startConnectTrace } from '../observability/tracing/mcp-spans';
-import { Tracing } from '../observability/tracing/tracing';
+import { endConnectTrace, startConnectTrace } from '../telemetry/tracing/mcp-spans';
+import { Tracing } from '../telemetry/tracing/tracing';
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { DedicatedPort } from './dedicated-port';

@@ -14,7 +14,7 @@ import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connecti
 import type { PooledService } from './pooled-service';
 import type { PooledClient, SharedUpstream } from './shared-upstream';
 import type { UpstreamPort } from './upstream-port';
-import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
+import type { UpstreamTarget } from '../telemetry/tracing/mcp-spans';
 import { onBackgroundFailure } from './background-failures';
 
 interface Outstanding {

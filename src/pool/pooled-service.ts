@@ -15,7 +15,7 @@ import { onBackgroundFailure } from './background-failures';
 import { PooledPort } from './pooled-port';
 import { ReplicaPool, type PoolSettings, type PoolStats } from './replica-pool';
 import type { PooledClient, SharedUpstream, SharedUpstreamOwner } from './shared-upstream';
-import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
+import type { UpstreamTarget } from '../telemetry/tracing/mcp-spans';
 import { upstreamTargetOf } from './upstream-port';
 import { ServerRequests, type Asked, type RefusedAnswer } from './server-requests';
 

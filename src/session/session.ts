@@ -11,17 +11,17 @@ import {
   type JsonRpcRequest,
 } from '../../libs/protocol/src/jsonrpc';
 import { Method } from '../../libs/protocol/src/mcp';
-import { methodIndex, METHOD_TOOLS_CALL } from '../observability/mcp-methods';
+import { methodIndex, METHOD_TOOLS_CALL } from '../telemetry/mcp-methods';
 import {
   abortRequestTrace,
   endRequestTrace,
   startRequestTrace,
   type RequestTrace,
   type UpstreamTarget,
-} from '../observability/tracing/mcp-spans';
-import { Tracing } from '../observability/tracing/tracing';
-import { correlationIdFrom, logFields, traceIdOf, type LogFields } from '../observability/logging/log-fields';
-import { LEVEL_VALUE, LogLevels } from '../observability/logging/log-levels';
+} from '../telemetry/tracing/mcp-spans';
+import { Tracing } from '../telemetry/tracing/tracing';
+import { correlationIdFrom, logFields, traceIdOf, type LogFields } from '../telemetry/logging/log-fields';
+import { LEVEL_VALUE, LogLevels } from '../telemetry/logging/log-levels';
 import type { UpstreamPort } from '../pool/upstream-port';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
