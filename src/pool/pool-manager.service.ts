@@ -121,6 +121,7 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
       },
       safety: this.safetyOf(service),
       replayTimeoutMs: this.config.upstream.connectTimeoutMs,
+      drainGraceMs: this.router.serviceSettings(service)?.drainGraceMs ?? this.config.upstream.drainGraceMs,
     });
     if (this.router.pick(service, key).length === 0) {
       throw new Error(`no replica of "${service}" takes new sessions (all draining or unhealthy)`);
