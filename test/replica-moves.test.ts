@@ -262,3 +262,50 @@ describe('defect 5: a call still out when the drain grace passes', () => {
     }
   });
 });
+
+describe('pooled mode: a replica that dies (SIGKILL) under two Streamable HTTP replicas', () => {
+  const dir = recordDir();
+  let replicas: CountingReplica[] = [];
+  let gw: RunningGateway;
+
+  before(async () => {
+    replicas = await Promise.all(
+      ['p1', 'p2'].map((n) => CountingReplica.create(n, 'streamable-http', dir.path)),
+    );
+    gw = await gatewayOver(replicas, {}, { mode: 'pooled', pool: { min: 0, max: 2 } });
+  });
+
+  after(async () => {
+    await gw?.close();
+    await Promise.all(replicas.map((r) => r.kill()));
+    dir.remove();
+  });
+
+  test('calls that never reached the dead replica go to the other; every call succeeds, each ran once', async () => {
+    const clients = await Promise.all(Array.from({ length: 6 }, (_, i) => connect(gw, `pooled-${i}`)));
+    const servedBy = await Promise.all(
+      clients.map(async (c, i) => {
+        const answer = await count(c, `p-before-${i}`);
+        assert.equal(typeof answer, 'string', String(answer));
+        return (answer as string).split(' ')[0];
+      }),
+    );
+    const victim = replicas.find((r) => servedBy.includes(r.name))!;
+    const survivor = replicas.find((r) => r !== victim)!;
+    await victim.kill();
+    const victimKeys = victim.keys().length;
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all(clients.map((c, i) => count(c, `p-after-${round}-${i}`)));
+      answers.forEach((a, i) =>
+        assert.equal(
+          a,
+          `${survivor.name} p-after-${round}-${i}`,
+          `round ${round}, session ${i}: ${String(a)}`,
+        ),
+      );
+    }
+    assert.equal(victim.keys().length, victimKeys, 'nothing reached the dead replica');
+    for (const [key, n] of keyCounts(replicas)) assert.equal(n, 1, `${key} ran ${n} times`);
+    await Promise.all(clients.map((c) => c.close()));
+  });
+});

@@ -20,10 +20,13 @@ interface Outstanding {
   /** undefined while the request waits for a checkout. */
   shared: SharedUpstream | undefined;
   upstreamId: string;
+  /** The request as the client sent it, while carried (carried again elsewhere if it was never sent). */
+  request: JsonRpcRequest | undefined;
+  headers: MessageHeaders | undefined;
 }
 
 /** The entry of a request waiting for a checkout (shared: nothing of it is per request). */
-const QUEUED: Outstanding = { shared: undefined, upstreamId: '' };
+const QUEUED: Outstanding = { shared: undefined, upstreamId: '', request: undefined, headers: undefined };
 
 /**
  * `pooled` mode: the session's port owns no upstream session. Each request is carried by a
@@ -127,8 +130,24 @@ export class PooledPort implements UpstreamPort, PooledClient {
   }
 
   /** The service carries the request: remember where, so a cancellation finds it. */
-  carried(request: JsonRpcRequest, shared: SharedUpstream, upstreamId: string): void {
-    (this.outstanding ??= new Map()).set(idKey(request.id), { shared, upstreamId });
+  carried(
+    request: JsonRpcRequest,
+    shared: SharedUpstream,
+    upstreamId: string,
+    headers?: MessageHeaders,
+  ): void {
+    (this.outstanding ??= new Map()).set(idKey(request.id), { shared, upstreamId, request, headers });
+  }
+
+  /**
+   * A carried request never reached its upstream: it is waiting for a checkout again, and is
+   * returned for the service to carry elsewhere (undefined when it was cancelled or answered).
+   */
+  takeBack(id: JsonRpcId): { request: JsonRpcRequest; headers: MessageHeaders | undefined } | undefined {
+    const out = this.closed ? undefined : this.outstanding?.get(idKey(id));
+    if (!out?.request) return undefined;
+    this.outstanding!.set(idKey(id), QUEUED);
+    return { request: out.request, headers: out.headers };
   }
 
   deliverFromUpstream(message: JsonRpcMessage, related?: JsonRpcId): void {

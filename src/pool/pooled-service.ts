@@ -10,7 +10,7 @@ import {
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { MessageHeaders, UpstreamConnection } from '../upstream/upstream-connection';
 import { PooledPort } from './pooled-port';
-import { ReplicaPool, type PoolSettings, type PoolStats } from './replica-pool';
+import { ReplicaPool, ReplicaUnreachableError, type PoolSettings, type PoolStats } from './replica-pool';
 import type { PooledClient, SharedUpstream, SharedUpstreamOwner } from './shared-upstream';
 import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
 import { upstreamTargetOf } from './upstream-port';
@@ -114,8 +114,18 @@ export class PooledService {
 
   // ------------------------------------------------------------------ requests
 
-  carry(port: PooledPort, request: JsonRpcRequest, headers: MessageHeaders | undefined): void {
-    const pool = this.poolFor(port.routingKey);
+  /**
+   * Carries a client request on a session of the first replica of its failover order that is not
+   * known unreachable. `tried`: replicas this request provably never reached (their start failed,
+   * or the connection could not send it); it goes to the next one, whatever the request is.
+   */
+  carry(
+    port: PooledPort,
+    request: JsonRpcRequest,
+    headers: MessageHeaders | undefined,
+    tried?: Set<string>,
+  ): void {
+    const pool = this.poolFor(port.routingKey, tried);
     if (!pool) {
       port.deliverFromUpstream(
         errorResponse(
@@ -132,9 +142,34 @@ export class PooledService {
         // Cancelled, or the client left, while it waited for a checkout: it must not run upstream.
         if (!port.stillQueued(request.id)) return pool.settle(shared);
         const upstreamId = shared.carry(port, request, headers);
-        port.carried(request, shared, upstreamId);
+        port.carried(request, shared, upstreamId, headers);
       },
-      (err: Error) => port.deliverFromUpstream(this.refusal(request.id, err), request.id),
+      (err: Error) => {
+        if (err instanceof ReplicaUnreachableError && port.stillQueued(request.id)) {
+          const next = new Set(tried).add(pool.replica.id!);
+          if (this.poolFor(port.routingKey, next)) return this.carry(port, request, headers, next);
+        }
+        port.deliverFromUpstream(this.refusal(request.id, err), request.id);
+      },
+    );
+  }
+
+  /**
+   * A carried request provably never reached the upstream (the shared session's connection could
+   * not send it): the client's request is carried again on the next replica.
+   */
+  private notSent(pool: ReplicaPool, client: PooledClient, id: JsonRpcId, why: string): void {
+    const port = client as PooledPort;
+    const back = port.takeBack(id);
+    if (!back) return;
+    const tried = new Set([pool.replica.id!]);
+    if (this.poolFor(port.routingKey, tried)) {
+      this.carry(port, back.request, back.headers, tried);
+      return;
+    }
+    port.deliverFromUpstream(
+      errorResponse(id, ErrorCode.UpstreamUnavailable, `Upstream unavailable: ${why}`),
+      id,
     );
   }
 
@@ -230,6 +265,7 @@ export class PooledService {
         if (this.anchor?.shared === shared) this.reanchor();
       },
       record: (ok) => this.deps.record(pool.replica.id!, ok),
+      notSent: (_shared, client, id, why) => this.notSent(pool, client, id, why),
     };
   }
 
@@ -288,8 +324,13 @@ export class PooledService {
 
   // ------------------------------------------------------------------ pools
 
-  private poolFor(routingKey: string): ReplicaPool | undefined {
-    const replica = this.deps.failoverOrder(routingKey)[0];
+  /**
+   * The pool of the first replica of the key's failover order, skipping those in `skip` and,
+   * while another is left, those whose last start failed (see ReplicaPool.unreachable).
+   */
+  private poolFor(routingKey: string, skip?: Set<string>): ReplicaPool | undefined {
+    const order = this.deps.failoverOrder(routingKey).filter((r) => !skip?.has(r.id!));
+    const replica = order.find((r) => !this.pools.get(r.id!)?.unreachable) ?? order[0];
     if (!replica) return undefined;
     let pool = this.pools.get(replica.id!);
     if (!pool) {

@@ -40,6 +40,8 @@ export interface SharedUpstreamOwner {
   lost(shared: SharedUpstream): void;
   /** One outcome of the replica (feeds its breaker). */
   record(ok: boolean): void;
+  /** A carried client request provably never reached the upstream: the owner may carry it elsewhere. */
+  notSent?(shared: SharedUpstream, client: PooledClient, id: JsonRpcId, why: string): void;
   /** A request was answered by the upstream `ms` after it was written (upstream latency). */
   answered?(ms: number): void;
 }
@@ -165,6 +167,23 @@ export class SharedUpstream implements UpstreamSink {
       return;
     }
     this.owner.unattributed(this, message);
+  }
+
+  /** The connection could not send request `id` at all (see UpstreamSink.upstreamNotSent). */
+  upstreamNotSent(id: JsonRpcId, why: string): void {
+    const c = this.requests.find(id);
+    if (!c || !this.owner.notSent) {
+      // The gateway's own request, or no one to carry it elsewhere: an ordinary failure.
+      this.upstreamMessage(errorResponse(id, ErrorCode.UpstreamUnavailable, why), undefined, undefined);
+      return;
+    }
+    this.requests.forget(c.gatewayId);
+    this.owner.record(false);
+    this.owner.settled(this);
+    // It may come from inside carry() (a closed connection fails at once): the port records the
+    // request as carried when carry() returns, so it is handed back after that.
+    const owner = this.owner;
+    queueMicrotask(() => owner.notSent!(this, c.owner, c.id, why));
   }
 
   upstreamClosed(error: Error | undefined): void {
