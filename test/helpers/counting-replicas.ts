@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CountRecord } from '../fixtures/counting-server';
 import { freePort } from './everything';
+import { childPids } from './leaks';
 
 /** The compiled counting fixture (test/fixtures/counting-server.ts). */
 export const COUNTING_SERVER = join(__dirname, '..', 'fixtures', 'counting-server.js');
@@ -108,7 +109,10 @@ export class CountingReplica {
   /** SIGKILL: the network replica's process, or every live process of a stdio replica. */
   async kill(): Promise<void> {
     if (this.transport === 'stdio') {
-      for (const pid of this.pids()) if (alive(pid)) process.kill(pid, 'SIGKILL');
+      // Only processes that are children of this test process (the gateway runs in it): a pid
+      // from the records that was reused by now belongs to someone else.
+      const mine = new Set(childPids());
+      for (const pid of this.pids()) if (mine.has(pid) && alive(pid)) process.kill(pid, 'SIGKILL');
       return;
     }
     const child = this.child;
