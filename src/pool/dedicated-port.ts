@@ -82,6 +82,8 @@ class Leg implements UpstreamSink {
   /** Ids (idKey) of server→client requests this leg raised while retiring: their answers come back here. */
   asked: Set<string> | undefined = undefined;
   retiring = false;
+  /** The session left it because it failed (not a drain or an opened breaker). */
+  failed = false;
   graceTimer: NodeJS.Timeout | undefined = undefined;
   released = false;
 
@@ -384,7 +386,8 @@ export class DedicatedPort implements UpstreamPort {
   /** The drain grace passed with requests still out on a retiring leg. */
   graceExpired(leg: Leg): void {
     if (this.closed || leg.released) return;
-    for (const request of leg.sent.values()) this.lostInFlight(request, DRAIN_GRACE_MESSAGE);
+    const why = leg.failed ? NOT_RETRIED_MESSAGE : DRAIN_GRACE_MESSAGE;
+    for (const request of leg.sent.values()) this.lostInFlight(request, why);
     leg.sent.clear();
     this.release(leg);
     if (!this.moving && this.current) this.flushQueue(this.current);
@@ -426,7 +429,10 @@ export class DedicatedPort implements UpstreamPort {
     const old = this.current;
     const from = old?.replicaId ?? '';
     this.current = undefined;
-    if (old) this.retire(old);
+    if (old) {
+      old.failed = failed;
+      this.retire(old);
+    }
     const order = this.deps.failoverOrder();
     // The replica that just failed goes last: it is tried again only when nothing else is left.
     const candidates = [
