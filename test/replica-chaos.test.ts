@@ -4,7 +4,7 @@
  * (Streamable HTTP, WebSocket, stdio) in each mode (dedicated, pooled) — 6 cases. In each case 6
  * official SDK clients (2 per client transport: Streamable HTTP, legacy SSE, WebSocket; distinct
  * client ids) call `count` (may have effects) and `count_idempotent` with unique keys, back to back,
- * for CHAOS_MS, while the test kills (SIGKILL), restarts, drains and un-drains replicas at random,
+ * for CHAOS_MS (5 s), while the test kills (SIGKILL), restarts, drains and un-drains replicas at random,
  * always leaving at least one replica up and not draining. Stdio replicas are commands: a kill
  * ends every process of the replica and the gateway spawns them again (so "restart" is the
  * gateway's). About 40–60 cuts in all (the count is printed).
@@ -39,7 +39,7 @@ import { startGateway, type RunningGateway } from './helpers/gateway';
 import { seededRandom, testSeed } from './helpers/seed';
 
 const TOKEN = 'replica-chaos-admin-token';
-const CHAOS_MS = 6000;
+const CHAOS_MS = 5000;
 const CLIENTS_PER_TRANSPORT = 2;
 const UPSTREAMS: CountingTransport[] = ['streamable-http', 'ws', 'stdio'];
 const MODES = ['dedicated', 'pooled'] as const;
