@@ -6,9 +6,11 @@
  *   served there (issue 14, defect 3);
  * - a drain that starts while requests arrive: each request runs exactly once, on the new
  *   replica, and none is both refused and executed (defect 4);
- * - a drain during a long call: the call is answered by the drained replica, the same session's
- *   ping meanwhile goes to the new one, and the old upstream session is released once the call is
- *   answered — or, past REPLICA_DRAIN_GRACE_MS, the call gets the documented error (defect 5).
+ * - a drain (or an opened breaker) during a long call: the call is answered by the drained
+ *   replica, the same session's ping meanwhile goes to the new one, and the old upstream session is
+ *   released once the call is answered — or, past REPLICA_DRAIN_GRACE_MS, the call gets the
+ *   documented error (defect 5);
+ * - pooled mode: calls that never reached a dead replica go to the other one.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -16,8 +18,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { ErrorCode } from '../libs/protocol/src';
 import { DRAIN_GRACE_MESSAGE } from '../src/pool/dedicated-port';
+import { VsmChannel } from '../src/vsm/vsm.channels';
 import { endpointFor } from './helpers/clients';
 import { CountingReplica, recordDir, type CountingTransport } from './helpers/counting-replicas';
 import { startGateway, type RunningGateway } from './helpers/gateway';
@@ -223,6 +227,25 @@ for (const transport of ['stdio', 'streamable-http'] as CountingTransport[]) {
         assert.equal(keyCounts(replicas).get('long-1'), 1);
       } finally {
         await setDraining(gw, 'd1', false);
+        await client.close();
+      }
+    });
+
+    test('a breaker opened (S3 force_circuit_state) during a call is not a failure either', async () => {
+      const client = await clientOn(gw, 'd1', `breaker-${transport}`);
+      const s3 = (state: string) =>
+        gw.gateway.app
+          .get(EventEmitter2)
+          .emit(VsmChannel.S3Control, { type: 'force_circuit_state', transport: 'd1', state });
+      try {
+        const long = count(client, 'breaker-long', { ms: 1500 });
+        await sleep(300);
+        s3('open');
+        assert.equal(await count(client, 'breaker-next'), 'd2 breaker-next');
+        assert.equal(await long, 'd1 breaker-long', 'answered by the replica whose breaker opened');
+        assert.equal(keyCounts(replicas).get('breaker-long'), 1);
+      } finally {
+        s3('auto');
         await client.close();
       }
     });
