@@ -25,7 +25,7 @@ import { VsmChannel } from '../src/vsm/vsm.channels';
 import { endpointFor } from './helpers/clients';
 import { CountingReplica, recordDir, type CountingTransport } from './helpers/counting-replicas';
 import { startGateway, type RunningGateway } from './helpers/gateway';
-import { waitForNoChildren } from './helpers/leaks';
+import { childPids, waitForNoChildren } from './helpers/leaks';
 
 const TOKEN = 'replica-moves-admin-token';
 const FAST_UPSTREAM = { retryMinMs: 20, retryMaxMs: 100, maxRestarts: 1, connectTimeoutMs: 3000 };
@@ -225,6 +225,13 @@ for (const transport of ['stdio', 'streamable-http'] as CountingTransport[]) {
         assert.equal(await long, 'd1 long-1', 'the call in flight was answered by the drained replica');
         assert.equal(await count(client, 'long-after'), 'd2 long-after');
         assert.equal(keyCounts(replicas).get('long-1'), 1);
+        if (transport === 'stdio') {
+          // Its own upstream process served the long call: released (ended) once it was answered.
+          const pid = replicas[0].records().find((r) => r.key === 'long-1')!.pid;
+          const deadline = Date.now() + 5000;
+          while (childPids().includes(pid) && Date.now() < deadline) await sleep(50);
+          assert.ok(!childPids().includes(pid), "the drained replica's process was released");
+        }
       } finally {
         await setDraining(gw, 'd1', false);
         await client.close();
