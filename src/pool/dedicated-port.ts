@@ -355,6 +355,11 @@ export class DedicatedPort implements UpstreamPort {
   /** The connection never delivered request `id`: it goes to the next replica, whatever it is. */
   legNotSent(leg: Leg, id: JsonRpcId, why: string): void {
     if (this.closed || leg.released) return;
+    if (typeof id === 'string' && this.internal.delete(id)) {
+      // The replayed set-up could not be sent: this replica will not take the session.
+      if (this.replayWaiter?.id === id) this.replayWaiter.done(false);
+      return;
+    }
     const key = idKey(id);
     const request = leg.sent.get(key);
     if (!request) return;
