@@ -334,8 +334,12 @@ describe('pooled mode: a replica that dies (SIGKILL) under two Streamable HTTP r
         ),
       );
     }
+    // New sessions start, whichever replica their key prefers.
+    const late = await Promise.all(Array.from({ length: 4 }, (_, i) => connect(gw, `pooled-late-${i}`)));
+    const lateAnswers = await Promise.all(late.map((c, i) => count(c, `p-late-${i}`)));
+    lateAnswers.forEach((a, i) => assert.equal(a, `${survivor.name} p-late-${i}`));
     assert.equal(victim.keys().length, victimKeys, 'nothing reached the dead replica');
     for (const [key, n] of keyCounts(replicas)) assert.equal(n, 1, `${key} ran ${n} times`);
-    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all([...clients, ...late].map((c) => c.close()));
   });
 });

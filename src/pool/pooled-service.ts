@@ -174,9 +174,18 @@ export class PooledService {
   }
 
   async initializeResult(routingKey: string): Promise<Record<string, unknown>> {
-    const pool = this.poolFor(routingKey);
-    if (!pool) throw new Error(`no replica of "${this.name}" is available`);
-    return pool.initializeResult();
+    // A replica whose upstream session cannot be started is passed over for the next one.
+    const tried = new Set<string>();
+    for (;;) {
+      const pool = this.poolFor(routingKey, tried);
+      if (!pool) throw new Error(`no replica of "${this.name}" is available`);
+      try {
+        return await pool.initializeResult();
+      } catch (err) {
+        if (!(err instanceof ReplicaUnreachableError)) throw err;
+        tried.add(pool.replica.id!);
+      }
+    }
   }
 
   /** A client answered a server request: back to the upstream session that asked, with its id. */
