@@ -430,20 +430,23 @@ export class DedicatedPort implements UpstreamPort {
    */
   private async moveOn(reason: string, failed: boolean, trace?: MessageHeaders): Promise<void> {
     if (this.moving || this.closed) return;
-    this.moving = true;
     const old = this.current;
     const from = old?.replicaId ?? '';
+    const order = this.deps.failoverOrder();
+    const others = order.filter((r) => r.id !== from);
+    if (!failed && old && others.length === 0) {
+      // Drained or breaker open, but no other replica can take the session: it stays.
+      this.flushQueue(old);
+      return;
+    }
+    this.moving = true;
     this.current = undefined;
     if (old) {
       old.failed = failed;
       this.retire(old);
     }
-    const order = this.deps.failoverOrder();
     // The replica that just failed goes last: it is tried again only when nothing else is left.
-    const candidates = [
-      ...order.filter((r) => r.id !== from),
-      ...(failed ? order.filter((r) => r.id === from) : []),
-    ];
+    const candidates = [...others, ...(failed ? order.filter((r) => r.id === from) : [])];
     const errors: string[] = [];
     for (const replica of candidates) {
       if (this.closed) return;
