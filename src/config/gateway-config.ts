@@ -217,6 +217,8 @@ export const ServiceSchema = z
     breaker: BreakerSchema.optional(),
     /** How sessions pick a replica (routing key, bounded loads). */
     routing: RoutingSchema.default({}),
+    /** REPLICA_DRAIN_GRACE_MS for this service's sessions (calls in flight on a replica they left). */
+    drainGraceMs: int(0).optional(),
     replicas: z.array(ReplicaSchema).min(1, 'a service needs at least one replica'),
   })
   .strict();
@@ -384,6 +386,12 @@ export const EnvSchema = z.object({
   UPSTREAM_RETRY_MAX_MS: int(10).default(10_000),
   /** Restarts of a stdio upstream before the session is told it is gone. */
   UPSTREAM_MAX_RESTARTS: int(0).default(5),
+  /**
+   * A session that leaves its replica (drained, breaker opened, failed) keeps the old upstream
+   * connection this long for the calls still in flight on it; calls not answered by then get
+   * −31001 (or are sent again on the new replica when a repeat cannot have effects).
+   */
+  REPLICA_DRAIN_GRACE_MS: int(0).default(30_000),
   /** One shared ping interval for all WebSocket upstreams; one that missed the last pong is reconnected. */
   UPSTREAM_WS_HEARTBEAT_INTERVAL_MS: int(100).default(30_000),
   /** Largest frame accepted from a WebSocket upstream (larger → the connection is closed 1009 and re-opened). */
@@ -652,6 +660,8 @@ export interface GatewayConfig {
     retryMinMs: number;
     retryMaxMs: number;
     maxRestarts: number;
+    /** REPLICA_DRAIN_GRACE_MS: how long a left replica's connection is kept for the calls in flight on it. */
+    drainGraceMs: number;
     wsHeartbeatIntervalMs: number;
     wsMaxFrameBytes: number;
     wsHighWaterMarkBytes: number;

@@ -113,6 +113,7 @@ export function loadConfig(
       retryMinMs: e.UPSTREAM_RETRY_MIN_MS,
       retryMaxMs: e.UPSTREAM_RETRY_MAX_MS,
       maxRestarts: e.UPSTREAM_MAX_RESTARTS,
+      drainGraceMs: e.REPLICA_DRAIN_GRACE_MS,
       wsHeartbeatIntervalMs: e.UPSTREAM_WS_HEARTBEAT_INTERVAL_MS,
       wsMaxFrameBytes: e.UPSTREAM_WS_MAX_FRAME_BYTES,
       wsHighWaterMarkBytes: e.UPSTREAM_WS_HIGH_WATER_MARK_BYTES,

@@ -21,10 +21,13 @@ interface Outstanding {
   /** undefined while the request waits for a checkout. */
   shared: SharedUpstream | undefined;
   upstreamId: string;
+  /** The request as the client sent it, while carried (carried again elsewhere if it was never sent). */
+  request: JsonRpcRequest | undefined;
+  headers: MessageHeaders | undefined;
 }
 
 /** The entry of a request waiting for a checkout (shared: nothing of it is per request). */
-const QUEUED: Outstanding = { shared: undefined, upstreamId: '' };
+const QUEUED: Outstanding = { shared: undefined, upstreamId: '', request: undefined, headers: undefined };
 
 const onInitializeFailure = onBackgroundFailure('pooled-port.initialize');
 const onSubscriptionFailure = onBackgroundFailure('pooled-port.subscription');
@@ -140,14 +143,30 @@ export class PooledPort implements UpstreamPort, PooledClient {
    * A shared upstream session carries the request: remember where, so a cancellation finds it.
    * Told before the request is written, so an answer that comes while it is written clears it.
    */
-  carried(id: JsonRpcId, shared: SharedUpstream, upstreamId: string): void {
+  carried(
+    request: JsonRpcRequest,
+    shared: SharedUpstream,
+    upstreamId: string,
+    headers?: MessageHeaders,
+  ): void {
     if (this.closed) return;
-    (this.outstanding ??= new Map()).set(idKey(id), { shared, upstreamId });
+    (this.outstanding ??= new Map()).set(idKey(request.id), { shared, upstreamId, request, headers });
   }
 
   /** Requests queued or carried and not yet answered, cancelled or failed. */
   get outstandingCount(): number {
     return this.outstanding?.size ?? 0;
+  }
+
+  /**
+   * A carried request never reached its upstream: it is waiting for a checkout again, and is
+   * returned for the service to carry elsewhere (undefined when it was cancelled or answered).
+   */
+  takeBack(id: JsonRpcId): { request: JsonRpcRequest; headers: MessageHeaders | undefined } | undefined {
+    const out = this.closed ? undefined : this.outstanding?.get(idKey(id));
+    if (!out?.request) return undefined;
+    this.outstanding!.set(idKey(id), QUEUED);
+    return { request: out.request, headers: out.headers };
   }
 
   deliverFromUpstream(message: JsonRpcMessage, related?: JsonRpcId): void {

@@ -13,7 +13,7 @@ import type { ReplicaConfig } from '../config/gateway-config';
 import type { MessageHeaders, UpstreamConnection } from '../upstream/upstream-connection';
 import { onBackgroundFailure } from './background-failures';
 import { PooledPort } from './pooled-port';
-import { ReplicaPool, type PoolSettings, type PoolStats } from './replica-pool';
+import { ReplicaPool, ReplicaUnreachableError, type PoolSettings, type PoolStats } from './replica-pool';
 import type { PooledClient, SharedUpstream, SharedUpstreamOwner } from './shared-upstream';
 import type { UpstreamTarget } from '../telemetry/tracing/mcp-spans';
 import { upstreamTargetOf } from './upstream-port';
@@ -156,8 +156,18 @@ export class PooledService {
 
   // ------------------------------------------------------------------ requests
 
-  carry(port: PooledPort, request: JsonRpcRequest, headers: MessageHeaders | undefined): void {
-    const pool = this.poolFor(port.routingKey);
+  /**
+   * Carries a client request on a session of the first replica of its failover order that is not
+   * known unreachable. `tried`: replicas this request provably never reached (their start failed,
+   * or the connection could not send it); it goes to the next one, whatever the request is.
+   */
+  carry(
+    port: PooledPort,
+    request: JsonRpcRequest,
+    headers: MessageHeaders | undefined,
+    tried?: Set<string>,
+  ): void {
+    const pool = this.poolFor(port.routingKey, tried);
     if (!pool) {
       port.deliverFromUpstream(
         errorResponse(
@@ -177,15 +187,49 @@ export class PooledService {
           if (!port.stillQueued(request.id)) return pool.settle(shared);
           shared.carry(port, request, headers);
         },
-        (err: Error) => port.deliverFromUpstream(this.refusal(request.id, err), request.id),
+        (err: Error) => {
+          if (err instanceof ReplicaUnreachableError && port.stillQueued(request.id)) {
+            const next = new Set(tried).add(pool.replica.id!);
+            if (this.poolFor(port.routingKey, next)) return this.carry(port, request, headers, next);
+          }
+          port.deliverFromUpstream(this.refusal(request.id, err), request.id);
+        },
       )
       .catch(onCarryFailure);
   }
 
+  /**
+   * A carried request provably never reached the upstream (the shared session's connection could
+   * not send it): the client's request is carried again on the next replica.
+   */
+  private notSent(pool: ReplicaPool, client: PooledClient, id: JsonRpcId, why: string): void {
+    const port = client as PooledPort;
+    const back = port.takeBack(id);
+    if (!back) return;
+    const tried = new Set([pool.replica.id!]);
+    if (this.poolFor(port.routingKey, tried)) {
+      this.carry(port, back.request, back.headers, tried);
+      return;
+    }
+    port.deliverFromUpstream(
+      errorResponse(id, ErrorCode.UpstreamUnavailable, `Upstream unavailable: ${why}`),
+      id,
+    );
+  }
+
   async initializeResult(routingKey: string): Promise<Record<string, unknown>> {
-    const pool = this.poolFor(routingKey);
-    if (!pool) throw new Error(`no replica of "${this.name}" is available`);
-    return pool.initializeResult();
+    // A replica whose upstream session cannot be started is passed over for the next one.
+    const tried = new Set<string>();
+    for (;;) {
+      const pool = this.poolFor(routingKey, tried);
+      if (!pool) throw new Error(`no replica of "${this.name}" is available`);
+      try {
+        return await pool.initializeResult();
+      } catch (err) {
+        if (!(err instanceof ReplicaUnreachableError)) throw err;
+        tried.add(pool.replica.id!);
+      }
+    }
   }
 
   /**
@@ -295,6 +339,7 @@ export class PooledService {
       },
       closed: (shared) => this.upstreamClosed(shared),
       record: (ok) => this.deps.record(pool.replica.id!, ok),
+      notSent: (_shared, client, id, why) => this.notSent(pool, client, id, why),
     };
   }
 
@@ -384,8 +429,13 @@ export class PooledService {
 
   // ------------------------------------------------------------------ pools
 
-  private poolFor(routingKey: string): ReplicaPool | undefined {
-    const replica = this.deps.failoverOrder(routingKey)[0];
+  /**
+   * The pool of the first replica of the key's failover order, skipping those in `skip` and,
+   * while another is left, those whose last start failed (see ReplicaPool.unreachable).
+   */
+  private poolFor(routingKey: string, skip?: Set<string>): ReplicaPool | undefined {
+    const order = this.deps.failoverOrder(routingKey).filter((r) => !skip?.has(r.id!));
+    const replica = order.find((r) => !this.pools.get(r.id!)?.unreachable) ?? order[0];
     if (!replica) return undefined;
     let pool = this.pools.get(replica.id!);
     if (!pool) {

@@ -28,7 +28,12 @@ export interface PooledClient {
    * Told before the request is written: an answer the connection gives while writing it (a
    * refusal) must find the entry to clear, not be followed by it.
    */
-  carried(id: JsonRpcId, shared: SharedUpstream, upstreamId: string): void;
+  carried(
+    request: JsonRpcRequest,
+    shared: SharedUpstream,
+    upstreamId: string,
+    headers?: MessageHeaders,
+  ): void;
 }
 
 /** Where a shared upstream reports what no single request owns (subscriptions, list changes, server requests). */
@@ -62,6 +67,8 @@ export interface SharedUpstreamOwner {
   closed(shared: SharedUpstream): void;
   /** One outcome of the replica (feeds its breaker). */
   record(ok: boolean): void;
+  /** A carried client request provably never reached the upstream: the owner may carry it elsewhere. */
+  notSent?(shared: SharedUpstream, client: PooledClient, id: JsonRpcId, why: string): void;
   /** A request was answered by the upstream `ms` after it was written (upstream latency). */
   answered?(ms: number): void;
 }
@@ -169,7 +176,7 @@ export class SharedUpstream implements UpstreamSink {
   carry(client: PooledClient, request: JsonRpcRequest, headers: MessageHeaders | undefined): void {
     const message = this.requests.carry(client, request);
     const upstreamId = message.id as string;
-    client.carried(request.id, this, upstreamId);
+    client.carried(request, this, upstreamId, headers);
     try {
       this.connection.send(message, undefined, headers);
     } catch (err) {
@@ -270,6 +277,23 @@ export class SharedUpstream implements UpstreamSink {
    */
   private attributesByCheckout(): boolean {
     return !this.namesRequests && !this.tainted && this.owner.exclusive();
+  }
+
+  /** The connection could not send request `id` at all (see UpstreamSink.upstreamNotSent). */
+  upstreamNotSent(id: JsonRpcId, why: string): void {
+    const c = this.requests.find(id);
+    if (!c || !this.owner.notSent) {
+      // The gateway's own request, or no one to carry it elsewhere: an ordinary failure.
+      this.upstreamMessage(errorResponse(id, ErrorCode.UpstreamUnavailable, why), undefined, undefined);
+      return;
+    }
+    this.requests.forget(c.gatewayId);
+    this.owner.record(false);
+    this.owner.settled(this);
+    // It may come from inside carry() (a closed connection fails at once): handed back after the
+    // current call returns, so the service never re-enters carry() from within it.
+    const owner = this.owner;
+    queueMicrotask(() => owner.notSent!(this, c.owner, c.id, why));
   }
 
   upstreamClosed(error: Error | undefined): void {
