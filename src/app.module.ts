@@ -4,15 +4,16 @@ import { LoggerModule } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
-import { HealthController } from './observability/health.controller';
-import { MonitoringModule } from './observability/monitoring.module';
-import { ObservabilityModule } from './observability/observability.module';
+import { HealthController } from './ops/health/health.controller';
+import { MonitoringModule } from './ops/monitoring.module';
+import { ObservabilityModule } from './ops/observability.module';
 import { FloodModule } from './policy/flood/flood.module';
 import { MessagePolicyModule } from './policy/message-policy.module';
 import { PolicyModule } from './policy/policy.module';
-import { logDestination, lowestLevel } from './observability/logging/log-destination';
-import { LoggingModule } from './observability/logging/logging.module';
-import { TracingModule } from './observability/tracing/tracing.module';
+import { logDestination, lowestLevel } from './telemetry/logging/log-destination';
+import { LoggingModule } from './telemetry/logging/logging.module';
+import { TelemetryModule } from './telemetry/telemetry.module';
+import { TracingModule } from './telemetry/tracing/tracing.module';
 import { PoolModule } from './pool/pool.module';
 import { RoutingModule } from './routing/routing.module';
 import { SessionModule } from './session/session.module';
@@ -46,6 +47,7 @@ export class AppModule {
           forRoutes: [HealthController],
         }),
         EventEmitterModule.forRoot({ wildcard: false, maxListeners: 50 }),
+        TelemetryModule,
         VsmModule,
         ObservabilityModule,
         PolicyModule,

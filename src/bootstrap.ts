@@ -6,13 +6,13 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { Logger } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
-import { GatewayLogger } from './observability/logging/gateway-logger';
+import { GatewayLogger } from './telemetry/logging/gateway-logger';
 import type { GatewayConfig, GatewayConfigOverrides } from './config/gateway-config';
 import { loadConfig } from './config/load-config';
 import { registerRawBodyParser } from './transports/http/raw-body';
 import { installRawRoutes } from './transports/http/raw-routes';
 import { hostCheckWarning, installRequestGuard } from './transports/http/request-guard';
-import { GatewayMetrics } from './observability/gateway-metrics.service';
+import { GatewayMetrics } from './telemetry/gateway-metrics.service';
 import { readTlsFiles } from './transports/http/tls';
 import { socketRefusal } from './policy/flood/flood-guard';
 import { sendAdmissionRefused } from './transports/http/capacity-reply';

@@ -1,7 +1,7 @@
 import { Logger } from 'nestjs-pino';
 import { bootstrap, listen, type Gateway } from './bootstrap';
 import { ConfigError } from './config/load-config';
-import { keepServingOnUnhandledRejection } from './observability/unhandled-rejections';
+import { keepServingOnUnhandledRejection } from './telemetry/unhandled-rejections';
 
 /**
  * Past SHUTDOWN_GRACE_MS (the wait for requests in flight), closing what is left gets this long

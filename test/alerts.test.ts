@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { AlertsService } from '../src/observability/alerts/alerts.service';
-import { StatsSampler } from '../src/observability/stats/stats-sampler.service';
+import { AlertsService } from '../src/ops/alerts/alerts.service';
+import { StatsSampler } from '../src/ops/stats/stats-sampler.service';
 import type { AlgedonicEvent } from '../src/vsm/vsm.channels';
 import { connectClient } from './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';

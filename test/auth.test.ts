@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { WebSocket } from 'ws';
 import { bootstrap } from '../src/bootstrap';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { AdmissionService } from '../src/policy/policy.module';
 import { apiKeyDigest, refusal, WS_TOKEN_PREFIX } from '../src/policy/identity';
 import { WsClose } from '../src/transports/ws/ws-close-codes';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { ConfigReloadService } from '../src/ops/admin/config-reload.service';
 import { CLIENT_TRANSPORTS } from './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';

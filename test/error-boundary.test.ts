@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { ErrorCode } from '../libs/protocol/src';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { SseReader } from './helpers/sse-reader';
 import { BOTH, raw } from './helpers/streamable-http-client';

@@ -12,7 +12,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { WebSocket } from 'ws';
 import { ErrorCode } from '../libs/protocol/src';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { FloodService } from '../src/policy/flood/flood.service';
 import { SessionService } from '../src/session/session.module';
 import { VsmBus } from '../src/vsm/vsm-bus.service';

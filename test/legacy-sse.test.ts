@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCode } from '../libs/protocol/src';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { rawRequest } from './helpers/raw-http';

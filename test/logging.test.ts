@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { PrettyLogStream } from '../src/observability/logging/pretty-stream';
+import { PrettyLogStream } from '../src/telemetry/logging/pretty-stream';
 import { CLIENT_TRANSPORTS, connectClient } from './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 

@@ -11,7 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { VsmBus } from '../src/vsm/vsm-bus.service';
 import { VsmChannel } from '../src/vsm/vsm.channels';
 import { CLIENT_TRANSPORTS, type ClientTransportName } from './helpers/clients';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { StatsSampler } from '../src/observability/stats/stats-sampler.service';
+import { StatsSampler } from '../src/ops/stats/stats-sampler.service';
 import type { S4Event } from '../src/vsm/vsm.channels';
 import { connectClient } from './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { request, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import { StreamableHttpRoutes } from '../src/transports/streamable-http/streamable-http.routes';
 import { startGateway, type RunningGateway } from './helpers/gateway';

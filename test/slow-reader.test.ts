@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import { startGateway, type RunningGateway } from './helpers/gateway';
 import { waitUntil } from './helpers/wait';

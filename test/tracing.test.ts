@@ -12,7 +12,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { TracingService } from '../src/observability/tracing/tracing.service';
+import { TracingService } from '../src/telemetry/tracing/tracing.service';
 import { startWsMcpServer, type WsMcpServer } from './fixtures/ws-mcp-server';
 import { connectClient } from './helpers/clients';
 import { SdkHttpSessions } from './helpers/sdk-http-sessions';

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { WebSocket } from 'ws';
 import { ErrorCode } from '../libs/protocol/src';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import { VsmChannel } from '../src/vsm/vsm.channels';
 import { startGateway, type RunningGateway } from './helpers/gateway';

@@ -11,7 +11,7 @@ import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/webso
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { GatewayConfigOverrides } from '../src/config/gateway-config';
-import { GatewayMetrics } from '../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';

@@ -213,6 +213,8 @@ export const ServiceSchema = z
     breaker: BreakerSchema.optional(),
     /** How sessions pick a replica (routing key, bounded loads). */
     routing: RoutingSchema.default({}),
+    /** REPLICA_DRAIN_GRACE_MS for this service's sessions (calls in flight on a replica they left). */
+    drainGraceMs: int(0).optional(),
     replicas: z.array(ReplicaSchema).min(1, 'a service needs at least one replica'),
   })
   .strict();
@@ -380,6 +382,12 @@ export const EnvSchema = z.object({
   UPSTREAM_RETRY_MAX_MS: int(10).default(10_000),
   /** Restarts of a stdio upstream before the session is told it is gone. */
   UPSTREAM_MAX_RESTARTS: int(0).default(5),
+  /**
+   * A session that leaves its replica (drained, breaker opened, failed) keeps the old upstream
+   * connection this long for the calls still in flight on it; calls not answered by then get
+   * −31001 (or are sent again on the new replica when a repeat cannot have effects).
+   */
+  REPLICA_DRAIN_GRACE_MS: int(0).default(30_000),
   /** One shared ping interval for all WebSocket upstreams; one that missed the last pong is reconnected. */
   UPSTREAM_WS_HEARTBEAT_INTERVAL_MS: int(100).default(30_000),
   /** Largest frame accepted from a WebSocket upstream (larger → the connection is closed 1009 and re-opened). */
@@ -393,6 +401,18 @@ export const EnvSchema = z.object({
    * the least recently used idle one is ended, and with none idle new clients get 503.
    */
   SESSIONLESS_MAX_BRIDGES: int(1).default(1000),
+  /**
+   * HMAC key of the requestState the 2026-07-28 bridge mints for multi-round-trip requests; unset:
+   * a random key per process. Set the same key on every node of a cluster.
+   */
+  SESSIONLESS_STATE_KEY: z.string().min(32, 'use at least 32 characters').optional(),
+  /**
+   * How long a request answered with input_required waits for the client's retry (and its
+   * requestState lives); then its upstream request is released with an error.
+   */
+  SESSIONLESS_INPUT_TTL_MS: int(100).default(60_000),
+  /** Requests of one client that may wait for an input_required retry at once (more: 429). */
+  SESSIONLESS_INPUT_MAX_PER_CLIENT: int(1).default(16),
   /** One shared ping interval for all WebSocket connections; a peer that missed the last pong is dropped. */
   WS_HEARTBEAT_INTERVAL_MS: int(100).default(30_000),
   /** Largest WebSocket frame accepted (larger → close 1009); defaults to MAX_BODY_BYTES. */
@@ -527,7 +547,7 @@ export const EnvSchema = z.object({
     .string()
     .default('')
     .refine((v) => parseLogLevels(v) !== undefined, 'must be Module=level pairs separated by commas')
-    // Audit lines cannot be switched off (see AUDIT_FLOOR in observability/logging/log-levels.ts).
+    // Audit lines cannot be switched off (see AUDIT_FLOOR in telemetry/logging/log-levels.ts).
     .refine(
       (v) => !['warn', 'error', 'fatal', 'silent'].includes(parseLogLevels(v)?.Audit ?? 'info'),
       'Audit cannot be set below info (trace, debug or info): audit lines stay on',
@@ -636,6 +656,8 @@ export interface GatewayConfig {
     retryMinMs: number;
     retryMaxMs: number;
     maxRestarts: number;
+    /** REPLICA_DRAIN_GRACE_MS: how long a left replica's connection is kept for the calls in flight on it. */
+    drainGraceMs: number;
     wsHeartbeatIntervalMs: number;
     wsMaxFrameBytes: number;
     wsHighWaterMarkBytes: number;
@@ -643,6 +665,13 @@ export interface GatewayConfig {
   enableSessionless: boolean;
   /** Hidden upstream sessions the 2026-07-28 bridge keeps at most. */
   sessionlessMaxBridges: number;
+  /** Multi-round-trip requests on the 2026-07-28 bridge (input_required, requestState). */
+  sessionlessInput: {
+    /** HMAC key of the requestState; undefined: random per process. */
+    stateKey: string | undefined;
+    ttlMs: number;
+    maxPerClient: number;
+  };
   ws: {
     heartbeatIntervalMs: number;
     maxFrameBytes: number;

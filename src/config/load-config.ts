@@ -113,12 +113,18 @@ export function loadConfig(
       retryMinMs: e.UPSTREAM_RETRY_MIN_MS,
       retryMaxMs: e.UPSTREAM_RETRY_MAX_MS,
       maxRestarts: e.UPSTREAM_MAX_RESTARTS,
+      drainGraceMs: e.REPLICA_DRAIN_GRACE_MS,
       wsHeartbeatIntervalMs: e.UPSTREAM_WS_HEARTBEAT_INTERVAL_MS,
       wsMaxFrameBytes: e.UPSTREAM_WS_MAX_FRAME_BYTES,
       wsHighWaterMarkBytes: e.UPSTREAM_WS_HIGH_WATER_MARK_BYTES,
     },
     enableSessionless: e.ENABLE_2026_07_28,
     sessionlessMaxBridges: e.SESSIONLESS_MAX_BRIDGES,
+    sessionlessInput: {
+      stateKey: e.SESSIONLESS_STATE_KEY,
+      ttlMs: e.SESSIONLESS_INPUT_TTL_MS,
+      maxPerClient: e.SESSIONLESS_INPUT_MAX_PER_CLIENT,
+    },
     ws: {
       heartbeatIntervalMs: e.WS_HEARTBEAT_INTERVAL_MS,
       maxFrameBytes: e.WS_MAX_FRAME_BYTES ?? e.MAX_BODY_BYTES,

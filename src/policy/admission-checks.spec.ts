@@ -5,7 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ConfigModule } from '../config/config.module';
 import { loadConfig } from '../config/load-config';
-import { GatewayMetrics } from '../observability/gateway-metrics.service';
+import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
 import { VsmModule } from '../vsm/vsm.module';
 import type { AdmissionCheck, AdmissionContext } from './admission';
 import { isRefusal, refusal } from './identity';

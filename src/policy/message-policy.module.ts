@@ -2,7 +2,7 @@ import { Global, Injectable, Logger, Module, type OnApplicationShutdown } from '
 import { OnEvent } from '@nestjs/event-emitter';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
-import { GatewayMetrics } from '../observability/gateway-metrics.service';
+import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
 import { VsmChannel, type S3Event, type S5Event } from '../vsm/vsm.channels';
 import { ANSWER_FILTER } from '../session/answer-filter';
 import { MessagePolicy } from './message-policy';

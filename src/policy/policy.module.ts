@@ -15,7 +15,7 @@ import { OnEvent } from '@nestjs/event-emitter';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
-import { GatewayMetrics } from '../observability/gateway-metrics.service';
+import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { VsmChannel, type S5Event } from '../vsm/vsm.channels';
 import { Admission, type AdmissionCheck } from './admission';

@@ -7,12 +7,12 @@ import {
   type ResolvedReplica,
 } from '../config/gateway-config';
 import { httpPools } from '../upstream/http-client';
-import { GatewayMetrics } from '../observability/gateway-metrics.service';
+import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
 import { Router } from '../routing/router.service';
 import { UpstreamFactory } from '../upstream/upstream.factory';
 import type { MessageHeaders, UpstreamConnection, UpstreamLease } from '../upstream/upstream-connection';
-import { endConnectTrace, startConnectTrace } from '../observability/tracing/mcp-spans';
-import { Tracing } from '../observability/tracing/tracing';
+import { endConnectTrace, startConnectTrace } from '../telemetry/tracing/mcp-spans';
+import { Tracing } from '../telemetry/tracing/tracing';
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { DedicatedPort } from './dedicated-port';
@@ -105,7 +105,7 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
     // The live settings (a service added or changed through the admin API or gateway.yaml).
     if (this.router.serviceSettings(service)?.mode === 'pooled') return this.pooledService(service).open(key);
     const port = new DedicatedPort({
-      failoverOrder: () => this.router.pick(service, key).filter((r) => this.breakers.allows(r.id)),
+      failoverOrder: () => this.failoverOrder(service, key),
       connect: (replica, connectTrace) =>
         this.connect(service, replica as ResolvedReplica, key, connectTrace),
       record: (replicaId, ok) => this.breakers.record(replicaId, ok),
@@ -121,6 +121,7 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
       },
       safety: this.safetyOf(service),
       replayTimeoutMs: this.config.upstream.connectTimeoutMs,
+      drainGraceMs: this.router.serviceSettings(service)?.drainGraceMs ?? this.config.upstream.drainGraceMs,
     });
     if (this.router.pick(service, key).length === 0) {
       throw new Error(`no replica of "${service}" takes new sessions (all draining or unhealthy)`);
@@ -132,6 +133,17 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
       throw new Error(`no replica of "${service}" could be reached (${(err as Error).message})`);
     }
     return port;
+  }
+
+  /**
+   * The replicas a session may use, in failover order: active ones whose breaker lets work
+   * through. When every active replica's breaker is open they are all returned, in order: a
+   * probe of a replica that may have recovered beats refusing the request outright.
+   */
+  private failoverOrder(service: string, key: string): ResolvedReplica[] {
+    const picked = this.router.pick(service, key);
+    const allowed = picked.filter((r) => this.breakers.allows(r.id));
+    return allowed.length > 0 ? allowed : picked;
   }
 
   /** Pool sizing of a service from its live settings, defaults filled in. */
@@ -167,7 +179,7 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
     let pooled = this.pooled.get(service);
     if (!pooled) {
       pooled = new PooledService(service, {
-        failoverOrder: (key) => this.router.pick(service, key).filter((r) => this.breakers.allows(r.id)),
+        failoverOrder: (key) => this.failoverOrder(service, key),
         createConnection: (replica) => {
           this.breakers.ensure(replica.id!, this.breakerSettings(service));
           this.budgetSockets(replica, this.poolSettings(service));
@@ -181,6 +193,22 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
       this.pooled.set(service, pooled);
     }
     return pooled;
+  }
+
+  /**
+   * Pooled-mode isolation counters of every pooled service together: upstream messages no client
+   * could be attributed (by method) and client answers to server requests not taken (by reason).
+   */
+  isolationCounts(): { unattributed: Map<string, number>; refusedAnswers: Map<string, number> } {
+    const unattributed = new Map<string, number>();
+    const refusedAnswers = new Map<string, number>();
+    for (const p of this.pooled.values()) {
+      for (const [method, n] of p.unattributedMessages)
+        unattributed.set(method, (unattributed.get(method) ?? 0) + n);
+      for (const [reason, n] of Object.entries(p.refusedAnswers))
+        refusedAnswers.set(reason, (refusedAnswers.get(reason) ?? 0) + n);
+    }
+    return { unattributed, refusedAnswers };
   }
 
   /** Pool figures per replica of the pooled services. */

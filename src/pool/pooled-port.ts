@@ -14,16 +14,23 @@ import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connecti
 import type { PooledService } from './pooled-service';
 import type { PooledClient, SharedUpstream } from './shared-upstream';
 import type { UpstreamPort } from './upstream-port';
-import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
+import type { UpstreamTarget } from '../telemetry/tracing/mcp-spans';
+import { onBackgroundFailure } from './background-failures';
 
 interface Outstanding {
   /** undefined while the request waits for a checkout. */
   shared: SharedUpstream | undefined;
   upstreamId: string;
+  /** The request as the client sent it, while carried (carried again elsewhere if it was never sent). */
+  request: JsonRpcRequest | undefined;
+  headers: MessageHeaders | undefined;
 }
 
 /** The entry of a request waiting for a checkout (shared: nothing of it is per request). */
-const QUEUED: Outstanding = { shared: undefined, upstreamId: '' };
+const QUEUED: Outstanding = { shared: undefined, upstreamId: '', request: undefined, headers: undefined };
+
+const onInitializeFailure = onBackgroundFailure('pooled-port.initialize');
+const onSubscriptionFailure = onBackgroundFailure('pooled-port.subscription');
 
 /**
  * `pooled` mode: the session's port owns no upstream session. Each request is carried by a
@@ -55,7 +62,7 @@ export class PooledPort implements UpstreamPort, PooledClient {
     if (isRequest(message)) {
       this.request(message, headers);
     } else if (isResponse(message)) {
-      this.service.answerServerRequest(message);
+      this.service.answerServerRequest(this, message);
     } else {
       this.notification(message as JsonRpcNotification);
     }
@@ -64,11 +71,14 @@ export class PooledPort implements UpstreamPort, PooledClient {
   private request(message: JsonRpcRequest, headers: MessageHeaders | undefined): void {
     switch (message.method) {
       case Method.Initialize:
-        this.service.initializeResult(this.routingKey).then(
-          (result) => this.reply(message, this.initializeAnswer(message, result)),
-          // An exhausted pool (no upstream session ever started, none free) is −31003 with retryAfterMs.
-          (err: Error) => this.deliverFromUpstream(this.service.refusal(message.id, err)),
-        );
+        this.service
+          .initializeResult(this.routingKey)
+          .then(
+            (result) => this.reply(message, this.initializeAnswer(message, result)),
+            // An exhausted pool (no upstream session ever started, none free) is −31003 with retryAfterMs.
+            (err: Error) => this.deliverFromUpstream(this.service.refusal(message.id, err)),
+          )
+          .catch(onInitializeFailure);
         return;
       case Method.Ping:
         this.reply(message, {});
@@ -95,10 +105,13 @@ export class PooledPort implements UpstreamPort, PooledClient {
           return;
         }
         const subscribe = message.method === 'resources/subscribe';
-        this.service.setSubscription(this, uri, subscribe).then(
-          () => this.reply(message, {}),
-          (err: Error) => this.fail(message, err.message),
-        );
+        this.service
+          .setSubscription(this, uri, subscribe)
+          .then(
+            () => this.reply(message, {}),
+            (err: Error) => this.fail(message, err.message),
+          )
+          .catch(onSubscriptionFailure);
         return;
       }
     }
@@ -126,9 +139,34 @@ export class PooledPort implements UpstreamPort, PooledClient {
     out.shared?.cancel(out.upstreamId, (message.params as { reason?: string }).reason);
   }
 
-  /** The service carries the request: remember where, so a cancellation finds it. */
-  carried(request: JsonRpcRequest, shared: SharedUpstream, upstreamId: string): void {
-    (this.outstanding ??= new Map()).set(idKey(request.id), { shared, upstreamId });
+  /**
+   * A shared upstream session carries the request: remember where, so a cancellation finds it.
+   * Told before the request is written, so an answer that comes while it is written clears it.
+   */
+  carried(
+    request: JsonRpcRequest,
+    shared: SharedUpstream,
+    upstreamId: string,
+    headers?: MessageHeaders,
+  ): void {
+    if (this.closed) return;
+    (this.outstanding ??= new Map()).set(idKey(request.id), { shared, upstreamId, request, headers });
+  }
+
+  /** Requests queued or carried and not yet answered, cancelled or failed. */
+  get outstandingCount(): number {
+    return this.outstanding?.size ?? 0;
+  }
+
+  /**
+   * A carried request never reached its upstream: it is waiting for a checkout again, and is
+   * returned for the service to carry elsewhere (undefined when it was cancelled or answered).
+   */
+  takeBack(id: JsonRpcId): { request: JsonRpcRequest; headers: MessageHeaders | undefined } | undefined {
+    const out = this.closed ? undefined : this.outstanding?.get(idKey(id));
+    if (!out?.request) return undefined;
+    this.outstanding!.set(idKey(id), QUEUED);
+    return { request: out.request, headers: out.headers };
   }
 
   deliverFromUpstream(message: JsonRpcMessage, related?: JsonRpcId): void {

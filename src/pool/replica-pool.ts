@@ -1,7 +1,12 @@
 import { createPool, type Pool } from 'generic-pool';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamConnection } from '../upstream/upstream-connection';
+import { onBackgroundFailure } from './background-failures';
 import { SharedUpstream, type SharedUpstreamOwner } from './shared-upstream';
+
+const onDestroyFailure = onBackgroundFailure('replica-pool.destroy');
+const onReleaseFailure = onBackgroundFailure('replica-pool.release');
+const onDrainFailure = onBackgroundFailure('replica-pool.drain');
 
 /** Pool sizing per service (gateway.yaml `pool:`); README explains the defaults. */
 export interface PoolSettings {
@@ -32,6 +37,20 @@ export interface PoolStats {
 
 /** A borrowed upstream session younger than this since its last answer is lent without a ping. */
 const FRESH_MS = 5000;
+/**
+ * After a failed start, how long the replica counts as unreachable (requests go to the next
+ * replica) before one is let through to probe it; also the pause before generic-pool, which
+ * retries a failed create for as long as a checkout waits, may try again (no tight connect loop).
+ */
+export const UNREACHABLE_PROBE_MS = 1000;
+
+/**
+ * A checkout failed because no upstream session of the replica could be started (connect
+ * refused, spawn failed, …): nothing of the request reached the replica, so it may go to the next.
+ */
+export class ReplicaUnreachableError extends Error {
+  override readonly name = 'ReplicaUnreachableError';
+}
 
 /**
  * The generic-pool pool of shared upstream sessions of one replica (pooled mode). A client
@@ -54,6 +73,12 @@ export class ReplicaPool {
    */
   private initialized: Record<string, unknown> | undefined = undefined;
   private stopped = false;
+  /** Date.now() of the last failed start while none has succeeded since; undefined when reachable. */
+  private downSince: number | undefined = undefined;
+  /** Paced re-creates waiting out their pause: stop() wakes them so the pool can clear. */
+  private readonly pauses = new Set<() => void>();
+  /** Checkouts waiting in generic-pool's queue: told at once when a start fails. */
+  private readonly waiting = new Set<(err: Error) => void>();
 
   constructor(
     readonly replica: ReplicaConfig,
@@ -72,8 +97,16 @@ export class ReplicaPool {
           } catch (err) {
             await shared.close().catch(() => undefined);
             asOwner.record(false);
+            this.downSince = Date.now();
+            const why = new ReplicaUnreachableError(
+              `replica ${replica.id} could not be reached: ${(err as Error).message}`,
+            );
+            for (const fail of [...this.waiting]) fail(why);
+            // generic-pool creates again at once while a checkout waits: pace it (stop() cuts it short).
+            if (!this.stopped) await this.pause(UNREACHABLE_PROBE_MS);
             throw err;
           }
+          this.downSince = undefined;
           this.all.add(shared);
           this.initialized = shared.initializeResult;
           return shared;
@@ -85,7 +118,7 @@ export class ReplicaPool {
           await shared.close().catch(() => undefined);
         },
         validate: async (shared) => {
-          if (shared.dead) return false;
+          if (shared.dead || shared.retired) return false;
           const last = this.lastUsed.get(shared) ?? 0;
           if (Date.now() - last < FRESH_MS) return true;
           return shared.ping(this.handshakeTimeoutMs);
@@ -114,14 +147,56 @@ export class ReplicaPool {
     for (const shared of this.open) {
       if (shared.load < this.settings.maxConcurrentPerConnection && !shared.dead) return shared;
     }
-    let shared = await this.pool.acquire();
+    let shared = await this.acquire();
     // Without testOnBorrow an idle session whose connection died is still lent: replace it here.
-    while (shared.dead) {
-      void this.pool.destroy(shared).catch(() => undefined);
-      shared = await this.pool.acquire();
+    while (shared.dead || shared.retired) {
+      this.pool.destroy(shared).catch(onDestroyFailure);
+      shared = await this.acquire();
     }
     if (this.settings.maxConcurrentPerConnection > 1) this.open.add(shared);
     return shared;
+  }
+
+  /**
+   * True while the replica's last start failed and the probe pause has not passed: new requests
+   * should go to the next replica.
+   */
+  get unreachable(): boolean {
+    return this.downSince !== undefined && Date.now() - this.downSince < UNREACHABLE_PROBE_MS;
+  }
+
+  /**
+   * generic-pool's acquire, except that a start failing meanwhile rejects it at once
+   * (ReplicaUnreachableError) instead of leaving it to retry until the acquire timeout; a session
+   * the abandoned acquire still gets later goes straight back.
+   */
+  private acquire(): Promise<SharedUpstream> {
+    if (this.unreachable && this.pool.available === 0) {
+      return Promise.reject(new ReplicaUnreachableError(`replica ${this.replica.id} is unreachable`));
+    }
+    const acquiring = this.pool.acquire();
+    return new Promise<SharedUpstream>((resolve, reject) => {
+      let done = false;
+      const fail = (err: Error) => {
+        if (done) return;
+        done = true;
+        this.waiting.delete(fail);
+        reject(err);
+      };
+      this.waiting.add(fail);
+      acquiring.then(
+        (shared) => {
+          if (!done) {
+            done = true;
+            this.waiting.delete(fail);
+            resolve(shared);
+          } else if (this.pool.isBorrowedResource(shared)) {
+            this.pool.release(shared).catch(onReleaseFailure);
+          }
+        },
+        (err: Error) => fail(err),
+      );
+    });
   }
 
   /** A session kept out of the pool until unpinned (the subscription anchor); it still carries requests. */
@@ -147,15 +222,16 @@ export class ReplicaPool {
     if (shared.load > 0 || this.stopped || (this.pinned.has(shared) && !shared.dead)) return;
     this.open.delete(shared);
     if (!this.pool.isBorrowedResource(shared)) return;
-    if (shared.dead) void this.pool.destroy(shared).catch(() => undefined);
-    else void this.pool.release(shared).catch(() => undefined);
+    // A retired session (see SharedUpstream.retired) is replaced rather than lent again.
+    if (shared.dead || shared.retired) this.pool.destroy(shared).catch(onDestroyFailure);
+    else this.pool.release(shared).catch(onReleaseFailure);
   }
 
   /** The connection of a session is gone: replace it. */
   lost(shared: SharedUpstream): void {
     this.open.delete(shared);
     this.pinned.delete(shared);
-    if (this.pool.isBorrowedResource(shared)) void this.pool.destroy(shared).catch(() => undefined);
+    if (this.pool.isBorrowedResource(shared)) this.pool.destroy(shared).catch(onDestroyFailure);
   }
 
   /** The cached initialize result (to answer a client's initialize), starting a session if none ever did. */
@@ -218,13 +294,27 @@ export class ReplicaPool {
     };
   }
 
+  /** Resolves after `ms`, or at once when the pool stops (generic-pool's clear waits for creates). */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.pauses.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms).unref();
+      this.pauses.add(wake);
+    });
+  }
+
   /** Closes every session, borrowed ones included (shutdown does not wait for answers here). */
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const wake of [...this.pauses]) wake();
     this.open.clear();
     const closing = [...this.all].map((s) => s.close().catch(() => undefined));
     this.all.clear();
-    void this.pool.drain().catch(() => undefined);
+    this.pool.drain().catch(onDrainFailure);
     await Promise.all(closing);
     await this.pool.clear().catch(() => undefined);
   }

@@ -72,13 +72,14 @@ describe('RequestMultiplexer', () => {
     assert.equal(mux.size, 0);
   });
 
-  it('attributes a message to the named request, or to the only one carried', () => {
+  it('finds a request by the gateway id a message names; sole() only while exactly one is carried', () => {
     const mux = new RequestMultiplexer<string>('t-');
     const a = mux.carry('alice', call(1));
-    assert.equal(mux.attribute(undefined)?.owner, 'alice');
+    assert.equal(mux.find(undefined), undefined, 'a message that names nothing belongs to nobody');
+    assert.equal(mux.sole()?.owner, 'alice');
     mux.carry('bob', call(1));
-    assert.equal(mux.attribute(undefined), undefined, 'two carried: never a guess');
-    assert.equal(mux.attribute(a.id)?.owner, 'alice');
+    assert.equal(mux.sole(), undefined, 'two carried: no sole request');
+    assert.equal(mux.find(a.id)?.owner, 'alice');
     assert.deepEqual(
       mux.drain().map((c) => c.owner),
       ['alice', 'bob'],

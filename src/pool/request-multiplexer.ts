@@ -103,11 +103,14 @@ export class RequestMultiplexer<O> {
     return typeof gatewayId === 'string' ? this.carried.get(gatewayId) : undefined;
   }
 
-  /** The request a message belongs to: the one named (by gateway id), or the only one carried. */
-  attribute(related: JsonRpcId | undefined): Carried<O> | undefined {
-    const named = this.find(related);
-    if (named) return named;
-    if (this.carried.size === 1) for (const c of this.carried.values()) return c;
+  /**
+   * The one request carried, when exactly one is. Not a way to attribute a message by itself: a
+   * caller uses it only where the session is lent to one request at a time (an exclusive
+   * checkout), never because one request happens to be carried at that moment.
+   */
+  sole(): Carried<O> | undefined {
+    if (this.carried.size !== 1) return undefined;
+    for (const c of this.carried.values()) return c;
     return undefined;
   }
 

@@ -1,6 +1,6 @@
 import type { JsonRpcId, JsonRpcMessage } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
-import type { UpstreamTarget } from '../observability/tracing/mcp-spans';
+import type { UpstreamTarget } from '../telemetry/tracing/mcp-spans';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 
 /**

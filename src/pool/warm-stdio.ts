@@ -1,5 +1,9 @@
 import type { ResolvedReplica } from '../config/gateway-config';
 import type { UpstreamConnection } from '../upstream/upstream-connection';
+import { onBackgroundFailure } from './background-failures';
+
+const onWarmStartFailure = onBackgroundFailure('warm-stdio.start');
+const onWarmCloseFailure = onBackgroundFailure('warm-stdio.close');
 
 interface WarmSet {
   /** The replica configuration the children were spawned from (a changed replica gets new ones). */
@@ -36,7 +40,7 @@ export class WarmStdio {
       const next = set.ready.shift()!;
       // One that died while it waited (and is restarting, or gave up) is not warm any more.
       if (next.healthy()) taken = next;
-      else void next.close().catch(() => undefined);
+      else next.close().catch(onWarmCloseFailure);
     }
     this.fill(replica);
     return taken;
@@ -49,20 +53,23 @@ export class WarmStdio {
     while (set.ready.length + set.starting < this.count) {
       set.starting++;
       const connection = this.create(replica);
-      connection.start().then(
-        () => {
-          set.starting--;
-          if (this.stopped || this.sets.get(replica.id) !== set)
-            void connection.close().catch(() => undefined);
-          else set.ready.push(connection);
-        },
-        (err: Error) => {
-          set.starting--;
-          // Not retried here (no spawn loop for a broken command): the next take tries again.
-          this.warn(`warm process for ${replica.id} failed to start: ${err.message}`);
-          void connection.close().catch(() => undefined);
-        },
-      );
+      connection
+        .start()
+        .then(
+          () => {
+            set.starting--;
+            if (this.stopped || this.sets.get(replica.id) !== set)
+              connection.close().catch(onWarmCloseFailure);
+            else set.ready.push(connection);
+          },
+          (err: Error) => {
+            set.starting--;
+            // Not retried here (no spawn loop for a broken command): the next take tries again.
+            this.warn(`warm process for ${replica.id} failed to start: ${err.message}`);
+            connection.close().catch(onWarmCloseFailure);
+          },
+        )
+        .catch(onWarmStartFailure);
     }
   }
 

@@ -67,7 +67,7 @@ class ReplicaEntry {
 }
 
 /** A service's settings below routing (mode, pool sizing, breakers), as the pool layer reads them. */
-export type ServiceSettings = Pick<ServiceConfig, 'mode' | 'pool' | 'breaker'>;
+export type ServiceSettings = Pick<ServiceConfig, 'mode' | 'pool' | 'breaker' | 'drainGraceMs'>;
 
 class ServiceRoute {
   readonly ring = new HashRing();
@@ -219,6 +219,7 @@ export class RoutingTable {
       mode: settings.mode,
       pool: 'pool' in settings ? settings.pool : route.settings.pool,
       breaker: 'breaker' in settings ? settings.breaker : route.settings.breaker,
+      drainGraceMs: 'drainGraceMs' in settings ? settings.drainGraceMs : route.settings.drainGraceMs,
     };
     this.settingsChanged?.(name);
   }
@@ -354,7 +355,12 @@ export class RoutingTable {
 }
 
 function settingsOf(service: ServiceConfig): ServiceSettings {
-  return { mode: service.mode, pool: service.pool, breaker: service.breaker };
+  return {
+    mode: service.mode,
+    pool: service.pool,
+    breaker: service.breaker,
+    drainGraceMs: service.drainGraceMs,
+  };
 }
 
 /** Where a replica is, for display: its URL, its command line, or the embedded server's name. */

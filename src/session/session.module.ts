@@ -10,22 +10,26 @@ import {
   Optional,
 } from '@nestjs/common';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src/jsonrpc';
+import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src/jsonrpc';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
 import { PoolManager } from '../pool/pool-manager.service';
 import { Router } from '../routing/router.service';
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
-import { GatewayMetrics } from '../observability/gateway-metrics.service';
-import { METHOD_TOOLS_LIST } from '../observability/mcp-methods';
-import { logFields } from '../observability/logging/log-fields';
-import { headerValue } from '../observability/tracing/trace-context';
-import { Tracing } from '../observability/tracing/tracing';
+import { GAUGE_SOURCE, type Gauge, type GaugeSource } from '../telemetry/gauge-source';
+import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
+import { HEALTH_SOURCE, type HealthIndicator, type HealthSource } from '../telemetry/health-source';
+import { STATS_SOURCE, type StatsPart, type StatsSource } from '../telemetry/stats-source';
+import { METHOD_TOOLS_LIST } from '../telemetry/mcp-methods';
+import { logFields } from '../telemetry/logging/log-fields';
+import { headerValue } from '../telemetry/tracing/trace-context';
+import { Tracing } from '../telemetry/tracing/tracing';
 import type { MessageHeaders } from '../upstream/upstream-connection';
 import { ClientUsage } from '../vsm/client-usage';
 import { ClientTransportGuardService } from './client-transport-guard.service';
 import { S3TransportListener } from './s3-transport.listener';
+import { sessionGauges, sessionHealthIndicators, sessionStats } from './session-readout';
 import type { Session, SessionHooks } from './session';
 import type { ServiceDirectory } from './session';
 import { SessionRegistry, type SessionLimits } from './session-registry';
@@ -107,6 +111,14 @@ export class GatewaySessionHooks implements SessionHooks {
     this.log.debug(logFields(session), 'message refused: too much waits for the upstream to connect');
   }
 
+  unrequestedAnswer(session: Session, id: JsonRpcId | null): void {
+    this.metrics.error('unrequested_answer');
+    this.log.debug(
+      { ...logFields(session), id },
+      'answer dropped: no such request was delivered to this session',
+    );
+  }
+
   overflow(session: Session): void {
     this.metrics.error('outbox_overflow');
     this.log.warn(logFields(session), 'session closed: outbox overflow');
@@ -123,11 +135,24 @@ export class GatewaySessionHooks implements SessionHooks {
 /** Sessions ended per event-loop turn on shutdown. */
 const SHUTDOWN_CLOSE_BATCH = 256;
 
-/** Owns the session registry and its sweep timer; drains sessions on shutdown. */
+/**
+ * Owns the session registry and its sweep timer; drains sessions on shutdown. Reports its gauges
+ * and health (session-readout.ts) to the operations layer, which finds it by its markers.
+ */
+@GAUGE_SOURCE()
+@HEALTH_SOURCE()
+@STATS_SOURCE()
 @Injectable()
 export class SessionService
   extends SessionRegistry
-  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown, ServiceDirectory
+  implements
+    OnModuleInit,
+    BeforeApplicationShutdown,
+    OnApplicationShutdown,
+    ServiceDirectory,
+    GaugeSource,
+    HealthSource,
+    StatsSource
 {
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -136,7 +161,7 @@ export class SessionService
     private readonly sessionHooks: GatewaySessionHooks,
     vsm: VsmBus,
     metrics: GatewayMetrics,
-    transports: ClientTransportGuardService,
+    private readonly transports: ClientTransportGuardService,
   ) {
     super(
       new InMemorySessionStore(),
@@ -191,6 +216,23 @@ export class SessionService
   /** True from the first step of shutdown on (readiness reports it). */
   get isDraining(): boolean {
     return this.draining !== undefined;
+  }
+
+  gauges(): readonly Gauge[] {
+    return sessionGauges(this, this.transports);
+  }
+
+  healthIndicators(): readonly HealthIndicator[] {
+    return sessionHealthIndicators(this);
+  }
+
+  statsPart(): StatsPart {
+    return sessionStats(this, this.transports);
+  }
+
+  /** HealthSource: not ready from the first step of shutdown on. */
+  shuttingDown(): boolean {
+    return this.isDraining;
   }
 
   /**

@@ -6,7 +6,7 @@ import type { UpstreamConnection, UpstreamSink } from '../upstream/upstream-conn
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { ResumeUnavailableError } from './outbox';
 import { ANONYMOUS_CLIENT } from '../core/client-id';
-import { Session, STANDALONE_STREAM } from './session';
+import { Session, STANDALONE_STREAM, type SessionHooks } from './session';
 
 class FakeUpstream implements UpstreamConnection {
   readonly kind = 'embedded' as const;
@@ -64,6 +64,7 @@ function newSession(
     maxBytes: 10_000,
   },
   dedupeWindowMs = 60_000,
+  hooks: Partial<SessionHooks> = {},
 ) {
   const session = new Session({
     id: 's1',
@@ -74,7 +75,14 @@ function newSession(
     maxInFlight,
     dedupeWindow: 100,
     dedupeWindowMs,
-    hooks: { clientMessage() {}, upstreamMessage() {}, sessionClosed() {}, overflow() {}, backpressure() {} },
+    hooks: {
+      clientMessage() {},
+      upstreamMessage() {},
+      sessionClosed() {},
+      overflow() {},
+      backpressure() {},
+      ...hooks,
+    },
   });
   const upstream = new FakeUpstream();
   return { session, upstream };
@@ -180,6 +188,31 @@ describe('Session', () => {
       STANDALONE_STREAM,
     );
     assert.deepEqual(upstream.sent.at(-1), { jsonrpc: '2.0', id: 'srv-1', result: { role: 'assistant' } });
+  });
+
+  test('an answer to an id the session never delivered (or already forwarded) is dropped and reported, never sent upstream', () => {
+    const unrequested: unknown[] = [];
+    const { session, upstream } = newSession(10, undefined, undefined, {
+      unrequestedAnswer: (_s, id) => void unrequested.push(id),
+    });
+    session.useUpstream(upstream);
+    session.attachPrimary(new FakeChannel('ws'), undefined);
+    upstream.reply({ jsonrpc: '2.0', id: 'srv-1', method: 'sampling/createMessage', params: {} });
+    const sentBefore = upstream.sent.length;
+    // Another session's id (guessed or observed), and a null id.
+    session.receive({ jsonrpc: '2.0', id: 'srv-2', result: { forged: true } }, undefined, STANDALONE_STREAM);
+    session.receive(
+      { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'x' } },
+      undefined,
+      STANDALONE_STREAM,
+    );
+    assert.equal(upstream.sent.length, sentBefore, 'nothing forwarded');
+    session.receive({ jsonrpc: '2.0', id: 'srv-1', result: { real: true } }, undefined, STANDALONE_STREAM);
+    session.receive({ jsonrpc: '2.0', id: 'srv-1', result: { again: true } }, undefined, STANDALONE_STREAM);
+    assert.deepEqual(upstream.sent.slice(sentBefore), [
+      { jsonrpc: '2.0', id: 'srv-1', result: { real: true } },
+    ]);
+    assert.deepEqual(unrequested, ['srv-2', null, 'srv-1'], 'each dropped answer is reported');
   });
 
   test('when the upstream goes away every waiting request gets an error that says so', () => {

@@ -11,17 +11,17 @@ import {
   type JsonRpcRequest,
 } from '../../libs/protocol/src/jsonrpc';
 import { Method } from '../../libs/protocol/src/mcp';
-import { methodIndex, METHOD_TOOLS_CALL } from '../observability/mcp-methods';
+import { methodIndex, METHOD_TOOLS_CALL } from '../telemetry/mcp-methods';
 import {
   abortRequestTrace,
   endRequestTrace,
   startRequestTrace,
   type RequestTrace,
   type UpstreamTarget,
-} from '../observability/tracing/mcp-spans';
-import { Tracing } from '../observability/tracing/tracing';
-import { correlationIdFrom, logFields, traceIdOf, type LogFields } from '../observability/logging/log-fields';
-import { LEVEL_VALUE, LogLevels } from '../observability/logging/log-levels';
+} from '../telemetry/tracing/mcp-spans';
+import { Tracing } from '../telemetry/tracing/tracing';
+import { correlationIdFrom, logFields, traceIdOf, type LogFields } from '../telemetry/logging/log-fields';
+import { LEVEL_VALUE, LogLevels } from '../telemetry/logging/log-levels';
 import type { UpstreamPort } from '../pool/upstream-port';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
@@ -105,6 +105,11 @@ export interface SessionHooks {
   overflow(session: Session): void;
   /** A client message was refused because too much waits for the upstream to connect. */
   overloaded?(session: Session): void;
+  /**
+   * The client sent an answer to a request this session never delivered to it (or already
+   * answered, or forgot past its bound): dropped, never forwarded upstream.
+   */
+  unrequestedAnswer?(session: Session, id: JsonRpcId | null): void;
   /** A slow reader made the session stop reading from its upstream (`paused`), or it drained. */
   backpressure(session: Session, paused: boolean): void;
   /**
@@ -179,6 +184,12 @@ export class Session implements ChannelListener, UpstreamSink {
    * caller's `traceparent` and `x-request-id` are read, only when tracing or debug logs want them.
    */
   incoming: IncomingHttpHeaders | undefined = undefined;
+  /**
+   * Names the client request an upstream message belongs to when the upstream transport cannot
+   * (stdio has no per-request streams): set by an owner that knows a convention for it (the
+   * 2026-07-28 bridge reads a `_meta` tag). Consulted only for messages with several requests in flight.
+   */
+  relatedOf: ((message: JsonRpcMessage) => JsonRpcId | undefined) | undefined = undefined;
   readonly outbox: Outbox;
 
   /** WebSocket or legacy SSE connection: receives every message of every stream. */
@@ -505,12 +516,15 @@ export class Session implements ChannelListener, UpstreamSink {
       if (message.method === Method.Initialize) this.noteInitialize(message);
     } else if ((message as JsonRpcRequest).method === Method.Cancelled) {
       this.cancelled(message as JsonRpcRequest);
-    } else if (isResponse(message) && message.id !== null) {
-      const key = idKey(message.id);
-      if (this.serverRequests.delete(key)) {
+    } else if (isResponse(message)) {
+      // Only an answer to a server request this session delivered goes upstream: an id it never
+      // sent its client (another session's, a guess, one answered already) is dropped and counted.
+      if (message.id !== null && this.serverRequests.delete(idKey(message.id))) {
         this.port?.send(message, raw);
-        return true;
+      } else {
+        this.options.hooks.unrequestedAnswer?.(this, message.id);
       }
+      return true;
     }
     this.forward(message, raw, headers);
     return true;
@@ -731,6 +745,9 @@ export class Session implements ChannelListener, UpstreamSink {
         req.lastSign = Date.now();
         return req.stream;
       }
+    }
+    if (related === undefined && this.relatedOf !== undefined && this.inFlight.size > 1) {
+      related = this.relatedOf(message);
     }
     if (related !== undefined) {
       const req = this.inFlight.get(idKey(related));

@@ -2,7 +2,7 @@ import { STATUS_CODES, type IncomingHttpHeaders, type ServerResponse } from 'nod
 import type { Duplex } from 'node:stream';
 import { ErrorCode, errorResponse } from '../../libs/protocol/src/jsonrpc';
 import type { ChannelKind } from '../session/client-channel';
-import { correlationIdFrom } from '../observability/logging/log-fields';
+import { correlationIdFrom } from '../telemetry/logging/log-fields';
 import { sendJsonRpcError } from './http/http-reply';
 
 /**

@@ -9,7 +9,7 @@ import {
   RecordingSink,
   resultText,
   waitUntil,
-} from '../../test/helpers/upstream-test-kit';
+} from './testing/upstream-kit';
 import { DEMO_SERVER_NAME } from './demo-server';
 import { EmbeddedUpstream } from './embedded.upstream';
 

@@ -67,6 +67,39 @@ class HttpPools {
   }
 }
 
+/** Error codes of a connection that was never established: no byte of a request went out. */
+const NOT_CONNECTED = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+]);
+
+/**
+ * True when an exchange failed while connecting (refused, DNS, TLS handshake, connect timeout), so
+ * the request provably never reached the upstream. A failure on an established connection (reset,
+ * closed mid-answer) is not: the upstream may have read the request.
+ */
+export function neverConnected(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; depth++) {
+    if (typeof e.code === 'string' && NOT_CONNECTED.has(e.code)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+
 /** `scheme://host:port` as undici keys its pools (default ports dropped, as URL does). */
 function originOf(url: string): string {
   try {

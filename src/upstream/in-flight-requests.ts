@@ -71,6 +71,15 @@ export function answerUnavailable(sink: UpstreamSink | undefined, id: JsonRpcId,
 }
 
 /**
+ * A request that never reached the upstream: the sink is told so (it may send it to another
+ * replica); a sink that cannot act on it gets the UpstreamUnavailable answer.
+ */
+export function answerNotSent(sink: UpstreamSink | undefined, id: JsonRpcId, why: string): void {
+  if (sink?.upstreamNotSent) sink.upstreamNotSent(id, why);
+  else answerUnavailable(sink, id, why);
+}
+
+/**
  * What every upstream does first with a message it read: an answered request is no longer in
  * flight, the handshake claims the answers that are the gateway's own, and anything else goes to
  * the sink. Returns the handshake step, so the caller finishes a replay its own way.

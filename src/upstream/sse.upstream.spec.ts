@@ -12,7 +12,7 @@ import {
   RecordingSink,
   resultText,
   startEverythingHttp,
-} from '../../test/helpers/upstream-test-kit';
+} from './testing/upstream-kit';
 import { SseUpstream } from './sse.upstream';
 
 Logger.overrideLogger(['error']);

@@ -8,10 +8,10 @@ import {
   type SseHandler,
 } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
-import { abortForTimeout, HttpCall, PauseGate, Sleeper, type ChunkSink } from './http-client';
+import { abortForTimeout, HttpCall, neverConnected, PauseGate, Sleeper, type ChunkSink } from './http-client';
 import type { UpstreamOptions } from './upstream-options';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
-import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
+import { answerNotSent, answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 import { parseUpstreamText } from './upstream-message';
 
@@ -76,13 +76,13 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
 
   send(message: JsonRpcMessage, raw: string | undefined, headers?: MessageHeaders): void {
     if (this.closed) {
-      this.fail(message, 'Upstream unavailable: connection closed');
+      this.fail(message, 'Upstream unavailable: connection closed', false);
       return;
     }
     this.handshake.outgoing(message);
     if (this.endpoint === undefined || this.handshake.replaying) {
       if (this.queue.length >= MAX_QUEUED) {
-        this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream stream');
+        this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream stream', false);
         return;
       }
       this.queue.push({ message, raw, traceparent: headers?.traceparent });
@@ -110,7 +110,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
     // Queued requests were never sent: answer them rather than leave the caller waiting.
     const queue = this.queue;
     this.queue = [];
-    for (const q of queue) this.fail(q.message, 'Upstream unavailable: connection closed');
+    for (const q of queue) this.fail(q.message, 'Upstream unavailable: connection closed', false);
     this.inFlight.clear();
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.endpointWaiter?.reject(new Error('connection closed'));
@@ -328,7 +328,9 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
         );
       }
     } catch (err) {
-      if (!this.closed) this.fail(message, `Upstream unreachable: ${describeError(err)}`);
+      // Refused, DNS, TLS, connect timeout: the POST never went out.
+      if (!this.closed)
+        this.fail(message, `Upstream unreachable: ${describeError(err)}`, !neverConnected(err));
     } finally {
       clearTimeout(timer);
       this.active.delete(call);
@@ -363,7 +365,8 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
   }
 
   /** Answers a request that cannot be delivered; other messages are only logged. */
-  private fail(message: JsonRpcMessage, why: string): void {
+  /** `reached` false: the request was never sent (answerNotSent). */
+  private fail(message: JsonRpcMessage, why: string, reached = true): void {
     if (!isRequest(message)) {
       this.logger.warn(`Could not deliver ${(message as JsonRpcRequest).method ?? 'a response'}: ${why}`);
       return;
@@ -375,7 +378,8 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
       this.streamAbort?.abort(new Error(why));
       return;
     }
-    answerUnavailable(this.sink, message.id, why);
+    if (reached) answerUnavailable(this.sink, message.id, why);
+    else answerNotSent(this.sink, message.id, why);
   }
 
   private failInFlight(why: string): void {

@@ -13,7 +13,7 @@ import {
   RecordingSink,
   resultText,
   waitUntil,
-} from '../../test/helpers/upstream-test-kit';
+} from './testing/upstream-kit';
 import { liveStdioPids, StdioUpstream } from './stdio.upstream';
 
 Logger.overrideLogger(['error']);

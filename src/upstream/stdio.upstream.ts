@@ -4,7 +4,7 @@ import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamOptions } from './upstream-options';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
-import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
+import { answerNotSent, answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 import { parseUpstreamText } from './upstream-message';
 
@@ -160,13 +160,14 @@ export class StdioUpstream implements UpstreamConnection {
         this.gaveUp
           ? 'Upstream unavailable: upstream process gave up'
           : 'Upstream unavailable: connection closed',
+        false,
       );
       return;
     }
     this.handshake.outgoing(message);
     if (!this.ready) {
       if (this.held.length >= MAX_HELD) {
-        this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream process');
+        this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream process', false);
         return;
       }
       this.held.push({ message, raw });
@@ -348,7 +349,8 @@ export class StdioUpstream implements UpstreamConnection {
     this.gaveUp = true;
     const held = this.held;
     this.held = [];
-    for (const h of held) this.fail(h.message, err.message);
+    // Held messages were never written to a child: they may go to another replica.
+    for (const h of held) this.fail(h.message, err.message, false);
     this.sink?.upstreamClosed(err);
   }
 
@@ -379,7 +381,7 @@ export class StdioUpstream implements UpstreamConnection {
     else this.inFlight.forgetCancelled(message);
     if (!this.writeLine(text)) {
       if (request) this.inFlight.delete(message.id);
-      this.fail(message, 'Upstream unavailable: upstream process is not reading its input');
+      this.fail(message, 'Upstream unavailable: upstream process is not reading its input', false);
     }
   }
 
@@ -499,13 +501,15 @@ export class StdioUpstream implements UpstreamConnection {
 
   // ------------------------------------------------------------------------------ errors
 
-  private fail(message: JsonRpcMessage, why: string): void {
+  /** `reached` false: the request was never written to a child (answerNotSent). */
+  private fail(message: JsonRpcMessage, why: string, reached = true): void {
     if (!isRequest(message)) {
       this.logger.warn(`Could not deliver ${(message as JsonRpcRequest).method ?? 'a response'}: ${why}`);
       return;
     }
     if (this.handshake.isInternal(message.id)) return;
-    answerUnavailable(this.sink, message.id, why);
+    if (reached) answerUnavailable(this.sink, message.id, why);
+    else answerNotSent(this.sink, message.id, why);
   }
 
   private failInFlight(why: string): void {

@@ -18,7 +18,7 @@ import {
   resultText,
   startEverythingHttp,
   waitUntil,
-} from '../../test/helpers/upstream-test-kit';
+} from './testing/upstream-kit';
 import { StreamableHttpUpstream } from './streamable-http.upstream';
 
 Logger.overrideLogger(['error']);

@@ -18,11 +18,12 @@ import {
   errorObjectOf,
   HttpCall,
   type HttpCallListener,
+  neverConnected,
   PauseGate,
   readSmallText,
   Sleeper,
 } from './http-client';
-import { cancelledRequestId } from './in-flight-requests';
+import { answerNotSent, cancelledRequestId } from './in-flight-requests';
 import type { UpstreamOptions } from './upstream-options';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
@@ -265,7 +266,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
 
   send(message: JsonRpcMessage, raw: string | undefined, headers?: MessageHeaders): void {
     if (this.closed) {
-      this.requestFailed(message, 'Upstream unavailable: connection closed');
+      this.requestFailed(message, 'Upstream unavailable: connection closed', false);
       return;
     }
     this.handshake.outgoing(message);
@@ -333,7 +334,11 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     headers: MessageHeaders | undefined,
   ): void {
     if (this.held.length >= MAX_HELD) {
-      this.requestFailed(message, 'Upstream unavailable: too many messages waiting for the upstream session');
+      this.requestFailed(
+        message,
+        'Upstream unavailable: too many messages waiting for the upstream session',
+        false,
+      );
       return;
     }
     this.held.push({ message, raw, attempt, headers });
@@ -473,7 +478,10 @@ export class StreamableHttpUpstream implements UpstreamConnection {
       );
     }
     this.forget(call);
-    if (!this.closed) this.requestFailed(call.message, `Upstream unreachable: ${describeError(err)}`);
+    // Refused, DNS, TLS, connect timeout: the POST never went out.
+    const reached = call.status !== 0 || !neverConnected(err);
+    if (!this.closed)
+      this.requestFailed(call.message, `Upstream unreachable: ${describeError(err)}`, reached);
     call.finish();
   }
 
@@ -601,7 +609,8 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   }
 
   /** Answers a request that could not be delivered; other messages are only logged. */
-  private requestFailed(message: JsonRpcMessage, why: string): void {
+  /** `reached` false: the request provably never reached the upstream (answerNotSent). */
+  private requestFailed(message: JsonRpcMessage, why: string, reached = true): void {
     this.failures++;
     if (!isRequest(message)) {
       this.logger.warn(`Could not deliver ${(message as JsonRpcRequest).method ?? 'a response'}: ${why}`);
@@ -609,6 +618,10 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     }
     if (this.handshake.isInternal(message.id)) {
       this.replayFailed(why);
+      return;
+    }
+    if (!reached) {
+      answerNotSent(this.sink, message.id, why);
       return;
     }
     this.sink?.upstreamMessage(
@@ -675,7 +688,9 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.logger.warn(`Re-initializing the upstream session failed: ${why}`);
     const held = this.held;
     this.held = [];
-    for (const h of held) this.requestFailed(h.message, `Upstream unavailable: re-initialize failed: ${why}`);
+    // Held messages were never written: they may go to another replica.
+    for (const h of held)
+      this.requestFailed(h.message, `Upstream unavailable: re-initialize failed: ${why}`, false);
   }
 
   private flushHeld(): void {

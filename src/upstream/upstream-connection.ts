@@ -14,6 +14,13 @@ export interface UpstreamSink {
   upstreamMessage(message: JsonRpcMessage, raw: string | undefined, related: JsonRpcId | undefined): void;
   /** The connection is gone for good (restarts exhausted, closed by the upstream). */
   upstreamClosed(error: Error | undefined): void;
+  /**
+   * Request `id` provably never reached the upstream (connect refused, DNS or TLS failure, a
+   * process that could not spawn, a WebSocket that was not open, the connection closed before it
+   * was written): it cannot have had effects, so the sink may send it to another replica. A sink
+   * without it gets an UpstreamUnavailable answer instead (see answerNotSent).
+   */
+  upstreamNotSent?(id: JsonRpcId, why: string): void;
 }
 
 /**
@@ -23,7 +30,8 @@ export interface UpstreamSink {
  * Contract for implementations:
  * - `send` never throws and may be called before `start` resolves (messages queue until connected).
  *   When a request cannot be delivered, the implementation answers it through the sink with a
- *   JSON-RPC error (code ErrorCode.UpstreamUnavailable) that says why.
+ *   JSON-RPC error (code ErrorCode.UpstreamUnavailable) that says why — through `upstreamNotSent`
+ *   instead when it provably never reached the upstream (see answerNotSent).
  * - When the upstream loses its state (a stdio child restarted, an HTTP upstream answered 404 for its
  *   session), the implementation re-runs the client's recorded initialize handshake before sending more.
  * - `pause`/`resume` stop and restart reading from the upstream (backpressure from a slow client).

@@ -12,7 +12,7 @@ import {
   RecordingSink,
   resultText,
   waitUntil,
-} from '../../test/helpers/upstream-test-kit';
+} from './testing/upstream-kit';
 import type { UpstreamOptions } from './upstream-options';
 import { WsUpstream } from './ws.upstream';
 

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import WebSocket, { type RawData } from 'ws';
 import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
-import { answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
+import { answerNotSent, answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import type { UpstreamOptions } from './upstream-options';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
@@ -197,7 +197,7 @@ export class WsUpstream implements UpstreamConnection {
 
   send(message: JsonRpcMessage, raw: string | undefined): void {
     if (this.closed) {
-      this.fail(message, 'Upstream unavailable: connection closed');
+      this.fail(message, 'Upstream unavailable: connection closed', false);
       return;
     }
     this.handshake.outgoing(message);
@@ -405,7 +405,8 @@ export class WsUpstream implements UpstreamConnection {
     this.held = [];
     this.heldHead = 0;
     this.heldBytes = 0;
-    for (let i = head; i < held.length; i++) this.fail(held[i].message, why);
+    // Held messages were never written to a socket: they may go to another replica.
+    for (let i = head; i < held.length; i++) this.fail(held[i].message, why, false);
   }
 
   private release(socket: UpstreamSocket): void {
@@ -416,7 +417,7 @@ export class WsUpstream implements UpstreamConnection {
 
   private hold(message: JsonRpcMessage, text: string): void {
     if (this.heldCount >= MAX_HELD || this.heldBytes + text.length > MAX_HELD_BYTES) {
-      this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream WebSocket');
+      this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream WebSocket', false);
       return;
     }
     this.held.push({ message, text });
@@ -478,13 +479,15 @@ export class WsUpstream implements UpstreamConnection {
     }
   }
 
-  private fail(message: JsonRpcMessage, why: string): void {
+  /** `reached` false: the request was never written to a socket (answerNotSent). */
+  private fail(message: JsonRpcMessage, why: string, reached = true): void {
     if (!isRequest(message)) {
       this.logger.warn(`Could not deliver ${(message as JsonRpcRequest).method ?? 'a response'}: ${why}`);
       return;
     }
     if (this.handshake.isInternal(message.id)) return;
-    answerUnavailable(this.sink, message.id, why);
+    if (reached) answerUnavailable(this.sink, message.id, why);
+    else answerNotSent(this.sink, message.id, why);
   }
 }
 

@@ -34,7 +34,7 @@ export class VsmBus {
     s5_policy: 0,
     algedonic: 0,
   };
-  /** S3 commands that arrived (counted by a listener in observability). */
+  /** S3 commands that arrived (counted by a listener in ops). */
   readonly received: Record<'s3_control', number> = { s3_control: 0 };
 
   constructor(private readonly emitter: EventEmitter2) {}

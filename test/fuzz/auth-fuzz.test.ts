@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import * as fc from 'fast-check';
 import { WebSocket } from 'ws';
-import { GatewayMetrics } from '../../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../../src/telemetry/gateway-metrics.service';
 import { apiKeyDigest, WS_TOKEN_PREFIX } from '../../src/policy/identity';
 import { startGateway, type RunningGateway } from '../helpers/gateway';
 import { CrashRecorder, fuzzOptions, logCases } from './fuzz-kit';

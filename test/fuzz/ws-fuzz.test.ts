@@ -14,7 +14,7 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as fc from 'fast-check';
 import { WebSocket } from 'ws';
-import { GatewayMetrics } from '../../src/observability/gateway-metrics.service';
+import { GatewayMetrics } from '../../src/telemetry/gateway-metrics.service';
 import { SessionService } from '../../src/session/session.module';
 import type { RunningGateway } from '../helpers/gateway';
 import { body, invalidUtf8, message, toJsonText } from './arbitraries';

@@ -13,6 +13,11 @@ export class SdkHttpSessions {
 
   constructor(private readonly newServer: () => McpServer) {}
 
+  /** Whether a session with this id is live here (a restarted server knows none). */
+  has(sessionId: string): boolean {
+    return this.transports.has(sessionId);
+  }
+
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
     const sid = req.headers['mcp-session-id'];
     let transport = typeof sid === 'string' ? this.transports.get(sid) : undefined;

@@ -7,7 +7,7 @@ import {
   LEVEL_VALUE,
   LogLevels,
   quieterThanAudit,
-} from '../../observability/logging/log-levels';
+} from '../../telemetry/logging/log-levels';
 
 interface LogLevelsBody {
   /** The level of every module not named (LOG_LEVEL). */

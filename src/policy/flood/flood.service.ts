@@ -5,7 +5,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
-import { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
 import type { Session } from '../../session/session';
 import { softDescriptorLimit } from '../../session/session-capacity';
 import { SessionService } from '../../session/session.module';

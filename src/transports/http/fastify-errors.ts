@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode } from '../../../libs/protocol/src';
-import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import type { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
 import { sendJsonRpcError } from './http-reply';
 
 /**

@@ -8,7 +8,7 @@ import {
   type JsonRpcMessage,
 } from '../../../libs/protocol/src/jsonrpc';
 import type { GatewayConfig } from '../../config/gateway-config';
-import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import type { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
 import {
   OVERLOAD_RETRY_AFTER_MS,
   ResumeUnavailableError,

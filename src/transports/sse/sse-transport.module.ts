@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
-import { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
 import { AdmissionService } from '../../policy/policy.module';
 import { MessagePolicy } from '../../policy/message-policy';
 import { SessionService } from '../../session/session.module';

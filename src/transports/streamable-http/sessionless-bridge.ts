@@ -4,11 +4,13 @@ import {
   type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcNotification,
+  type JsonRpcRequest,
 } from '../../../libs/protocol/src';
 import { resultOf, type RequestMultiplexer } from '../../pool/request-multiplexer';
 import type { ChannelListener, ClientChannel } from '../../session/client-channel';
 import type { Session } from '../../session/session';
 import type { HeaderParams } from './param-headers';
+import { INPUT_METHODS } from './sessionless-input';
 import type { ListenStream, StandaloneChannel } from './sessionless-listen';
 
 /** What the bridge keeps of the upstream's initialize result (server/discover, serverInfo, capabilities). */
@@ -26,12 +28,31 @@ export interface InitializeResult {
  */
 export class BridgeEntry {
   constructor(
-    /** Its key in the bridges map: client id and service. */
+    /** Its key in the bridges map: client id, service and, for a client's further sessions, a lane. */
     readonly key: string,
+    /** Client id and service: whom the session (and each requestState minted on it) belongs to. */
+    readonly principal: string,
   ) {}
   session: Session | undefined = undefined;
   init: InitializeResult | undefined = undefined;
   ready: Promise<void> | undefined = undefined;
+  /** Requests waiting for the session to start (a lane is not quiet while any wait). */
+  starting = 0;
+  /**
+   * Upstream ids of the requests that may ask for input (tools/call, resources/read,
+   * prompts/get) in flight on this session, parked ones included.
+   */
+  readonly inputInFlight = new Set<string>();
+
+  /**
+   * The request an untagged upstream question belongs to when the session cannot tell (several
+   * requests in flight, stdio): the one request in flight that may ask for input, if there is one.
+   */
+  soleInputRequest(): string | undefined {
+    if (this.inputInFlight.size !== 1) return undefined;
+    for (const id of this.inputInFlight) return id;
+    return undefined;
+  }
   error: string | undefined = undefined;
   /** `x-mcp-header` annotations by tool name, from the upstream's tools/list. */
   tools = new Map<string, HeaderParams>();
@@ -112,4 +133,21 @@ export function internalRequest(
       session.sealStream(stream);
     })
     .then(resultOf);
+}
+
+/** A request that may ask for input and is not a retry: it wants a hidden session to itself. */
+export function needsLane(request: JsonRpcRequest): boolean {
+  if (!INPUT_METHODS.has(request.method)) return false;
+  return (request.params as { requestState?: unknown } | undefined)?.requestState === undefined;
+}
+
+/**
+ * No request that may ask for input is in flight on the entry's hidden session (a parked one
+ * counts), and none waits for it to start. Other requests (lists, completions) may share it: an
+ * untagged question raised while one of them overlaps goes to the one request that may ask
+ * (soleInputRequest).
+ */
+export function quiet(entry: BridgeEntry): boolean {
+  const session = entry.session;
+  return session !== undefined && !session.closed && entry.starting === 0 && entry.inputInFlight.size === 0;
 }

@@ -11,10 +11,11 @@ import {
   type JsonRpcRequest,
 } from '../../../libs/protocol/src';
 import type { ChannelListener, ClientChannel } from '../../session/client-channel';
-import { STANDALONE_STREAM, type Session } from '../../session/session';
+import type { Session } from '../../session/session';
 import type { KeepAliveTarget } from '../http/keep-alive-ticker';
 import { SSE_HEADERS } from '../http/sse-channel';
 import type { BridgeEntry } from './sessionless-bridge';
+import { answerUpstream, INPUT_METHODS, type InputFlow } from './sessionless-input';
 import type { SessionlessHandler } from './sessionless.handler';
 
 export const META_SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
@@ -34,6 +35,17 @@ const CAPABILITY_OF: Record<string, string> = {
   'elicitation/create': 'elicitation',
   'roots/list': 'roots',
 };
+
+/**
+ * How long the bridge waits for more upstream questions after the first before answering the
+ * client: an upstream that asks several at once (Promise.all) sends them in a burst, and one
+ * input_required result with all of them saves the client round trips.
+ */
+const INPUT_COALESCE_MS = 5;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
 
 /** Upstream errors whose 2026-07-28 HTTP status is not 200. */
 function statusOfError(code: unknown): number {
@@ -68,6 +80,35 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   /** The id the request runs under in the hidden session (set by the handler when it carries it). */
   gatewayId = '';
 
+  // ---- multi-round-trip requests (sessionless-input.ts)
+  /** The request's input flow, once the upstream asked the client for input (or a retry resumed it). */
+  flow: InputFlow<SessionlessChannel> | undefined = undefined;
+  /** Digest of the request's salient parameters (what its requestState is bound to). */
+  digest = '';
+  /** `inputResponses` the request brought without a requestState: answers by key, used once. */
+  preset: Record<string, unknown> | undefined = undefined;
+  /** A retry carries the parked request: the client's progress token of this round (or none). */
+  resumed = false;
+  retryToken: string | number | undefined = undefined;
+  /** Answered input_required: holds the request's stream until the retry takes it over. */
+  parked = false;
+  /** A capability the upstream asked for that the client did not declare: its failure becomes −32021. */
+  private refused: string | undefined = undefined;
+  private coalescing: NodeJS.Timeout | undefined = undefined;
+  /**
+   * The entry whose requests that may ask for input (`inputInFlight`) include this one while it
+   * is in flight upstream; handed from a parked channel to its retry.
+   */
+  inputSlot: BridgeEntry | undefined = undefined;
+
+  /** The request is no longer in flight upstream: it no longer keeps its session from being quiet. */
+  private freeSlot(): void {
+    const entry = this.inputSlot;
+    if (entry === undefined) return;
+    this.inputSlot = undefined;
+    entry.inputInFlight.delete(this.gatewayId);
+  }
+
   get bufferedBytes(): number {
     return this.res.writableLength;
   }
@@ -92,11 +133,20 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     if (this.closed) return false;
     // Nothing here is ever resumed (2026-07-28 has no Last-Event-ID): drop what was delivered.
     this.session.ackAll();
-    const m = JSON.parse(raw) as Record<string, unknown> & JsonRpcMessage;
+    let m = JSON.parse(raw) as Record<string, unknown> & JsonRpcMessage;
+    if (this.parked) {
+      this.parkedMessage(m);
+      return true;
+    }
     if (isResponse(m)) {
       // The client's id back in place of the gateway id (the session routes to this stream only
-      // the answer to its one request); the multiplexer forgets the request.
+      // the answer to its one request); the multiplexer forgets the request. A retry has its own
+      // id (the multiplexer knows round one's).
       this.handler.requests.answer(m);
+      (m as { id: JsonRpcId }).id = this.clientId;
+      this.freeSlot();
+      if (this.flow) this.handler.inputs.complete(this.flow);
+      if (this.refused !== undefined && failed(m)) m = this.missingCapability(this.refused);
       const result = (m as { result?: unknown }).result;
       if (result !== null && typeof result === 'object' && !Array.isArray(result)) {
         if (this.method === 'tools/list') this.handler.tools.note(this.entry, result);
@@ -114,15 +164,19 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     }
     if (isNotification(m)) {
       if (m.method === Method.Progress) {
-        // Only this request's own progress, with the client's token put back.
-        if (this.handler.requests.progress(m)?.owner !== this) return true;
+        // Only this request's own progress, with the client's token put back (a retry's own).
+        if (this.handler.requests.progress(m)?.gatewayId !== this.gatewayId) return true;
+        if (this.resumed) {
+          if (this.retryToken === undefined) return true;
+          (m.params as { progressToken?: unknown }).progressToken = this.retryToken;
+        }
       } else if (m.method === 'notifications/message') {
         // 2026-07-28: log messages only for requests that asked for them (_meta logLevel).
         if (!this.wantsLogs) return true;
       } else {
         // Only notifications about this request belong on its stream; the rest (list_changed,
         // resources/updated) reached this stream only because it was the one request in flight.
-        this.handler.subscriptions.upstreamNotification(this.entry, m);
+        this.handler.upstreamNotification(this.entry, m);
         return true;
       }
       return this.event(JSON.stringify(m));
@@ -132,44 +186,188 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   }
 
   /**
-   * A server→client request on a bridged request. 2026-07-28 has no such requests on the wire
-   * (they become input_required results, MRTR); the bridge does not translate them yet, so the
-   * upstream gets an error, and a client that lacks the capability gets −32021.
+   * A server→client request on a bridged request. 2026-07-28 has no such requests on the wire:
+   * one the client declared the capability for becomes a question of an input_required result
+   * (the request is parked until the retry brings the answer); one it did not declare is
+   * answered −32021 upstream, and the request's failure becomes −32021 for the client.
    */
   private serverRequest(req: JsonRpcRequest): void {
-    const capability = CAPABILITY_OF[req.method];
     if (req.method === Method.Ping) {
-      this.session.receive({ jsonrpc: '2.0', id: req.id, result: {} }, undefined, STANDALONE_STREAM);
+      answerUpstream(this.session, { jsonrpc: '2.0', id: req.id, result: {} });
       return;
     }
-    this.session.receive(
-      errorResponse(
-        req.id,
-        capability ? ErrorCode.InternalError : ErrorCode.MethodNotFound,
-        capability
-          ? `${req.method} cannot reach a ${SESSIONLESS_PROTOCOL} client through this gateway (multi round-trip requests are not bridged)`
-          : `Method not found: ${req.method}`,
-      ),
-      undefined,
-      STANDALONE_STREAM,
-    );
-    if (capability && this.capabilities[capability] === undefined) {
-      this.handler.deps.metrics.error('missing_client_capability');
-      this.cancelUpstream('the client lacks a required capability');
-      this.finish(
-        JSON.stringify(
-          errorResponse(
-            this.clientId,
-            ErrorCode.MissingClientCapability,
-            `Missing required client capability: ${capability}`,
-            {
-              requiredCapabilities: { [capability]: {} },
-            },
-          ),
-        ),
-        400,
+    const capability = CAPABILITY_OF[req.method];
+    if (capability === undefined) {
+      answerUpstream(
+        this.session,
+        errorResponse(req.id, ErrorCode.MethodNotFound, `Method not found: ${req.method}`),
       );
+      return;
     }
+    if (!INPUT_METHODS.has(this.method)) {
+      answerUpstream(
+        this.session,
+        errorResponse(
+          req.id,
+          ErrorCode.InternalError,
+          `${req.method} cannot reach a ${SESSIONLESS_PROTOCOL} client during ${this.method}: only tools/call, resources/read and prompts/get may ask for input`,
+        ),
+      );
+      return;
+    }
+    if (this.capabilities[capability] === undefined) {
+      this.handler.deps.metrics.error('missing_client_capability');
+      this.refused ??= capability;
+      answerUpstream(
+        this.session,
+        errorResponse(
+          req.id,
+          ErrorCode.MissingClientCapability,
+          `Missing required client capability: ${capability}`,
+          {
+            requiredCapabilities: { [capability]: {} },
+          },
+        ),
+      );
+      return;
+    }
+    let flow = this.flow;
+    if (!flow) {
+      flow = this.handler.inputs.open(this, this.digest);
+      if (!flow) {
+        const bound = this.handler.inputs.limits.maxPerClient;
+        const message = `Overloaded: ${bound} requests of this client already wait for input (SESSIONLESS_INPUT_MAX_PER_CLIENT); retry them or let them expire`;
+        this.handler.deps.metrics.error('input_bound');
+        answerUpstream(this.session, errorResponse(req.id, ErrorCode.Overloaded, message));
+        this.cancelUpstream('too many requests of this client wait for input');
+        const retryAfterMs = this.handler.inputs.limits.ttlMs;
+        this.finish(
+          JSON.stringify(errorResponse(this.clientId, ErrorCode.Overloaded, message, { retryAfterMs })),
+          429,
+          String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
+        );
+        return;
+      }
+      this.flow = flow;
+    }
+    const key = flow.ask(req);
+    const preset = this.preset?.[key];
+    if (isObject(preset)) {
+      // The client answered this question ahead (inputResponses without a requestState).
+      delete this.preset![key];
+      flow.questions.delete(key);
+      answerUpstream(this.session, { jsonrpc: '2.0', id: req.id, result: preset });
+      return;
+    }
+    if (!this.parked) this.askSoon();
+  }
+
+  /** Answers the client with input_required once the burst of upstream questions is over. */
+  askSoon(): void {
+    if (this.coalescing !== undefined || this.answered) return;
+    this.coalescing = setTimeout(askNow, INPUT_COALESCE_MS, this);
+  }
+
+  /** The input_required result: every open question of the flow, and the next round's requestState. */
+  ask(): void {
+    this.coalescing = undefined;
+    const flow = this.flow;
+    if (this.answered || this.closed || !flow || flow.questions.size === 0) return;
+    const inputRequests: Record<string, unknown> = {};
+    for (const q of flow.questions.values()) inputRequests[q.key] = { method: q.method, params: q.params };
+    const result: Record<string, unknown> = {
+      resultType: 'input_required',
+      inputRequests,
+      requestState: this.handler.inputs.mint(flow),
+    };
+    this.decorate(result);
+    // The request stays in flight upstream on this channel's stream; the response ends here.
+    this.parked = true;
+    this.answered = true;
+    flow.channel = this;
+    this.write(JSON.stringify({ jsonrpc: '2.0', id: this.clientId, result }), 200);
+  }
+
+  /** What reaches a parked request before its retry: kept for the retry, or a question more. */
+  private parkedMessage(m: JsonRpcMessage): void {
+    if (isResponse(m)) {
+      this.handler.requests.answer(m);
+      this.flow!.answer = m;
+      this.freeSlot();
+      return;
+    }
+    // Progress and logs have nobody to go to (2026-07-28 streams are not resumed).
+    if (isNotification(m)) return;
+    this.serverRequest(m as JsonRpcRequest);
+  }
+
+  /**
+   * A retry took the parked request over (`take`: it carries its stream now), or the flow
+   * ended: this channel gets nothing more.
+   */
+  retire(): void {
+    this.parked = false;
+    this.closed = true;
+    this.listener = undefined;
+  }
+
+  /** The parked request is given up: the upstream is told to stop working on it. */
+  releaseParked(reason: string): void {
+    if (!this.parked) return;
+    this.freeSlot();
+    this.retire();
+    this.handler.requests.forget(this.gatewayId);
+    this.session.abandonRequest(this.gatewayId, reason);
+  }
+
+  /**
+   * The retry of a parked request: answers the questions it brings answers for, takes over the
+   * request's stream (or delivers the answer that came meanwhile), and asks again what is still
+   * open.
+   */
+  resume(flow: InputFlow<SessionlessChannel>, responses: Record<string, unknown>): void {
+    const parked = flow.channel;
+    this.flow = flow;
+    this.resumed = true;
+    this.gatewayId = flow.gatewayId;
+    flow.channel = this;
+    const session = this.session;
+    for (const [key, q] of flow.questions) {
+      const answer = responses[key];
+      if (!isObject(answer)) continue; // not answered: asked again below
+      flow.questions.delete(key);
+      answerUpstream(session, { jsonrpc: '2.0', id: q.upstreamId, result: answer });
+    }
+    this.inputSlot = parked.inputSlot;
+    parked.inputSlot = undefined;
+    parked.retire();
+    if (flow.answer !== undefined) {
+      // Answered while parked (the upstream gave up on its questions, or timed out).
+      const answer = flow.answer;
+      flow.answer = undefined;
+      this.send(0, 0, JSON.stringify(answer));
+      return;
+    }
+    if (session.closed) {
+      this.handler.inputs.complete(flow);
+      this.close(502, 'Upstream session closed');
+      return;
+    }
+    // The parked request (same upstream id: still in flight) moves to this response's stream.
+    const stream = session.openStream(this);
+    session.receive({ jsonrpc: '2.0', id: flow.gatewayId, method: flow.method }, undefined, stream);
+    session.sealStream(stream);
+    if (flow.questions.size > 0) this.askSoon();
+  }
+
+  /** −32021 for the client, naming the capability the upstream needed. */
+  private missingCapability(capability: string): Record<string, unknown> & JsonRpcMessage {
+    return errorResponse(
+      this.clientId,
+      ErrorCode.MissingClientCapability,
+      `Missing required client capability: ${capability}`,
+      { requiredCapabilities: { [capability]: {} } },
+    ) as Record<string, unknown> & JsonRpcMessage;
   }
 
   /** Adds what 2026-07-28 requires of every result that older upstreams do not send. */
@@ -181,7 +379,8 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
       if (meta === null || typeof meta !== 'object') meta = r._meta = {};
       if (meta[META_SERVER_INFO] === undefined) meta[META_SERVER_INFO] = this.serverInfo;
     }
-    if (CACHEABLE.has(this.method)) {
+    // An input_required result is no answer to cache.
+    if (CACHEABLE.has(this.method) && r.resultType === 'complete') {
       if (r.ttlMs === undefined) r.ttlMs = 0;
       if (r.cacheScope === undefined) r.cacheScope = 'private';
     }
@@ -221,9 +420,15 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   /** Writes the final answer and ends the response (the answer terminates the stream). */
   private finish(body: string, status: number, retryAfter?: string): void {
     if (this.answered) return;
+    this.freeSlot();
     this.answered = true;
     this.closed = true;
     this.handler.requests.forget(this.gatewayId); // answered, or ended by the gateway
+    this.write(body, status, retryAfter);
+  }
+
+  /** Writes `body` as the response's last message and ends it. */
+  private write(body: string, status: number, retryAfter?: string): void {
     const res = this.res;
     if (this.streaming) {
       this.handler.deps.keepAlive?.delete(this);
@@ -267,6 +472,11 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   }
 
   private cancelUpstream(reason: string): void {
+    this.freeSlot();
+    if (this.coalescing !== undefined) clearTimeout(this.coalescing);
+    this.coalescing = undefined;
+    // Questions of a flow nobody will answer now get an error upstream.
+    if (this.flow) this.handler.inputs.release(this.flow, reason);
     const listener = this.listener;
     this.listener = undefined;
     listener?.channelClosed(this);
@@ -276,6 +486,16 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
     this.handler.requests.forget(this.gatewayId);
     this.session.abandonRequest(this.gatewayId, reason);
   }
+}
+
+function askNow(channel: SessionlessChannel): void {
+  channel.ask();
+}
+
+/** An answer that says the request failed: a JSON-RPC error, or a tool result marked isError. */
+function failed(m: JsonRpcMessage): boolean {
+  const r = m as { error?: unknown; result?: { isError?: unknown } };
+  return r.error !== undefined || r.result?.isError === true;
 }
 
 function onSessionlessClose(this: SessionlessChannel): void {

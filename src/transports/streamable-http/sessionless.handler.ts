@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
   checkRequestMeta,
@@ -15,6 +16,7 @@ import {
   parseJsonRpc,
   refusalKind,
   SESSIONLESS_PROTOCOL,
+  type JsonRpcNotification,
   type JsonRpcRequest,
 } from '../../../libs/protocol/src';
 import { RequestMultiplexer } from '../../pool/request-multiplexer';
@@ -25,8 +27,10 @@ import { clientIdFrom } from '../../core/client-id';
 import { refusedForCapacity } from '../http/capacity-reply';
 import { sendJson, sendRefusal, sendStatus } from '../http/http-reply';
 import { decodeHeaderValue } from './param-headers';
-import { BridgeEntry, internalRequest, type InitializeResult } from './sessionless-bridge';
+import { BridgeEntry, internalRequest, needsLane, quiet, type InitializeResult } from './sessionless-bridge';
+import { paramsDigest, RequestStateCodec } from './request-state';
 import { META_SERVER_INFO, SessionlessChannel } from './sessionless-channel';
+import { INPUT_METHODS, InputFlow, InputFlows, relatedFromMeta } from './sessionless-input';
 import { SessionlessSubscriptions } from './sessionless-listen';
 import { ToolHeaderCheck } from './sessionless-tools';
 import type { StreamableHttpHandler } from './streamable-http.handler';
@@ -81,12 +85,20 @@ export class SessionlessHandler {
   readonly requests = new RequestMultiplexer<SessionlessChannel>(`sl-${process.pid.toString(36)}-`);
   readonly tools = new ToolHeaderCheck(this);
   readonly subscriptions = new SessionlessSubscriptions(this);
+  /** Requests parked for an input_required retry (multi-round-trip requests). */
+  readonly inputs: InputFlows<SessionlessChannel>;
   /** Hidden sessions by client id and service, least recently used first. */
   private readonly bridges = new Map<string, BridgeEntry>();
   /** One shared timer drops the bridges whose hidden session ended (idle expiry, upstream gone). */
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly owner: StreamableHttpHandler) {
+    const input = owner.deps.config.sessionlessInput;
+    // The node id in each state tells a retry that reached the wrong node where its request is parked.
+    this.inputs = new InputFlows<SessionlessChannel>(
+      new RequestStateCodec(input.stateKey, randomBytes(6).toString('base64url')),
+      input,
+    );
     this.sweeper = setInterval(sweepBridges, owner.deps.config.session.sweepIntervalMs, this);
     this.sweeper.unref();
   }
@@ -94,6 +106,7 @@ export class SessionlessHandler {
   /** Shutdown: the sessions themselves are ended by the session registry. */
   stop(): void {
     clearInterval(this.sweeper);
+    this.inputs.stop();
   }
 
   /** Forgets the bridges whose hidden session has ended. */
@@ -212,6 +225,8 @@ export class SessionlessHandler {
     let entry: BridgeEntry | undefined;
     try {
       entry = this.entryFor(clientId, service, meta);
+      if (entry && needsLane(request) && !quiet(entry))
+        entry = this.quietLane(clientId, service, meta) ?? entry;
     } catch (err) {
       if (refusedForCapacity(res, err, this.deps.metrics)) return;
       throw err;
@@ -233,12 +248,15 @@ export class SessionlessHandler {
       this.run(entry, request, meta!, headers, res);
       return;
     }
+    entry.starting++;
     const served = entry.ready!.then(
       () => {
+        entry.starting--;
         if (res.destroyed || res.writableEnded) return; // gave up while the upstream was starting
         this.run(entry, request, meta!, headers, res);
       },
       () => {
+        entry.starting--;
         this.deps.metrics.error('upstream_unavailable');
         sendJson(
           res,
@@ -317,8 +335,10 @@ export class SessionlessHandler {
     clientId: string,
     service: string,
     meta: Record<string, unknown>,
+    lane = 0,
   ): BridgeEntry | undefined {
-    const key = `${clientId}\u0000${service}`;
+    const principal = `${clientId}\u0000${service}`;
+    const key = lane === 0 ? principal : `${principal}\u0000${lane}`;
     let entry = this.bridges.get(key);
     if (entry && entry.session && !entry.session.closed && entry.error === undefined) {
       // Most recently used last: eviction takes the oldest idle bridge from the front.
@@ -328,11 +348,14 @@ export class SessionlessHandler {
     }
     if (entry) this.bridges.delete(key);
     if (this.bridges.size >= this.deps.config.sessionlessMaxBridges && !this.evictIdle()) return undefined;
-    entry = new BridgeEntry(key);
+    entry = new BridgeEntry(key, principal);
     this.bridges.set(key, entry);
     const session = this.deps.sessions.create(clientId, service, 'streamable');
-    entry.session = session;
+    // Several requests in flight on a stdio upstream: a question names its request by a tag, or
+    // belongs to the one request in flight that may ask (the others are lists and the like).
     const target = entry;
+    session.relatedOf = (message) => relatedFromMeta(message) ?? target.soleInputRequest();
+    entry.session = session;
     entry.ready = internalRequest(this.requests, session, Method.Initialize, initializeParams(meta)).then(
       (result) => {
         target.init = result as InitializeResult;
@@ -350,6 +373,45 @@ export class SessionlessHandler {
     // Waiters attach their own handlers; this one only keeps a failure from being "unhandled".
     entry.ready.catch(() => undefined);
     return entry;
+  }
+
+  /**
+   * Another hidden session of the same client for a request that may ask for input while the
+   * first is busy: a stdio upstream's questions name no request, so they can only be told apart
+   * with one request in flight per session. A quiet lane (or a new one, at most one per request
+   * that may wait for input, SESSIONLESS_INPUT_MAX_PER_CLIENT); undefined when all are busy.
+   */
+  private quietLane(
+    clientId: string,
+    service: string,
+    meta: Record<string, unknown>,
+  ): BridgeEntry | undefined {
+    const principal = `${clientId}\u0000${service}`;
+    const lanes = this.deps.config.sessionlessInput.maxPerClient;
+    let free = 0;
+    for (let lane = 1; lane <= lanes; lane++) {
+      const entry = this.bridges.get(`${principal}\u0000${lane}`);
+      if (entry === undefined || entry.session?.closed || entry.error !== undefined) {
+        if (free === 0) free = lane;
+      } else if (quiet(entry)) {
+        return this.entryFor(clientId, service, meta, lane);
+      }
+    }
+    return free === 0 ? undefined : this.entryFor(clientId, service, meta, free);
+  }
+
+  /**
+   * A notification that belongs to no single request: the client's listeners are on its first
+   * hidden session, whichever lane the upstream sent it on.
+   */
+  upstreamNotification(entry: BridgeEntry, message: JsonRpcNotification): void {
+    const first = this.bridges.get(entry.principal);
+    if (first !== undefined && first !== entry) {
+      if (message.method === 'notifications/tools/list_changed') entry.toolsLoadedAt = 0;
+      this.subscriptions.upstreamNotification(first, message);
+    } else {
+      this.subscriptions.upstreamNotification(entry, message);
+    }
   }
 
   /** Ends the least recently used idle bridge and its hidden session; false when none is idle. */
@@ -394,7 +456,11 @@ export class SessionlessHandler {
     this.forward(entry, request, meta, headers, res);
   }
 
-  /** Sends a client request up the hidden session; its answer comes back on its own channel. */
+  /**
+   * Sends a client request up the hidden session; its answer comes back on its own channel. A
+   * retry of a request answered input_required (its `requestState`) resumes the parked request
+   * instead (sessionless-input.ts).
+   */
   private forward(
     entry: BridgeEntry,
     request: JsonRpcRequest,
@@ -402,17 +468,55 @@ export class SessionlessHandler {
     headers: IncomingHttpHeaders,
     res: ServerResponse,
   ): void {
-    const session = entry.session!;
+    let flow: InputFlow<SessionlessChannel> | undefined;
+    let digest = '';
+    let preset: Record<string, unknown> | undefined;
+    let responses: Record<string, unknown> = {};
+    if (INPUT_METHODS.has(request.method)) {
+      const params = request.params as Record<string, unknown>;
+      const { inputResponses, requestState } = params;
+      const invalid = (message: string, data?: unknown) =>
+        refuse(this.deps, res, 400, ErrorCode.InvalidParams, 'invalid_params', `Invalid params: ${message}`, {
+          id: request.id,
+          data,
+        });
+      if (inputResponses !== undefined && !isObject(inputResponses)) {
+        invalid('inputResponses must be an object of results by the keys of inputRequests');
+        return;
+      }
+      if (requestState !== undefined && typeof requestState !== 'string') {
+        invalid('requestState must be the string the input_required result carried');
+        return;
+      }
+      digest = paramsDigest(params);
+      if (inputResponses !== undefined) responses = inputResponses;
+      if (requestState !== undefined) {
+        const taken = this.inputs.take(requestState, entry.principal, request.method, digest);
+        if (!(taken instanceof InputFlow)) {
+          this.deps.metrics.error(`request_state_${taken.reason}`);
+          invalid(taken.message, { reason: taken.reason });
+          return;
+        }
+        flow = taken;
+      } else if (inputResponses !== undefined) {
+        preset = { ...responses };
+      }
+      if (inputResponses !== undefined || requestState !== undefined) {
+        // Fields of the 2026-07-28 wire that the bridge consumes: the upstream never sees them.
+        const { inputResponses: _i, requestState: _s, ...rest } = params;
+        request = { ...request, params: rest };
+      }
+    }
+    const session = flow ? flow.session : entry.session!;
     if (session.closed) {
+      if (flow) this.inputs.complete(flow);
       sendJson(res, 502, errorResponse(request.id, ErrorCode.UpstreamUnavailable, 'Upstream session closed'));
       return;
     }
-    // Mcp-Param-* headers travel with this request to HTTP upstreams (other transports have no headers).
-    const forwarded = paramHeadersOf(headers);
     const channel = new SessionlessChannel(
       this,
       res,
-      entry,
+      flow ? flow.entry : entry,
       session,
       entry.init!.serverInfo,
       request.method,
@@ -420,9 +524,23 @@ export class SessionlessHandler {
       meta[META_LOG_LEVEL] !== undefined,
       meta[META_CLIENT_CAPABILITIES] as Record<string, unknown>,
     );
+    channel.digest = digest;
+    if (flow) {
+      const token = (meta as { progressToken?: unknown }).progressToken;
+      if (typeof token === 'string' || typeof token === 'number') channel.retryToken = token;
+      channel.resume(flow, responses);
+      return;
+    }
+    channel.preset = preset;
+    // Mcp-Param-* headers travel with this request to HTTP upstreams (other transports have no headers).
+    const forwarded = paramHeadersOf(headers);
     // Under a gateway id (and progress token): requests of one client may share an id.
     const upstream = this.requests.carry(channel, request);
     channel.gatewayId = upstream.id as string;
+    if (INPUT_METHODS.has(request.method)) {
+      channel.inputSlot = channel.entry;
+      channel.entry.inputInFlight.add(channel.gatewayId);
+    }
     const stream = session.openStream(channel);
     // The bridged session is shared: the caller's headers (traceparent, x-request-id) only for this call.
     session.incoming = headers;
@@ -443,6 +561,10 @@ export class SessionlessHandler {
     if (typeof init.instructions === 'string') result.instructions = init.instructions;
     return result;
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 function metaOf(request: JsonRpcRequest): Record<string, unknown> | undefined {
@@ -466,18 +588,14 @@ function paramHeadersOf(headers: IncomingHttpHeaders): Record<string, string> | 
 
 /**
  * The initialize params the gateway sends for a hidden session, from the request's `_meta`
- * (checked by checkRequestMeta). Client info comes from the request; of its capabilities, those
- * that need server→client requests (sampling, elicitation, roots) are withheld: the bridge
- * cannot relay such requests to a 2026-07-28 client, and a server that knows that refuses
- * cleanly instead of waiting for an answer that never comes. So is `tasks`, which 2026-07-28
- * does not define (tasks are an extension there) and which would claim task-augmented
- * server→client requests upstream.
+ * (checked by checkRequestMeta): client info and capabilities as the first request declared
+ * them. Sampling, elicitation and roots reach the client as input_required results (the
+ * upstream's requests are parked until the retry answers them); a later request that did not
+ * declare the capability gets −32021 instead. `tasks` is withheld: 2026-07-28 does not define it
+ * (tasks are an extension there) and it would claim task-augmented server→client requests upstream.
  */
 function initializeParams(meta: Record<string, unknown>): Record<string, unknown> {
   const caps = { ...(meta[META_CLIENT_CAPABILITIES] as Record<string, unknown>) };
-  delete caps.sampling;
-  delete caps.elicitation;
-  delete caps.roots;
   delete caps.tasks;
   const info = meta[META_CLIENT_INFO];
   return {

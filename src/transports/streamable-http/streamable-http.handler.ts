@@ -59,6 +59,7 @@ export interface StreamableHttpDeps {
     | 'maxJsonDepth'
     | 'session'
     | 'sessionlessMaxBridges'
+    | 'sessionlessInput'
   >;
   sessions: SessionRegistry;
   hasService(service: string): boolean;

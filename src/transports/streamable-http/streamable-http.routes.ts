@@ -13,7 +13,7 @@ import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node
 import { ErrorCode } from '../../../libs/protocol/src/jsonrpc';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
-import { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
 import { AdmissionService } from '../../policy/policy.module';
 import { MessagePolicy } from '../../policy/message-policy';
 import { SessionService } from '../../session/session.module';

@@ -11,7 +11,7 @@ import {
   type JsonRpcId,
   type JsonRpcMessage,
 } from '../../../libs/protocol/src/jsonrpc';
-import type { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import type { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
 import { ResumeUnavailableError, STANDALONE_STREAM, type Session } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import type { Admission as PolicyAdmission } from '../../policy/admission';

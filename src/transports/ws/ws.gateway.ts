@@ -5,7 +5,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Server as WsLibServer, ServerOptions } from 'ws';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
-import { GatewayMetrics } from '../../observability/gateway-metrics.service';
+import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
 import { AdmissionService } from '../../policy/policy.module';
 import { MessagePolicy } from '../../policy/message-policy';
 import { SessionService } from '../../session/session.module';

@@ -7,8 +7,8 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig } from '../config/gateway-config';
+import { GATEWAY_CONFIG } from '../../config/config.module';
+import type { GatewayConfig } from '../../config/gateway-config';
 
 /**
  * /metrics asks for the admin token (Authorization: Bearer) when one is configured and is open

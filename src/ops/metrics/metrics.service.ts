@@ -1,17 +1,14 @@
 import { getHeapStatistics } from 'node:v8';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig } from '../config/gateway-config';
-import { PoolManager } from '../pool/pool-manager.service';
-import type { BreakerState } from '../pool/replica-breakers';
-import type { ChannelKind } from '../session/client-channel';
-import { CLIENT_TRANSPORTS } from '../session/client-transport-guard';
-import { ClientTransportGuardService } from '../session/client-transport-guard.service';
-import { SessionService } from '../session/session.module';
-import { VsmBus } from '../vsm/vsm-bus.service';
-import { GatewayMetrics, OTHER_LABEL } from './gateway-metrics.service';
-import { MCP_METHODS, METHOD_TOOLS_CALL } from './mcp-methods';
+import { GATEWAY_CONFIG } from '../../config/config.module';
+import type { GatewayConfig } from '../../config/gateway-config';
+import type { ClientTransport as ChannelKind } from '../../core/transport-kind';
+import { discoverMarked } from '../../telemetry/discover-marked';
+import { GAUGE_SOURCE, type GaugeSource } from '../../telemetry/gauge-source';
+import { GatewayMetrics, OTHER_LABEL } from '../../telemetry/gateway-metrics.service';
+import { MCP_METHODS, METHOD_TOOLS_CALL } from '../../telemetry/mcp-methods';
 import { pushHistogram, pushKeyed, ScrapeMetric, type Sample } from './scrape-metric';
 
 /**
@@ -115,9 +112,6 @@ const DEDICATED_FIELDS = new Set([
   'upstreamResumes',
 ]);
 
-/** Breaker state as a number: 0 closed, 1 half-open, 2 open. */
-const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
-
 /** Node's default process metrics are process-wide: one registry for every gateway in the process. */
 let processRegistry: Registry | undefined;
 function processMetrics(): Registry {
@@ -131,24 +125,36 @@ function processMetrics(): Registry {
 /**
  * The /metrics exposition: Node's process metrics plus the gateway's, every value read at
  * scrape time from the plain counters the hot path bumps and from the live state of sessions,
- * pools and breakers. Labels are bounded by construction: transports, directions, MCP method
- * names, declared tool names (capped), replica ids from configuration, fixed kinds and reasons.
+ * pools and breakers, which their layers declare as gauges (GAUGE_SOURCE, found at start-up).
+ * Labels are bounded by construction: transports, directions, MCP method names, declared tool
+ * names (capped), replica ids from configuration, fixed kinds and reasons.
  */
 @Injectable()
-export class MetricsService {
+export class MetricsService implements OnModuleInit {
   readonly registry = new Registry();
 
   constructor(
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
     private readonly metrics: GatewayMetrics,
-    private readonly sessions: SessionService,
-    private readonly pool: PoolManager,
-    private readonly transports: ClientTransportGuardService,
-    private readonly vsm: VsmBus,
+    private readonly discovery?: DiscoveryService,
   ) {
     metrics.maxToolLabels = config.metricsMaxToolLabels;
     processMetrics();
     this.define();
+  }
+
+  /** Every provider marked GAUGE_SOURCE adds its gauges (the features report, ops only iterates). */
+  onModuleInit(): void {
+    if (!this.discovery) return;
+    for (const source of discoverMarked<GaugeSource, void>(this.discovery, GAUGE_SOURCE)) {
+      if (typeof source.gauges === 'function') this.addSource(source);
+    }
+  }
+
+  /** Registers a source's gauges; a name registered twice fails at start-up, not at a scrape. */
+  addSource(source: GaugeSource): void {
+    for (const gauge of source.gauges())
+      this.add(gauge.name, gauge.help, gauge.type, (out) => gauge.read(out));
   }
 
   get contentType(): string {
@@ -167,36 +173,17 @@ export class MetricsService {
   private define(): void {
     const m = this.metrics;
     const perTransport = (source: Record<ChannelKind, number>) => (out: Sample[]) => {
-      for (const t of CLIENT_TRANSPORTS) out.push({ labels: { transport: t }, value: source[t] });
+      for (const t of transportsOf(source)) out.push({ labels: { transport: t }, value: source[t] });
     };
     const inOut = (inbound: Record<ChannelKind, number>, outbound: Record<ChannelKind, number>) => {
       return (out: Sample[]) => {
-        for (const t of CLIENT_TRANSPORTS) {
+        for (const t of transportsOf(inbound)) {
           out.push({ labels: { transport: t, direction: 'in' }, value: inbound[t] });
           out.push({ labels: { transport: t, direction: 'out' }, value: outbound[t] });
         }
       };
     };
 
-    this.add(
-      'mcp_gateway_connections',
-      'Live client connections by transport (WebSocket connections, open SSE streams, Streamable HTTP sessions)',
-      'gauge',
-      (out) => {
-        for (const t of CLIENT_TRANSPORTS)
-          out.push({ labels: { transport: t }, value: this.transports.liveCount(t) });
-      },
-    );
-    this.add(
-      'mcp_gateway_sessions',
-      'Live sessions by the client transport they are on now',
-      'gauge',
-      (out) => {
-        const n: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
-        for (const s of this.sessions.all()) if (!s.closed) n[s.transport]++;
-        perTransport(n)(out);
-      },
-    );
     this.add(
       'mcp_gateway_sessions_closed_total',
       'Sessions ended, by the client transport they were on',
@@ -274,57 +261,6 @@ export class MetricsService {
     );
 
     this.add(
-      'mcp_gateway_breaker_state',
-      'Circuit breaker of each upstream replica: 0 closed, 1 half-open, 2 open',
-      'gauge',
-      (out) => {
-        for (const replica of this.pool.breakers.targets()) {
-          out.push({ labels: { replica }, value: BREAKER_VALUE[this.pool.breakers.state(replica)] });
-        }
-      },
-    );
-    this.add(
-      'mcp_gateway_transport_breaker_state',
-      'Circuit breaker of each client transport: 0 closed, 1 half-open, 2 open',
-      'gauge',
-      (out) => {
-        for (const t of CLIENT_TRANSPORTS)
-          out.push({ labels: { transport: t }, value: BREAKER_VALUE[this.transports.state(t)] });
-      },
-    );
-
-    const poolGauge = (
-      name: string,
-      help: string,
-      pick: (p: ReturnType<PoolManager['poolStats']>[number]) => number,
-    ) =>
-      this.add(name, help, 'gauge', (out) => {
-        for (const p of this.pool.poolStats()) out.push({ labels: { replica: p.replica }, value: pick(p) });
-      });
-    poolGauge(
-      'mcp_gateway_pool_size',
-      'Upstream sessions in the pool of a replica (pooled services)',
-      (p) => p.size,
-    );
-    poolGauge('mcp_gateway_pool_in_use', 'Upstream sessions checked out of the pool', (p) => p.borrowed);
-    poolGauge('mcp_gateway_pool_available', 'Idle upstream sessions in the pool', (p) => p.available);
-    poolGauge(
-      'mcp_gateway_pool_pending',
-      'Requests waiting for an upstream session (queue depth)',
-      (p) => p.pending,
-    );
-    poolGauge('mcp_gateway_pool_max', 'Largest size the pool may grow to', (p) => p.max);
-    this.add(
-      'mcp_gateway_upstream_connections',
-      'Dedicated upstream connections open (one per session in dedicated mode)',
-      'gauge',
-      (out) => out.push({ labels: {}, value: this.pool.stats().open }),
-    );
-
-    this.add('mcp_gateway_outbox_bytes', 'Bytes held by every session outbox together', 'gauge', (out) =>
-      out.push({ labels: {}, value: this.sessions.outboxBudget.bytes }),
-    );
-    this.add(
       'mcp_gateway_upstream_pauses_total',
       'Times a slow client made its session stop reading the upstream',
       'counter',
@@ -335,18 +271,6 @@ export class MetricsService {
       'Times a paused session drained and read its upstream again',
       'counter',
       (out) => out.push({ labels: {}, value: m.upstreamResumes }),
-    );
-    this.add(
-      'mcp_gateway_vsm_events_total',
-      'Events the gateway put on each VSM channel ("variety flow"; s1_operations: every client message)',
-      'counter',
-      (out) => pushKeyed(out, this.vsm.events, ['channel']),
-    );
-    this.add(
-      'mcp_gateway_vsm_commands_received_total',
-      'Commands received on the VSM channels the gateway obeys (s3_control)',
-      'counter',
-      (out) => pushKeyed(out, this.vsm.received, ['channel']),
     );
     // prom-client reports the heap used and its current size, not how far it may grow: the
     // MemoryPressure rule (docker/prometheus/alerts.yml) divides used by this limit.
@@ -381,6 +305,11 @@ export class MetricsService {
       }
     }
   }
+}
+
+/** The client transports a per-transport record counts (GatewayMetrics keeps one key each). */
+function transportsOf(record: Record<ChannelKind, number>): ChannelKind[] {
+  return Object.keys(record) as ChannelKind[];
 }
 
 function isKeyed(value: unknown): value is ReadonlyMap<string, number> | Readonly<Record<string, number>> {

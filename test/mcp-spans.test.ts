@@ -1,3 +1,5 @@
+// Request spans as a Session makes them: a server suite, since it drives the session layer (the
+// telemetry layer's own specs may use only core, config and libs).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
@@ -9,12 +11,12 @@ import {
   TraceIdRatioBasedSampler,
   type Sampler,
 } from '@opentelemetry/sdk-trace-base';
-import { ErrorCode, type JsonRpcMessage } from '../../../libs/protocol/src';
-import type { UpstreamPort } from '../../pool/upstream-port';
-import type { ClientChannel, ChannelListener } from '../../session/client-channel';
-import { Session, STANDALONE_STREAM } from '../../session/session';
-import type { MessageHeaders, UpstreamSink } from '../../upstream/upstream-connection';
-import { Tracing } from './tracing';
+import { ErrorCode, type JsonRpcMessage } from '../libs/protocol/src';
+import type { UpstreamPort } from '../src/pool/upstream-port';
+import type { ClientChannel, ChannelListener } from '../src/session/client-channel';
+import { Session, STANDALONE_STREAM } from '../src/session/session';
+import type { MessageHeaders, UpstreamSink } from '../src/upstream/upstream-connection';
+import { Tracing } from '../src/telemetry/tracing/tracing';
 
 /** What the session hands its upstream port: messages, their raw text and headers. */
 class RecordingPort implements UpstreamPort {

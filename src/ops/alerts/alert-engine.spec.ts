@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { LatencyHistogram } from '../latency-histogram';
+import { LatencyHistogram } from '../../telemetry/latency-histogram';
 import { StatsHistory } from '../stats/stats-sampler.service';
 import type { StatsSample } from '../stats/stats-sample';
 import { AlertEngine, type AlertEvent } from './alert-engine';

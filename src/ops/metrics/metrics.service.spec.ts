@@ -1,20 +1,31 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { GatewayConfig } from '../config/gateway-config';
-import type { PoolManager } from '../pool/pool-manager.service';
-import type { ClientTransportGuardService } from '../session/client-transport-guard.service';
-import type { SessionService } from '../session/session.module';
-import type { VsmBus } from '../vsm/vsm-bus.service';
-import { GatewayMetrics } from './gateway-metrics.service';
-import { METHOD_TOOLS_CALL, methodIndex } from './mcp-methods';
+import type { GatewayConfig } from '../../config/gateway-config';
+import type { PoolManager } from '../../pool/pool-manager.service';
+import { PoolReadout } from '../../pool/pool-readout';
+import type { Router } from '../../routing/router.service';
+import type { ClientTransportGuardService } from '../../session/client-transport-guard.service';
+import { sessionGauges } from '../../session/session-readout';
+import type { SessionService } from '../../session/session.module';
+import type { VsmBus } from '../../vsm/vsm-bus.service';
+import { VsmGauges } from '../../vsm/vsm-gauges';
+import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
+import { METHOD_TOOLS_CALL, methodIndex } from '../../telemetry/mcp-methods';
 import { MetricsService } from './metrics.service';
 
-/** The gateway parts the collectors read, as plain objects with the figures a test sets. */
+/**
+ * The gateway parts the collectors read, as plain objects with the figures a test sets, behind
+ * the gauge sources those layers declare (found by GAUGE_SOURCE in the app).
+ */
 function service(metrics: GatewayMetrics, maxToolLabels = 100) {
   const pool = {
     breakers: { targets: () => ['r1', 'r2'], state: (id: string) => (id === 'r1' ? 'open' : 'half_open') },
     poolStats: () => [{ replica: 'p1', size: 4, available: 0, borrowed: 4, pending: 7, max: 4, min: 1 }],
     stats: () => ({ open: 3, pools: [] }),
+    isolationCounts: () => ({
+      unattributed: new Map([['sampling/createMessage', 2]]),
+      refusedAnswers: new Map(),
+    }),
   } as unknown as PoolManager;
   const sessions = {
     all: () =>
@@ -30,7 +41,11 @@ function service(metrics: GatewayMetrics, maxToolLabels = 100) {
   } as unknown as ClientTransportGuardService;
   const vsm = { events: { s1_operations: 5 }, received: { s3_control: 1 } } as unknown as VsmBus;
   const config = { metricsMaxToolLabels: maxToolLabels } as GatewayConfig;
-  return new MetricsService(config, metrics, sessions, pool, transports, vsm);
+  const svc = new MetricsService(config, metrics);
+  svc.addSource(new PoolReadout(pool, {} as Router));
+  svc.addSource({ gauges: () => sessionGauges(sessions, transports) });
+  svc.addSource(new VsmGauges(vsm));
+  return svc;
 }
 
 function line(text: string, series: string): number | undefined {
@@ -47,6 +62,7 @@ describe('MetricsService', () => {
     assert.equal(line(text, 'mcp_gateway_pool_pending{replica="p1"}'), 7);
     assert.equal(line(text, 'mcp_gateway_pool_max{replica="p1"}'), 4);
     assert.equal(line(text, 'mcp_gateway_upstream_connections'), 3);
+    assert.equal(line(text, 'mcp_gateway_unattributed_messages_total{method="sampling/createMessage"}'), 2);
     assert.equal(line(text, 'mcp_gateway_sessions{transport="ws"}'), 2);
     assert.equal(line(text, 'mcp_gateway_connections{transport="ws"}'), 2);
     assert.equal(line(text, 'mcp_gateway_outbox_bytes'), 1234);

@@ -1,17 +1,13 @@
 import { getHeapStatistics } from 'node:v8';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
-import { PoolManager } from '../../pool/pool-manager.service';
-import { Router } from '../../routing/router.service';
-import type { ChannelKind } from '../../session/client-channel';
-import { ClientTransportGuardService } from '../../session/client-transport-guard.service';
-import { SessionService } from '../../session/session.module';
+import { discoverMarked } from '../../telemetry/discover-marked';
+import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
+import { STATS_SOURCE, type StatsSource } from '../../telemetry/stats-source';
 import { VsmBus } from '../../vsm/vsm-bus.service';
-import { GatewayMetrics } from '../gateway-metrics.service';
-import { StatsWindow, type ReplicaHealth, type StatsSample } from './stats-sample';
-
-const TRANSPORTS: readonly ChannelKind[] = ['streamable', 'sse', 'ws'];
+import { StatsWindow, type StatsSample } from './stats-sample';
 
 export type SampleListener = (sample: StatsSample, history: StatsHistory) => void;
 
@@ -52,7 +48,8 @@ export class StatsHistory {
 /**
  * Reads the gateway's figures once per interval (GatewayMetrics' plain counters, sessions, pools,
  * breakers, replica states, VSM event counts, the V8 heap) into a short history, and hands each
- * sample to the alerts, S4 and the dashboard. Nothing here runs per message.
+ * sample to the alerts, S4 and the dashboard. Nothing here runs per message. Sessions, pools,
+ * breakers and replicas are filled in by the layers that own them (STATS_SOURCE providers).
  */
 @Injectable()
 export class StatsSampler implements OnModuleInit, OnApplicationShutdown {
@@ -60,20 +57,19 @@ export class StatsSampler implements OnModuleInit, OnApplicationShutdown {
   readonly history: StatsHistory;
   private readonly listeners: SampleListener[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private readonly sources: StatsSource[] = [];
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly metrics: GatewayMetrics,
-    private readonly sessions: SessionService,
-    private readonly pool: PoolManager,
-    private readonly transports: ClientTransportGuardService,
-    private readonly router: Router,
     private readonly vsm: VsmBus,
+    private readonly discovery?: DiscoveryService,
   ) {
     this.history = new StatsHistory(config.stats.historySamples);
   }
 
   onModuleInit(): void {
+    if (this.discovery) this.sources.push(...discoverMarked<StatsSource, void>(this.discovery, STATS_SOURCE));
     this.tick();
     this.timer = setInterval(() => this.tick(), this.config.stats.sampleIntervalMs);
     this.timer.unref();
@@ -109,18 +105,6 @@ export class StatsSampler implements OnModuleInit, OnApplicationShutdown {
 
   private read(now: number): StatsSample {
     const m = this.metrics;
-    const sessions: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
-    for (const s of this.sessions.all()) sessions[s.transport]++;
-    const connections = { streamable: 0, sse: 0, ws: 0 };
-    const transportBreakers = {
-      streamable: 'closed',
-      sse: 'closed',
-      ws: 'closed',
-    } as StatsSample['transportBreakers'];
-    for (const t of TRANSPORTS) {
-      connections[t] = this.transports.liveCount(t);
-      transportBreakers[t] = this.transports.state(t);
-    }
     const errorsByKind: Record<string, number> = {};
     let errors = 0;
     for (const [kind, n] of m.errors) {
@@ -135,23 +119,11 @@ export class StatsSampler implements OnModuleInit, OnApplicationShutdown {
     for (const n of m.transportSwitches.values()) transportFailovers += n;
     let replicaFailovers = 0;
     for (const n of m.replicaFailovers.values()) replicaFailovers += n;
-    const replicas: ReplicaHealth[] = [];
-    for (const service of this.router.view()) {
-      for (const r of service.replicas) {
-        replicas.push({
-          service: service.name,
-          id: r.id,
-          state: r.state,
-          breaker: this.pool.breakers.state(r.id),
-          sessions: r.sessions,
-        });
-      }
-    }
     const heap = getHeapStatistics();
-    return {
+    const sample: StatsSample = {
       t: now,
-      connections,
-      sessions,
+      connections: { streamable: 0, sse: 0, ws: 0 },
+      sessions: { streamable: 0, sse: 0, ws: 0 },
       messagesIn: { ...m.messagesIn },
       messagesOut: { ...m.messagesOut },
       bytesOut: { ...m.bytesOut },
@@ -160,11 +132,13 @@ export class StatsSampler implements OnModuleInit, OnApplicationShutdown {
       transportFailovers,
       replicaFailovers,
       latency: m.requestLatency.snapshot(),
-      pools: this.pool.poolStats(),
-      transportBreakers,
-      replicas,
+      pools: [],
+      transportBreakers: { streamable: 'closed', sse: 'closed', ws: 'closed' },
+      replicas: [],
       vsm: { ...this.vsm.events },
       heap: { used: heap.used_heap_size, total: heap.total_heap_size, limit: heap.heap_size_limit },
     };
+    for (const source of this.sources) Object.assign(sample, source.statsPart());
+    return sample;
   }
 }

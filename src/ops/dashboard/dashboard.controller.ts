@@ -20,12 +20,12 @@ import { TrustedProxies } from '../../core/trusted-proxies';
 import { DASHBOARD_COOKIE, DashboardAccessGuard, queryTokenValid } from './dashboard-access.guard';
 import { DashboardService } from './dashboard.service';
 
-/** The page's own files (src/observability/dashboard/public), found from src/ or from dist/. */
+/** The page's own files (src/ops/dashboard/public), found from src/ or from dist/. */
 function publicDir(): string {
   const candidates = [
     join(__dirname, 'public'),
-    resolve(__dirname, '../../../../src/observability/dashboard/public'),
-    resolve(process.cwd(), 'src/observability/dashboard/public'),
+    resolve(__dirname, '../../../../src/ops/dashboard/public'),
+    resolve(process.cwd(), 'src/ops/dashboard/public'),
   ];
   const found = candidates.find((dir) => existsSync(join(dir, 'index.html')));
   if (!found) throw new Error(`dashboard files not found (looked in ${candidates.join(', ')})`);

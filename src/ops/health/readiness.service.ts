@@ -1,37 +1,45 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
 import Redis from 'ioredis';
-import { GATEWAY_CONFIG } from '../config/config.module';
-import type { GatewayConfig } from '../config/gateway-config';
-import { PoolManager } from '../pool/pool-manager.service';
-import { Router } from '../routing/router.service';
-import { SessionService } from '../session/session.module';
+import { GATEWAY_CONFIG } from '../../config/config.module';
+import type { GatewayConfig } from '../../config/gateway-config';
+import { discoverMarked } from '../../telemetry/discover-marked';
+import {
+  HEALTH_SOURCE,
+  type HealthIndicator,
+  type HealthProbe,
+  type HealthSource,
+} from '../../telemetry/health-source';
 
 /** How long /health/ready waits for Redis to answer PING. */
 const REDIS_PING_TIMEOUT_MS = 1000;
 
-export interface ReplicaReadiness {
-  /** Replicas that take work now: breaker not open, not draining, not marked unhealthy. */
-  up: string[];
-  down: string[];
-}
-
 /**
  * What liveness and readiness are made of, read from state the gateway already keeps (breakers,
- * replica states, pool figures): a probe never opens an upstream connection of its own.
+ * replica states, pool figures): a probe never opens an upstream connection of its own. The
+ * process-wide checks (event loop, shutdown, Redis) are here; each feature reports on itself
+ * through a provider marked HEALTH_SOURCE (the pool its replicas and pools, the session layer
+ * its count and its drain), found at start-up.
  */
 @Injectable()
-export class Readiness implements OnModuleDestroy, OnApplicationShutdown {
+export class Readiness implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown {
   private readonly log = new Logger('Health');
   private readonly loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
   private shuttingDown = false;
   private redis: Redis | undefined;
+  private readonly sources: HealthSource[] = [];
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
-    private readonly sessions: SessionService,
-    private readonly pool: PoolManager,
-    private readonly router: Router,
+    private readonly discovery?: DiscoveryService,
   ) {
     this.loop.enable();
     if (config.healthRedisUrlDeprecated)
@@ -40,13 +48,23 @@ export class Readiness implements OnModuleDestroy, OnApplicationShutdown {
       );
   }
 
+  onModuleInit(): void {
+    if (this.discovery)
+      this.sources.push(...discoverMarked<HealthSource, void>(this.discovery, HEALTH_SOURCE));
+  }
+
+  /** The features' own checks on `probe`, in the order their providers were found. */
+  indicators(probe: HealthProbe): HealthIndicator[] {
+    return this.sources.flatMap((s) => s.healthIndicators?.() ?? []).filter((i) => i.probe === probe);
+  }
+
   /** The first shutdown hook Nest runs: from here on the gateway is not ready (load balancers move away). */
   onModuleDestroy(): void {
     this.shuttingDown = true;
   }
 
   get draining(): boolean {
-    return this.shuttingDown || this.sessions.isDraining;
+    return this.shuttingDown || this.sources.some((s) => s.shuttingDown?.() === true);
   }
 
   /** Event-loop delay (ms) since the previous check: the p99 and the worst. */
@@ -55,28 +73,6 @@ export class Readiness implements OnModuleDestroy, OnApplicationShutdown {
     const maxMs = this.loop.count > 0 ? this.loop.max / 1e6 : 0;
     this.loop.reset();
     return { p99Ms: round(p99Ms), maxMs: round(maxMs), limitMs: this.config.healthMaxEventLoopLagMs };
-  }
-
-  /** Per service, its replicas that take work and those that do not. */
-  replicas(): Record<string, ReplicaReadiness> {
-    const out: Record<string, ReplicaReadiness> = {};
-    for (const service of this.router.serviceNames()) {
-      const entry: ReplicaReadiness = { up: [], down: [] };
-      for (const id of this.router.replicaIds(service)) {
-        const usable = this.pool.breakers.allows(id) && this.router.states.isActive(id);
-        (usable ? entry.up : entry.down).push(id);
-      }
-      out[service] = entry;
-    }
-    return out;
-  }
-
-  /** Pooled replicas whose pool is at its maximum with requests waiting. */
-  exhaustedPools(): { replica: string; inUse: number; max: number; pending: number }[] {
-    return this.pool
-      .poolStats()
-      .filter((p) => p.max > 0 && p.borrowed >= p.max && p.pending > 0)
-      .map((p) => ({ replica: p.replica, inUse: p.borrowed, max: p.max, pending: p.pending }));
   }
 
   /** PING to the configured Redis; undefined when none is configured. */

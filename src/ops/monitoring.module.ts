@@ -1,4 +1,5 @@
 import { Global, Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { ClientUsage } from '../vsm/client-usage';
 import { S4Intelligence } from './stats/s4-intelligence.service';
 import { AlertsService } from './alerts/alerts.service';
@@ -13,6 +14,8 @@ import { StatsSampler } from './stats/stats-sampler.service';
  */
 @Global()
 @Module({
+  // The stats sampler finds what each layer reports (STATS_SOURCE) with DiscoveryService.
+  imports: [DiscoveryModule],
   controllers: [DashboardController],
   providers: [
     ClientUsage,

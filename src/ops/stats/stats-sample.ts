@@ -1,12 +1,13 @@
-import type { BreakerState } from '../../pool/replica-breakers';
-import type { PoolStats } from '../../pool/replica-pool';
-import type { ChannelKind } from '../../session/client-channel';
+import type { ClientTransport as ChannelKind } from '../../core/transport-kind';
+import { histogramDelta, quantileMs, type HistogramSnapshot } from '../../telemetry/latency-histogram';
+import type { BreakerPosition, PoolFigures, ReplicaFigures } from '../../telemetry/stats-source';
 import type { VsmChannelName } from '../../vsm/vsm.channels';
-import { histogramDelta, quantileMs, type HistogramSnapshot } from '../latency-histogram';
 
 /**
  * One reading of the gateway's figures, taken once per sample interval. Counters are cumulative
  * (as the hot path keeps them); rates and windowed quantiles are differences of two samples.
+ * Connections, sessions, pools, breakers and replicas come from the layers that own them
+ * (STATS_SOURCE providers).
  */
 export interface StatsSample {
   /** Epoch ms. */
@@ -22,20 +23,14 @@ export interface StatsSample {
   transportFailovers: number;
   replicaFailovers: number;
   latency: HistogramSnapshot;
-  pools: PoolStats[];
-  transportBreakers: Record<ChannelKind, BreakerState>;
+  pools: PoolFigures[];
+  transportBreakers: Record<ChannelKind, BreakerPosition>;
   replicas: ReplicaHealth[];
   vsm: Record<VsmChannelName, number>;
   heap: { used: number; total: number; limit: number };
 }
 
-export interface ReplicaHealth {
-  service: string;
-  id: string;
-  state: 'active' | 'draining' | 'unhealthy';
-  breaker: BreakerState;
-  sessions: number;
-}
+export type ReplicaHealth = ReplicaFigures;
 
 export type ChannelCounts = Record<ChannelKind, number>;
 
@@ -97,6 +92,6 @@ function emptyLike(h: HistogramSnapshot): HistogramSnapshot {
 }
 
 /** The fuller share of a pool's maximum in use (0 when the pool may not grow). */
-export function poolUtilisation(p: PoolStats): number {
+export function poolUtilisation(p: PoolFigures): number {
   return p.max > 0 ? p.borrowed / p.max : 0;
 }

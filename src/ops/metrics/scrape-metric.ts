@@ -1,14 +1,9 @@
-import type { HistogramSnapshot } from './latency-histogram';
-import { LATENCY_BUCKETS_SECONDS } from './latency-histogram';
+import type { GaugeType, Sample } from '../../telemetry/gauge-source';
+import type { HistogramSnapshot } from '../../telemetry/latency-histogram';
+import { LATENCY_BUCKETS_SECONDS } from '../../telemetry/latency-histogram';
 
-/** One exposition line: labels and value (prom-client's MetricValue shape). */
-export interface Sample {
-  metricName?: string;
-  labels: Record<string, string | number>;
-  value: number;
-}
-
-export type ScrapeMetricType = 'counter' | 'gauge' | 'histogram';
+export type { Sample };
+export type ScrapeMetricType = GaugeType;
 
 /**
  * A metric whose samples are read when Prometheus scrapes, from counters the hot path keeps as
