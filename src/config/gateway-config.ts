@@ -1,9 +1,5 @@
 import { CLIENT_NAME_PATTERN } from '../core/client-id';
-import {
-  CLIENT_KEY_PATTERN,
-  clientCredentialProblems,
-  clientPolicyFields,
-} from '../policy/client-policy-schema';
+import { CLIENT_KEY_PATTERN, clientCredentialProblems, clientPolicyFields } from './client-policy-schema';
 import type { FloodLimits } from '../core/limits';
 import { TrustedProxies } from '../core/trusted-proxies';
 import { z } from 'zod';
@@ -257,7 +253,7 @@ export const ClientSchema = z
     certificateNames: z.array(z.string().regex(CLIENT_NAME_PATTERN, 'not a valid client name')).optional(),
     /** A disabled client is refused on every transport (401), whatever credential it presents. */
     disabled: z.boolean().default(false),
-    /** Rate limits and tool/resource/prompt rules (src/policy/client-policy-schema.ts). */
+    /** Rate limits and tool/resource/prompt rules (src/config/client-policy-schema.ts). */
     ...clientPolicyFields,
   })
   .strict();

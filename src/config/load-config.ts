@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { isLoopbackHost } from '../transports/http/request-guard';
+import { isLoopbackHost } from '../core/loopback';
 import type { ZodError } from 'zod';
 import {
   EnvSchema,

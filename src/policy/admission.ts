@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { ErrorCode } from '../../libs/protocol/src';
 import type { AuthModeName, ClientConfig, GatewayConfig } from '../config/gateway-config';
 import { ConfigError } from '../config/load-config';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../core/client-id';
-import { sendJsonRpcError } from '../transports/http/http-reply';
+import { EndReason } from '../core/end-reason';
 import type { TransportName } from '../vsm/vsm.channels';
 import {
   ApiKeys,
@@ -17,10 +16,10 @@ import {
   looksLikeJwt,
   refusal,
   type Identity,
-  type Refusal,
+  type AuthRefusal,
 } from './identity';
 import { ClientNames } from './client-names';
-import { clientCredentialProblems } from './client-policy-schema';
+import { clientCredentialProblems } from '../config/client-policy-schema';
 import { CLIENT_NAME_PATTERN } from '../core/client-id';
 import { TrustedProxies } from '../core/trusted-proxies';
 
@@ -41,6 +40,39 @@ export interface AdmissionRequest {
   path?: string;
 }
 
+/** What {@link Admission.admitConnection} is asked beyond the request. */
+export interface AdmitOptions {
+  /** A new session: the per-session checks (live client policy, teams' checks, S5 check_compliance) run too. */
+  newSession?: boolean;
+  /**
+   * Who the request was already proven to be (a transport that authenticates every request before
+   * it knows whether it opens a session): authentication is not repeated.
+   */
+  identity?: Identity;
+}
+
+/** The identity a request claims where no credential is asked for (AUTH_MODE=none). */
+export function claimedIdentity(req: Pick<AdmissionRequest, 'headers' | 'query'>): Identity {
+  return { clientId: clientIdFrom(req.headers, req.query), via: 'none', scopes: [] };
+}
+
+/**
+ * Runs `then` with an admission verdict: at once when it is known (no Promise on the hot path),
+ * otherwise when it settles, with `late` set (the client may have left meanwhile); a failure goes
+ * to `failed` (the transport's error boundary).
+ */
+export function whenAdmitted<T>(
+  verdict: MaybePromise<T>,
+  then: (verdict: T, late: boolean) => void,
+  failed: (err: unknown) => void,
+): void {
+  if (!(verdict instanceof Promise)) {
+    then(verdict, false);
+    return;
+  }
+  verdict.then((v) => then(v, true)).catch(failed);
+}
+
 /** What an extra admission check (ADMISSION_CHECKS) is shown. */
 export interface AdmissionContext {
   identity: Identity;
@@ -51,10 +83,10 @@ export interface AdmissionContext {
   service: string | undefined;
 }
 
-/** A team's own admission check: runs once per new session, on every transport. Return a Refusal to refuse. */
+/** A team's own admission check: runs once per new session, on every transport. Return a refusal (identity.ts `refusal()`) to refuse. */
 export interface AdmissionCheck {
   readonly name: string;
-  check(context: AdmissionContext): MaybePromise<Refusal | undefined | void>;
+  check(context: AdmissionContext): MaybePromise<AuthRefusal | undefined | void>;
 }
 
 /** A live connection or stream opened with an identity (a WebSocket, an SSE stream): closed when its credential is revoked. */
@@ -64,7 +96,7 @@ export interface RevocableChannel {
 
 /** Why a live session's credential stopped holding: the close code (4401 key revoked, 4403 client refused) and reason. */
 export interface Revocation {
-  code: 4401 | 4403;
+  code: typeof EndReason.CredentialExpired | typeof EndReason.ClientRefused;
   reason: string;
 }
 
@@ -90,12 +122,14 @@ export interface AuthCounters {
 /**
  * The one admission step every transport runs (plain TypeScript, no Nest): who the client is
  * (API key, JWT, OAuth resource-server token, client certificate), whether that identity may open
- * a session now (live policy, teams' checks, S5 `check_compliance`), and how a refusal is said
- * (401/403 with WWW-Authenticate per RFC 6750 / RFC 9728, a JSON-RPC error body, an audit line).
+ * a session now (live policy, teams' checks, S5 `check_compliance`), and what a refusal carries
+ * (401/403 with WWW-Authenticate per RFC 6750 / RFC 9728, JSON-RPC −31008, an audit line). The
+ * transports ask {@link admitConnection} and say the refusal themselves; policy writes no reply.
  *
- * - {@link authenticate}: every request (Streamable HTTP POST/GET/DELETE, /messages); a verified
- *   credential is cached, so it costs a map lookup, and an expired token is refused even on a live session.
- * - {@link admitSession}: once per new session (initialize, GET /sse, WebSocket upgrade).
+ * - every request (Streamable HTTP POST/GET/DELETE, /messages): a verified credential is cached,
+ *   so it costs a map lookup, and an expired token is refused even on a live session;
+ * - once per new session (initialize, GET /sse, WebSocket upgrade): `newSession` adds
+ *   {@link admitSession}.
  */
 export class Admission {
   /** False with AUTH_MODE=none: transports keep the client id the client claims. */
@@ -209,14 +243,17 @@ export class Admission {
   revocation(identity: Identity): Revocation | undefined {
     const id = identity.clientId;
     if (identity.keyDigest !== undefined && !this.apiKeys.holds(identity.keyDigest, id)) {
-      return { code: 4401, reason: 'the API key was revoked: reconnect with a valid one' };
+      return {
+        code: EndReason.CredentialExpired,
+        reason: 'the API key was revoked: reconnect with a valid one',
+      };
     }
     if (this.clientOf(identity) !== id) {
-      return { code: 4403, reason: `The credential no longer names client "${id}"` };
+      return { code: EndReason.ClientRefused, reason: `The credential no longer names client "${id}"` };
     }
-    if (this.disabled.has(id)) return { code: 4403, reason: `Client "${id}" is disabled` };
+    if (this.disabled.has(id)) return { code: EndReason.ClientRefused, reason: `Client "${id}" is disabled` };
     if (this.allowed !== undefined && !this.allowed.has(id)) {
-      return { code: 4403, reason: `Client "${id}" is not allowed` };
+      return { code: EndReason.ClientRefused, reason: `Client "${id}" is not allowed` };
     }
     return undefined;
   }
@@ -227,7 +264,9 @@ export class Admission {
       const revoked = this.revocation(identity);
       if (revoked === undefined) continue;
       this.watched.delete(channel);
-      this.counters.authRefused(revoked.code === 4401 ? 'key_revoked' : 'client_revoked');
+      this.counters.authRefused(
+        revoked.code === EndReason.CredentialExpired ? 'key_revoked' : 'client_revoked',
+      );
       this.audit.warn(
         { event: 'revoked', correlationId: randomUUID(), clientId: identity.clientId, code: revoked.code },
         'Audit',
@@ -242,7 +281,7 @@ export class Admission {
    * Who the request speaks for. Synchronous when the credential was verified before (or is an API
    * key or a certificate); a Promise only the first time a token is seen.
    */
-  authenticate(req: AdmissionRequest): MaybePromise<Identity | Refusal> {
+  authenticate(req: AdmissionRequest): MaybePromise<Identity | AuthRefusal> {
     const verdict = this.identify(req);
     if (verdict instanceof Promise) return verdict.then((v) => this.settle(v, req));
     return this.settle(verdict, req);
@@ -260,19 +299,35 @@ export class Admission {
   }
 
   /** The (counted, audited) refusal of a request {@link lacksCredential} found. */
-  refuseAnonymous(req: AdmissionRequest): Refusal {
+  refuseAnonymous(req: AdmissionRequest): AuthRefusal {
     return this.refused(refusal(401, 'missing_credentials', this.credentialHint()), req, undefined);
   }
 
-  /** authenticate() then admitSession(): the whole question for a new connection. */
-  async admit(req: AdmissionRequest): Promise<Identity | Refusal> {
-    const identity = await this.authenticate(req);
-    if (isRefusal(identity)) return identity;
-    const refused = await this.admitSession(identity, req);
-    return refused ?? identity;
+  /**
+   * The one admission question every transport asks: who the client is and, for a new session,
+   * whether it may open one now. Returns the identity or the refusal, which carries its whole
+   * answer (status, JSON-RPC code, `data`, WWW-Authenticate and correlation id headers); each
+   * transport says it its own way (an HTTP response, a WebSocket upgrade's status before the 101).
+   *
+   * Synchronous for a request whose credential was verified before (the hot path); a Promise the
+   * first time a token is seen, and always for a new session (teams' checks, S5). With
+   * AUTH_MODE=none the client is who it claims to be (`X-MCP-Client-Id`, `?client_id=`).
+   */
+  admitConnection(req: AdmissionRequest, how: AdmitOptions = {}): MaybePromise<Identity | AuthRefusal> {
+    const verdict = how.identity ?? (this.enabled ? this.authenticate(req) : claimedIdentity(req));
+    if (!how.newSession) return verdict;
+    return Promise.resolve(verdict).then(async (identity) => {
+      if (isRefusal(identity)) return identity;
+      return (await this.admitSession(identity, req)) ?? identity;
+    });
   }
 
-  private identify(req: AdmissionRequest): MaybePromise<Identity | Refusal> {
+  /** admitConnection() for a new session. */
+  admit(req: AdmissionRequest): Promise<Identity | AuthRefusal> {
+    return this.admitConnection(req, { newSession: true }) as Promise<Identity | AuthRefusal>;
+  }
+
+  private identify(req: AdmissionRequest): MaybePromise<Identity | AuthRefusal> {
     const modes = this.modes;
     const bearer = req.bearer ?? bearerFrom(req.headers);
     if (modes.has('mtls')) {
@@ -314,7 +369,7 @@ export class Admission {
     return refusal(401, 'missing_credentials', this.credentialHint());
   }
 
-  private byKey(key: string): Identity | Refusal {
+  private byKey(key: string): Identity | AuthRefusal {
     const entry = this.apiKeys.lookup(key);
     if (entry === undefined) {
       return refusal(401, 'invalid_api_key', 'The API key is not valid', { bearerError: 'invalid_token' });
@@ -331,7 +386,7 @@ export class Admission {
   }
 
   /** Client gates that apply to every request: disabled clients, the S5 allow-list. */
-  private settle(verdict: Identity | Refusal, req: AdmissionRequest): Identity | Refusal {
+  private settle(verdict: Identity | AuthRefusal, req: AdmissionRequest): Identity | AuthRefusal {
     if (isRefusal(verdict)) return this.refused(verdict, req, undefined);
     const id = verdict.clientId;
     if (this.disabled.size > 0 && this.disabled.has(id)) {
@@ -346,7 +401,7 @@ export class Admission {
   // ------------------------------------------------------------------ per session
 
   /** Once per new session: teams' checks, then S5 check_compliance. Undefined when admitted. */
-  async admitSession(identity: Identity, req: AdmissionRequest): Promise<Refusal | undefined> {
+  async admitSession(identity: Identity, req: AdmissionRequest): Promise<AuthRefusal | undefined> {
     const id = identity.clientId;
     if (this.disabled.size > 0 && this.disabled.has(id)) {
       return this.refused(refusal(403, 'client_disabled', `Client "${id}" is disabled`), req, id);
@@ -364,7 +419,7 @@ export class Admission {
         service: req.service,
       };
       for (const check of this.checks) {
-        let answer: Refusal | undefined | void;
+        let answer: AuthRefusal | undefined | void;
         try {
           answer = await withTimeout(Promise.resolve(check.check(context)), this.config.s5.timeoutMs);
         } catch (err) {
@@ -410,10 +465,19 @@ export class Admission {
 
   // ------------------------------------------------------------------ refusals
 
-  /** Counts and audits a refusal (one line, never the credential), giving it a correlation id. */
-  private refused(r: Refusal, req: AdmissionRequest, clientId: string | undefined, check?: string): Refusal {
+  /**
+   * Counts and audits a refusal (one line, never the credential), giving it a correlation id and
+   * the response headers it is answered with.
+   */
+  private refused(
+    r: AuthRefusal,
+    req: AdmissionRequest,
+    clientId: string | undefined,
+    check?: string,
+  ): AuthRefusal {
     const correlationId = randomUUID();
-    (r as Refusal & { correlationId?: string }).correlationId = correlationId;
+    (r as AuthRefusal & { correlationId?: string }).correlationId = correlationId;
+    r.headers = this.refusalHeaders(r, req);
     this.counters.authRefused(r.reason);
     this.audit.warn(
       {
@@ -432,9 +496,9 @@ export class Admission {
   }
 
   /** The response headers of a refusal: WWW-Authenticate for 401 and insufficient_scope, the correlation id. */
-  refusalHeaders(r: Refusal, req: Pick<AdmissionRequest, 'headers' | 'socket'>): Record<string, string> {
+  refusalHeaders(r: AuthRefusal, req: Pick<AdmissionRequest, 'headers' | 'socket'>): Record<string, string> {
     const headers: Record<string, string> = {};
-    const correlationId = (r as Refusal & { correlationId?: string }).correlationId;
+    const correlationId = (r as AuthRefusal & { correlationId?: string }).correlationId;
     if (correlationId) headers['x-correlation-id'] = correlationId;
     if (r.status === 401 || r.bearerError === 'insufficient_scope') {
       const parts: string[] = [];
@@ -453,14 +517,6 @@ export class Admission {
       headers['www-authenticate'] = `Bearer ${parts.join(', ')}`;
     }
     return headers;
-  }
-
-  /** Writes a refusal as an HTTP response with a JSON-RPC error body. */
-  sendHttp(res: ServerResponse, r: Refusal, req: Pick<AdmissionRequest, 'headers' | 'socket'>): void {
-    sendJsonRpcError(res, r.status, ErrorCode.Unauthorized, r.message, {
-      data: { reason: r.reason },
-      headers: this.refusalHeaders(r, req),
-    });
   }
 
   // ------------------------------------------------------------------ OAuth resource server (RFC 9728)

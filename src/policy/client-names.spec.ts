@@ -4,7 +4,7 @@ import type { AuthModeName, ClientConfig } from '../config/gateway-config';
 import { parseServicesFile } from '../config/load-config';
 import { Admission } from './admission';
 import { ClientNames, type NamingMode } from './client-names';
-import { clientCredentialProblems } from './client-policy-schema';
+import { clientCredentialProblems } from '../config/client-policy-schema';
 
 const KEY = `sha256:${'a'.repeat(64)}`;
 

@@ -1,6 +1,6 @@
 import type { AuthModeName, ClientConfig } from '../config/gateway-config';
 import { ANONYMOUS_CLIENT } from '../core/client-id';
-import { isNamespaced } from './client-policy-schema';
+import { isNamespaced } from '../config/client-policy-schema';
 
 /** The modes whose names come from outside the configuration; each is its id prefix when kept apart. */
 export type NamingMode = 'jwt' | 'oauth' | 'mtls' | 'none';

@@ -2,7 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AuthModeName, ClientConfig, GatewayConfig } from '../config/gateway-config';
+import { ErrorCode } from '../../libs/protocol/src/jsonrpc';
 import { CLIENT_NAME_PATTERN } from '../core/client-id';
+import { isRefusal, type Refusal } from '../core/refusal';
 
 /** Who a connection speaks for, once admitted. */
 export interface Identity {
@@ -22,14 +24,12 @@ export interface Identity {
 }
 
 /**
- * Why a connection or request was not admitted. `reason` is the metric and audit key (short,
- * snake_case, never a secret); `message` is what the client reads.
+ * Why a connection or request was not admitted: the one refusal (src/core/refusal.ts) with the
+ * statuses authentication and admission use, JSON-RPC −31008 and `data: { reason }`. `reason` is
+ * the metric and audit key (short, snake_case, never a secret); `message` is what the client reads.
  */
-export interface Refusal {
-  refused: true;
+export interface AuthRefusal extends Refusal {
   status: 401 | 403 | 404 | 503;
-  reason: string;
-  message: string;
   /** For 403 insufficient_scope: the scopes the request needs. */
   scope?: string;
   /** RFC 6750 error code for WWW-Authenticate (`invalid_token`, `insufficient_scope`); none when no credential came. */
@@ -37,17 +37,15 @@ export interface Refusal {
 }
 
 export function refusal(
-  status: Refusal['status'],
+  status: AuthRefusal['status'],
   reason: string,
   message: string,
-  extra?: Pick<Refusal, 'scope' | 'bearerError'>,
-): Refusal {
-  return { refused: true, status, reason, message, ...extra };
+  extra?: Pick<AuthRefusal, 'scope' | 'bearerError'>,
+): AuthRefusal {
+  return { refused: true, status, code: ErrorCode.Unauthorized, reason, message, data: { reason }, ...extra };
 }
 
-export function isRefusal(value: Identity | Refusal | undefined | void): value is Refusal {
-  return value !== undefined && (value as Refusal).refused === true;
-}
+export { isRefusal, type Refusal };
 
 /** What a request carries that may prove an identity; read once per request or upgrade. */
 export interface Credentials {
@@ -157,7 +155,7 @@ interface CachedToken {
   until: number;
 }
 
-export type TokenVerdict = Identity | Refusal;
+export type TokenVerdict = Identity | AuthRefusal;
 
 /**
  * JWT validation with `jose`: an HS256 secret, or RS/ES keys from a JWKS URL (jose caches the
@@ -290,7 +288,7 @@ function scopesOf(payload: Record<string, unknown>): string[] {
 }
 
 /** jose's error codes → what the client and the audit log are told (never the token itself). */
-function jwtRefusal(err: { code?: string; claim?: string }): Refusal {
+function jwtRefusal(err: { code?: string; claim?: string }): AuthRefusal {
   const invalid = (reason: string, message: string) =>
     refusal(401, reason, message, { bearerError: 'invalid_token' });
   switch (err.code) {

@@ -4,6 +4,7 @@ import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
 import { VsmChannel, type S3Event, type S5Event } from '../vsm/vsm.channels';
+import { ANSWER_FILTER } from '../session/answer-filter';
 import { MessagePolicy } from './message-policy';
 import { RateLimitGuard } from './rate-limit/rate-limit.guard';
 import { SharedLimiter } from './rate-limit/shared-limiter';
@@ -84,9 +85,11 @@ export class PolicyVsmListener implements OnApplicationShutdown {
       useFactory: createPolicy,
       inject: [GATEWAY_CONFIG, GatewayMetrics],
     },
+    // Sessions filter list answers through the interface they declare (src/session/answer-filter.ts).
+    { provide: ANSWER_FILTER, useExisting: MessagePolicy },
     PolicyVsmListener,
     RateLimitGuard,
   ],
-  exports: [MessagePolicy, RateLimitGuard],
+  exports: [MessagePolicy, ANSWER_FILTER, RateLimitGuard],
 })
 export class MessagePolicyModule {}

@@ -32,7 +32,7 @@ describe('MessagePolicy', () => {
     assert.equal(p.check('a', request('ping'), 'ws'), undefined);
     const refusal = p.check('a', request('ping'), 'ws')!;
     assert.equal(refusal.code, -31004);
-    assert.equal(refusal.httpStatus, 429);
+    assert.equal(refusal.status, 429);
     assert.equal(refusal.headers?.['ratelimit-policy'], '"default";q=1;w=1000');
     assert.match(refusal.headers?.ratelimit ?? '', /^"default";r=0;t=\d+$/);
     assert.equal(typeof refusal.data.retryAfterMs, 'number');
@@ -52,7 +52,7 @@ describe('MessagePolicy', () => {
     const { p, c } = make(1000, 1000, { '*': { tools: { deny: ['rm*'] } }, root: {} });
     const refusal = p.check('bob', request('tools/call', { name: 'rm_rf' }), 'sse')!;
     assert.equal(refusal.code, -32602);
-    assert.equal(refusal.httpStatus, 200);
+    assert.equal(refusal.status, 200);
     assert.deepEqual(refusal.data, { reason: 'forbidden', tool: 'rm_rf' });
     assert.equal(p.check('root', request('tools/call', { name: 'rm_rf' }), 'sse'), undefined);
     assert.equal(c.authorizationDenied.sse, 1);

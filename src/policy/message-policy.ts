@@ -9,6 +9,7 @@ import {
   type JsonRpcRequest,
 } from '../../libs/protocol/src/jsonrpc';
 import { ANONYMOUS_CLIENT } from '../core/client-id';
+import type { Refusal } from '../core/refusal';
 import { compileAccess, type ClientAccess } from './authorization/access-rules';
 import { allowed, filterListAnswer, filtersList, targetOf } from './authorization/authorizer';
 import {
@@ -17,7 +18,7 @@ import {
   RateSchema,
   type ClientPolicies,
   type ClientPolicy,
-} from './client-policy-schema';
+} from '../config/client-policy-schema';
 import { RateLimiter, type LimitSource, type RateVerdict } from './rate-limit/rate-limiter';
 import type { SharedLimiter } from './rate-limit/shared-limiter';
 import type { RateLimit } from './rate-limit/token-bucket';
@@ -34,17 +35,12 @@ export interface PolicyCounters {
 }
 
 /**
- * A message the policy refuses: the JSON-RPC error to answer with, and for HTTP the status and
- * headers of the whole response (Streamable HTTP POST). WebSocket and legacy SSE answer in-band.
+ * A message the policy refuses (src/core/refusal.ts): the JSON-RPC error to answer with, and for
+ * HTTP the status and headers of the whole response (Streamable HTTP POST). WebSocket and legacy
+ * SSE answer in-band. `status` is 429 for a rate limit (with `Retry-After`, `RateLimit-Policy`,
+ * `RateLimit`), 200 for an authorization refusal (a JSON-RPC-level answer, see README).
  */
-export interface PolicyRefusal {
-  code: number;
-  message: string;
-  /** 429 for a rate limit; 200 for an authorization refusal (a JSON-RPC-level answer, see README). */
-  httpStatus: number;
-  /** `Retry-After`, `RateLimit-Policy`, `RateLimit` for a rate limit. */
-  headers: Record<string, string> | undefined;
-  retryAfterMs: number | undefined;
+export interface PolicyRefusal extends Refusal {
   data: Record<string, unknown>;
   reason: 'rate_limited' | 'forbidden';
 }
@@ -171,9 +167,8 @@ export class MessagePolicy implements LimitSource {
         return {
           code: ErrorCode.InvalidParams,
           message: `${what} "${target.name}" is not allowed for this client`,
-          httpStatus: 200,
-          headers: undefined,
-          retryAfterMs: undefined,
+          refused: true,
+          status: 200,
           data: { reason: 'forbidden', [target.kind]: target.name },
           reason: 'forbidden',
         };
@@ -308,11 +303,12 @@ export class MessagePolicy implements LimitSource {
     const window = Math.max(1, Math.round(burst / Math.max(perSecond, 1e-9)));
     const name = verdict.policy;
     return {
+      refused: true,
       code: ErrorCode.RateLimited,
       message: verdict.unavailable
         ? `Rate limiter unavailable (its shared store cannot be reached and the gateway fails closed); retry in ${verdict.retryAfterMs} ms`
         : `Rate limit exceeded: ${perSecond} requests per second (burst ${burst}); retry in ${verdict.retryAfterMs} ms`,
-      httpStatus: 429,
+      status: 429,
       headers: {
         'retry-after': String(seconds),
         // draft-ietf-httpapi-ratelimit-headers: structured-field lists, one named policy each.

@@ -149,7 +149,7 @@ export class AuthGuard implements CanActivate {
     const verdict = await this.admission.authenticate(req);
     if (!isRefusal(verdict)) return true;
     const reply = http.getResponse<FastifyReply>();
-    for (const [name, value] of Object.entries(this.admission.refusalHeaders(verdict, req))) {
+    for (const [name, value] of Object.entries(verdict.headers ?? {})) {
       void reply.header(name, value);
     }
     throw new HttpException(

@@ -30,7 +30,11 @@ export interface ClientChannel {
   refusedLast?(retryAfterMs: number): void;
   /** Normal end: everything this channel was opened for has been sent. */
   end(): void;
-  /** Abnormal end with a reason the client can read (HTTP status / close code mapping is the transport's). */
+  /**
+   * Abnormal end with a reason the client can read. `code` is an end reason (src/core/end-reason.ts:
+   * `EndReason`, or `StreamEnd` for what HTTP says before a stream opens); the close code, error
+   * event or HTTP status it becomes is the transport's one mapping.
+   */
   close(code: number, reason: string): void;
   readonly closed: boolean;
   /** Bytes written but not yet taken by the network: what a slow reader costs in memory. */

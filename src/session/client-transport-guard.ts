@@ -6,7 +6,7 @@ import {
   type ForcedBreakerState,
 } from '../pool/replica-breakers';
 import type { ChannelKind } from './client-channel';
-import { AdmissionRefusedError } from './session-capacity';
+import { AdmissionRefusedError } from '../core/refusal';
 
 export const CLIENT_TRANSPORTS: readonly ChannelKind[] = ['streamable', 'sse', 'ws'];
 

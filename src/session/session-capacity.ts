@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { AdmissionRefusedError } from '../core/refusal';
 
 /** How long a client refused for capacity is told to wait: descriptors free up as sessions end. */
 export const CAPACITY_RETRY_AFTER_MS = 5000;
@@ -13,20 +14,8 @@ const FDS_PER_NEW_SESSION = 4;
 /** Counting /proc/self/fd costs a directory read of every descriptor: at most this often. */
 const SAMPLE_INTERVAL_MS = 250;
 
-/**
- * A new session or connection refused before it started: every transport answers it the same way
- * (HTTP 503 with Retry-After and JSON-RPC −31003; a WebSocket upgrade gets the 503 before the 101).
- */
-export abstract class AdmissionRefusedError extends Error {
-  abstract readonly code: string;
-
-  constructor(
-    message: string,
-    readonly retryAfterMs: number,
-  ) {
-    super(message);
-  }
-}
+// Where the session layer's refusals (capacity, a transport's breaker) come from: the one refusal type.
+export { AdmissionRefusedError };
 
 /** Refused: one more session would bring the process too close to its descriptor limit. */
 export class SessionCapacityError extends AdmissionRefusedError {

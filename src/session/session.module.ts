@@ -11,7 +11,6 @@ import {
 } from '@nestjs/common';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src/jsonrpc';
-import { MessagePolicy } from '../policy/message-policy';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
 import { PoolManager } from '../pool/pool-manager.service';
@@ -35,9 +34,11 @@ import type { Session, SessionHooks } from './session';
 import type { ServiceDirectory } from './session';
 import { SessionRegistry, type SessionLimits } from './session-registry';
 import { InMemorySessionStore } from './session-store';
+import { ANSWER_FILTER, type AnswerFilter } from './answer-filter';
+import { EndReason } from '../core/end-reason';
 
-/** WebSocket "going away": what clients are told when the gateway shuts down. */
-const GOING_AWAY = 1001;
+/** What clients are told when the gateway shuts down (WebSocket "going away"; the session stays resumable). */
+const GOING_AWAY = EndReason.GoingAway;
 
 /** What sessions report to the rest of the gateway: S1 events, metrics, logs. */
 @Injectable()
@@ -51,15 +52,15 @@ export class GatewaySessionHooks implements SessionHooks {
     private readonly metrics: GatewayMetrics,
     private readonly transports: ClientTransportGuardService,
     private readonly usage: ClientUsage,
-    @Optional() private readonly policy?: MessagePolicy,
+    @Optional() @Inject(ANSWER_FILTER) private readonly answers?: AnswerFilter,
   ) {}
 
   rewritesAnswer(session: Session, request: JsonRpcRequest): boolean {
-    return this.policy !== undefined && this.policy.filtersAnswer(session.clientId, request.method);
+    return this.answers !== undefined && this.answers.filtersAnswer(session.clientId, request.method);
   }
 
   rewriteAnswer(session: Session, method: string, response: JsonRpcMessage): string | undefined {
-    return this.policy?.filterAnswer(session.clientId, method, response);
+    return this.answers?.filterAnswer(session.clientId, method, response);
   }
 
   clientMessage(session: Session, message: JsonRpcMessage, raw?: string): void {

@@ -27,6 +27,7 @@ import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connecti
 import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
 import { Outbox, type OutboxEntry, type OutboxLimits } from './outbox';
 import { ANONYMOUS_CLIENT } from '../core/client-id';
+import { EndReason, StreamEnd } from '../core/end-reason';
 
 // Transports catch it from here: they see sessions, never the outbox (CONVENTIONS 17).
 export { ResumeUnavailableError } from './outbox';
@@ -51,14 +52,14 @@ const NO_ENTRIES: Map<any, any> = new EmptyMap();
 /** Server→client requests (sampling, elicitation, roots) a session tracks while the client answers. */
 const MAX_PENDING_SERVER_REQUESTS = 1024;
 
-/** Close code for a session that ended (idle, upstream gone for good): WebSocket 4001, start a new one. */
-export const SESSION_ENDED_CODE = 4001;
+/** A session that ended (idle, upstream gone for good): WebSocket 4001, start a new one (src/core/end-reason.ts). */
+export const SESSION_ENDED_CODE = EndReason.SessionEnded;
 
-/** Close code for a session ended by outbox overflow (WebSocket 4008; HTTP streams end with an error event). */
-export const SESSION_OVERFLOW_CODE = 4008;
+/** A session ended by outbox overflow (WebSocket 4008; HTTP streams end with an error event). */
+export const SESSION_OVERFLOW_CODE = EndReason.OutboxOverflow;
 
-/** Close code for a new session that could not get an upstream (pool exhausted): WebSocket 1013, HTTP 503. */
-export const SESSION_RETRY_LATER_CODE = 503;
+/** A new session that could not get an upstream (pool exhausted): WebSocket 1013, HTTP 503. */
+export const SESSION_RETRY_LATER_CODE = StreamEnd.RetryLater;
 
 /** What an overloaded session tells a client to wait before retrying. */
 export const OVERLOAD_RETRY_AFTER_MS = 1000;
@@ -302,7 +303,7 @@ export class Session implements ChannelListener, UpstreamSink {
     this.streams.set(STANDALONE_STREAM, { channel, pending: 0, sealed: false });
     if (previous && previous !== channel && !previous.closed) {
       previous.listener = undefined;
-      previous.close(409, 'replaced by a newer GET stream');
+      previous.close(StreamEnd.Replaced, 'replaced by a newer GET stream');
     }
     this.replay(channel, this.standaloneSentThrough, STANDALONE_STREAM);
     this.touch();
@@ -324,7 +325,7 @@ export class Session implements ChannelListener, UpstreamSink {
     const previous = state?.channel;
     if (previous && previous !== channel && !previous.closed) {
       previous.listener = undefined;
-      previous.close(409, 'replaced by a resumed stream');
+      previous.close(StreamEnd.Replaced, 'replaced by a resumed stream');
     }
     if (stream === STANDALONE_STREAM) {
       state = { channel, pending: 0, sealed: false };
@@ -358,7 +359,7 @@ export class Session implements ChannelListener, UpstreamSink {
     this.transport = channel.kind;
     if (previous && previous !== channel && !previous.closed) {
       previous.listener = undefined;
-      previous.close(4002, 'session moved to another connection');
+      previous.close(EndReason.SessionMoved, 'session moved to another connection');
     }
     this.releaseStreamChannels();
     const now = Date.now();
@@ -379,7 +380,7 @@ export class Session implements ChannelListener, UpstreamSink {
       s.channel = undefined;
       if (n === STANDALONE_STREAM) this.streams.delete(n);
       c.listener = undefined;
-      if (!c.closed) c.close(409, 'session moved to another connection');
+      if (!c.closed) c.close(StreamEnd.Replaced, 'session moved to another connection');
     }
   }
 
@@ -393,7 +394,7 @@ export class Session implements ChannelListener, UpstreamSink {
     if (!previous) return;
     this.primary = undefined;
     previous.listener = undefined;
-    if (!previous.closed) previous.close(4002, 'session moved to another connection');
+    if (!previous.closed) previous.close(EndReason.SessionMoved, 'session moved to another connection');
   }
 
   /**
@@ -979,7 +980,7 @@ export class Session implements ChannelListener, UpstreamSink {
   }
 
   /** Ends the session: closes every channel, closes the upstream port. Idempotent. */
-  close(reason: string, code = SESSION_ENDED_CODE): void {
+  close(reason: string, code: number = SESSION_ENDED_CODE): void {
     if (this.closed) return;
     this.closed = true;
     const channels = new Set<ClientChannel>();

@@ -13,7 +13,7 @@ const GatewayMethod = {
   Ack: 'notifications/gateway/ack',
 } as const;
 
-/** Close codes the gateway uses (its ws-close-codes.ts), and what each means to a client. */
+/** Close codes the gateway uses (its src/core/end-reason.ts), and what each means to a client. */
 const CLOSE_MEANING: Record<number, { reason: FailureReason; text: string }> = {
   1008: { reason: 'rejected', text: 'the gateway refused the connection (policy)' },
   4001: { reason: 'session-expired', text: 'the session ended on the gateway' },

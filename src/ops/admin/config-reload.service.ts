@@ -10,7 +10,7 @@ import {
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { ClientConfig, GatewayConfig, ServiceConfig } from '../../config/gateway-config';
 import { parseServicesFile, servicesOrDemo } from '../../config/load-config';
-import type { ClientPolicies } from '../../policy/client-policy-schema';
+import type { ClientPolicies } from '../../config/client-policy-schema';
 import { MessagePolicy } from '../../policy/message-policy';
 import { AdmissionService } from '../../policy/policy.module';
 import { ConfigFileWatcher } from './config-file-watcher';

@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ClientChannel } from '../../session/client-channel';
 import { ANONYMOUS_CLIENT } from '../../core/client-id';
-import { AdmissionRefusedError } from '../../session/session-capacity';
+import { AdmissionRefusedError } from '../../core/refusal';
+import { EndReason } from '../../core/end-reason';
 import type { FloodLimits } from '../../core/limits';
 import type { TrustedProxies } from '../../core/trusted-proxies';
 import { TokenBuckets } from './token-buckets';
@@ -275,7 +276,7 @@ export class FloodGuard {
         }
         this.count('init_deadline');
         const reason = `Policy: initialize not sent within ${this.limits.initDeadlineMs} ms`;
-        p.channel.close(1008, reason);
+        p.channel.close(EndReason.Policy, reason);
         this.endSession?.(p.session, reason);
       }
       this.pending = keep;

@@ -5,6 +5,7 @@ import {
   type JsonRpcFailure,
   type JsonRpcId,
 } from '../../../libs/protocol/src/jsonrpc';
+import type { Refusal } from '../../core/refusal';
 
 /** Writes a JSON-RPC error as a complete HTTP response on a raw Node response. */
 export function sendJsonRpcError(
@@ -15,6 +16,18 @@ export function sendJsonRpcError(
   options: { id?: JsonRpcId | null; data?: unknown; headers?: Record<string, string> } = {},
 ): void {
   sendJson(res, status, errorResponse(options.id ?? null, code, message, options.data), options.headers);
+}
+
+/**
+ * A refusal (src/core/refusal.ts) as the HTTP transports say it: its status, its headers and a
+ * JSON-RPC error body (`id`: the refused request's, when one request was refused).
+ */
+export function sendRefusal(res: ServerResponse, refusal: Refusal, id: JsonRpcId | null = null): void {
+  sendJsonRpcError(res, refusal.status, refusal.code, refusal.message, {
+    id,
+    data: refusal.data,
+    headers: refusal.headers,
+  });
 }
 
 export function sendJson(

@@ -1,12 +1,12 @@
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { ErrorCode } from '../../../libs/protocol/src/jsonrpc';
 import type { GatewayConfig } from '../../config/gateway-config';
+import { isLoopbackHost } from '../../core/loopback';
+import type { Refusal } from '../../core/refusal';
 
-/** Loopback as IP literals only: 127.0.0.0/8 and ::1 (a name such as `127.evil.example` is not). */
-const LOOPBACK_ADDRESSES = new BlockList();
-LOOPBACK_ADDRESSES.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK_ADDRESSES.addAddress('::1', 'ipv6');
+export { isLoopbackHost };
 
 /**
  * A host name as a Host header may carry it: labels of letters, digits, `-` and `_` (container
@@ -15,9 +15,14 @@ LOOPBACK_ADDRESSES.addAddress('::1', 'ipv6');
 const HOST_NAME =
   /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
-export interface GuardRefusal {
-  status: 403 | 421;
-  message: string;
+/** A request the guard refuses (src/core/refusal.ts): 403 with JSON-RPC −32600. */
+export interface GuardRefusal extends Refusal {
+  status: 403;
+  reason: 'forbidden_host' | 'forbidden_origin';
+}
+
+function forbidden(reason: GuardRefusal['reason'], message: string): GuardRefusal {
+  return { refused: true, status: 403, code: ErrorCode.InvalidRequest, reason, message };
 }
 
 /**
@@ -47,14 +52,14 @@ export class RequestGuard {
     const host = headers.host;
     if (host === undefined || host !== this.lastHost) {
       if (!this.hostAllowed(host)) {
-        return { status: 403, message: `Forbidden: Host "${host ?? ''}" is not allowed` };
+        return forbidden('forbidden_host', `Forbidden: Host "${host ?? ''}" is not allowed`);
       }
       this.lastHost = host;
     }
     const origin = headers.origin;
     if (origin !== undefined && origin !== this.lastOrigin) {
       if (!this.originAllowed(origin)) {
-        return { status: 403, message: `Forbidden: Origin "${origin}" is not allowed` };
+        return forbidden('forbidden_origin', `Forbidden: Origin "${origin}" is not allowed`);
       }
       this.lastOrigin = origin;
     }
@@ -108,14 +113,6 @@ export function hostnameOf(value: string): string | undefined {
   return name;
 }
 
-/** `localhost`, or an IP literal in 127.0.0.0/8 or ::1 (IPv6 with or without brackets). */
-export function isLoopbackHost(name: string): boolean {
-  if (name === 'localhost') return true;
-  if (isIPv4(name)) return LOOPBACK_ADDRESSES.check(name, 'ipv4');
-  const v6 = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
-  return isIPv6(v6) && LOOPBACK_ADDRESSES.check(v6, 'ipv6');
-}
-
 /**
  * What to warn about at start: on a non-loopback bind with no ALLOWED_HOSTS every Host header is
  * served, so DNS rebinding is only stopped if a reverse proxy in front pins the Host.
@@ -148,7 +145,7 @@ export function installRequestGuard(
       done();
       return;
     }
-    refused(refusal.message.startsWith('Forbidden: Origin') ? 'forbidden_origin' : 'forbidden_host');
+    refused(refusal.reason);
     void reply
       .code(refusal.status)
       .header('cache-control', 'no-store')

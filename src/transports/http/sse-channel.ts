@@ -3,7 +3,7 @@ import type { Admission } from '../../policy/admission';
 import type { Identity } from '../../policy/identity';
 import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
 import { ErrorCode } from '../../../libs/protocol/src/jsonrpc';
-import { toCloseCode, WsClose } from '../ws/ws-close-codes';
+import { EndReason, toCloseCode } from '../../core/end-reason';
 import type { KeepAliveTicker } from './keep-alive-ticker';
 
 export interface SseChannelOptions {
@@ -189,13 +189,13 @@ export class SseChannel implements ClientChannel {
 /** The JSON-RPC error code an SSE `error` event carries for a close code (as the SSE client reads it). */
 function rpcCodeOf(closeCode: number): number {
   switch (closeCode) {
-    case WsClose.SessionEnded:
-    case WsClose.SessionNotFound:
-    case WsClose.OutboxOverflow:
+    case EndReason.SessionEnded:
+    case EndReason.SessionNotFound:
+    case EndReason.OutboxOverflow:
       return ErrorCode.SessionNotFound;
-    case WsClose.ResumeUnavailable:
+    case EndReason.ResumeUnavailable:
       return ErrorCode.ResumeUnavailable;
-    case WsClose.TransportSwitchRefused:
+    case EndReason.TransportSwitchRefused:
       return ErrorCode.TransportSwitchRefused;
     default:
       // Moved elsewhere, shutting down, internal: JSON-RPC's generic server error; closeCode says which.
@@ -233,7 +233,10 @@ export function closeWhenInvalid(
       ? undefined
       : setTimeout(
           () =>
-            channel.close(WsClose.CredentialExpired, 'the access token expired: reconnect with a fresh one'),
+            channel.close(
+              EndReason.CredentialExpired,
+              'the access token expired: reconnect with a fresh one',
+            ),
           Math.max(0, expiresAt - Date.now()),
         );
   timer?.unref();

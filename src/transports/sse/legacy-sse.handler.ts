@@ -18,12 +18,19 @@ import {
 } from '../../session/session';
 import type { SessionRegistry, SwitchVerdict } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
-import type { Admission, AdmissionRequest } from '../../policy/admission';
-import { isRefusal, type Identity, type Refusal } from '../../policy/identity';
+import { whenAdmitted, type Admission, type AdmissionRequest } from '../../policy/admission';
+import { isRefusal, type Identity } from '../../policy/identity';
 import { refusalResponse, type MessagePolicy } from '../../policy/message-policy';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../../core/client-id';
 import { refusedForCapacity } from '../http/capacity-reply';
-import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
+import {
+  accepts,
+  mediaType,
+  sendJsonRpcError,
+  sendOverloaded,
+  sendRefusal,
+  sendStatus,
+} from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import type { RequestGuard } from '../http/request-guard';
 import { closeWhenInvalid, SseChannel } from '../http/sse-channel';
@@ -84,20 +91,15 @@ export class LegacySseHandler {
       // The resource of POST /messages is the stream's endpoint.
       path: path === MESSAGES_PATH ? '/sse' : path,
     };
-    const settle = (verdict: Identity | Refusal) => {
-      if (isRefusal(verdict)) admission.sendHttp(res, verdict, request);
-      else then(verdict.clientId, verdict, request);
-    };
-    const verdict = admission.authenticate(request);
-    if (!(verdict instanceof Promise)) {
-      settle(verdict);
-      return;
-    }
-    verdict
-      .then((v) => {
-        if (!res.destroyed && !res.writableEnded) settle(v);
-      })
-      .catch((err: unknown) => this.boundary.http(res, err));
+    whenAdmitted(
+      admission.admitConnection(request),
+      (verdict, late) => {
+        if (late && (res.destroyed || res.writableEnded)) return;
+        if (isRefusal(verdict)) sendRefusal(res, verdict);
+        else then(verdict.clientId, verdict, request);
+      },
+      (err) => this.boundary.http(res, err),
+    );
   }
 
   /** GET /sse[/:service] — new session, or resume of an existing one. */
@@ -136,14 +138,18 @@ export class LegacySseHandler {
         socket: req.socket,
         service: target,
       };
-      const admitted = admission
-        .admitSession(identity ?? { clientId, via: 'none', scopes: [] }, request)
-        .then((refused) => {
+      whenAdmitted(
+        admission.admitConnection(request, {
+          newSession: true,
+          identity: identity ?? { clientId, via: 'none', scopes: [] },
+        }),
+        (verdict) => {
           if (res.destroyed || res.writableEnded) return;
-          if (refused) admission.sendHttp(res, refused, request);
+          if (isRefusal(verdict)) sendRefusal(res, verdict);
           else this.openSession(req, res, query, clientId, target);
-        });
-      admitted.catch((err: unknown) => this.boundary.http(res, err));
+        },
+        (err) => this.boundary.http(res, err),
+      );
     });
   }
 

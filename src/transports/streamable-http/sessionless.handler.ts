@@ -21,10 +21,11 @@ import {
 } from '../../../libs/protocol/src';
 import { RequestMultiplexer } from '../../pool/request-multiplexer';
 import { STANDALONE_STREAM } from '../../session/session';
-import type { Identity } from '../../policy/identity';
+import { whenAdmitted } from '../../policy/admission';
+import { isRefusal, type Identity } from '../../policy/identity';
 import { clientIdFrom } from '../../core/client-id';
 import { refusedForCapacity } from '../http/capacity-reply';
-import { sendJson, sendStatus } from '../http/http-reply';
+import { sendJson, sendRefusal, sendStatus } from '../http/http-reply';
 import { decodeHeaderValue } from './param-headers';
 import { BridgeEntry, internalRequest, needsLane, quiet, type InitializeResult } from './sessionless-bridge';
 import { paramsDigest, RequestStateCodec } from './request-state';
@@ -196,14 +197,18 @@ export class SessionlessHandler {
     if (admission !== undefined && !(live?.session && !live.session.closed && live.error === undefined)) {
       // A new hidden session for this client: admitted once (live client policy, teams' checks, S5).
       const req = { transport: 'streamable' as const, headers, socket: res.socket ?? undefined, service };
-      const admitted = admission
-        .admitSession(identity ?? { clientId, via: 'none', scopes: [] }, req)
-        .then((refused) => {
+      whenAdmitted(
+        admission.admitConnection(req, {
+          newSession: true,
+          identity: identity ?? { clientId, via: 'none', scopes: [] },
+        }),
+        (verdict) => {
           if (res.destroyed || res.writableEnded) return;
-          if (refused) admission.sendHttp(res, refused, req);
+          if (isRefusal(verdict)) sendRefusal(res, verdict);
           else this.serve(request, meta!, service, headers, res, clientId);
-        });
-      admitted.catch((err: unknown) => this.owner.internalError(res, err));
+        },
+        (err) => this.owner.internalError(res, err),
+      );
       return;
     }
     this.serve(request, meta!, service, headers, res, clientId);

@@ -27,12 +27,19 @@ import {
 } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import type { ErrorBoundary } from '../error-boundary';
-import type { Admission, AdmissionRequest } from '../../policy/admission';
-import { isRefusal, type Identity, type Refusal } from '../../policy/identity';
+import { whenAdmitted, type Admission, type AdmissionRequest } from '../../policy/admission';
+import { isRefusal, type Identity } from '../../policy/identity';
 import type { MessagePolicy } from '../../policy/message-policy';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../../core/client-id';
 import { refusedForCapacity } from '../http/capacity-reply';
-import { accepts, mediaType, sendJsonRpcError, sendOverloaded, sendStatus } from '../http/http-reply';
+import {
+  accepts,
+  mediaType,
+  sendJsonRpcError,
+  sendOverloaded,
+  sendRefusal,
+  sendStatus,
+} from '../http/http-reply';
 import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import { RequestGuard } from '../http/request-guard';
 import { closeWhenInvalid, SseChannel, type SseChannelOptions } from '../http/sse-channel';
@@ -149,14 +156,8 @@ export class StreamableHttpHandler {
   admit(headers: IncomingHttpHeaders, service: string | undefined, res: ServerResponse): string | undefined {
     const refusal = this.guard.check(headers);
     if (refusal) {
-      refuse(
-        this.deps,
-        res,
-        refusal.status,
-        ErrorCode.InvalidRequest,
-        refusal.message.includes('Origin') ? 'forbidden_origin' : 'forbidden_host',
-        refusal.message,
-      );
+      this.deps.metrics.error(refusal.reason);
+      sendRefusal(res, refusal);
       return undefined;
     }
     const name = service ?? this.deps.config.defaultService;
@@ -194,36 +195,18 @@ export class StreamableHttpHandler {
         service: name,
         path: service === undefined ? '/mcp' : `/mcp/${service}`,
       };
-      const verdict = admission.authenticate(req);
-      if (!(verdict instanceof Promise)) {
-        this.authenticated(method, name, headers, body, res, verdict, req);
-        return;
-      }
-      verdict
-        .then((v) => {
-          if (res.destroyed || res.writableEnded) return; // the client gave up meanwhile
-          this.authenticated(method, name, headers, body, res, v, req);
-        })
-        .catch((err: unknown) => this.internalError(res, err));
+      whenAdmitted(
+        admission.admitConnection(req),
+        (verdict, late) => {
+          if (late && (res.destroyed || res.writableEnded)) return; // the client gave up meanwhile
+          if (isRefusal(verdict)) sendRefusal(res, verdict);
+          else this.dispatch(method, name, headers, body, res, verdict.clientId, verdict);
+        },
+        (err) => this.internalError(res, err),
+      );
     } catch (err) {
       this.internalError(res, err);
     }
-  }
-
-  private authenticated(
-    method: string,
-    service: string,
-    headers: IncomingHttpHeaders,
-    body: Buffer | undefined,
-    res: ServerResponse,
-    verdict: Identity | Refusal,
-    req: AdmissionRequest,
-  ): void {
-    if (isRefusal(verdict)) {
-      this.deps.admission!.sendHttp(res, verdict, req);
-      return;
-    }
-    this.dispatch(method, service, headers, body, res, verdict.clientId, verdict);
   }
 
   /** `identity`: set when authentication is on (the session belongs to it); `clientId` is its id or the claimed one. */
@@ -280,11 +263,7 @@ export class StreamableHttpHandler {
     for (const m of messages) {
       const refusal = policy.check(clientId, m, 'streamable', address);
       if (refusal === undefined) continue;
-      sendJsonRpcError(res, refusal.httpStatus, refusal.code, refusal.message, {
-        id: batch ? null : ((m as { id?: JsonRpcId }).id ?? null),
-        data: refusal.data,
-        headers: refusal.headers,
-      });
+      sendRefusal(res, refusal, batch ? null : ((m as { id?: JsonRpcId }).id ?? null));
       return true;
     }
     return false;
@@ -481,12 +460,15 @@ export class StreamableHttpHandler {
           socket: res.socket ?? undefined,
           service,
         };
-        const admitted = admission
-          .admitSession(identity ?? { clientId, via: 'none', scopes: [] }, req)
-          .then((refused) => {
+        whenAdmitted(
+          admission.admitConnection(req, {
+            newSession: true,
+            identity: identity ?? { clientId, via: 'none', scopes: [] },
+          }),
+          (verdict) => {
             if (res.destroyed || res.writableEnded) return;
-            if (refused) {
-              admission.sendHttp(res, refused, req);
+            if (isRefusal(verdict)) {
+              sendRefusal(res, verdict);
               return;
             }
             const created = this.createSession(clientId, service, headers, res);
@@ -502,8 +484,9 @@ export class StreamableHttpHandler {
                 headers,
                 identity,
               );
-          });
-        admitted.catch((err: unknown) => this.internalError(res, err));
+          },
+          (err) => this.internalError(res, err),
+        );
         return;
       }
       session = this.createSession(clientId, service, headers, res);

@@ -17,7 +17,7 @@ import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
 import { AdmissionService } from '../../policy/policy.module';
 import { MessagePolicy } from '../../policy/message-policy';
 import { SessionService } from '../../session/session.module';
-import { sendJsonRpcError } from '../http/http-reply';
+import { sendJsonRpcError, sendRefusal } from '../http/http-reply';
 import { KeepAliveTicker } from '../http/keep-alive-ticker';
 import {
   hasRequestBody,
@@ -183,7 +183,7 @@ export class StreamableHttpRoutes
       // No credential at all: refused before the body is read, so an anonymous client cannot make
       // the gateway buffer MAX_BODY_BYTES. The Origin/Host check still answers first.
       if (this.handler.admit(req.headers, service, res) !== undefined) {
-        admission.sendHttp(res, admission.refuseAnonymous(request), request);
+        sendRefusal(res, admission.refuseAnonymous(request));
       }
       return true;
     }

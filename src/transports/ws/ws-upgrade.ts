@@ -11,7 +11,12 @@ import type { ServiceDirectory } from '../../session/session';
 import type { SessionRegistry } from '../../session/session-registry';
 import { AdmissionRefusedError } from '../../session/session-capacity';
 import { socketRefusal } from '../../policy/flood/flood-guard';
-import type { Admission as PolicyAdmission, AdmissionRequest } from '../../policy/admission';
+import {
+  claimedIdentity,
+  whenAdmitted,
+  type Admission as PolicyAdmission,
+  type AdmissionRequest,
+} from '../../policy/admission';
 import {
   isRefusal,
   subprotocolToken,
@@ -19,7 +24,6 @@ import {
   type Identity,
   type Refusal,
 } from '../../policy/identity';
-import { clientIdFrom } from '../../core/client-id';
 import type { RequestGuard } from '../http/request-guard';
 import { ErrorBoundary } from '../error-boundary';
 import type { GatewaySocket } from './ws-channel';
@@ -187,11 +191,7 @@ export class WsUpgrade {
     }
     const policy = this.policy;
     if (policy === undefined) {
-      this.admitAs(req, socket, head, route, query, resume, {
-        clientId: clientIdFrom(headers, query),
-        via: 'none',
-        scopes: [],
-      });
+      this.admitAs(req, socket, head, route, query, resume, claimedIdentity({ headers, query }));
       return;
     }
     // Credentials at the upgrade: Authorization, a SEP-1288 `mcp.bearer.<token>` subprotocol entry
@@ -206,47 +206,32 @@ export class WsUpgrade {
         subprotocolToken(offered) ?? (this.queryToken && query.access_token ? query.access_token : undefined),
       service: route.service ?? this.services.defaultService,
     };
-    const verdict: Identity | Refusal | Promise<Identity | Refusal> = policy.enabled
-      ? policy.authenticate(request)
-      : { clientId: clientIdFrom(headers, query), via: 'none', scopes: [] };
-    const settle = (v: Identity | Refusal): void | Promise<void> => {
-      if (isRefusal(v)) {
-        this.refuseAuth(socket, v, request);
-        return;
-      }
-      if (resume) {
-        this.admitAs(req, socket, head, route, query, resume, v);
-        return;
-      }
-      // A new session: live client policy, teams' checks and S5 check_compliance, before the 101.
-      return policy.admitSession(v, request).then((refused) => {
-        if (socket.destroyed) return;
-        if (refused) this.refuseAuth(socket, refused, request);
-        else this.admitAs(req, socket, head, route, query, resume, v);
-      });
-    };
     // Node removed its error handler when it handed the socket over: a reset meanwhile must not go unhandled.
     socket.on('error', destroySocket);
     const done = () => socket.off('error', destroySocket);
-    const pending =
-      verdict instanceof Promise
-        ? verdict.then((v) => (socket.destroyed ? undefined : settle(v)))
-        : settle(verdict);
-    if (pending === undefined) {
-      done();
-      return;
-    }
-    pending.then(done, (err: unknown) => {
-      done();
-      this.upgradeBoundary.upgrade(socket, err);
-    });
+    // A new session also runs the live client policy, teams' checks and S5 check_compliance, before the 101.
+    whenAdmitted(
+      policy.admitConnection(request, { newSession: !resume }),
+      (verdict, late) => {
+        done();
+        if (late && socket.destroyed) return;
+        if (isRefusal(verdict)) this.refuseAdmission(socket, verdict);
+        else this.admitAs(req, socket, head, route, query, resume, verdict);
+      },
+      (err) => {
+        done();
+        this.upgradeBoundary.upgrade(socket, err);
+      },
+    );
   }
 
-  /** An authentication or admission refusal, before the upgrade: 401/403 with WWW-Authenticate. */
-  private refuseAuth(socket: Duplex, r: Refusal, request: AdmissionRequest): void {
-    const headers = this.policy!.refusalHeaders(r, request);
-    const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
-    this.refuseWith(socket, r.status, ErrorCode.Unauthorized, r.message, lines, { reason: r.reason });
+  /**
+   * An authentication or admission refusal (src/core/refusal.ts), as the WebSocket transport says
+   * it: the refusal's status before the upgrade, its headers (WWW-Authenticate) and a JSON-RPC body.
+   */
+  private refuseAdmission(socket: Duplex, r: Refusal): void {
+    const lines = Object.entries(r.headers ?? {}).map(([name, value]) => `${name}: ${value}`);
+    this.refuseWith(socket, r.status, r.code, r.message, lines, r.data);
   }
 
   private admitAs(
