@@ -9,13 +9,28 @@ import {
   type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
+  type JsonRpcResponse,
 } from '../../libs/protocol/src';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
-import type { PooledService } from './pooled-service';
 import type { PooledClient, SharedUpstream } from './shared-upstream';
 import type { UpstreamPort } from './upstream-port';
 import type { UpstreamTarget } from '../telemetry/tracing/mcp-spans';
 import { onBackgroundFailure } from './background-failures';
+
+/**
+ * What a pooled port asks of the service it belongs to (PooledService): declared here, so the port
+ * needs no import of the service that creates it.
+ */
+export interface PooledPortHost {
+  readonly acquireTimeoutMs: number;
+  targetFor(routingKey: string): UpstreamTarget | undefined;
+  initializeResult(routingKey: string): Promise<Record<string, unknown>>;
+  setSubscription(port: PooledPort, uri: string, subscribe: boolean): Promise<void>;
+  carry(port: PooledPort, request: JsonRpcRequest, headers: MessageHeaders | undefined): void;
+  answerServerRequest(port: PooledPort, response: JsonRpcResponse): void;
+  refusal(id: JsonRpcId, err: Error): JsonRpcMessage;
+  detach(port: PooledPort): void;
+}
 
 interface Outstanding {
   /** undefined while the request waits for a checkout. */
@@ -49,7 +64,7 @@ export class PooledPort implements UpstreamPort, PooledClient {
   private closed = false;
 
   constructor(
-    private readonly service: PooledService,
+    private readonly service: PooledPortHost,
     readonly routingKey: string,
   ) {}
 

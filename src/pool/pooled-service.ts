@@ -12,7 +12,7 @@ import {
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { MessageHeaders, UpstreamConnection } from '../upstream/upstream-connection';
 import { onBackgroundFailure } from './background-failures';
-import { PooledPort } from './pooled-port';
+import { PooledPort, type PooledPortHost } from './pooled-port';
 import { ReplicaPool, ReplicaUnreachableError, type PoolSettings, type PoolStats } from './replica-pool';
 import type { PooledClient, SharedUpstream, SharedUpstreamOwner } from './shared-upstream';
 import type { UpstreamTarget } from '../telemetry/tracing/mcp-spans';
@@ -70,7 +70,7 @@ const LIST_CHANGED = new Set([
  * exists), server→client requests by gateway id, and the list of client ports
  * a list_changed goes to, once each.
  */
-export class PooledService {
+export class PooledService implements PooledPortHost {
   private readonly log: Logger;
   private readonly pools = new Map<string, ReplicaPool>();
   private readonly clients = new Set<PooledPort>();

@@ -1,9 +1,10 @@
+/** The WebSocket upstream against a real MCP server over ws (moved from src/upstream: it starts a server fixture from test/). */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { Logger } from '@nestjs/common';
-import { ErrorCode } from '../../libs/protocol/src';
-import type { ReplicaConfig } from '../config/gateway-config';
-import { startWsMcpServer, type WsMcpServer } from '../../test/fixtures/ws-mcp-server';
+import { ErrorCode } from '../libs/protocol/src';
+import type { ReplicaConfig } from '../src/config/gateway-config';
+import { startWsMcpServer, type WsMcpServer } from './fixtures/ws-mcp-server';
 import {
   callTool,
   FAST_OPTIONS,
@@ -12,9 +13,9 @@ import {
   RecordingSink,
   resultText,
   waitUntil,
-} from './testing/upstream-kit';
-import type { UpstreamOptions } from './upstream-options';
-import { WsUpstream } from './ws.upstream';
+} from './helpers/upstream-test-kit';
+import type { UpstreamOptions } from '../src/upstream/upstream-options';
+import { WsUpstream } from '../src/upstream/ws.upstream';
 
 Logger.overrideLogger(['error']);
 
