@@ -206,17 +206,21 @@ function upgrade(
   });
 }
 
-type TransportName = 'streamable' | 'sse' | 'ws';
-const TRANSPORTS: TransportName[] = ['streamable', 'sse', 'ws'];
+type ClientTransport = 'streamable' | 'sse' | 'ws';
+const TRANSPORTS: ClientTransport[] = ['streamable', 'sse', 'ws'];
 
-function attempt(base: string, transport: TransportName, headers: Record<string, string>): Promise<Attempt> {
+function attempt(
+  base: string,
+  transport: ClientTransport,
+  headers: Record<string, string>,
+): Promise<Attempt> {
   if (transport === 'streamable') return post(base, headers);
   if (transport === 'sse')
     return http(base, 'GET', '/sse', { accept: 'text/event-stream', ...headers }, undefined, true);
   return upgrade(base, headers);
 }
 
-const okStatus: Record<TransportName, number> = { streamable: 200, sse: 200, ws: 101 };
+const okStatus: Record<ClientTransport, number> = { streamable: 200, sse: 200, ws: 101 };
 
 /** A 2026-07-28 (sessionless) tools/list: no session, no initialize. */
 function sessionless(base: string, headers: Record<string, string>): Promise<Attempt> {
@@ -315,7 +319,7 @@ describe('authentication: API keys, JWT (JWKS), OAuth resource server', () => {
   });
 
   /** Each endpoint is its own resource URL (of the one gateway): /mcp, /sse, /ws. */
-  const metadataUrl = (transport: TransportName = 'streamable') =>
+  const metadataUrl = (transport: ClientTransport = 'streamable') =>
     `${gw.url}/.well-known/oauth-protected-resource/${transport === 'streamable' ? 'mcp' : transport}`;
 
   for (const transport of TRANSPORTS) {

@@ -11,7 +11,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import WebSocket from 'ws';
 import { ErrorCode } from '../libs/protocol/src';
 import { ClientTransportGuardService } from '../src/session/client-transport-guard.service';
-import type { ChannelKind } from '../src/session/client-channel';
+import type { ClientTransport } from '../src/core/transport-kind';
 import { VsmChannel, type AlgedonicEvent, type S3Event } from '../src/vsm/vsm.channels';
 import { connectClient, endpointFor } from './helpers/clients';
 import { startGateway, type RunningGateway } from './helpers/gateway';
@@ -30,7 +30,7 @@ interface Attempt {
 /** Starts a new session on `kind` (raw: the refusal's status, headers and body are what is checked). */
 async function attempt(
   base: string,
-  kind: ChannelKind,
+  kind: ClientTransport,
   service?: string,
 ): Promise<Attempt & { close(): void }> {
   if (kind === 'streamable') {

@@ -6,7 +6,7 @@ import type { AuthModeName, ClientConfig, GatewayConfig } from '../config/gatewa
 import { ConfigError } from '../config/load-config';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../core/client-id';
 import { EndReason } from '../core/end-reason';
-import type { TransportName } from '../vsm/vsm.channels';
+import type { ClientTransport } from '../core/transport-kind';
 import {
   ApiKeys,
   bearerFrom,
@@ -27,7 +27,7 @@ export type MaybePromise<T> = T | Promise<T>;
 
 /** One connection's (or request's) admission question, as each transport asks it. */
 export interface AdmissionRequest {
-  transport: TransportName;
+  transport: ClientTransport;
   headers: IncomingHttpHeaders;
   /** The client connection (its peer address; a TLSSocket carries the client certificate). */
   socket: Socket | undefined;
@@ -76,7 +76,7 @@ export function whenAdmitted<T>(
 /** What an extra admission check (ADMISSION_CHECKS) is shown. */
 export interface AdmissionContext {
   identity: Identity;
-  transport: TransportName;
+  transport: ClientTransport;
   /** The client address (X-Forwarded-For only from a trusted proxy). */
   address: string;
   headers: IncomingHttpHeaders;

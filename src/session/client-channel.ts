@@ -1,19 +1,17 @@
 import type { ClientTransport } from '../core/transport-kind';
 
-/**
- * One live client connection or stream, as a session sees it. Transports implement it;
- * sessions only call these methods and receive the two events through ChannelListener
- * (a back-link instead of per-connection closures).
- */
-export type ChannelKind = ClientTransport;
-
 export interface ChannelListener {
   channelDrained(channel: ClientChannel): void;
   channelClosed(channel: ClientChannel): void;
 }
 
+/**
+ * One live client connection or stream, as a session sees it. Transports implement it;
+ * sessions only call these methods and receive the two events through ChannelListener
+ * (a back-link instead of per-connection closures).
+ */
 export interface ClientChannel {
-  readonly kind: ChannelKind;
+  readonly kind: ClientTransport;
   /** Set by the session on attach; the channel reports drain/close to it. */
   listener: ChannelListener | undefined;
   /**

@@ -5,10 +5,10 @@ import {
   type BreakerState,
   type ForcedBreakerState,
 } from '../pool/replica-breakers';
-import type { ChannelKind } from './client-channel';
+import type { ClientTransport } from '../core/transport-kind';
 import { AdmissionRefusedError } from '../core/refusal';
 
-export const CLIENT_TRANSPORTS: readonly ChannelKind[] = ['streamable', 'sse', 'ws'];
+export const CLIENT_TRANSPORTS: readonly ClientTransport[] = ['streamable', 'sse', 'ws'];
 
 /** How long a client refused by an open transport breaker is told to wait: about one probe interval. */
 const MIN_RETRY_AFTER_MS = 1000;
@@ -16,11 +16,11 @@ const MIN_RETRY_AFTER_MS = 1000;
 const CAP_RETRY_AFTER_MS = 5000;
 
 /** The breaker target (and algedonic source) of a client transport. */
-export function transportTarget(kind: ChannelKind): string {
+export function transportTarget(kind: ClientTransport): string {
   return `transport:${kind}`;
 }
 
-export function isClientTransport(name: string): name is ChannelKind {
+export function isClientTransport(name: string): name is ClientTransport {
   return name === 'streamable' || name === 'sse' || name === 'ws';
 }
 
@@ -49,11 +49,11 @@ export class TransportRefusedError extends AdmissionRefusedError {
  */
 export class ClientTransportGuard {
   readonly breakers: Breakers;
-  private readonly live: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  private readonly live: Record<ClientTransport, number> = { streamable: 0, sse: 0, ws: 0 };
   /** Where a transport counts its own live connections (WebSocket connections, open SSE streams). */
-  private readonly gauges: Partial<Record<ChannelKind, () => number>> = {};
+  private readonly gauges: Partial<Record<ClientTransport, () => number>> = {};
   /** 0: no cap. */
-  private readonly caps: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  private readonly caps: Record<ClientTransport, number> = { streamable: 0, sse: 0, ws: 0 };
   private readonly retryAfterMs: number;
 
   constructor(settings: BreakerSettings, listener: BreakerListener) {
@@ -63,7 +63,7 @@ export class ClientTransportGuard {
   }
 
   /** Throws TransportRefusedError when a new session on `kind` must be refused. Takes no place. */
-  check(kind: ChannelKind): void {
+  check(kind: ClientTransport): void {
     if (!this.breakers.allows(transportTarget(kind))) {
       throw new TransportRefusedError(
         'transport_unavailable',
@@ -85,46 +85,46 @@ export class ClientTransportGuard {
    * The transport counts its live connections itself (it already keeps them in a set): the cap
    * applies to that count instead of the sessions created on it.
    */
-  measure(kind: ChannelKind, gauge: () => number): void {
+  measure(kind: ClientTransport, gauge: () => number): void {
     this.gauges[kind] = gauge;
   }
 
   /** What the cap of `kind` is held against: its connections when measured, else its live sessions. */
-  liveCount(kind: ChannelKind): number {
+  liveCount(kind: ClientTransport): number {
     const gauge = this.gauges[kind];
     return gauge === undefined ? this.live[kind] : gauge();
   }
 
   /** A session was created on `kind` (counted until it ends). */
-  opened(kind: ChannelKind): void {
+  opened(kind: ClientTransport): void {
     this.live[kind]++;
   }
 
-  closed(kind: ChannelKind): void {
+  closed(kind: ClientTransport): void {
     if (this.live[kind] > 0) this.live[kind]--;
   }
 
   /** One outcome of new work on the transport: served (true) or failed on the gateway's side. */
-  record(kind: ChannelKind, ok: boolean): void {
+  record(kind: ClientTransport, ok: boolean): void {
     this.breakers.record(transportTarget(kind), ok);
   }
 
   /** S3 allocate_connections: `count` ≤ 0 removes the cap. Sessions above a lowered cap are kept. */
-  setCap(kind: ChannelKind, count: number): void {
+  setCap(kind: ClientTransport, count: number): void {
     this.caps[kind] = count > 0 ? Math.floor(count) : 0;
   }
 
   /** S3 force_circuit_state. */
-  force(kind: ChannelKind, state: ForcedBreakerState): void {
+  force(kind: ClientTransport, state: ForcedBreakerState): void {
     this.breakers.force(transportTarget(kind), state);
   }
 
-  state(kind: ChannelKind): BreakerState {
+  state(kind: ClientTransport): BreakerState {
     return this.breakers.state(transportTarget(kind));
   }
 
-  stats(): Record<ChannelKind, { live: number; cap: number; state: BreakerState }> {
-    const out = {} as Record<ChannelKind, { live: number; cap: number; state: BreakerState }>;
+  stats(): Record<ClientTransport, { live: number; cap: number; state: BreakerState }> {
+    const out = {} as Record<ClientTransport, { live: number; cap: number; state: BreakerState }>;
     for (const kind of CLIENT_TRANSPORTS) {
       out[kind] = { live: this.liveCount(kind), cap: this.caps[kind], state: this.state(kind) };
     }

@@ -1,7 +1,7 @@
 import { BREAKER_GAUGE_VALUE, type Gauge, type Sample } from '../telemetry/gauge-source';
 import type { HealthIndicator } from '../telemetry/health-source';
 import type { BreakerPosition, StatsPart } from '../telemetry/stats-source';
-import type { ChannelKind } from './client-channel';
+import type { ClientTransport } from '../core/transport-kind';
 import { CLIENT_TRANSPORTS, type ClientTransportGuard } from './client-transport-guard';
 import type { SessionRegistry } from './session-registry';
 
@@ -11,7 +11,7 @@ import type { SessionRegistry } from './session-registry';
  * them (GAUGE_SOURCE); they are read at each scrape.
  */
 export function sessionGauges(sessions: SessionRegistry, transports: ClientTransportGuard): readonly Gauge[] {
-  const perTransport = (read: (t: ChannelKind) => number) => (out: Sample[]) => {
+  const perTransport = (read: (t: ClientTransport) => number) => (out: Sample[]) => {
     for (const t of CLIENT_TRANSPORTS) out.push({ labels: { transport: t }, value: read(t) });
   };
   return [
@@ -26,7 +26,7 @@ export function sessionGauges(sessions: SessionRegistry, transports: ClientTrans
       help: 'Live sessions by the client transport they are on now',
       type: 'gauge',
       read: (out) => {
-        const n: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+        const n: Record<ClientTransport, number> = { streamable: 0, sse: 0, ws: 0 };
         for (const s of sessions.all()) if (!s.closed) n[s.transport]++;
         perTransport((t) => n[t])(out);
       },
@@ -48,9 +48,9 @@ export function sessionGauges(sessions: SessionRegistry, transports: ClientTrans
 
 /** The session layer's part of each stats sample (dashboard, alerts, S4). */
 export function sessionStats(sessions: SessionRegistry, transports: ClientTransportGuard): StatsPart {
-  const connections: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
-  const counts: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
-  const transportBreakers: Record<ChannelKind, BreakerPosition> = {
+  const connections: Record<ClientTransport, number> = { streamable: 0, sse: 0, ws: 0 };
+  const counts: Record<ClientTransport, number> = { streamable: 0, sse: 0, ws: 0 };
+  const transportBreakers: Record<ClientTransport, BreakerPosition> = {
     streamable: 'closed',
     sse: 'closed',
     ws: 'closed',

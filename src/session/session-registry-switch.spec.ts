@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { ChannelKind } from './client-channel';
+import type { ClientTransport } from '../core/transport-kind';
 import type { Session, SessionHooks } from './session';
 import { SessionRegistry, type SwitchVerdict } from './session-registry';
 import { InMemorySessionStore } from './session-store';
@@ -15,7 +15,7 @@ const HOOKS: SessionHooks = {
 
 /** A registry whose S2 answers only when the test says so, recording what it was asked. */
 function registryWithManualS2() {
-  const asked: ChannelKind[] = [];
+  const asked: ClientTransport[] = [];
   const answers: Array<(v: SwitchVerdict) => void> = [];
   const registry = new SessionRegistry(
     new InMemorySessionStore(),
@@ -35,7 +35,7 @@ function registryWithManualS2() {
     // An upstream that never comes: these tests only move sessions between transports.
     () => new Promise(() => undefined),
     HOOKS,
-    (_session: Session, to: ChannelKind) => {
+    (_session: Session, to: ClientTransport) => {
       asked.push(to);
       return new Promise<SwitchVerdict>((ok) => answers.push(ok));
     },

@@ -3,7 +3,8 @@ import { describe, test } from 'node:test';
 import type { JsonRpcMessage } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamConnection, UpstreamSink } from '../upstream/upstream-connection';
-import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
+import type { ChannelListener, ClientChannel } from './client-channel';
+import type { ClientTransport } from '../core/transport-kind';
 import { ResumeUnavailableError } from './outbox';
 import type { Session } from './session';
 import { SessionRegistry, type OutboxDropReason, type SessionRegistryOptions } from './session-registry';
@@ -30,7 +31,7 @@ class FakeChannel implements ClientChannel {
   listener: ChannelListener | undefined;
   closed = false;
   bufferedBytes = 0;
-  constructor(readonly kind: ChannelKind) {}
+  constructor(readonly kind: ClientTransport) {}
   send(): boolean {
     return true;
   }
@@ -79,7 +80,7 @@ function newRegistry(options: Partial<SessionRegistryOptions> = {}) {
   return { registry, upstreams, drops };
 }
 
-async function connected(registry: SessionRegistry, kind: ChannelKind): Promise<[Session, FakeChannel]> {
+async function connected(registry: SessionRegistry, kind: ClientTransport): Promise<[Session, FakeChannel]> {
   const session = registry.create('c1', 'demo', kind);
   await new Promise((r) => setImmediate(r)); // the upstream lease is handed over
   const channel = new FakeChannel(kind);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ChannelKind, ClientChannel } from './client-channel';
+import type { ClientChannel } from './client-channel';
+import type { ClientTransport } from '../core/transport-kind';
 import { OutboxBudget } from './outbox';
 import type { ClientTransportGuard } from './client-transport-guard';
 import { DescriptorBudget } from './session-capacity';
@@ -52,7 +53,7 @@ export interface SwitchVerdict {
 }
 
 /** Decides whether a session may move to another transport (S2 anti-oscillation in the app). */
-export type TransportSwitchGuard = (session: Session, to: ChannelKind) => Promise<SwitchVerdict>;
+export type TransportSwitchGuard = (session: Session, to: ClientTransport) => Promise<SwitchVerdict>;
 
 const ALLOWED: SwitchVerdict = Object.freeze({ allowed: true });
 const ALWAYS_ALLOW: TransportSwitchGuard = async () => ALLOWED;
@@ -61,7 +62,7 @@ function ignore(): void {}
 
 /** A transport switch S2 is deciding on; concurrent requests for the same move share it. */
 interface PendingSwitch {
-  to: ChannelKind;
+  to: ClientTransport;
   verdict: Promise<SwitchVerdict>;
 }
 
@@ -132,7 +133,7 @@ export class SessionRegistry {
    * connection cap reached), or what the session limits throw for `clientId` from `peer`;
    * transports that must decide before a handshake (WebSocket) call it first.
    */
-  admit(transport?: ChannelKind, clientId?: string, peer?: string, headers?: IncomingHttpHeaders): void {
+  admit(transport?: ClientTransport, clientId?: string, peer?: string, headers?: IncomingHttpHeaders): void {
     if (transport !== undefined) this.transportGuard?.check(transport);
     this.descriptors.check();
     if (clientId !== undefined) this.sessionLimits?.admit(clientId, peer, headers);
@@ -144,7 +145,7 @@ export class SessionRegistry {
    * onto the same new transport while S2 is asked share that pending decision (S2 counts the
    * switch once); one aimed at yet another transport waits for it, then asks for its own.
    */
-  async admitTransportSwitch(session: Session, to: ChannelKind): Promise<SwitchVerdict> {
+  async admitTransportSwitch(session: Session, to: ClientTransport): Promise<SwitchVerdict> {
     for (;;) {
       const pending = this.pendingSwitches.get(session);
       if (pending === undefined) break;
@@ -162,7 +163,7 @@ export class SessionRegistry {
   }
 
   /** Asks S2; on approval the session is marked as moved before anyone else decides. */
-  private async switchTo(session: Session, to: ChannelKind): Promise<SwitchVerdict> {
+  private async switchTo(session: Session, to: ClientTransport): Promise<SwitchVerdict> {
     const verdict = await this.switchGuard(session, to);
     if (verdict.allowed && !session.closed) {
       session.transport = to;
@@ -193,7 +194,7 @@ export class SessionRegistry {
   create(
     clientId: string,
     service: string,
-    transport: ChannelKind,
+    transport: ClientTransport,
     headers?: IncomingHttpHeaders,
     peer?: string,
   ): Session {

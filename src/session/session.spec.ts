@@ -3,7 +3,8 @@ import { describe, test } from 'node:test';
 import { ErrorCode, type JsonRpcMessage } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamConnection, UpstreamSink } from '../upstream/upstream-connection';
-import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
+import type { ChannelListener, ClientChannel } from './client-channel';
+import type { ClientTransport } from '../core/transport-kind';
 import { ResumeUnavailableError } from './outbox';
 import { ANONYMOUS_CLIENT } from '../core/client-id';
 import { Session, STANDALONE_STREAM, type SessionHooks } from './session';
@@ -41,7 +42,7 @@ class FakeChannel implements ClientChannel {
   got: Array<{ seq: number; stream: number; message: any }> = [];
   accept = true;
   bufferedBytes = 0;
-  constructor(readonly kind: ChannelKind = 'streamable') {}
+  constructor(readonly kind: ClientTransport = 'streamable') {}
   send(seq: number, stream: number, raw: string): boolean {
     this.got.push({ seq, stream, message: JSON.parse(raw) });
     return this.accept;

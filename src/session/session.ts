@@ -24,7 +24,8 @@ import { correlationIdFrom, logFields, traceIdOf, type LogFields } from '../tele
 import { LEVEL_VALUE, LogLevels } from '../telemetry/logging/log-levels';
 import type { UpstreamPort } from '../pool/upstream-port';
 import type { MessageHeaders, UpstreamSink } from '../upstream/upstream-connection';
-import type { ChannelKind, ChannelListener, ClientChannel } from './client-channel';
+import type { ChannelListener, ClientChannel } from './client-channel';
+import type { ClientTransport } from '../core/transport-kind';
 import { Outbox, type OutboxEntry, type OutboxLimits } from './outbox';
 import { ANONYMOUS_CLIENT } from '../core/client-id';
 import { EndReason, StreamEnd } from '../core/end-reason';
@@ -71,7 +72,7 @@ export interface SessionOptions {
   id: string;
   clientId: string;
   service: string;
-  transport: ChannelKind;
+  transport: ClientTransport;
   outbox: OutboxLimits;
   /** Bound on client requests waiting for an upstream answer. */
   maxInFlight: number;
@@ -172,9 +173,9 @@ export class Session implements ChannelListener, UpstreamSink {
   readonly service: string;
   readonly createdAt = Date.now();
   /** Transport the session was created on, then the one it last moved to. */
-  transport: ChannelKind;
+  transport: ClientTransport;
   /** The transport the session was created on: its place in that transport's connection count. */
-  readonly createdOn: ChannelKind;
+  readonly createdOn: ClientTransport;
   protocolVersion: string | undefined = undefined;
   lastActivity = Date.now();
   closed = false;

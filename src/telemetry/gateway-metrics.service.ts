@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { ClientTransport as ChannelKind } from '../core/transport-kind';
+import type { ClientTransport } from '../core/transport-kind';
 import { LatencyHistogram } from './latency-histogram';
 import { MCP_METHODS, METHOD_TOOLS_CALL } from './mcp-methods';
 
@@ -16,13 +16,13 @@ export const OTHER_LABEL = 'other';
  */
 @Injectable()
 export class GatewayMetrics {
-  readonly messagesIn: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
-  readonly messagesOut: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  readonly messagesIn: Record<ClientTransport, number> = { streamable: 0, sse: 0, ws: 0 };
+  readonly messagesOut: Record<ClientTransport, number> = { streamable: 0, sse: 0, ws: 0 };
   /** UTF-8 bytes of the JSON-RPC messages (not the transport's framing), as a client sent them. */
-  readonly bytesIn: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  readonly bytesIn: Record<ClientTransport, number> = { streamable: 0, sse: 0, ws: 0 };
   /** UTF-8 bytes of the upstream messages delivered to clients. */
-  readonly bytesOut: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
-  readonly sessionsClosed: Record<ChannelKind, number> = { streamable: 0, sse: 0, ws: 0 };
+  readonly bytesOut: Record<ClientTransport, number> = { streamable: 0, sse: 0, ws: 0 };
+  readonly sessionsClosed: Record<ClientTransport, number> = { streamable: 0, sse: 0, ws: 0 };
   readonly errors = new Map<string, number>();
   /**
    * Client request → its response, every method and transport together: what the p99 alert, the
@@ -84,7 +84,7 @@ export class GatewayMetrics {
     this.authAdmissions.set(via, (this.authAdmissions.get(via) ?? 0) + 1);
   }
 
-  messageIn(kind: ChannelKind, bytes = 0): void {
+  messageIn(kind: ClientTransport, bytes = 0): void {
     this.messagesIn[kind]++;
     this.bytesIn[kind] += bytes;
   }
@@ -126,16 +126,16 @@ export class GatewayMetrics {
     return h;
   }
 
-  messageOut(kind: ChannelKind, bytes: number): void {
+  messageOut(kind: ClientTransport, bytes: number): void {
     this.messagesOut[kind]++;
     this.bytesOut[kind] += bytes;
   }
 
-  sessionClosed(kind: ChannelKind): void {
+  sessionClosed(kind: ClientTransport): void {
     this.sessionsClosed[kind]++;
   }
 
-  transportSwitch(from: ChannelKind, to: ChannelKind): void {
+  transportSwitch(from: ClientTransport, to: ClientTransport): void {
     const key = `${from}->${to}`;
     this.transportSwitches.set(key, (this.transportSwitches.get(key) ?? 0) + 1);
   }

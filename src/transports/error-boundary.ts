@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, errorResponse } from '../../libs/protocol/src/jsonrpc';
-import type { ChannelKind } from '../session/client-channel';
+import type { ClientTransport } from '../core/transport-kind';
 import { correlationIdFrom } from '../telemetry/logging/log-fields';
 import { sendJsonRpcError } from './http/http-reply';
 
@@ -18,10 +18,10 @@ export interface BoundaryMetrics {
 
 /** Told of each internal error as a failure of its client transport (the transport's breaker). */
 export interface BoundaryOutcomes {
-  record(kind: ChannelKind, ok: boolean): void;
+  record(kind: ClientTransport, ok: boolean): void;
 }
 
-const TRANSPORT_OF: Record<EntryPoint, ChannelKind> = {
+const TRANSPORT_OF: Record<EntryPoint, ClientTransport> = {
   mcp: 'streamable',
   sse: 'sse',
   messages: 'sse',

@@ -14,8 +14,6 @@ export const VsmChannel = {
 } as const;
 export type VsmChannelName = (typeof VsmChannel)[keyof typeof VsmChannel];
 
-export type TransportName = ClientTransport;
-
 /** S1: every incoming client message. */
 export interface ExternalMessageEvent {
   type: 'external_message';
@@ -23,7 +21,7 @@ export interface ExternalMessageEvent {
   payload: unknown;
   metadata: {
     sessionId: string;
-    transport: TransportName;
+    transport: ClientTransport;
     service: string;
     receivedAt: number;
   };
@@ -34,8 +32,8 @@ export type S1Event = ExternalMessageEvent;
 export interface CheckOscillationEvent {
   type: 'check_oscillation';
   clientId: string;
-  from: TransportName;
-  to: TransportName;
+  from: ClientTransport;
+  to: ClientTransport;
 }
 export type S2Event = CheckOscillationEvent;
 export interface OscillationVerdict {

@@ -4,7 +4,7 @@ import { DiscoveryService } from '@nestjs/core';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
-import type { ClientTransport as ChannelKind } from '../../core/transport-kind';
+import type { ClientTransport as ClientTransport } from '../../core/transport-kind';
 import { discoverMarked } from '../../telemetry/discover-marked';
 import { GAUGE_SOURCE, type GaugeSource } from '../../telemetry/gauge-source';
 import { GatewayMetrics, OTHER_LABEL } from '../../telemetry/gateway-metrics.service';
@@ -172,10 +172,10 @@ export class MetricsService implements OnModuleInit {
 
   private define(): void {
     const m = this.metrics;
-    const perTransport = (source: Record<ChannelKind, number>) => (out: Sample[]) => {
+    const perTransport = (source: Record<ClientTransport, number>) => (out: Sample[]) => {
       for (const t of transportsOf(source)) out.push({ labels: { transport: t }, value: source[t] });
     };
-    const inOut = (inbound: Record<ChannelKind, number>, outbound: Record<ChannelKind, number>) => {
+    const inOut = (inbound: Record<ClientTransport, number>, outbound: Record<ClientTransport, number>) => {
       return (out: Sample[]) => {
         for (const t of transportsOf(inbound)) {
           out.push({ labels: { transport: t, direction: 'in' }, value: inbound[t] });
@@ -308,8 +308,8 @@ export class MetricsService implements OnModuleInit {
 }
 
 /** The client transports a per-transport record counts (GatewayMetrics keeps one key each). */
-function transportsOf(record: Record<ChannelKind, number>): ChannelKind[] {
-  return Object.keys(record) as ChannelKind[];
+function transportsOf(record: Record<ClientTransport, number>): ClientTransport[] {
+  return Object.keys(record) as ClientTransport[];
 }
 
 function isKeyed(value: unknown): value is ReadonlyMap<string, number> | Readonly<Record<string, number>> {

@@ -1,4 +1,4 @@
-import type { ClientTransport as ChannelKind } from '../../core/transport-kind';
+import type { ClientTransport as ClientTransport } from '../../core/transport-kind';
 import { histogramDelta, quantileMs, type HistogramSnapshot } from '../../telemetry/latency-histogram';
 import type { BreakerPosition, PoolFigures, ReplicaFigures } from '../../telemetry/stats-source';
 import type { VsmChannelName } from '../../vsm/vsm.channels';
@@ -12,11 +12,11 @@ import type { VsmChannelName } from '../../vsm/vsm.channels';
 export interface StatsSample {
   /** Epoch ms. */
   t: number;
-  connections: Record<ChannelKind, number>;
-  sessions: Record<ChannelKind, number>;
-  messagesIn: Record<ChannelKind, number>;
-  messagesOut: Record<ChannelKind, number>;
-  bytesOut: Record<ChannelKind, number>;
+  connections: Record<ClientTransport, number>;
+  sessions: Record<ClientTransport, number>;
+  messagesIn: Record<ClientTransport, number>;
+  messagesOut: Record<ClientTransport, number>;
+  bytesOut: Record<ClientTransport, number>;
   /** Refused or failed client interactions plus internal errors, all kinds together. */
   errors: number;
   errorsByKind: Record<string, number>;
@@ -24,7 +24,7 @@ export interface StatsSample {
   replicaFailovers: number;
   latency: HistogramSnapshot;
   pools: PoolFigures[];
-  transportBreakers: Record<ChannelKind, BreakerPosition>;
+  transportBreakers: Record<ClientTransport, BreakerPosition>;
   replicas: ReplicaHealth[];
   vsm: Record<VsmChannelName, number>;
   heap: { used: number; total: number; limit: number };
@@ -32,7 +32,7 @@ export interface StatsSample {
 
 export type ReplicaHealth = ReplicaFigures;
 
-export type ChannelCounts = Record<ChannelKind, number>;
+export type ChannelCounts = Record<ClientTransport, number>;
 
 export function sumOf(record: Readonly<Record<string, number>>): number {
   let n = 0;

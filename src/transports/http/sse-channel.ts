@@ -1,13 +1,14 @@
 import type { ServerResponse } from 'node:http';
 import type { Admission } from '../../policy/admission';
 import type { Identity } from '../../policy/identity';
-import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
+import type { ChannelListener, ClientChannel } from '../../session/client-channel';
+import type { ClientTransport } from '../../core/transport-kind';
 import { ErrorCode } from '../../../libs/protocol/src/jsonrpc';
 import { EndReason, toCloseCode } from '../../core/end-reason';
 import type { KeepAliveTicker } from './keep-alive-ticker';
 
 export interface SseChannelOptions {
-  kind: ChannelKind;
+  kind: ClientTransport;
   /** `retry:` hint in ms written when the stream opens (undefined: none). */
   retryMs: number | undefined;
   /** Formats the SSE event id of a message. */
@@ -29,7 +30,7 @@ export const SSE_HEADERS: Record<string, string> = {
  * `res.write()`; the response's 'drain' and 'close' become channelDrained/channelClosed.
  */
 export class SseChannel implements ClientChannel {
-  readonly kind: ChannelKind;
+  readonly kind: ClientTransport;
   listener: ChannelListener | undefined = undefined;
   closed = false;
   /** Last time something was written; the shared keep-alive ticker reads it. */

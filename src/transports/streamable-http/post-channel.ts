@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { isResponse, type JsonRpcId, type JsonRpcMessage } from '../../../libs/protocol/src/jsonrpc';
-import type { ChannelKind, ChannelListener, ClientChannel } from '../../session/client-channel';
+import type { ChannelListener, ClientChannel } from '../../session/client-channel';
+import type { ClientTransport } from '../../core/transport-kind';
 import type { Session } from '../../session/session';
 import type { Admission } from '../../policy/admission';
 import type { Identity } from '../../policy/identity';
@@ -98,7 +99,7 @@ function primingTick(scheduler: PrimingScheduler): void {
  * channel's listener and reports drain/close to the session as itself.
  */
 export class PostChannel implements ClientChannel, ChannelListener {
-  readonly kind: ChannelKind = 'streamable';
+  readonly kind: ClientTransport = 'streamable';
   listener: ChannelListener | undefined = undefined;
   readonly sse: SseChannel;
   mode: ResponseMode;
