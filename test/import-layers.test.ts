@@ -32,7 +32,8 @@ function check(files: Record<string, string>): { status: number | null; report: 
   const result = spawnSync(
     process.execPath,
     [DEPCRUISE, 'src', 'libs', '--config', '.dependency-cruiser.cjs', '--output-type', 'err'],
-    { cwd: dir, encoding: 'utf8', timeout: 60_000 },
+    // Plain text whatever the terminal: CI=true alone turns the CLI's colours on.
+    { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } },
   );
   return { status: result.status, report: result.stdout + result.stderr };
 }
