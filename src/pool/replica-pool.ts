@@ -3,6 +3,7 @@ import type { ReplicaConfig } from '../config/gateway-config';
 import type { UpstreamConnection } from '../upstream/upstream-connection';
 import { onBackgroundFailure } from './background-failures';
 import { SharedUpstream, type SharedUpstreamOwner } from './shared-upstream';
+import type { PoolFigures } from '../telemetry/stats-source';
 
 const onDestroyFailure = onBackgroundFailure('replica-pool.destroy');
 const onReleaseFailure = onBackgroundFailure('replica-pool.release');
@@ -25,15 +26,8 @@ export interface PoolSettings {
   maxConcurrentPerConnection: number;
 }
 
-export interface PoolStats {
-  replica: string;
-  size: number;
-  available: number;
-  borrowed: number;
-  pending: number;
-  max: number;
-  min: number;
-}
+/** A pool's figures, in the shape telemetry reports them (stats, /metrics). */
+export type PoolStats = PoolFigures;
 
 /** A borrowed upstream session younger than this since its last answer is lent without a ping. */
 const FRESH_MS = 5000;
