@@ -17,7 +17,7 @@ import type { KeepAliveTarget } from '../http/keep-alive-ticker';
 import { SSE_HEADERS } from '../http/sse-channel';
 import { internalRequest, type BridgeEntry } from './sessionless-bridge';
 import type { SessionlessHandler } from './sessionless.handler';
-import { refuse } from './streamable-http.handler';
+import { refuse } from './streamable-http-deps';
 
 /**
  * subscriptions/listen on the 2026-07-28 bridge: it acknowledges with the filter the upstream's

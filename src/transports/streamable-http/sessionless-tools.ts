@@ -3,7 +3,7 @@ import { ErrorCode, type JsonRpcId, type JsonRpcRequest } from '../../../libs/pr
 import { checkParamHeaders, headerParamsOf, type HeaderParams } from './param-headers';
 import { internalRequest, type BridgeEntry } from './sessionless-bridge';
 import type { SessionlessHandler } from './sessionless.handler';
-import { refuse } from './streamable-http.handler';
+import { refuse } from './streamable-http-deps';
 
 /** How long a tool's cached `x-mcp-header` annotations are trusted without a fresh tools/list. */
 const TOOL_SCHEMA_TTL_MS = 60_000;

@@ -16,6 +16,7 @@ import {
   parseJsonRpc,
   refusalKind,
   SESSIONLESS_PROTOCOL,
+  type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
 } from '../../../libs/protocol/src';
@@ -33,8 +34,7 @@ import { META_SERVER_INFO, SessionlessChannel } from './sessionless-channel';
 import { INPUT_METHODS, InputFlow, InputFlows, relatedFromMeta } from './sessionless-input';
 import { SessionlessSubscriptions } from './sessionless-listen';
 import { ToolHeaderCheck } from './sessionless-tools';
-import type { StreamableHttpHandler } from './streamable-http.handler';
-import { headerValue, refuse } from './streamable-http.handler';
+import { headerValue, refuse, type StreamableHttpDeps } from './streamable-http-deps';
 
 /**
  * MCP 2026-07-28 ("modern", sessionless) Streamable HTTP, bridged to upstreams that speak the
@@ -72,6 +72,29 @@ const NAME_FIELD: Record<string, 'name' | 'uri'> = {
   'resources/read': 'uri',
 };
 
+/**
+ * What the bridge needs of the endpoint that hands it the 2026-07-28 POSTs
+ * (StreamableHttpHandler, which implements it): the bridge sits below the route handler and
+ * reaches back only through this.
+ */
+export interface SessionlessOwner {
+  readonly deps: StreamableHttpDeps;
+  /** Versions the endpoint accepts in MCP-Protocol-Version, newest first (server/discover lists them). */
+  readonly versions: readonly string[];
+  /** Keeps a response in the endpoint's live set until it closes, so shutdown can end it. */
+  track(res: ServerResponse): void;
+  /** The endpoint's error boundary: answers, logs and counts an unexpected failure. */
+  internalError(res: ServerResponse, err: unknown): void;
+  /** The per-message policy: true after answering a refused message. */
+  refusedByPolicy(
+    clientId: string,
+    messages: readonly JsonRpcMessage[],
+    batch: boolean,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+  ): boolean;
+}
+
 function sweepBridges(handler: SessionlessHandler): void {
   handler.sweep();
 }
@@ -92,7 +115,7 @@ export class SessionlessHandler {
   /** One shared timer drops the bridges whose hidden session ended (idle expiry, upstream gone). */
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly owner: StreamableHttpHandler) {
+  constructor(private readonly owner: SessionlessOwner) {
     const input = owner.deps.config.sessionlessInput;
     // The node id in each state tells a retry that reached the wrong node where its request is parked.
     this.inputs = new InputFlows<SessionlessChannel>(
