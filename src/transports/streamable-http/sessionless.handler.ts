@@ -30,10 +30,10 @@ import { sendJson, sendRefusal, sendStatus } from '../http/http-reply';
 import { decodeHeaderValue } from './param-headers';
 import { BridgeEntry, internalRequest, needsLane, quiet, type InitializeResult } from './sessionless-bridge';
 import { paramsDigest, RequestStateCodec } from './request-state';
-import { META_SERVER_INFO, SessionlessChannel } from './sessionless-channel';
+import { META_SERVER_INFO, SessionlessChannel, type SessionlessChannelHost } from './sessionless-channel';
 import { INPUT_METHODS, InputFlow, InputFlows, relatedFromMeta } from './sessionless-input';
-import { SessionlessSubscriptions } from './sessionless-listen';
-import { ToolHeaderCheck } from './sessionless-tools';
+import { SessionlessSubscriptions, type SubscriptionsHost } from './sessionless-listen';
+import { ToolHeaderCheck, type ToolCheckHost } from './sessionless-tools';
 import { headerValue, refuse, type StreamableHttpDeps } from './streamable-http-deps';
 
 /**
@@ -100,7 +100,7 @@ function sweepBridges(handler: SessionlessHandler): void {
 }
 
 /** Handles POSTs whose MCP-Protocol-Version is 2026-07-28. */
-export class SessionlessHandler {
+export class SessionlessHandler implements SessionlessChannelHost, SubscriptionsHost, ToolCheckHost {
   /**
    * The bridge's requests on its hidden sessions, by gateway id (owners: their response
    * streams); also runs the gateway's own (initialize, tools/list, resources/subscribe).
