@@ -11,12 +11,16 @@ import {
   type JsonRpcRequest,
 } from '../../../libs/protocol/src';
 import type { RequestMultiplexer } from '../../pool/request-multiplexer';
-import type { ChannelListener, ClientChannel } from '../../session/client-channel';
+import type { ChannelListener } from '../../session/client-channel';
 import { STANDALONE_STREAM, type Session } from '../../session/session';
 import { sendJson } from '../http/http-reply';
-import type { KeepAliveTarget } from '../http/keep-alive-ticker';
 import { SSE_HEADERS } from '../http/sse-channel';
-import { internalRequest, type BridgeEntry } from './sessionless-bridge';
+import {
+  internalRequest,
+  type BridgeEntry,
+  type BridgeListener,
+  type BridgeStandalone,
+} from './sessionless-bridge';
 import { refuse, type StreamableHttpDeps } from './streamable-http-deps';
 
 /**
@@ -39,7 +43,7 @@ const RESOURCE_UPDATED = 'notifications/resources/updated';
  * The hidden session's standalone stream while subscriptions are open: what the upstream sends
  * outside any request (list_changed, resources/updated) goes to the listen streams.
  */
-export class StandaloneChannel implements ClientChannel {
+export class StandaloneChannel implements BridgeStandalone {
   readonly kind = 'streamable' as const;
   listener: ChannelListener | undefined = undefined;
   closed = false;
@@ -82,7 +86,7 @@ export class StandaloneChannel implements ClientChannel {
 }
 
 /** One subscriptions/listen response stream. */
-export class ListenStream implements KeepAliveTarget {
+export class ListenStream implements BridgeListener {
   lastWrite = Date.now();
   ended = false;
 

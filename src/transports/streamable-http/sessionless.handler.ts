@@ -54,6 +54,15 @@ import { headerValue, refuse, type StreamableHttpDeps } from './streamable-http-
  *
  * tools/call is also checked against the tool's `x-mcp-header` annotations (sessionless-tools.ts);
  * subscriptions/listen is served by the bridge (sessionless-listen.ts).
+ *
+ * The folder, top to bottom (each file imports only the ones below it):
+ * - streamable-http.handler.ts — the entry: every request on /mcp; hands 2026-07-28 POSTs here;
+ * - sessionless.handler.ts (this file) — the bridge: hidden sessions by client and service;
+ *   implements the host interfaces its parts declare (SessionlessOwner is what it needs above);
+ * - sessionless-channel.ts — one request's response (the per-request channel);
+ *   sessionless-tools.ts, sessionless-listen.ts — tools/call header checks, subscriptions/listen;
+ * - sessionless-bridge.ts — one hidden session's entry and the gateway's own requests on it;
+ *   sessionless-input.ts, request-state.ts, param-headers.ts, streamable-http-deps.ts — leaves.
  */
 
 /** Methods of the initialize-based revisions that 2026-07-28 removed (answered 404 −32601). */
