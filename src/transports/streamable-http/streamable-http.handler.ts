@@ -62,6 +62,8 @@ function servedVersions(sessionless: boolean): string[] {
  * The Streamable HTTP protocol (2025-03-26 … 2025-11-25 with sessions, 2026-07-28 per request)
  * on raw Node responses. One instance per gateway; routes call {@link handle} for every request
  * on /mcp and /mcp/:service. Nothing here allocates per message beyond what the session needs.
+ * The folder's entry: it hands 2026-07-28 POSTs to the sessionless bridge (sessionless.handler.ts,
+ * which maps the rest of the folder) and is reached back only as that bridge's SessionlessOwner.
  */
 export class StreamableHttpHandler implements SessionlessOwner {
   private readonly guard: RequestGuard;
