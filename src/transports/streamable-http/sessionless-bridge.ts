@@ -9,9 +9,9 @@ import {
 import { resultOf, type RequestMultiplexer } from '../../pool/request-multiplexer';
 import type { ChannelListener, ClientChannel } from '../../session/client-channel';
 import type { Session } from '../../session/session';
+import type { KeepAliveTarget } from '../http/keep-alive-ticker';
 import type { HeaderParams } from './param-headers';
 import { INPUT_METHODS } from './sessionless-input';
-import type { ListenStream, StandaloneChannel } from './sessionless-listen';
 
 /** What the bridge keeps of the upstream's initialize result (server/discover, serverInfo, capabilities). */
 export interface InitializeResult {
@@ -19,6 +19,28 @@ export interface InitializeResult {
   capabilities?: Record<string, unknown>;
   serverInfo?: unknown;
   instructions?: string;
+}
+
+/**
+ * A subscriptions/listen stream fed from an entry's hidden session, as the entry holds it
+ * (ListenStream in sessionless-listen.ts, which builds on this file, implements it).
+ */
+export interface BridgeListener extends KeepAliveTarget {
+  /** The listen request's id: the subscription id every message on the stream carries. */
+  readonly id: JsonRpcId;
+  /** Whether the stream's filter admits this upstream notification. */
+  wants(message: JsonRpcNotification): boolean;
+  write(message: unknown): void;
+  /** Graceful end: the answer to the listen request, then the end of the stream. */
+  finish(): void;
+}
+
+/**
+ * The hidden session's standalone stream while anybody listens (StandaloneChannel in
+ * sessionless-listen.ts): marked closed when it is given back.
+ */
+export interface BridgeStandalone extends ClientChannel {
+  closed: boolean;
 }
 
 /**
@@ -60,9 +82,9 @@ export class BridgeEntry {
   toolsLoadedAt = 0;
   toolsLoading: Promise<void> | undefined = undefined;
   /** Open subscriptions/listen streams fed from this session. */
-  readonly listeners = new Set<ListenStream>();
+  readonly listeners = new Set<BridgeListener>();
   /** Takes the hidden session's standalone stream while anybody listens. */
-  standalone: StandaloneChannel | undefined = undefined;
+  standalone: BridgeStandalone | undefined = undefined;
   /** Upstream resources/subscribe reference counts, by URI. */
   readonly resourceSubscriptions = new Map<string, number>();
 

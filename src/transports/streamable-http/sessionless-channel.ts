@@ -8,15 +8,17 @@ import {
   SESSIONLESS_PROTOCOL,
   type JsonRpcId,
   type JsonRpcMessage,
+  type JsonRpcNotification,
   type JsonRpcRequest,
 } from '../../../libs/protocol/src';
+import type { RequestMultiplexer } from '../../pool/request-multiplexer';
 import type { ChannelListener, ClientChannel } from '../../session/client-channel';
 import type { Session } from '../../session/session';
 import type { KeepAliveTarget } from '../http/keep-alive-ticker';
 import { SSE_HEADERS } from '../http/sse-channel';
 import type { BridgeEntry } from './sessionless-bridge';
-import { answerUpstream, INPUT_METHODS, type InputFlow } from './sessionless-input';
-import type { SessionlessHandler } from './sessionless.handler';
+import { answerUpstream, INPUT_METHODS, type InputFlow, type InputFlows } from './sessionless-input';
+import type { StreamableHttpDeps } from './streamable-http-deps';
 
 export const META_SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
 
@@ -42,6 +44,22 @@ const CAPABILITY_OF: Record<string, string> = {
  * input_required result with all of them saves the client round trips.
  */
 const INPUT_COALESCE_MS = 5;
+
+/**
+ * What a sessionless response needs of the bridge that runs it (SessionlessHandler implements
+ * it): the bridge opens the channels, and they reach back only through this.
+ */
+export interface SessionlessChannelHost {
+  readonly deps: Pick<StreamableHttpDeps, 'metrics' | 'keepAlive'>;
+  /** The bridge's requests by gateway id: puts the client's id and progress token back. */
+  readonly requests: RequestMultiplexer<SessionlessChannel>;
+  /** Requests parked for an input_required retry (sessionless-input.ts). */
+  readonly inputs: InputFlows<SessionlessChannel>;
+  /** Takes the `x-mcp-header` annotations of a tools/list page a client asked for (sessionless-tools.ts). */
+  readonly tools: { note(entry: BridgeEntry, result: object): void };
+  /** A notification that belongs to no single request (list_changed, resources/updated). */
+  upstreamNotification(entry: BridgeEntry, message: JsonRpcNotification): void;
+}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -114,7 +132,7 @@ export class SessionlessChannel implements ClientChannel, KeepAliveTarget {
   }
 
   constructor(
-    private readonly handler: SessionlessHandler,
+    private readonly handler: SessionlessChannelHost,
     readonly res: ServerResponse,
     readonly entry: BridgeEntry,
     readonly session: Session,

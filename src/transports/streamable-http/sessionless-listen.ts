@@ -10,14 +10,18 @@ import {
   type JsonRpcNotification,
   type JsonRpcRequest,
 } from '../../../libs/protocol/src';
-import type { ChannelListener, ClientChannel } from '../../session/client-channel';
+import type { RequestMultiplexer } from '../../pool/request-multiplexer';
+import type { ChannelListener } from '../../session/client-channel';
 import { STANDALONE_STREAM, type Session } from '../../session/session';
 import { sendJson } from '../http/http-reply';
-import type { KeepAliveTarget } from '../http/keep-alive-ticker';
 import { SSE_HEADERS } from '../http/sse-channel';
-import { internalRequest, type BridgeEntry } from './sessionless-bridge';
-import type { SessionlessHandler } from './sessionless.handler';
-import { refuse } from './streamable-http.handler';
+import {
+  internalRequest,
+  type BridgeEntry,
+  type BridgeListener,
+  type BridgeStandalone,
+} from './sessionless-bridge';
+import { refuse, type StreamableHttpDeps } from './streamable-http-deps';
 
 /**
  * subscriptions/listen on the 2026-07-28 bridge: it acknowledges with the filter the upstream's
@@ -39,7 +43,7 @@ const RESOURCE_UPDATED = 'notifications/resources/updated';
  * The hidden session's standalone stream while subscriptions are open: what the upstream sends
  * outside any request (list_changed, resources/updated) goes to the listen streams.
  */
-export class StandaloneChannel implements ClientChannel {
+export class StandaloneChannel implements BridgeStandalone {
   readonly kind = 'streamable' as const;
   listener: ChannelListener | undefined = undefined;
   closed = false;
@@ -82,7 +86,7 @@ export class StandaloneChannel implements ClientChannel {
 }
 
 /** One subscriptions/listen response stream. */
-export class ListenStream implements KeepAliveTarget {
+export class ListenStream implements BridgeListener {
   lastWrite = Date.now();
   ended = false;
 
@@ -150,9 +154,18 @@ export interface AcceptedFilter {
   resourceSubscriptions?: string[];
 }
 
+/** What the subscriptions need of the bridge that runs them (SessionlessHandler implements it). */
+export interface SubscriptionsHost {
+  readonly deps: Pick<StreamableHttpDeps, 'config' | 'metrics' | 'keepAlive'>;
+  /** Runs the gateway's own resources/subscribe and resources/unsubscribe on a hidden session. */
+  readonly requests: RequestMultiplexer<unknown>;
+  /** The bridge's error boundary. */
+  internalError(res: ServerResponse, err: unknown): void;
+}
+
 /** The listen streams of every hidden session of one bridge, and the upstream subscriptions they hold. */
 export class SessionlessSubscriptions {
-  constructor(private readonly handler: SessionlessHandler) {}
+  constructor(private readonly handler: SubscriptionsHost) {}
 
   get deps() {
     return this.handler.deps;

@@ -1,14 +1,30 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { ErrorCode, type JsonRpcId, type JsonRpcRequest } from '../../../libs/protocol/src';
+import {
+  ErrorCode,
+  type JsonRpcId,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+} from '../../../libs/protocol/src';
+import type { RequestMultiplexer } from '../../pool/request-multiplexer';
 import { checkParamHeaders, headerParamsOf, type HeaderParams } from './param-headers';
 import { internalRequest, type BridgeEntry } from './sessionless-bridge';
-import type { SessionlessHandler } from './sessionless.handler';
-import { refuse } from './streamable-http.handler';
+import { refuse, type StreamableHttpDeps } from './streamable-http-deps';
 
 /** How long a tool's cached `x-mcp-header` annotations are trusted without a fresh tools/list. */
 const TOOL_SCHEMA_TTL_MS = 60_000;
 /** Pages of tools/list the bridge reads on its own before giving up on finding a tool. */
 const MAX_TOOL_PAGES = 20;
+
+/** What the check needs of the bridge that runs it (SessionlessHandler implements it). */
+export interface ToolCheckHost {
+  readonly deps: Pick<StreamableHttpDeps, 'metrics'>;
+  /** Runs the gateway's own tools/list on a hidden session. */
+  readonly requests: RequestMultiplexer<unknown>;
+  /** Where a notification that came down with the gateway's own tools/list goes (sessionless-listen.ts). */
+  readonly subscriptions: { upstreamNotification(entry: BridgeEntry, message: JsonRpcNotification): void };
+  /** The bridge's error boundary. */
+  internalError(res: ServerResponse, err: unknown): void;
+}
 
 /**
  * tools/call on the 2026-07-28 bridge is checked against the tool's `x-mcp-header` annotations
@@ -16,7 +32,7 @@ const MAX_TOOL_PAGES = 20;
  * per hidden session.
  */
 export class ToolHeaderCheck {
-  constructor(private readonly handler: SessionlessHandler) {}
+  constructor(private readonly handler: ToolCheckHost) {}
 
   get deps() {
     return this.handler.deps;

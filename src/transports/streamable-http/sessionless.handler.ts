@@ -16,6 +16,7 @@ import {
   parseJsonRpc,
   refusalKind,
   SESSIONLESS_PROTOCOL,
+  type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
 } from '../../../libs/protocol/src';
@@ -29,12 +30,11 @@ import { sendJson, sendRefusal, sendStatus } from '../http/http-reply';
 import { decodeHeaderValue } from './param-headers';
 import { BridgeEntry, internalRequest, needsLane, quiet, type InitializeResult } from './sessionless-bridge';
 import { paramsDigest, RequestStateCodec } from './request-state';
-import { META_SERVER_INFO, SessionlessChannel } from './sessionless-channel';
+import { META_SERVER_INFO, SessionlessChannel, type SessionlessChannelHost } from './sessionless-channel';
 import { INPUT_METHODS, InputFlow, InputFlows, relatedFromMeta } from './sessionless-input';
-import { SessionlessSubscriptions } from './sessionless-listen';
-import { ToolHeaderCheck } from './sessionless-tools';
-import type { StreamableHttpHandler } from './streamable-http.handler';
-import { headerValue, refuse } from './streamable-http.handler';
+import { SessionlessSubscriptions, type SubscriptionsHost } from './sessionless-listen';
+import { ToolHeaderCheck, type ToolCheckHost } from './sessionless-tools';
+import { headerValue, refuse, type StreamableHttpDeps } from './streamable-http-deps';
 
 /**
  * MCP 2026-07-28 ("modern", sessionless) Streamable HTTP, bridged to upstreams that speak the
@@ -54,6 +54,15 @@ import { headerValue, refuse } from './streamable-http.handler';
  *
  * tools/call is also checked against the tool's `x-mcp-header` annotations (sessionless-tools.ts);
  * subscriptions/listen is served by the bridge (sessionless-listen.ts).
+ *
+ * The folder, top to bottom (each file imports only the ones below it):
+ * - streamable-http.handler.ts — the entry: every request on /mcp; hands 2026-07-28 POSTs here;
+ * - sessionless.handler.ts (this file) — the bridge: hidden sessions by client and service;
+ *   implements the host interfaces its parts declare (SessionlessOwner is what it needs above);
+ * - sessionless-channel.ts — one request's response (the per-request channel);
+ *   sessionless-tools.ts, sessionless-listen.ts — tools/call header checks, subscriptions/listen;
+ * - sessionless-bridge.ts — one hidden session's entry and the gateway's own requests on it;
+ *   sessionless-input.ts, request-state.ts, param-headers.ts, streamable-http-deps.ts — leaves.
  */
 
 /** Methods of the initialize-based revisions that 2026-07-28 removed (answered 404 −32601). */
@@ -72,12 +81,35 @@ const NAME_FIELD: Record<string, 'name' | 'uri'> = {
   'resources/read': 'uri',
 };
 
+/**
+ * What the bridge needs of the endpoint that hands it the 2026-07-28 POSTs
+ * (StreamableHttpHandler, which implements it): the bridge sits below the route handler and
+ * reaches back only through this.
+ */
+export interface SessionlessOwner {
+  readonly deps: StreamableHttpDeps;
+  /** Versions the endpoint accepts in MCP-Protocol-Version, newest first (server/discover lists them). */
+  readonly versions: readonly string[];
+  /** Keeps a response in the endpoint's live set until it closes, so shutdown can end it. */
+  track(res: ServerResponse): void;
+  /** The endpoint's error boundary: answers, logs and counts an unexpected failure. */
+  internalError(res: ServerResponse, err: unknown): void;
+  /** The per-message policy: true after answering a refused message. */
+  refusedByPolicy(
+    clientId: string,
+    messages: readonly JsonRpcMessage[],
+    batch: boolean,
+    headers: IncomingHttpHeaders,
+    res: ServerResponse,
+  ): boolean;
+}
+
 function sweepBridges(handler: SessionlessHandler): void {
   handler.sweep();
 }
 
 /** Handles POSTs whose MCP-Protocol-Version is 2026-07-28. */
-export class SessionlessHandler {
+export class SessionlessHandler implements SessionlessChannelHost, SubscriptionsHost, ToolCheckHost {
   /**
    * The bridge's requests on its hidden sessions, by gateway id (owners: their response
    * streams); also runs the gateway's own (initialize, tools/list, resources/subscribe).
@@ -92,7 +124,7 @@ export class SessionlessHandler {
   /** One shared timer drops the bridges whose hidden session ended (idle expiry, upstream gone). */
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly owner: StreamableHttpHandler) {
+  constructor(private readonly owner: SessionlessOwner) {
     const input = owner.deps.config.sessionlessInput;
     // The node id in each state tells a retry that reached the wrong node where its request is parked.
     this.inputs = new InputFlows<SessionlessChannel>(

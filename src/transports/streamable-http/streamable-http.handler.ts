@@ -18,18 +18,14 @@ import {
   type JsonRpcMessage,
 } from '../../../libs/protocol/src/jsonrpc';
 import { formatEventId, parseEventId } from '../../../libs/protocol/src/event-id';
-import type { GatewayConfig } from '../../config/gateway-config';
 import {
   OVERLOAD_RETRY_AFTER_MS,
   ResumeUnavailableError,
   STANDALONE_STREAM,
   type Session,
 } from '../../session/session';
-import type { SessionRegistry } from '../../session/session-registry';
-import type { ErrorBoundary } from '../error-boundary';
-import { whenAdmitted, type Admission, type AdmissionRequest } from '../../policy/admission';
+import { whenAdmitted, type AdmissionRequest } from '../../policy/admission';
 import { isRefusal, type Identity } from '../../policy/identity';
-import type { MessagePolicy } from '../../policy/message-policy';
 import { ANONYMOUS_CLIENT, clientIdFrom } from '../../core/client-id';
 import { refusedForCapacity } from '../http/capacity-reply';
 import {
@@ -40,38 +36,11 @@ import {
   sendRefusal,
   sendStatus,
 } from '../http/http-reply';
-import type { KeepAliveTicker } from '../http/keep-alive-ticker';
 import { RequestGuard } from '../http/request-guard';
 import { closeWhenInvalid, SseChannel, type SseChannelOptions } from '../http/sse-channel';
 import { PostChannel, PRIMING_DELAY_MS, PrimingScheduler, ResponseMode } from './post-channel';
-import { SessionlessHandler } from './sessionless.handler';
-
-/** What the transport needs from the rest of the gateway (plain objects: no Nest here). */
-export interface StreamableHttpDeps {
-  config: Pick<
-    GatewayConfig,
-    | 'host'
-    | 'allowedHosts'
-    | 'allowedOrigins'
-    | 'sse'
-    | 'enableSessionless'
-    | 'defaultService'
-    | 'maxJsonDepth'
-    | 'session'
-    | 'sessionlessMaxBridges'
-    | 'sessionlessInput'
-  >;
-  sessions: SessionRegistry;
-  hasService(service: string): boolean;
-  metrics: { error(kind: string): void };
-  keepAlive: KeepAliveTicker | undefined;
-  /** Where unexpected failures (a bug, never a client mistake) are answered, logged and counted. */
-  boundary: ErrorBoundary;
-  /** Authentication and session admission (src/policy); absent in unit specs: claimed ids, no checks. */
-  admission?: Admission;
-  /** Per-message policy (rate limits, authorization); absent in unit tests. */
-  policy?: MessagePolicy;
-}
+import { SessionlessHandler, type SessionlessOwner } from './sessionless.handler';
+import { headerValue, refuse, type StreamableHttpDeps } from './streamable-http-deps';
 
 /** The parsed query of a request (only `client_id` is read here). */
 export type ClientQuery = Record<string, unknown>;
@@ -89,30 +58,14 @@ function servedVersions(sessionless: boolean): string[] {
   return out;
 }
 
-/** A refusal: HTTP status, JSON-RPC code, message, and the metric kind it is counted under. */
-export function refuse(
-  deps: Pick<StreamableHttpDeps, 'metrics'>,
-  res: ServerResponse,
-  status: number,
-  code: number,
-  kind: string,
-  message: string,
-  options?: { id?: JsonRpcId | null; data?: unknown; headers?: Record<string, string> },
-): void {
-  deps.metrics.error(kind);
-  sendJsonRpcError(res, status, code, message, options);
-}
-
-export function headerValue(value: string | string[] | undefined): string | undefined {
-  return typeof value === 'string' ? value : Array.isArray(value) ? value[0] : undefined;
-}
-
 /**
  * The Streamable HTTP protocol (2025-03-26 … 2025-11-25 with sessions, 2026-07-28 per request)
  * on raw Node responses. One instance per gateway; routes call {@link handle} for every request
  * on /mcp and /mcp/:service. Nothing here allocates per message beyond what the session needs.
+ * The folder's entry: it hands 2026-07-28 POSTs to the sessionless bridge (sessionless.handler.ts,
+ * which maps the rest of the folder) and is reached back only as that bridge's SessionlessOwner.
  */
-export class StreamableHttpHandler {
+export class StreamableHttpHandler implements SessionlessOwner {
   private readonly guard: RequestGuard;
   readonly sseOptions: SseChannelOptions;
   readonly sessionless: SessionlessHandler | undefined;
