@@ -176,6 +176,10 @@ export class Session implements ChannelListener, UpstreamSink {
    * 2026-07-28 bridge reads a `_meta` tag). Consulted only for messages with several requests in flight.
    */
   relatedOf: ((message: JsonRpcMessage) => JsonRpcId | undefined) | undefined = undefined;
+  /**
+   * For the session layer (the registry's sweeps and budget) and specs: transports ask the
+   * session instead (lastSeq, checkResumable), as the lint checks.
+   */
   readonly outbox: Outbox;
 
   /** Which channel carries each response stream (POST streams, the GET stream, a primary connection). */
