@@ -17,6 +17,20 @@ export default tseslint.config(
     },
   },
   {
+    // Transports see sessions, never the outbox (CONVENTIONS 17): Session.lastSeq and
+    // Session.checkResumable() say what a transport needs of it.
+    files: ['src/transports/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "MemberExpression[property.name='outbox']",
+          message: "Transports don't read a session's outbox: ask the Session (lastSeq, checkResumable).",
+        },
+      ],
+    },
+  },
+  {
     files: ['scripts/**', 'test/**', 'bench/**', 'docker/**'],
     rules: { 'no-console': 'off' },
   },

@@ -29,9 +29,13 @@ import type { ClientTransport } from '../core/transport-kind';
 import { Outbox, type OutboxEntry, type OutboxLimits } from './outbox';
 import { ANONYMOUS_CLIENT } from '../core/client-id';
 import { EndReason, StreamEnd } from '../core/end-reason';
+import { NO_ENTRIES } from './empty-map';
+import { ResponseStreams, STANDALONE_STREAM } from './response-streams';
 
 // Transports catch it from here: they see sessions, never the outbox (CONVENTIONS 17).
 export { ResumeUnavailableError } from './outbox';
+// Transports name the standalone stream through the session, which owns the streams.
+export { STANDALONE_STREAM } from './response-streams';
 
 /** The services a transport may open sessions for (SessionService answers from the router). */
 export interface ServiceDirectory {
@@ -41,14 +45,6 @@ export interface ServiceDirectory {
 const log = new Logger('Session');
 /** Read as a number before a debug line is built: nothing is allocated while debug is off. */
 const logLevel = LogLevels.module('Session');
-
-/** The empty map every session starts with; writing to it is a bug, so it refuses. */
-class EmptyMap extends Map<any, any> {
-  override set(): this {
-    throw new Error('internal: write to the shared empty map');
-  }
-}
-const NO_ENTRIES: Map<any, any> = new EmptyMap();
 
 /** Server→client requests (sampling, elicitation, roots) a session tracks while the client answers. */
 const MAX_PENDING_SERVER_REQUESTS = 1024;
@@ -64,9 +60,6 @@ export const SESSION_RETRY_LATER_CODE = StreamEnd.RetryLater;
 
 /** What an overloaded session tells a client to wait before retrying. */
 export const OVERLOAD_RETRY_AFTER_MS = 1000;
-
-/** Stream 0 is the standalone stream (Streamable HTTP GET, or the only stream of SSE/WebSocket). */
-export const STANDALONE_STREAM = 0;
 
 export interface SessionOptions {
   id: string;
@@ -154,14 +147,6 @@ interface Waiting {
   headers: MessageHeaders | undefined;
 }
 
-interface StreamState {
-  channel: ClientChannel | undefined;
-  /** Requests whose responses belong to this stream and have not arrived yet. */
-  pending: number;
-  /** No more requests will be added (the POST that opened it has been read completely). */
-  sealed: boolean;
-}
-
 /**
  * A client session, independent of the transport it arrived on. Receives client messages,
  * forwards them to its upstream port, and delivers upstream messages to the right channel
@@ -191,17 +176,17 @@ export class Session implements ChannelListener, UpstreamSink {
    * 2026-07-28 bridge reads a `_meta` tag). Consulted only for messages with several requests in flight.
    */
   relatedOf: ((message: JsonRpcMessage) => JsonRpcId | undefined) | undefined = undefined;
+  /**
+   * For the session layer (the registry's sweeps and budget) and specs: transports ask the
+   * session instead (lastSeq, checkResumable), as the lint checks.
+   */
   readonly outbox: Outbox;
 
-  /** WebSocket or legacy SSE connection: receives every message of every stream. */
-  private primary: ClientChannel | undefined = undefined;
-  // Maps start as the shared empty sentinel and are allocated on first write: an idle
-  // session holds five references instead of five empty Maps.
-  private streams: Map<number, StreamState> = NO_ENTRIES;
-  private nextStream = 1;
-  /** Highest seq of the standalone stream handed to a channel, so a fresh GET gets what waited. */
-  private standaloneSentThrough = 0;
+  /** Which channel carries each response stream (POST streams, the GET stream, a primary connection). */
+  private readonly streams: ResponseStreams;
 
+  // Maps start as the shared empty sentinel and are allocated on first write: an idle
+  // session holds four references instead of four empty Maps.
   private inFlight: Map<string, InFlight> = NO_ENTRIES;
   private progressTokens: Map<string, string> = NO_ENTRIES;
   private completed: Map<string, Completed> = NO_ENTRIES;
@@ -227,6 +212,7 @@ export class Session implements ChannelListener, UpstreamSink {
     this.transport = options.transport;
     this.createdOn = options.transport;
     this.outbox = new Outbox(options.outbox);
+    this.streams = new ResponseStreams(this);
   }
 
   // ---------------------------------------------------------------- upstream port
@@ -275,19 +261,12 @@ export class Session implements ChannelListener, UpstreamSink {
 
   /** Opens a response stream for one POST (Streamable HTTP); returns its stream number. */
   openStream(channel: ClientChannel): number {
-    const stream = this.nextStream++;
-    channel.listener = this;
-    if (this.streams === NO_ENTRIES) this.streams = new Map();
-    this.streams.set(stream, { channel, pending: 0, sealed: false });
-    return stream;
+    return this.streams.open(channel);
   }
 
   /** The POST that opened `stream` has been read: end the stream once its responses are out. */
   sealStream(stream: number): void {
-    const state = this.streams.get(stream);
-    if (!state) return;
-    state.sealed = true;
-    this.finishStreamIfDone(stream, state);
+    this.streams.seal(stream);
   }
 
   /**
@@ -296,17 +275,8 @@ export class Session implements ChannelListener, UpstreamSink {
    * replaced (it is most likely a half-open connection the client gave up on).
    */
   attachStandalone(channel: ClientChannel): void {
-    this.detachPrimary();
-    const state = this.streams.get(STANDALONE_STREAM);
-    const previous = state?.channel;
-    channel.listener = this;
-    if (this.streams === NO_ENTRIES) this.streams = new Map();
-    this.streams.set(STANDALONE_STREAM, { channel, pending: 0, sealed: false });
-    if (previous && previous !== channel && !previous.closed) {
-      previous.listener = undefined;
-      previous.close(StreamEnd.Replaced, 'replaced by a newer GET stream');
-    }
-    this.replay(channel, this.standaloneSentThrough, STANDALONE_STREAM);
+    this.streams.attachStandalone(channel);
+    this.replay(channel);
     this.touch();
   }
 
@@ -318,29 +288,10 @@ export class Session implements ChannelListener, UpstreamSink {
   resumeStream(channel: ClientChannel, stream: number, afterSeq: number): void {
     const entries = this.outbox.since(afterSeq, stream);
     this.outbox.ack(afterSeq, stream);
-    this.detachPrimary();
-    channel.listener = this;
-    let state = this.streams.get(stream);
-    // The stream's previous channel (most likely a connection the client gave up on) must not
-    // stay open: nothing will be written to it again.
-    const previous = state?.channel;
-    if (previous && previous !== channel && !previous.closed) {
-      previous.listener = undefined;
-      previous.close(StreamEnd.Replaced, 'replaced by a resumed stream');
-    }
-    if (stream === STANDALONE_STREAM) {
-      state = { channel, pending: 0, sealed: false };
-      if (this.streams === NO_ENTRIES) this.streams = new Map();
-      this.streams.set(stream, state);
-    } else if (state) {
-      state.channel = channel;
-    }
+    const finished = this.streams.resume(channel, stream);
     const now = Date.now();
     for (const e of entries) this.sendEntry(channel, e, now);
-    if (stream !== STANDALONE_STREAM && (!state || (state.sealed && state.pending === 0))) {
-      if (state) this.streams.delete(stream);
-      channel.end();
-    }
+    if (finished) this.streams.endResumed(stream, channel);
     this.touch();
   }
 
@@ -351,38 +302,14 @@ export class Session implements ChannelListener, UpstreamSink {
    * gone, or the session never reached it).
    */
   attachPrimary(channel: ClientChannel, afterSeq: number | undefined): void {
-    const from = afterSeq ?? this.standaloneSentThrough;
+    const from = afterSeq ?? this.streams.standaloneSentThrough;
     const entries = this.outbox.since(from);
     if (afterSeq !== undefined) this.ack(afterSeq);
-    const previous = this.primary;
-    this.primary = channel;
-    channel.listener = this;
     this.transport = channel.kind;
-    if (previous && previous !== channel && !previous.closed) {
-      previous.listener = undefined;
-      previous.close(EndReason.SessionMoved, 'session moved to another connection');
-    }
-    this.releaseStreamChannels();
+    this.streams.attachPrimary(channel);
     const now = Date.now();
     for (const e of entries) this.sendEntry(channel, e, now);
     this.touch();
-  }
-
-  /**
-   * The primary connection carries every stream from now on: the Streamable HTTP channels
-   * (POST response streams, the GET stream) will never be written to again, so they are
-   * closed with a reason instead of hanging. Answers still due arrive on the primary; the
-   * streams' bookkeeping stays so a later resume of one of them still works.
-   */
-  private releaseStreamChannels(): void {
-    for (const [n, s] of this.streams) {
-      const c = s.channel;
-      if (!c) continue;
-      s.channel = undefined;
-      if (n === STANDALONE_STREAM) this.streams.delete(n);
-      c.listener = undefined;
-      if (!c.closed) c.close(StreamEnd.Replaced, 'session moved to another connection');
-    }
   }
 
   /**
@@ -391,11 +318,7 @@ export class Session implements ChannelListener, UpstreamSink {
    * is told why (4002) in case it is still alive.
    */
   detachPrimary(): void {
-    const previous = this.primary;
-    if (!previous) return;
-    this.primary = undefined;
-    previous.listener = undefined;
-    if (!previous.closed) previous.close(EndReason.SessionMoved, 'session moved to another connection');
+    this.streams.detachPrimary();
   }
 
   /**
@@ -404,10 +327,7 @@ export class Session implements ChannelListener, UpstreamSink {
    * attachStandalone(). Returns false when `channel` is not the attached standalone stream.
    */
   detachStandalone(channel: ClientChannel): boolean {
-    const state = this.streams.get(STANDALONE_STREAM);
-    if (!state || state.channel !== channel) return false;
-    this.streams.delete(STANDALONE_STREAM);
-    channel.listener = undefined;
+    if (!this.streams.detachStandalone(channel)) return false;
     // A paused upstream may have been waiting for this channel to drain.
     if (this.pausedUpstream) this.channelDrained(channel);
     this.touch();
@@ -415,9 +335,7 @@ export class Session implements ChannelListener, UpstreamSink {
   }
 
   hasLiveChannel(): boolean {
-    if (this.primary) return true;
-    for (const s of this.streams.values()) if (s.channel) return true;
-    return false;
+    return this.streams.hasLiveChannel();
   }
 
   channelDrained(_channel: ClientChannel): void {
@@ -429,14 +347,25 @@ export class Session implements ChannelListener, UpstreamSink {
   }
 
   channelClosed(channel: ClientChannel): void {
-    if (this.primary === channel) this.primary = undefined;
-    for (const [n, s] of this.streams) {
-      if (s.channel !== channel) continue;
-      s.channel = undefined;
-      if (n === STANDALONE_STREAM) this.streams.delete(n);
-    }
+    this.streams.channelClosed(channel);
     if (this.pausedUpstream) this.channelDrained(channel);
     this.touch();
+  }
+
+  // ---------------------------------------------------------------- outbox position
+
+  /** Sequence number of the last message the session issued (0: none yet); the next one is above it. */
+  get lastSeq(): number {
+    return this.outbox.seq;
+  }
+
+  /**
+   * Throws ResumeUnavailableError unless the client can resume after `afterSeq` (nothing it
+   * lacks was dropped, and the session reached that position): a transport asks before it
+   * opens a stream, so it can refuse in its own terms.
+   */
+  checkResumable(afterSeq: number): void {
+    this.outbox.since(afterSeq);
   }
 
   // ---------------------------------------------------------------- client → upstream
@@ -512,8 +441,7 @@ export class Session implements ChannelListener, UpstreamSink {
         if (this.progressTokens === NO_ENTRIES) this.progressTokens = new Map();
         this.progressTokens.set(tokenKey(token), key);
       }
-      const state = this.streams.get(stream);
-      if (state) state.pending++;
+      this.streams.requestAdded(stream);
       if (message.method === Method.Initialize) this.noteInitialize(message);
     } else if ((message as JsonRpcRequest).method === Method.Cancelled) {
       this.cancelled(message as JsonRpcRequest);
@@ -568,11 +496,7 @@ export class Session implements ChannelListener, UpstreamSink {
     if (req.trace) abortRequestTrace(req.trace, 'cancelled');
     if (req.log) log.debug(req.log, 'request ended without an answer (cancelled or abandoned)');
     if (req.progressToken !== undefined) this.progressTokens.delete(tokenKey(req.progressToken));
-    const state = this.streams.get(req.stream);
-    if (state) {
-      state.pending--;
-      this.finishStreamIfDone(req.stream, state);
-    }
+    this.streams.requestDone(req.stream);
     return true;
   }
 
@@ -682,11 +606,7 @@ export class Session implements ChannelListener, UpstreamSink {
           'response delivered',
         );
       }
-      const state = this.streams.get(stream);
-      if (state) {
-        state.pending--;
-        this.finishStreamIfDone(stream, state);
-      }
+      this.streams.requestDone(stream);
       // A new session whose initialize could not get an upstream has nothing to go on with:
       // it ends as "try again later" (WebSocket 1013, HTTP 503) instead of lingering unusable.
       if (retryAfterMs !== undefined && key === this.initializeKey) {
@@ -769,9 +689,9 @@ export class Session implements ChannelListener, UpstreamSink {
    */
   private deliverTo(stream: number, raw: string, retryAfterMs?: number) {
     const entry = this.outbox.append(stream, raw);
-    const channel = this.channelFor(stream);
+    const channel = this.streams.channelFor(stream);
     if (channel) {
-      if (stream === STANDALONE_STREAM || this.primary) this.standaloneSentThrough = entry.seq;
+      this.streams.handedOut(stream, entry.seq);
       this.sendEntry(channel, entry, Date.now());
       if (retryAfterMs !== undefined) channel.refusedLast?.(retryAfterMs);
     }
@@ -783,11 +703,6 @@ export class Session implements ChannelListener, UpstreamSink {
     if (channel.closed) return;
     this.outbox.markDelivered(entry, now);
     this.sendTo(channel, entry.seq, entry.stream, entry.raw);
-  }
-
-  private channelFor(stream: number): ClientChannel | undefined {
-    if (this.primary) return this.primary;
-    return this.streams.get(stream)?.channel;
   }
 
   private sendTo(channel: ClientChannel, seq: number, stream: number, raw: string): void {
@@ -812,26 +727,12 @@ export class Session implements ChannelListener, UpstreamSink {
   }
 
   /** Hands a new standalone channel what waited for one (a fresh listener: nothing to resume). */
-  private replay(channel: ClientChannel, afterSeq: number, stream: number): void {
-    const entries = this.outbox.retainedSince(afterSeq, stream);
+  private replay(channel: ClientChannel): void {
+    const entries = this.outbox.retainedSince(this.streams.standaloneSentThrough, STANDALONE_STREAM);
     const now = Date.now();
     for (const e of entries) {
       this.sendEntry(channel, e, now);
-      this.standaloneSentThrough = e.seq;
-    }
-  }
-
-  private finishStreamIfDone(stream: number, state: StreamState): void {
-    if (stream === STANDALONE_STREAM || !state.sealed || state.pending > 0) return;
-    this.streams.delete(stream);
-    // Ended whatever carried its messages (a primary connection may have): a POST stream that
-    // has nothing more to say must never be left open.
-    if (state.channel && !state.channel.closed) {
-      state.channel.listener = undefined;
-      state.channel.end();
-      // Its entries stay for the resume window (or until the bound evicts them): a client whose
-      // connection broke after the last write re-sends the request and gets the retained answer
-      // (dropping them loses nothing of the other streams: losses are tracked per stream).
+      this.streams.handedOut(STANDALONE_STREAM, e.seq);
     }
   }
 
@@ -842,20 +743,15 @@ export class Session implements ChannelListener, UpstreamSink {
 
   private moveRequest(req: InFlight, stream: number): void {
     if (req.stream === stream) return;
-    const old = this.streams.get(req.stream);
-    if (old) {
-      old.pending--;
-      this.finishStreamIfDone(req.stream, old);
-    }
+    this.streams.requestDone(req.stream);
     req.stream = stream;
-    const state = this.streams.get(stream);
-    if (state) state.pending++;
+    this.streams.requestAdded(stream);
   }
 
   private replayResponse(message: JsonRpcRequest, seq: number, stream: number): void {
     const entry = this.outbox.find(seq);
     if (entry) {
-      const channel = this.channelFor(stream);
+      const channel = this.streams.channelFor(stream);
       if (channel) {
         this.outbox.markDelivered(entry, Date.now());
         this.sendTo(channel, entry.seq, stream, entry.raw);
@@ -984,15 +880,7 @@ export class Session implements ChannelListener, UpstreamSink {
   close(reason: string, code: number = SESSION_ENDED_CODE): void {
     if (this.closed) return;
     this.closed = true;
-    const channels = new Set<ClientChannel>();
-    if (this.primary) channels.add(this.primary);
-    for (const s of this.streams.values()) if (s.channel) channels.add(s.channel);
-    this.primary = undefined;
-    this.streams = NO_ENTRIES;
-    for (const c of channels) {
-      c.listener = undefined;
-      if (!c.closed) c.close(code, reason);
-    }
+    this.streams.closeAll(code, reason);
     if (this.port) {
       this.port.sink = undefined;
       this.port.close();

@@ -191,7 +191,7 @@ export class LegacySseHandler {
     }
     try {
       // Refuse before the stream opens (409): an EventSource would retry a stream that ends in an error.
-      session.outbox.since(resume.seq);
+      session.checkResumable(resume.seq);
     } catch (err) {
       if (!(err instanceof ResumeUnavailableError)) throw err;
       this.metrics.error('resume_unavailable');

@@ -531,7 +531,7 @@ export class StreamableHttpHandler implements SessionlessOwner {
     this.track(res);
     const stream = session.openStream(channel);
     // Every message for this stream comes after the current outbox position.
-    if (priming) channel.primeLater(formatEventId(stream, session.outbox.seq), this.priming);
+    if (priming) channel.primeLater(formatEventId(stream, session.lastSeq), this.priming);
     session.incoming = headers;
     if (parsed.batch) {
       for (const m of messages) session.receive(m, JSON.stringify(m), stream);
@@ -629,7 +629,7 @@ export class StreamableHttpHandler implements SessionlessOwner {
     if (identity !== undefined) closeWhenInvalid(channel, res, identity, this.deps.admission);
     session.attachStandalone(channel);
     if (channel.closed || channel.opened) return; // something waiting was replayed (with event ids)
-    if (supportsPriming(effective)) channel.prime(formatEventId(STANDALONE_STREAM, session.outbox.seq));
+    if (supportsPriming(effective)) channel.prime(formatEventId(STANDALONE_STREAM, session.lastSeq));
     else channel.open();
   }
 
