@@ -19,9 +19,6 @@ import type { EnvSetting } from './env/setting';
  * the EnvConfig type are derived from it, and load-config.ts maps the parsed values onto
  * GatewayConfig. Nothing else reads process.env.
  */
-export type { EnvSetting } from './env/setting';
-
-/** The sections of src/config/env/, in the order README's configuration reference lists them. */
 export const ENV_SETTINGS = mergeSections(
   SERVER_SETTINGS,
   SESSION_SETTINGS,
