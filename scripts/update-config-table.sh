@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Regenerates README's configuration table in place from EnvSchema (see config-table.py).
+# Regenerates README's configuration table in place from ENV_SETTINGS (see config-table.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 - <<'PY'
-import subprocess
-table = subprocess.run(['python3', 'scripts/config-table.py'], capture_output=True, text=True, check=True).stdout
-readme = open('README.md').read()
-heading = readme.index('## Configuration reference')
-start = readme.index('\n|', heading) + 1
-length = 0
-for line in readme[start:].split('\n'):
-    if not line.startswith('|'):
-        break
-    length += len(line) + 1
-open('README.md', 'w').write(readme[:start] + table.strip('\n') + '\n' + readme[start + length:])
-PY
+npx tsc -p tsconfig.json
+node scripts/config-table.mjs > /tmp/config-table.$$.md
+node - /tmp/config-table.$$.md <<'JS'
+const { readFileSync, writeFileSync } = require('node:fs');
+const table = readFileSync(process.argv[2], 'utf8');
+const readme = readFileSync('README.md', 'utf8');
+const heading = readme.indexOf('## Configuration reference');
+const start = readme.indexOf('\n|', heading) + 1;
+let end = start;
+for (const line of readme.slice(start).split('\n')) {
+  if (!line.startsWith('|')) break;
+  end += line.length + 1;
+}
+writeFileSync('README.md', readme.slice(0, start) + table.replace(/\n+$/, '') + '\n' + readme.slice(end));
+JS
+rm -f /tmp/config-table.$$.md
 npx prettier --write README.md >/dev/null

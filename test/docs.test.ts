@@ -1,13 +1,13 @@
 /**
  * The configuration a user reads is the configuration the gateway has: every variable of the one
  * schema is in README's configuration reference and in .env.example (regenerate the table with
- * `python3 scripts/config-table.py`).
+ * `scripts/update-config-table.sh`).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { EnvSchema } from '../src/config/gateway-config';
+import { EnvSchema } from '../src/config/env-settings';
 import { ROOT } from './helpers/upstream-test-kit';
 
 const variables = Object.keys(EnvSchema.shape);

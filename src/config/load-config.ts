@@ -3,16 +3,10 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isLoopbackHost } from '../core/loopback';
 import type { ZodError } from 'zod';
-import {
-  EnvSchema,
-  type ClientConfig,
-  FileSchema,
-  parseLogLevels,
-  ServicesSchema,
-  type GatewayConfig,
-  type GatewayConfigOverrides,
-  type ServiceConfig,
-} from './gateway-config';
+import { EnvSchema } from './env-settings';
+import type { ClientConfig, GatewayConfig, GatewayConfigOverrides, ServiceConfig } from './gateway-config';
+import { FileSchema, ServicesSchema } from './gateway-file-schema';
+import { parseLogLevels } from './log-level-names';
 
 /** Thrown with every problem found, one per line, so an operator fixes them all at once. */
 export class ConfigError extends Error {

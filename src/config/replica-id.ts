@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
-import type { ReplicaConfig, ResolvedReplica, ServiceConfig } from './gateway-config';
+import type { ReplicaConfig, ResolvedReplica, ServiceConfig } from './service-schema';
 
 /**
  * What identifies a replica when it has no explicit id: where it is (URL) or what runs (command,

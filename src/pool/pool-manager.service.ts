@@ -1,11 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
-import {
-  PoolSchema,
-  type GatewayConfig,
-  type ReplicaConfig,
-  type ResolvedReplica,
-} from '../config/gateway-config';
+import type { GatewayConfig, ReplicaConfig, ResolvedReplica } from '../config/gateway-config';
+import { PoolSchema } from '../config/service-schema';
 import { httpPools } from '../upstream/http-client';
 import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
 import { Router } from '../routing/router.service';

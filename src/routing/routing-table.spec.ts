@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ServicesSchema, type ServiceConfig } from '../config/gateway-config';
+import type { ServiceConfig } from '../config/gateway-config';
+import { ServicesSchema } from '../config/gateway-file-schema';
 import { ReplicaStates } from './replica-states';
 import { RoutingTable } from './routing-table';
 import { applyServicesEdit, editProblems } from './services-edit';

@@ -1,15 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig, ReplicaConfig } from '../config/gateway-config';
-import { EmbeddedUpstream } from './embedded.upstream';
-import { SseUpstream } from './sse.upstream';
-import { StdioUpstream } from './stdio.upstream';
-import { StreamableHttpUpstream } from './streamable-http.upstream';
-import { WsUpstream } from './ws.upstream';
 import type { UpstreamConnection } from './upstream-connection';
+import { UPSTREAM_CONNECTIONS, type UpstreamConstructor } from './upstream-kinds';
 import type { UpstreamOptions } from './upstream-options';
 
-/** Builds the UpstreamConnection for a replica's transport. */
+/** Builds the UpstreamConnection for a replica's transport (the kinds are in upstream-kinds.ts). */
 @Injectable()
 export class UpstreamFactory {
   private readonly options: UpstreamOptions;
@@ -19,17 +15,11 @@ export class UpstreamFactory {
   }
 
   create(replica: ReplicaConfig): UpstreamConnection {
-    switch (replica.transport) {
-      case 'streamable-http':
-        return new StreamableHttpUpstream(replica, this.options);
-      case 'sse':
-        return new SseUpstream(replica, this.options);
-      case 'stdio':
-        return new StdioUpstream(replica, this.options);
-      case 'ws':
-        return new WsUpstream(replica, this.options);
-      case 'embedded':
-        return new EmbeddedUpstream(replica, this.options);
-    }
+    // The registry's type pairs each kind with its own replica type; indexing it by a union loses
+    // that pairing, so the lookup is widened to the union the replica belongs to.
+    const Connection = UPSTREAM_CONNECTIONS[replica.transport] as UpstreamConstructor<
+      typeof replica.transport
+    >;
+    return new Connection(replica, this.options);
   }
 }

@@ -12,13 +12,9 @@ import {
   Post,
 } from '@nestjs/common';
 import { z } from 'zod';
-import {
-  ReplicaSchema,
-  ServiceSchema,
-  ServicesSchema,
-  type ReplicaConfig,
-  type ResolvedReplica,
-} from '../../config/gateway-config';
+import type { ReplicaConfig, ResolvedReplica } from '../../config/gateway-config';
+import { ServicesSchema } from '../../config/gateway-file-schema';
+import { ReplicaSchema, ServiceSchema } from '../../config/service-schema';
 import { derivedReplicaId } from '../../config/replica-id';
 import { AdminRoute } from './admin-route.decorator';
 import { ConfigReloadService } from './config-reload.service';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Logger as Pino } from 'pino';
-import { parseLogLevels } from '../../config/gateway-config';
+import { parseLogLevels } from '../../config/log-level-names';
 import { ConfigError, loadConfig } from '../../config/load-config';
 import { correlationIdFrom, traceIdOf } from './log-fields';
 import { LogLevels } from './log-levels';
