@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Logger } from '@nestjs/common';
 import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
+import { HeldQueue } from '../core/held-queue';
 import type { UpstreamOptions } from './upstream-options';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { answerNotSent, answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
@@ -111,7 +112,7 @@ export class StdioUpstream implements UpstreamConnection {
 
   /** Requests written to the current child and not yet answered (answered with errors if it dies). */
   private readonly inFlight = new InFlightRequests();
-  private held: Held[] = [];
+  private readonly held = new HeldQueue<Held>(MAX_HELD);
 
   // stdout line assembly: parts of the current line, kept as buffers until its newline arrives.
   private lineParts: Buffer[] = [];
@@ -166,7 +167,7 @@ export class StdioUpstream implements UpstreamConnection {
     }
     this.handshake.outgoing(message);
     if (!this.ready) {
-      if (this.held.length >= MAX_HELD) {
+      if (!this.held.fits()) {
         this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream process', false);
         return;
       }
@@ -197,7 +198,7 @@ export class StdioUpstream implements UpstreamConnection {
     this.ready = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     if (this.replayTimer) clearTimeout(this.replayTimer);
-    this.held = [];
+    this.held.clear();
     this.inFlight.clear();
     const child = this.child;
     if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
@@ -347,24 +348,18 @@ export class StdioUpstream implements UpstreamConnection {
     this.logger.error(err.message);
     this.closed = true;
     this.gaveUp = true;
-    const held = this.held;
-    this.held = [];
     // Held messages were never written to a child: they may go to another replica.
-    for (const h of held) this.fail(h.message, err.message, false);
+    for (const h of this.held.drain()) this.fail(h.message, err.message, false);
     this.sink?.upstreamClosed(err);
   }
 
   // ------------------------------------------------------------------------------ writing
 
   private flushHeld(): void {
-    const held = this.held;
-    this.held = [];
-    for (const h of held) {
-      if (!this.ready) {
-        // The child died while flushing: keep the rest for the next one.
-        this.held.push(h);
-        continue;
-      }
+    // If the child dies while flushing, the rest stays held (in order) for the next one.
+    while (this.ready) {
+      const h = this.held.shift();
+      if (h === undefined) return;
       this.writeMessage(h.message, h.raw);
     }
   }

@@ -11,6 +11,7 @@ import {
 } from '../../libs/protocol/src/jsonrpc';
 import { Header, Method } from '../../libs/protocol/src/mcp';
 import type { ReplicaConfig } from '../config/gateway-config';
+import { HeldQueue } from '../core/held-queue';
 import {
   abortForTimeout,
   errorObjectOf,
@@ -52,7 +53,7 @@ function withPostFields(headers: Record<string, string>): Record<string, string>
 // ---------------------------------------------------------------------------------------------
 
 /** A message waiting to be (re-)sent; `attempt` counts session-expiry retries. */
-interface Outgoing {
+interface Held {
   message: JsonRpcMessage;
   raw: string | undefined;
   attempt: number;
@@ -158,7 +159,7 @@ export class StreamableHttpUpstream implements UpstreamConnection, ReceiverOwner
   private closing: Promise<void> | undefined = undefined;
   private failures = 0;
   /** Client messages held while the upstream session is re-established. */
-  private held: Outgoing[] = [];
+  private readonly held = new HeldQueue<Held>(MAX_HELD);
   /** True when the session was lost and the next send must replay the handshake first. */
   private needsHandshake = false;
   private readonly active = new Set<HttpCall>();
@@ -263,7 +264,7 @@ export class StreamableHttpUpstream implements UpstreamConnection, ReceiverOwner
 
   private async shutdown(): Promise<void> {
     this.closed = true;
-    this.held = [];
+    this.held.clear();
     this.receiver.close();
     this.gate.resume();
     for (const call of this.active) call.abort(new Error('connection closed'));
@@ -295,7 +296,7 @@ export class StreamableHttpUpstream implements UpstreamConnection, ReceiverOwner
     attempt: number,
     headers: MessageHeaders | undefined,
   ): void {
-    if (this.held.length >= MAX_HELD) {
+    if (!this.held.fits()) {
       this.requestFailed(
         message,
         'Upstream unavailable: too many messages waiting for the upstream session',
@@ -641,17 +642,13 @@ export class StreamableHttpUpstream implements UpstreamConnection, ReceiverOwner
     this.handshake.abortReplay();
     this.needsHandshake = true;
     this.logger.warn(`Re-initializing the upstream session failed: ${why}`);
-    const held = this.held;
-    this.held = [];
     // Held messages were never written: they may go to another replica.
-    for (const h of held)
+    for (const h of this.held.drain())
       this.requestFailed(h.message, `Upstream unavailable: re-initialize failed: ${why}`, false);
   }
 
   private flushHeld(): void {
-    const held = this.held;
-    this.held = [];
-    for (const h of held) this.post(h.message, h.raw, h.attempt, h.headers);
+    for (const h of this.held.drain()) this.post(h.message, h.raw, h.attempt, h.headers);
   }
 
   // ------------------------------------------------------------------------------ receiving
