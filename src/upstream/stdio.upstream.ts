@@ -122,9 +122,7 @@ export class StdioUpstream implements UpstreamConnection {
 
   // stdin backpressure: once write() returns false, lines wait here until 'drain'.
   private writeBlocked = false;
-  private writeQueue: string[] = [];
-  private writeHead = 0;
-  private writeQueueBytes = 0;
+  private readonly writeQueue = new HeldQueue<string>(Number.POSITIVE_INFINITY, MAX_STDIN_QUEUE_BYTES);
 
   constructor(
     readonly replica: ReplicaConfig,
@@ -386,9 +384,8 @@ export class StdioUpstream implements UpstreamConnection {
     if (!stdin || stdin.destroyed) return false;
     const line = text + '\n';
     if (this.writeBlocked) {
-      if (this.writeQueueBytes + line.length > MAX_STDIN_QUEUE_BYTES) return false;
-      this.writeQueue.push(line);
-      this.writeQueueBytes += line.length;
+      if (!this.writeQueue.fits(line.length)) return false;
+      this.writeQueue.push(line, line.length);
       return true;
     }
     if (!stdin.write(line)) this.writeBlocked = true;
@@ -399,15 +396,10 @@ export class StdioUpstream implements UpstreamConnection {
     this.writeBlocked = false;
     const stdin = this.child?.stdin;
     if (!stdin) return;
-    const queue = this.writeQueue;
-    while (this.writeHead < queue.length && !this.writeBlocked) {
-      const line = queue[this.writeHead++];
-      this.writeQueueBytes -= line.length;
+    while (!this.writeBlocked) {
+      const line = this.writeQueue.shift();
+      if (line === undefined) return;
       if (!stdin.write(line)) this.writeBlocked = true;
-    }
-    if (this.writeHead === queue.length) {
-      this.writeQueue = [];
-      this.writeHead = 0;
     }
   };
 
@@ -489,9 +481,7 @@ export class StdioUpstream implements UpstreamConnection {
     this.skippingLine = false;
     this.stderrPartial = '';
     this.writeBlocked = false;
-    this.writeQueue = [];
-    this.writeHead = 0;
-    this.writeQueueBytes = 0;
+    this.writeQueue.clear();
   }
 
   // ------------------------------------------------------------------------------ errors
