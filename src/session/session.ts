@@ -29,6 +29,7 @@ import type { ClientTransport } from '../core/transport-kind';
 import { Outbox, type OutboxEntry, type OutboxLimits } from './outbox';
 import { ANONYMOUS_CLIENT } from '../core/client-id';
 import { EndReason, StreamEnd } from '../core/end-reason';
+import { HeldQueue } from '../core/held-queue';
 import { NO_ENTRIES } from './empty-map';
 import { ResponseStreams, STANDALONE_STREAM } from './response-streams';
 
@@ -197,10 +198,10 @@ export class Session implements ChannelListener, UpstreamSink {
   private upstreamError: string | undefined = undefined;
   /**
    * Client messages that arrived before the upstream port was ready; bounded like requests in
-   * flight (count) and like the outbox (bytes of the raw text).
+   * flight (count) and like the outbox (bytes of the raw text). Made on first use and dropped
+   * once sent, so a session that has its port holds no queue.
    */
-  private waiting: Waiting[] | undefined = undefined;
-  private waitingBytes = 0;
+  private waiting: HeldQueue<Waiting> | undefined = undefined;
   private pausedUpstream = false;
   /** idKey of the client's first initialize request. */
   private initializeKey: string | undefined = undefined;
@@ -227,8 +228,7 @@ export class Session implements ChannelListener, UpstreamSink {
     port.sink = this;
     const waiting = this.waiting;
     this.waiting = undefined;
-    this.waitingBytes = 0;
-    if (waiting) for (const w of waiting) port.send(w.message, w.raw, w.headers);
+    if (waiting) for (const w of waiting.drain()) port.send(w.message, w.raw, w.headers);
   }
 
   /** No upstream could be had: every waiting and future request is answered with this error. */
@@ -236,8 +236,7 @@ export class Session implements ChannelListener, UpstreamSink {
     this.upstreamError = reason;
     const waiting = this.waiting;
     this.waiting = undefined;
-    this.waitingBytes = 0;
-    if (waiting) for (const w of waiting) this.failRequest(w.message, reason);
+    if (waiting) for (const w of waiting.drain()) this.failRequest(w.message, reason);
   }
 
   /** Where the upstream is now (the CLIENT span's attributes). */
@@ -510,18 +509,18 @@ export class Session implements ChannelListener, UpstreamSink {
       // have no id to answer, so the client is told on the standalone stream instead.
       this.refuseWaiting(null, STANDALONE_STREAM);
     } else {
-      (this.waiting ??= []).push({ message, raw, headers });
-      if (raw !== undefined) this.waitingBytes += raw.length;
+      this.waiting ??= new HeldQueue<Waiting>(this.options.maxInFlight, this.options.outbox.maxBytes);
+      this.waiting.push({ message, raw, headers }, raw?.length ?? 0);
     }
   }
 
-  /** Whether one more message (of `raw`) would take the queue waiting for the upstream past its bound. */
+  /**
+   * Whether one more message (of `raw`) would take the queue waiting for the upstream past its
+   * bound. None waiting yet: the first one always may.
+   */
   private waitingFull(raw: string | undefined): boolean {
     if (this.port || this.upstreamError !== undefined || this.waiting === undefined) return false;
-    return (
-      this.waiting.length >= this.options.maxInFlight ||
-      this.waitingBytes + (raw?.length ?? 0) > this.options.outbox.maxBytes
-    );
+    return !this.waiting.fits(raw?.length ?? 0);
   }
 
   private refuseWaiting(id: JsonRpcId | null, stream: number): void {
@@ -887,7 +886,6 @@ export class Session implements ChannelListener, UpstreamSink {
       this.port = undefined;
     }
     this.waiting = undefined;
-    this.waitingBytes = 0;
     if (Tracing.enabled)
       for (const req of this.inFlight.values()) if (req.trace) abortRequestTrace(req.trace, 'session_closed');
     this.inFlight = NO_ENTRIES;

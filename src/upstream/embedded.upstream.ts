@@ -11,6 +11,7 @@ import {
   type JsonRpcMessage,
 } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
+import { HeldQueue } from '../core/held-queue';
 import { createDemoServer } from './demo-server';
 import { InFlightRequests } from './in-flight-requests';
 import type { UpstreamOptions } from './upstream-options';
@@ -19,7 +20,7 @@ import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 /** Server messages held while paused (the in-process server cannot be made to stop writing). */
 const MAX_HELD = 10_000;
 
-interface HeldMessage {
+interface Held {
   message: JsonRpcMessage;
   related: JsonRpcId | undefined;
 }
@@ -40,7 +41,7 @@ export class EmbeddedUpstream implements UpstreamConnection {
   private paused = false;
   /** Client messages sent before start() finished. */
   private pending: JsonRpcMessage[] = [];
-  private held: HeldMessage[] = [];
+  private readonly held = new HeldQueue<Held>(MAX_HELD);
   /** Requests handed to the server and not yet answered or cancelled (failed if it closes). */
   private readonly inFlight = new InFlightRequests();
   /**
@@ -113,13 +114,10 @@ export class EmbeddedUpstream implements UpstreamConnection {
 
   resume(): void {
     this.paused = false;
-    const held = this.held;
-    this.held = [];
-    for (const h of held) {
-      if (this.paused) {
-        this.held.push(h); // paused again by the session while we were flushing
-        continue;
-      }
+    // If the session pauses again while these go out, the rest stays held (in order).
+    while (!this.paused) {
+      const h = this.held.shift();
+      if (h === undefined) return;
       this.sink?.upstreamMessage(h.message, undefined, h.related);
     }
   }
@@ -132,7 +130,7 @@ export class EmbeddedUpstream implements UpstreamConnection {
     if (this.closed) return;
     this.closed = true;
     this.pending = [];
-    this.held = [];
+    this.held.clear();
     this.inFlight.clear();
     const server = this.server;
     this.server = undefined;
@@ -151,7 +149,7 @@ export class EmbeddedUpstream implements UpstreamConnection {
       if (id !== null) this.inFlight.delete(id);
     }
     if (this.paused) {
-      if (this.held.length >= MAX_HELD) {
+      if (!this.held.fits()) {
         this.logger.error('Dropped an embedded server message: the client has not read for too long');
         return;
       }

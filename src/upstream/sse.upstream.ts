@@ -8,6 +8,7 @@ import {
   type SseHandler,
 } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
+import { HeldQueue } from '../core/held-queue';
 import { abortForTimeout, HttpCall, neverConnected, PauseGate, Sleeper, type ChunkSink } from './http-client';
 import type { UpstreamOptions } from './upstream-options';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
@@ -17,10 +18,10 @@ import { parseUpstreamText } from './upstream-message';
 
 type SseReplica = Extract<ReplicaConfig, { transport: 'sse' }>;
 
-/** Messages queued while the endpoint is unknown (connecting, reconnecting, replaying). */
-const MAX_QUEUED = 10_000;
+/** Messages held while the endpoint is unknown (connecting, reconnecting, replaying). */
+const MAX_HELD = 10_000;
 
-interface Queued {
+interface Held {
   message: JsonRpcMessage;
   raw: string | undefined;
   traceparent: string | undefined;
@@ -48,7 +49,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
   private endpointWaiter: { resolve: () => void; reject: (err: Error) => void } | undefined = undefined;
   /** Requests posted whose responses have not come back, so a lost session can answer them. */
   private readonly inFlight = new InFlightRequests();
-  private queue: Queued[] = [];
+  private readonly held = new HeldQueue<Held>(MAX_HELD);
   private reconnecting = false;
   private closed = false;
   private readonly active = new Set<HttpCall>();
@@ -81,11 +82,11 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
     }
     this.handshake.outgoing(message);
     if (this.endpoint === undefined || this.handshake.replaying) {
-      if (this.queue.length >= MAX_QUEUED) {
+      if (!this.held.fits()) {
         this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream stream', false);
         return;
       }
-      this.queue.push({ message, raw, traceparent: headers?.traceparent });
+      this.held.push({ message, raw, traceparent: headers?.traceparent });
       return;
     }
     void this.post(this.endpoint, message, raw, headers?.traceparent);
@@ -107,10 +108,8 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
     if (this.closed) return Promise.resolve();
     this.closed = true;
     this.endpoint = undefined;
-    // Queued requests were never sent: answer them rather than leave the caller waiting.
-    const queue = this.queue;
-    this.queue = [];
-    for (const q of queue) this.fail(q.message, 'Upstream unavailable: connection closed', false);
+    // Held requests were never sent: answer them rather than leave the caller waiting.
+    for (const h of this.held.drain()) this.fail(h.message, 'Upstream unavailable: connection closed', false);
     this.inFlight.clear();
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.endpointWaiter?.reject(new Error('connection closed'));
@@ -221,7 +220,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
       }
     }
     waiter?.resolve();
-    if (!this.handshake.replaying) this.flushQueue();
+    if (!this.handshake.replaying) this.flushHeld();
   }
 
   private streamEnded(why: string): void {
@@ -267,9 +266,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
 
   private giveUp(err: Error): void {
     this.reconnecting = false;
-    const queue = this.queue;
-    this.queue = [];
-    for (const q of queue) this.fail(q.message, err.message);
+    for (const h of this.held.drain()) this.fail(h.message, err.message);
     this.failInFlight(err.message);
     this.closed = true;
     this.sink?.upstreamClosed(err);
@@ -277,12 +274,10 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
 
   // ------------------------------------------------------------------------------ messages
 
-  private flushQueue(): void {
+  private flushHeld(): void {
     const endpoint = this.endpoint;
     if (endpoint === undefined) return;
-    const queue = this.queue;
-    this.queue = [];
-    for (const q of queue) void this.post(endpoint, q.message, q.raw, q.traceparent);
+    for (const h of this.held.drain()) void this.post(endpoint, h.message, h.raw, h.traceparent);
   }
 
   /** POSTs one message to the endpoint; the answer comes on the stream. Never throws. */
@@ -361,7 +356,7 @@ export class SseUpstream implements UpstreamConnection, SseHandler, ChunkSink {
     const endpoint = this.endpoint;
     // Sent (and accepted) before the held messages, as the client sent it before them.
     if (initialized && endpoint) await this.post(endpoint, initialized, undefined, undefined);
-    this.flushQueue();
+    this.flushHeld();
   }
 
   /** Answers a request that cannot be delivered; other messages are only logged. */

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Logger } from '@nestjs/common';
 import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
+import { HeldQueue } from '../core/held-queue';
 import type { UpstreamOptions } from './upstream-options';
 import type { UpstreamConnection, UpstreamSink } from './upstream-connection';
 import { answerNotSent, answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
@@ -111,7 +112,7 @@ export class StdioUpstream implements UpstreamConnection {
 
   /** Requests written to the current child and not yet answered (answered with errors if it dies). */
   private readonly inFlight = new InFlightRequests();
-  private held: Held[] = [];
+  private readonly held = new HeldQueue<Held>(MAX_HELD);
 
   // stdout line assembly: parts of the current line, kept as buffers until its newline arrives.
   private lineParts: Buffer[] = [];
@@ -121,9 +122,7 @@ export class StdioUpstream implements UpstreamConnection {
 
   // stdin backpressure: once write() returns false, lines wait here until 'drain'.
   private writeBlocked = false;
-  private writeQueue: string[] = [];
-  private writeHead = 0;
-  private writeQueueBytes = 0;
+  private readonly writeQueue = new HeldQueue<string>(Number.POSITIVE_INFINITY, MAX_STDIN_QUEUE_BYTES);
 
   constructor(
     readonly replica: ReplicaConfig,
@@ -166,7 +165,7 @@ export class StdioUpstream implements UpstreamConnection {
     }
     this.handshake.outgoing(message);
     if (!this.ready) {
-      if (this.held.length >= MAX_HELD) {
+      if (!this.held.fits()) {
         this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream process', false);
         return;
       }
@@ -197,7 +196,7 @@ export class StdioUpstream implements UpstreamConnection {
     this.ready = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     if (this.replayTimer) clearTimeout(this.replayTimer);
-    this.held = [];
+    this.held.clear();
     this.inFlight.clear();
     const child = this.child;
     if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
@@ -347,24 +346,18 @@ export class StdioUpstream implements UpstreamConnection {
     this.logger.error(err.message);
     this.closed = true;
     this.gaveUp = true;
-    const held = this.held;
-    this.held = [];
     // Held messages were never written to a child: they may go to another replica.
-    for (const h of held) this.fail(h.message, err.message, false);
+    for (const h of this.held.drain()) this.fail(h.message, err.message, false);
     this.sink?.upstreamClosed(err);
   }
 
   // ------------------------------------------------------------------------------ writing
 
   private flushHeld(): void {
-    const held = this.held;
-    this.held = [];
-    for (const h of held) {
-      if (!this.ready) {
-        // The child died while flushing: keep the rest for the next one.
-        this.held.push(h);
-        continue;
-      }
+    // If the child dies while flushing, the rest stays held (in order) for the next one.
+    while (this.ready) {
+      const h = this.held.shift();
+      if (h === undefined) return;
       this.writeMessage(h.message, h.raw);
     }
   }
@@ -391,9 +384,8 @@ export class StdioUpstream implements UpstreamConnection {
     if (!stdin || stdin.destroyed) return false;
     const line = text + '\n';
     if (this.writeBlocked) {
-      if (this.writeQueueBytes + line.length > MAX_STDIN_QUEUE_BYTES) return false;
-      this.writeQueue.push(line);
-      this.writeQueueBytes += line.length;
+      if (!this.writeQueue.fits(line.length)) return false;
+      this.writeQueue.push(line, line.length);
       return true;
     }
     if (!stdin.write(line)) this.writeBlocked = true;
@@ -404,15 +396,10 @@ export class StdioUpstream implements UpstreamConnection {
     this.writeBlocked = false;
     const stdin = this.child?.stdin;
     if (!stdin) return;
-    const queue = this.writeQueue;
-    while (this.writeHead < queue.length && !this.writeBlocked) {
-      const line = queue[this.writeHead++];
-      this.writeQueueBytes -= line.length;
+    while (!this.writeBlocked) {
+      const line = this.writeQueue.shift();
+      if (line === undefined) return;
       if (!stdin.write(line)) this.writeBlocked = true;
-    }
-    if (this.writeHead === queue.length) {
-      this.writeQueue = [];
-      this.writeHead = 0;
     }
   };
 
@@ -494,9 +481,7 @@ export class StdioUpstream implements UpstreamConnection {
     this.skippingLine = false;
     this.stderrPartial = '';
     this.writeBlocked = false;
-    this.writeQueue = [];
-    this.writeHead = 0;
-    this.writeQueueBytes = 0;
+    this.writeQueue.clear();
   }
 
   // ------------------------------------------------------------------------------ errors

@@ -10,23 +10,27 @@ import {
   type JsonRpcRequest,
 } from '../../libs/protocol/src/jsonrpc';
 import { Header, Method } from '../../libs/protocol/src/mcp';
-import { SseParser, type SseHandler } from '../../libs/protocol/src/sse-parser';
 import type { ReplicaConfig } from '../config/gateway-config';
+import { HeldQueue } from '../core/held-queue';
 import {
   abortForTimeout,
-  type ChunkSink,
   errorObjectOf,
   HttpCall,
   type HttpCallListener,
   neverConnected,
   PauseGate,
   readSmallText,
-  Sleeper,
 } from './http-client';
 import { answerNotSent, cancelledRequestId } from './in-flight-requests';
+import {
+  type AnswerTarget,
+  type ReceiverOwner,
+  type StreamedPost,
+  StreamableHttpReceiver,
+} from './streamable-http-receiver';
 import type { UpstreamOptions } from './upstream-options';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
-import { backoffDelay, describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
+import { describeError, HandshakeStep, UpstreamHandshake } from './upstream-handshake';
 import { parseUpstreamText } from './upstream-message';
 
 type HttpReplica = Extract<ReplicaConfig, { transport: 'streamable-http' | 'sse' }>;
@@ -37,8 +41,6 @@ const MAX_HELD = 10_000;
 const DELETE_TIMEOUT_MS = 1000;
 /** Consecutive failed requests after which healthy() says no (the pool then validates/evicts). */
 const UNHEALTHY_AFTER_FAILURES = 3;
-/** A GET stream that stayed open this long ended normally (e.g. an idle proxy cut it). */
-const STABLE_STREAM_MS = 5000;
 
 function withPostFields(headers: Record<string, string>): Record<string, string> {
   headers['content-type'] = 'application/json';
@@ -51,24 +53,18 @@ function withPostFields(headers: Record<string, string>): Record<string, string>
 // ---------------------------------------------------------------------------------------------
 
 /** A message waiting to be (re-)sent; `attempt` counts session-expiry retries. */
-interface Outgoing {
+interface Held {
   message: JsonRpcMessage;
   raw: string | undefined;
   attempt: number;
   headers: MessageHeaders | undefined;
 }
 
-/** Where the messages of one answer go: the request it answers is marked answered when they do. */
-interface AnswerTarget {
-  readonly requestId: JsonRpcId | undefined;
-  answered: boolean;
-}
-
 /**
  * One POST of a client message, and its state: undici's callbacks become method calls on the
  * upstream (HttpCallListener), so the common exchange needs no promise or closure.
  */
-class PostCall extends HttpCall implements HttpCallListener, AnswerTarget {
+class PostCall extends HttpCall implements HttpCallListener, StreamedPost {
   /** Header deadline (see post()). */
   timer: NodeJS.Timeout | undefined = undefined;
   /** A message in the answer was the response to requestId. */
@@ -141,52 +137,12 @@ function isBlank(text: string): boolean {
 }
 
 /**
- * One SSE response stream: a POST's (carrying the answer to `requestId`), the same stream resumed
- * by GET + Last-Event-ID, or the standalone GET stream (`requestId` undefined).
- */
-class StreamState implements SseHandler, ChunkSink, AnswerTarget {
-  /** The response to requestId has arrived: nothing left to resume. */
-  answered = false;
-  /** The server's `retry:` hint (2025-11-25 polling: reconnect after this many ms). */
-  retryMs: number | undefined = undefined;
-  /** Messages delivered on this connection (a stream that carried something was not a failure). */
-  delivered = 0;
-  /** Made on first use: a JSON answer (the common case for quick requests) never needs one. */
-  private sse: SseParser | undefined = undefined;
-
-  constructor(
-    private readonly owner: StreamableHttpUpstream,
-    readonly requestId: JsonRpcId | undefined,
-  ) {}
-
-  get parser(): SseParser {
-    if (!this.sse) this.sse = new SseParser(this);
-    return this.sse;
-  }
-
-  /** A body chunk of the SSE response (ChunkSink). */
-  chunk(bytes: Buffer): void {
-    this.parser.pushBytes(bytes);
-  }
-
-  sseEvent(data: string, event: string): void {
-    if (event !== 'message') return;
-    this.delivered++;
-    this.owner.deliverText(data, this);
-  }
-
-  sseRetry(ms: number): void {
-    this.retryMs = ms;
-  }
-}
-
-/**
  * A raw JSON-RPC client of the MCP Streamable HTTP transport (2025-03-26 … 2025-11-25) on undici's
  * dispatcher (see HttpCall). Every client message is one POST; the answer comes back as JSON or as an SSE stream that
  * may also carry the request's progress, logs and server→client requests (delivered with that
  * request's id as `related`). The standalone GET stream carries everything else.
  */
-export class StreamableHttpUpstream implements UpstreamConnection {
+export class StreamableHttpUpstream implements UpstreamConnection, ReceiverOwner {
   readonly kind = 'streamable-http' as const;
   sink: UpstreamSink | undefined = undefined;
 
@@ -203,19 +159,17 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   private closing: Promise<void> | undefined = undefined;
   private failures = 0;
   /** Client messages held while the upstream session is re-established. */
-  private held: Outgoing[] = [];
+  private readonly held = new HeldQueue<Held>(MAX_HELD);
   /** True when the session was lost and the next send must replay the handshake first. */
   private needsHandshake = false;
-  /** Standalone GET: 0 none, 1 running, 2 the server does not offer one (405). */
-  private standalone = 0;
-  private standaloneAbort: HttpCall | undefined = undefined;
   private readonly active = new Set<HttpCall>();
   /** The exchange of each client request whose answer is awaited, by idKey (see cancelPost()). */
   private readonly requests = new Map<string, PostCall>();
   /** See postHeaders(). */
   private sessionPostHeaders: Record<string, string> | undefined = undefined;
   private readonly gate = new PauseGate();
-  private readonly sleeper = new Sleeper();
+  /** Reads the SSE answers and the standalone GET stream (see StreamableHttpReceiver). */
+  private readonly receiver: StreamableHttpReceiver;
 
   constructor(
     readonly replica: ReplicaConfig,
@@ -227,6 +181,15 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.origin = url.origin;
     this.path = url.pathname + url.search;
     this.logger = new Logger(`StreamableHttpUpstream ${replica.id ?? r.url}`);
+    this.receiver = new StreamableHttpReceiver(
+      this,
+      this.origin,
+      this.path,
+      options,
+      this.gate,
+      this.active,
+      this.logger,
+    );
   }
 
   /** Client requests whose answer is still awaited (POST or resumed stream open). */
@@ -301,8 +264,8 @@ export class StreamableHttpUpstream implements UpstreamConnection {
 
   private async shutdown(): Promise<void> {
     this.closed = true;
-    this.held = [];
-    this.sleeper.wakeAll();
+    this.held.clear();
+    this.receiver.close();
     this.gate.resume();
     for (const call of this.active) call.abort(new Error('connection closed'));
     this.active.clear();
@@ -333,7 +296,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     attempt: number,
     headers: MessageHeaders | undefined,
   ): void {
-    if (this.held.length >= MAX_HELD) {
+    if (!this.held.fits()) {
       this.requestFailed(
         message,
         'Upstream unavailable: too many messages waiting for the upstream session',
@@ -538,12 +501,12 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.failures = 0;
     if (status === 202 || status === 204) {
       res.discard();
-      if (method === Method.Initialized) this.openStandalone();
+      if (method === Method.Initialized) this.receiver.openStandalone();
       // A request answered 202 gets its response on the GET stream; nothing to wait for here.
       return undefined;
     }
     const type = res.header('content-type') ?? '';
-    if (type.includes('text/event-stream')) return this.readPostSse(res);
+    if (type.includes('text/event-stream')) return this.receiver.readPostStream(res);
     if (!type.includes('application/json')) {
       res.discard();
       if (res.requestId !== undefined) {
@@ -559,7 +522,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
   /** A JSON answer: deliver it; a request it did not answer gets an error (there is nothing to resume). */
   private postJson(res: PostCall, text: string): void {
     if (!isBlank(text)) this.deliverText(text, res);
-    if ((res.message as JsonRpcRequest).method === Method.Initialized) this.openStandalone();
+    if ((res.message as JsonRpcRequest).method === Method.Initialized) this.receiver.openStandalone();
     if (res.requestId !== undefined && !res.answered && !res.cancelled && !this.closed) {
       this.requestFailed(res.message, 'Upstream unreachable: the response stream closed before the answer');
     }
@@ -569,15 +532,6 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     if (this.gate.paused) await this.gate.wait();
     // Usually the body came with the headers: no need to wait for it.
     this.postJson(res, res.complete ? res.takeText() : await res.text());
-  }
-
-  private async readPostSse(res: PostCall): Promise<void> {
-    const message = res.message;
-    const stream = new StreamState(this, res.requestId);
-    await this.readSse(res, stream);
-    if ((message as JsonRpcRequest).method === Method.Initialized) this.openStandalone();
-    if (res.requestId !== undefined && !stream.answered && !res.cancelled && !this.closed)
-      await this.resumeOrFail(res, stream);
   }
 
   private async readRefusal(res: PostCall): Promise<void> {
@@ -608,9 +562,11 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.sink?.upstreamMessage(response, undefined, message.id);
   }
 
-  /** Answers a request that could not be delivered; other messages are only logged. */
-  /** `reached` false: the request provably never reached the upstream (answerNotSent). */
-  private requestFailed(message: JsonRpcMessage, why: string, reached = true): void {
+  /**
+   * Answers a request that could not be delivered; other messages are only logged. `reached`
+   * false: the request provably never reached the upstream (answerNotSent).
+   */
+  requestFailed(message: JsonRpcMessage, why: string, reached = true): void {
     this.failures++;
     if (!isRequest(message)) {
       this.logger.warn(`Could not deliver ${(message as JsonRpcRequest).method ?? 'a response'}: ${why}`);
@@ -671,7 +627,7 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.generation++;
     this.sessionId = undefined;
     this.needsHandshake = true;
-    this.stopStandalone();
+    this.receiver.stopStandalone();
     this.post(init, undefined, 0);
   }
 
@@ -686,20 +642,36 @@ export class StreamableHttpUpstream implements UpstreamConnection {
     this.handshake.abortReplay();
     this.needsHandshake = true;
     this.logger.warn(`Re-initializing the upstream session failed: ${why}`);
-    const held = this.held;
-    this.held = [];
     // Held messages were never written: they may go to another replica.
-    for (const h of held)
+    for (const h of this.held.drain())
       this.requestFailed(h.message, `Upstream unavailable: re-initialize failed: ${why}`, false);
   }
 
   private flushHeld(): void {
-    const held = this.held;
-    this.held = [];
-    for (const h of held) this.post(h.message, h.raw, h.attempt, h.headers);
+    for (const h of this.held.drain()) this.post(h.message, h.raw, h.attempt, h.headers);
   }
 
   // ------------------------------------------------------------------------------ receiving
+
+  /** The upstream session's generation (ReceiverOwner): a stream loop of an older one stops. */
+  get sessionGeneration(): number {
+    return this.generation;
+  }
+
+  /** An upstream session is established (ReceiverOwner). */
+  get hasSession(): boolean {
+    return this.sessionId !== undefined;
+  }
+
+  /** Fresh headers of a GET inside the upstream session (ReceiverOwner). */
+  sessionHeaders(): Record<string, string> {
+    return this.headers(true);
+  }
+
+  /** The standalone GET found the session gone: re-establish it now, so server-initiated messages keep flowing. */
+  sessionGone(): void {
+    if (this.handshake.recorded && !this.handshake.replaying) this.beginReplay();
+  }
 
   /** Parses one JSON body or SSE data field and hands its message(s) to the sink. */
   deliverText(text: string, stream: AnswerTarget): void {
@@ -727,165 +699,6 @@ export class StreamableHttpUpstream implements UpstreamConnection {
       void this.finishReplay();
     } else if (step === HandshakeStep.ReplayFailed) {
       this.replayFailed((message as { error: { message: string } }).error.message);
-    }
-  }
-
-  /** Reads an SSE body until it ends, is aborted or breaks; pauses when the client is slow. */
-  private async readSse(res: HttpCall, stream: StreamState): Promise<void> {
-    try {
-      // While the gate is paused nothing is read, so TCP pushes back on the upstream.
-      await res.stream(stream, this.gate);
-    } catch (err) {
-      if (!this.closed) this.logger.debug(`SSE stream ended: ${describeError(err)}`);
-    }
-  }
-
-  /**
-   * The POST's stream ended before the response. With an event id the server lets us resume it
-   * with GET + Last-Event-ID (and under 2025-11-25 polling it closes on purpose and expects us back
-   * after `retry`); without one the answer is lost and the request gets an error.
-   */
-  private async resumeOrFail(post: PostCall, stream: StreamState): Promise<void> {
-    const message = post.message;
-    const requestId = stream.requestId!;
-    const generation = this.generation;
-    let failedAttempts = 0;
-    while (!stream.answered && !this.closed) {
-      const lastEventId = stream.parser.lastEventId;
-      if (lastEventId === undefined || lastEventId === '') {
-        this.requestFailed(message, 'Upstream unreachable: the response stream closed before the answer');
-        return;
-      }
-      if (generation !== this.generation) {
-        this.requestFailed(message, 'Upstream unavailable: upstream session was replaced before the answer');
-        return;
-      }
-      await this.sleeper.sleep(
-        stream.retryMs ?? backoffDelay(failedAttempts, this.options.retryMinMs, this.options.retryMaxMs),
-      );
-      if (this.closed || post.cancelled) return;
-      stream.parser.reset();
-      stream.delivered = 0;
-      const status = await this.get(stream, lastEventId, false, post);
-      if (post.cancelled) return;
-      if (status === 200 && (stream.delivered > 0 || stream.parser.lastEventId !== lastEventId)) {
-        failedAttempts = 0; // progress was made (polling): keep following the stream
-        continue;
-      }
-      if (
-        status === 404 ||
-        status === 405 ||
-        (status >= 400 && status < 500 && status !== 409 && status !== 429)
-      ) {
-        this.requestFailed(
-          message,
-          `Upstream unreachable: resuming the response stream failed: HTTP ${status}`,
-        );
-        return;
-      }
-      // A network error, 409/429, or a 200 that carried nothing: back off, and give up eventually.
-      if (++failedAttempts > this.options.maxRestarts) {
-        this.requestFailed(
-          message,
-          `Upstream unreachable: the response stream to request ${String(requestId)} could not be resumed`,
-        );
-        return;
-      }
-    }
-  }
-
-  /**
-   * One GET (standalone stream, or a resume when lastEventId is set), read to its end.
-   * Returns the HTTP status (200 when a stream was read), or 0 for a network error.
-   */
-  private async get(
-    stream: StreamState,
-    lastEventId: string | undefined,
-    standalone: boolean,
-    resuming?: PostCall,
-  ): Promise<number> {
-    const headers = this.headers(true);
-    headers.accept = 'text/event-stream';
-    if (lastEventId !== undefined) headers[Header.LastEventId] = lastEventId;
-    const call = new HttpCall();
-    this.active.add(call);
-    if (standalone) this.standaloneAbort = call;
-    if (resuming !== undefined) resuming.resumeCall = call;
-    const timer = setTimeout(
-      abortForTimeout,
-      this.options.connectTimeoutMs,
-      call,
-      `no response within ${this.options.connectTimeoutMs} ms`,
-    );
-    try {
-      const res = await call.send(this.origin, this.path, 'GET', headers, undefined);
-      clearTimeout(timer);
-      const type = res.header('content-type') ?? '';
-      if (res.status !== 200 || !type.includes('text/event-stream')) {
-        res.discard();
-        return res.status === 200 ? 415 : res.status;
-      }
-      await this.readSse(res, stream);
-      return 200;
-    } catch (err) {
-      clearTimeout(timer);
-      if (!this.closed) this.logger.debug(`GET stream failed: ${describeError(err)}`);
-      return 0;
-    } finally {
-      this.active.delete(call);
-      if (this.standaloneAbort === call) this.standaloneAbort = undefined;
-      if (resuming !== undefined && resuming.resumeCall === call) resuming.resumeCall = undefined;
-    }
-  }
-
-  private openStandalone(): void {
-    if (this.closed || this.standalone !== 0 || this.sessionId === undefined) return;
-    this.standalone = 1;
-    void this.runStandalone(this.generation);
-  }
-
-  private stopStandalone(): void {
-    if (this.standalone === 1) this.standalone = 0;
-    this.standaloneAbort?.abort(new Error('upstream session replaced'));
-    this.standaloneAbort = undefined;
-  }
-
-  /** Keeps the standalone GET stream open for server-initiated messages, reconnecting as needed. */
-  private async runStandalone(generation: number): Promise<void> {
-    const stream = new StreamState(this, undefined);
-    let failedAttempts = 0;
-    while (!this.closed && generation === this.generation && this.standalone === 1) {
-      stream.parser.reset();
-      stream.delivered = 0;
-      const openedAt = Date.now();
-      const status = await this.get(stream, stream.parser.lastEventId || undefined, true);
-      if (this.closed || generation !== this.generation) return;
-      if (status === 405) {
-        this.standalone = 2; // the server offers no GET stream: everything comes on POST streams
-        return;
-      }
-      if (status === 404) {
-        this.standalone = 0;
-        // The session is gone; re-establish it now so server-initiated messages keep flowing.
-        if (this.handshake.recorded && !this.handshake.replaying) this.beginReplay();
-        return;
-      }
-      // A stream that carried something, asked for a `retry`, or simply lived a while was not a
-      // failure (idle proxies cut long streams); one that closes at once, empty, is.
-      const useful =
-        status === 200 &&
-        (stream.delivered > 0 || stream.retryMs !== undefined || Date.now() - openedAt >= STABLE_STREAM_MS);
-      if (useful) failedAttempts = 0;
-      else if (++failedAttempts > this.options.maxRestarts) {
-        this.logger.warn(`Giving up on the standalone GET stream (last status ${status})`);
-        this.standalone = 0;
-        return;
-      }
-      const delay =
-        useful && stream.retryMs !== undefined
-          ? stream.retryMs
-          : backoffDelay(failedAttempts, this.options.retryMinMs, this.options.retryMaxMs);
-      await this.sleeper.sleep(delay);
     }
   }
 }

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import WebSocket, { type RawData } from 'ws';
 import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../libs/protocol/src';
 import type { ReplicaConfig } from '../config/gateway-config';
+import { HeldQueue } from '../core/held-queue';
 import { answerNotSent, answerUnavailable, InFlightRequests, takeIncoming } from './in-flight-requests';
 import type { UpstreamOptions } from './upstream-options';
 import type { MessageHeaders, UpstreamConnection, UpstreamSink } from './upstream-connection';
@@ -156,9 +157,8 @@ export class WsUpstream implements UpstreamConnection {
   private connectTrace: MessageHeaders | undefined = undefined;
   /** Requests written to the current connection and not yet answered (failed if it drops). */
   private readonly inFlight = new InFlightRequests();
-  private held: Held[] = [];
-  private heldHead = 0;
-  private heldBytes = 0;
+  /** Sized by the text's length. */
+  private readonly held = new HeldQueue<Held>(MAX_HELD, MAX_HELD_BYTES);
 
   constructor(
     readonly replica: ReplicaConfig,
@@ -177,7 +177,7 @@ export class WsUpstream implements UpstreamConnection {
 
   /** Messages waiting to be written (connecting, replaying, or the socket above its high-water mark). */
   get heldCount(): number {
-    return this.held.length - this.heldHead;
+    return this.held.length;
   }
 
   /** Bytes the current socket has not yet handed to the kernel (ws's own count). */
@@ -231,9 +231,7 @@ export class WsUpstream implements UpstreamConnection {
     if (this.replayTimer) clearTimeout(this.replayTimer);
     this.retryTimer = undefined;
     this.replayTimer = undefined;
-    this.held = [];
-    this.heldHead = 0;
-    this.heldBytes = 0;
+    this.held.clear();
     this.inFlight.clear();
     this.starting?.reject(new Error('connection closed'));
     this.starting = undefined;
@@ -400,13 +398,8 @@ export class WsUpstream implements UpstreamConnection {
   }
 
   private failHeld(why: string): void {
-    const held = this.held;
-    const head = this.heldHead;
-    this.held = [];
-    this.heldHead = 0;
-    this.heldBytes = 0;
     // Held messages were never written to a socket: they may go to another replica.
-    for (let i = head; i < held.length; i++) this.fail(held[i].message, why, false);
+    for (const h of this.held.drain()) this.fail(h.message, why, false);
   }
 
   private release(socket: UpstreamSocket): void {
@@ -416,12 +409,11 @@ export class WsUpstream implements UpstreamConnection {
   // ------------------------------------------------------------------------------ writing
 
   private hold(message: JsonRpcMessage, text: string): void {
-    if (this.heldCount >= MAX_HELD || this.heldBytes + text.length > MAX_HELD_BYTES) {
+    if (!this.held.fits(text.length)) {
       this.fail(message, 'Upstream unavailable: too many messages waiting for the upstream WebSocket', false);
       return;
     }
-    this.held.push({ message, text });
-    this.heldBytes += text.length;
+    this.held.push({ message, text }, text.length);
   }
 
   private write(message: JsonRpcMessage, text: string): void {
@@ -432,17 +424,10 @@ export class WsUpstream implements UpstreamConnection {
 
   /** Writes held messages while the socket stays under its high-water mark. */
   private flushHeld(): void {
-    const held = this.held;
-    while (this.heldHead < held.length && this.ready) {
+    while (this.held.length > 0 && this.ready) {
       if (this.socket!.unflushedBytes >= this.highWaterBytes) return; // resumed by socketDrained()
-      const h = held[this.heldHead];
-      held[this.heldHead++] = undefined as unknown as Held;
-      this.heldBytes -= h.text.length;
+      const h = this.held.shift()!;
       this.write(h.message, h.text);
-    }
-    if (this.heldHead === held.length) {
-      this.held = [];
-      this.heldHead = 0;
     }
   }
 
