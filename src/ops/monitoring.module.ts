@@ -1,6 +1,5 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { ClientUsage } from '../vsm/client-usage';
 import { S4Intelligence } from './stats/s4-intelligence.service';
 import { AlertsService } from './alerts/alerts.service';
 import { DashboardController } from './dashboard/dashboard.controller';
@@ -9,22 +8,14 @@ import { DashboardAccessGuard } from './dashboard/dashboard-access.guard';
 import { StatsSampler } from './stats/stats-sampler.service';
 
 /**
- * Once-a-second stats behind /dashboard, the in-process alerts and VSM S4. Global for ClientUsage,
- * which the session hooks bump per client message.
+ * Once-a-second stats behind /dashboard, the in-process alerts and VSM S4 (which reads the
+ * VsmModule's ClientUsage).
  */
-@Global()
 @Module({
   // The stats sampler finds what each layer reports (STATS_SOURCE) with DiscoveryService.
   imports: [DiscoveryModule],
   controllers: [DashboardController],
-  providers: [
-    ClientUsage,
-    StatsSampler,
-    AlertsService,
-    S4Intelligence,
-    DashboardService,
-    DashboardAccessGuard,
-  ],
-  exports: [ClientUsage, StatsSampler, AlertsService],
+  providers: [StatsSampler, AlertsService, S4Intelligence, DashboardService, DashboardAccessGuard],
+  exports: [StatsSampler, AlertsService],
 })
 export class MonitoringModule {}

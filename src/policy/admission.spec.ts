@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
-import { HttpException, type ExecutionContext } from '@nestjs/common';
 import type { GatewayConfig } from '../config/gateway-config';
 import { Admission, authConfigProblems } from './admission';
-import { AuthGuard, type AdmissionService } from './policy.module';
 import type { Identity, Refusal } from './identity';
 import {
   ApiKeys,
@@ -146,31 +144,5 @@ describe('credentials', () => {
     assert.equal(subprotocolToken(`${WS_TOKEN_PREFIX}not base64!`), undefined);
     assert.equal(looksLikeJwt('eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig'), true);
     assert.equal(looksLikeJwt('plain-api-key'), false);
-  });
-});
-
-describe('AuthGuard (Nest controllers)', () => {
-  const context = (headers: Record<string, string>, sent: Record<string, string>) =>
-    ({
-      switchToHttp: () => ({
-        getRequest: () => ({ raw: { headers, socket } }),
-        getResponse: () => ({
-          header: (name: string, value: string) => {
-            sent[name] = value;
-          },
-        }),
-      }),
-    }) as unknown as ExecutionContext;
-
-  test('delegates to the same authenticators: a key passes, none is 401 with WWW-Authenticate', async () => {
-    const guard = new AuthGuard(setup().admission as unknown as AdmissionService);
-    assert.equal(await guard.canActivate(context({ 'x-api-key': KEY }, {})), true);
-    const sent: Record<string, string> = {};
-    await assert.rejects(guard.canActivate(context({}, sent)), (err: unknown) => {
-      assert.ok(err instanceof HttpException);
-      assert.equal(err.getStatus(), 401);
-      return true;
-    });
-    assert.match(sent['www-authenticate'], /^Bearer realm="mcp-gateway"/);
   });
 });

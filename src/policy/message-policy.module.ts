@@ -1,10 +1,10 @@
-import { Global, Injectable, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
 import { VsmChannel, type S3Event, type S5Event } from '../vsm/vsm.channels';
-import { ANSWER_FILTER } from '../session/answer-filter';
+import { SessionModule, SessionService } from '../session/session.module';
 import { MessagePolicy } from './message-policy';
 import { RateLimitGuard } from './rate-limit/rate-limit.guard';
 import { SharedLimiter } from './rate-limit/shared-limiter';
@@ -76,20 +76,26 @@ export class PolicyVsmListener implements OnApplicationShutdown {
   }
 }
 
-/** The per-message policy (rate limits, authorization) every transport asks; global. */
-@Global()
+/**
+ * The per-message policy (rate limits, authorization) that the transports and the admin API's
+ * RateLimitGuard ask; each of those modules imports this one.
+ */
 @Module({
+  imports: [SessionModule],
   providers: [
     {
       provide: MessagePolicy,
       useFactory: createPolicy,
       inject: [GATEWAY_CONFIG, GatewayMetrics],
     },
-    // Sessions filter list answers through the interface they declare (src/session/answer-filter.ts).
-    { provide: ANSWER_FILTER, useExisting: MessagePolicy },
     PolicyVsmListener,
     RateLimitGuard,
   ],
-  exports: [MessagePolicy, ANSWER_FILTER, RateLimitGuard],
+  exports: [MessagePolicy, RateLimitGuard],
 })
-export class MessagePolicyModule {}
+export class MessagePolicyModule {
+  constructor(sessions: SessionService, policy: MessagePolicy) {
+    // Sessions filter list answers through the interface they declare (src/session/answer-filter.ts).
+    sessions.useAnswerFilter(policy);
+  }
+}

@@ -1,7 +1,5 @@
 import {
   ForbiddenException,
-  Global,
-  HttpException,
   Inject,
   Injectable,
   Logger,
@@ -19,7 +17,6 @@ import { GatewayMetrics } from '../telemetry/gateway-metrics.service';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { VsmChannel, type S5Event } from '../vsm/vsm.channels';
 import { Admission, type AdmissionCheck } from './admission';
-import { isRefusal } from './identity';
 
 /**
  * Marks a provider as an admission check (an {@link AdmissionCheck}): a team provides one from a
@@ -30,7 +27,7 @@ export const ADMISSION_CHECKS = DiscoveryService.createDecorator<void>();
 
 /**
  * The admission step as a Nest provider: the transports get it injected and call it as plain
- * TypeScript; the guards below delegate to it for Nest controllers.
+ * TypeScript.
  */
 @Injectable()
 export class AdmissionService extends Admission implements OnModuleInit {
@@ -130,36 +127,6 @@ export class AuthPolicyListener {
 }
 
 /**
- * Protects a Nest controller with the same authenticators as the MCP transports
- * (`@UseGuards(AuthGuard)`). With AUTH_MODE=none it lets everything through.
- */
-@Injectable()
-export class AuthGuard implements CanActivate {
-  constructor(private readonly admission: AdmissionService) {}
-
-  async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (!this.admission.enabled) return true;
-    const http = context.switchToHttp();
-    const request = http.getRequest<FastifyRequest>();
-    const req = {
-      transport: 'streamable' as const,
-      headers: request.raw.headers,
-      socket: request.raw.socket,
-    };
-    const verdict = await this.admission.authenticate(req);
-    if (!isRefusal(verdict)) return true;
-    const reply = http.getResponse<FastifyReply>();
-    for (const [name, value] of Object.entries(verdict.headers ?? {})) {
-      void reply.header(name, value);
-    }
-    throw new HttpException(
-      { statusCode: verdict.status, error: verdict.reason, message: verdict.message },
-      verdict.status,
-    );
-  }
-}
-
-/**
  * S5 on the admin API: `check_compliance('admin.<METHOD> <path>')` before every admin action and
  * `verify_identity(operation)` before one that changes the gateway (anything but GET). A refusal
  * is 403 with S5's reason. Runs after AdminTokenGuard.
@@ -203,11 +170,13 @@ export class AdminPolicyGuard implements CanActivate {
   }
 }
 
-/** Authentication, admission and S5 policy for every transport (README "Security"). */
-@Global()
+/**
+ * Authentication, admission and S5 policy for every transport (README "Security"), imported by
+ * the transport modules and the admin API.
+ */
 @Module({
   imports: [DiscoveryModule],
-  providers: [AdmissionService, AuthPolicyListener, AuthGuard, AdminPolicyGuard],
-  exports: [AdmissionService, AuthGuard, AdminPolicyGuard],
+  providers: [AdmissionService, AuthPolicyListener, AdminPolicyGuard],
+  exports: [AdmissionService, AdminPolicyGuard],
 })
 export class PolicyModule {}

@@ -9,7 +9,7 @@ import { UpstreamFactory } from '../upstream/upstream.factory';
 import type { MessageHeaders, UpstreamConnection, UpstreamLease } from '../upstream/upstream-connection';
 import { endConnectTrace, startConnectTrace } from '../telemetry/tracing/mcp-spans';
 import { Tracing } from '../telemetry/tracing/tracing';
-import { VsmChannel } from '../vsm/vsm.channels';
+import { AlgedonicBreakerListener } from '../vsm/algedonic-breaker.listener';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { DedicatedPort } from './dedicated-port';
 import { PooledService } from './pooled-service';
@@ -44,27 +44,13 @@ export class PoolManager implements OnModuleInit, OnApplicationShutdown {
     private readonly metrics: GatewayMetrics,
     vsm: VsmBus,
   ) {
-    this.breakers = new Breakers({
-      hurting: (target, message, context) => {
-        this.log.warn({ replica: target, ...context }, `replica ${target} is failing: ${message}`);
-        vsm.publish(VsmChannel.Algedonic, {
-          type: 'pain',
-          severity: 'critical',
-          source: target,
-          message,
-          context,
-        });
-      },
-      recovered: (target, recoveryMetrics) => {
-        this.log.log({ replica: target, ...recoveryMetrics }, `replica ${target} recovered`);
-        vsm.publish(VsmChannel.Algedonic, {
-          type: 'pleasure',
-          severity: 'moderate',
-          source: target,
-          recoveryMetrics,
-        });
-      },
-    });
+    this.breakers = new Breakers(
+      new AlgedonicBreakerListener(vsm, {
+        log: this.log,
+        field: 'replica',
+        name: (target) => `replica ${target}`,
+      }),
+    );
     this.warm = new WarmStdio(
       config.stdioWarmProcesses,
       (replica) => this.factory.create(replica),

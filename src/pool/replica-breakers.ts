@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
+import type { BreakerEpisodeListener } from '../vsm/algedonic-breaker.listener';
 
 /** Breaker thresholds for the replicas of one service (gateway.yaml `breaker:`). */
 export interface BreakerSettings {
@@ -32,9 +33,7 @@ export const CONSECUTIVE_FAILURES_PAIN = 3;
  * started hurting (breaker opened, or CONSECUTIVE_FAILURES_PAIN failures in a row) and, later,
  * it recovered. Never once per request.
  */
-export interface BreakerListener {
-  hurting(target: string, reason: string, context: Record<string, unknown>): void;
-  recovered(target: string, metrics: Record<string, unknown>): void;
+export interface BreakerListener extends BreakerEpisodeListener {
   stateChanged?(target: string, state: BreakerState): void;
 }
 

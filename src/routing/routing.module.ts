@@ -1,4 +1,4 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { ReplicaStates } from './replica-states';
 import { Router } from './router.service';
 
@@ -7,7 +7,6 @@ import { Router } from './router.service';
  * replicas unhealthy (health checks, breakers). The admin API and the watched gateway.yaml that
  * change them live above, in src/ops/admin.
  */
-@Global()
 @Module({
   providers: [ReplicaStates, Router],
   exports: [Router, ReplicaStates],

@@ -3,7 +3,8 @@ import type { JsonRpcMessage } from '../../libs/protocol/src/jsonrpc';
 /**
  * What a session asks before it relays an answer: whether the client may see all of it. The
  * session layer declares it; the policy layer provides it (MessagePolicy filters list answers for
- * clients with tool/resource/prompt rules), so sessions never import policy.
+ * clients with tool/resource/prompt rules) through `SessionService.useAnswerFilter`, so sessions
+ * never import policy.
  */
 export interface AnswerFilter {
   /** Whether the answer to a `method` request of `clientId` must be filtered. */
@@ -11,6 +12,3 @@ export interface AnswerFilter {
   /** The filtered answer's text, or undefined to send the upstream's bytes unchanged. */
   filterAnswer(clientId: string, method: string, response: JsonRpcMessage): string | undefined;
 }
-
-/** The Nest token of the AnswerFilter (absent: answers pass unchanged). */
-export const ANSWER_FILTER = Symbol('ANSWER_FILTER');

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
-import { VsmChannel } from '../vsm/vsm.channels';
+import { AlgedonicBreakerListener } from '../vsm/algedonic-breaker.listener';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { ClientTransportGuard } from './client-transport-guard';
 
@@ -12,28 +12,15 @@ import { ClientTransportGuard } from './client-transport-guard';
 @Injectable()
 export class ClientTransportGuardService extends ClientTransportGuard implements OnApplicationShutdown {
   constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, vsm: VsmBus) {
-    const log = new Logger('ClientTransport');
-    super(config.clientBreaker, {
-      hurting: (target, message, context) => {
-        log.warn({ transport: target, ...context }, `${target} is failing: ${message}`);
-        vsm.publish(VsmChannel.Algedonic, {
-          type: 'pain',
-          severity: 'critical',
-          source: target,
-          message,
-          context,
-        });
-      },
-      recovered: (target, recoveryMetrics) => {
-        log.log({ transport: target, ...recoveryMetrics }, `${target} recovered`);
-        vsm.publish(VsmChannel.Algedonic, {
-          type: 'pleasure',
-          severity: 'moderate',
-          source: target,
-          recoveryMetrics,
-        });
-      },
-    });
+    super(
+      config.clientBreaker,
+      // A transport target (`transport:<kind>`) names itself in the log lines.
+      new AlgedonicBreakerListener(vsm, {
+        log: new Logger('ClientTransport'),
+        field: 'transport',
+        name: (target) => target,
+      }),
+    );
   }
 
   onApplicationShutdown(): void {

@@ -1,5 +1,4 @@
 import {
-  Global,
   Inject,
   Injectable,
   Logger,
@@ -7,14 +6,15 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationShutdown,
   type OnModuleInit,
-  Optional,
 } from '@nestjs/common';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../../libs/protocol/src/jsonrpc';
 import { GATEWAY_CONFIG } from '../config/config.module';
 import type { GatewayConfig } from '../config/gateway-config';
 import { PoolManager } from '../pool/pool-manager.service';
+import { PoolModule } from '../pool/pool.module';
 import { Router } from '../routing/router.service';
+import { RoutingModule } from '../routing/routing.module';
 import { VsmChannel } from '../vsm/vsm.channels';
 import { VsmBus } from '../vsm/vsm-bus.service';
 import { GAUGE_SOURCE, type Gauge, type GaugeSource } from '../telemetry/gauge-source';
@@ -34,7 +34,7 @@ import type { Session, SessionHooks } from './session';
 import type { ServiceDirectory } from './session';
 import { SessionRegistry, type SessionLimits } from './session-registry';
 import { InMemorySessionStore } from './session-store';
-import { ANSWER_FILTER, type AnswerFilter } from './answer-filter';
+import type { AnswerFilter } from './answer-filter';
 import { EndReason } from '../core/end-reason';
 
 /** What clients are told when the gateway shuts down (WebSocket "going away"; the session stays resumable). */
@@ -46,13 +46,14 @@ export class GatewaySessionHooks implements SessionHooks {
   private readonly log = new Logger('Session');
   /** Told when a session ends, so per-client session counts stay true (set with the registry's). */
   sessionLimits: SessionLimits | undefined = undefined;
+  /** Filters list answers for clients with rules (set by the policy layer, see useAnswerFilter). */
+  answers: AnswerFilter | undefined = undefined;
 
   constructor(
     private readonly vsm: VsmBus,
     private readonly metrics: GatewayMetrics,
     private readonly transports: ClientTransportGuardService,
     private readonly usage: ClientUsage,
-    @Optional() @Inject(ANSWER_FILTER) private readonly answers?: AnswerFilter,
   ) {}
 
   rewritesAnswer(session: Session, request: JsonRpcRequest): boolean {
@@ -202,6 +203,14 @@ export class SessionService
     this.sessionHooks.sessionLimits = limits;
   }
 
+  /**
+   * Sessions ask `filter` before relaying an answer (the policy layer registers its MessagePolicy
+   * at start-up, before any session exists); without one, answers pass unchanged.
+   */
+  useAnswerFilter(filter: AnswerFilter): void {
+    this.sessionHooks.answers = filter;
+  }
+
   /** The default service (ServiceDirectory: transports ask the session layer, not the router). */
   get defaultService(): string {
     return this.router.defaultService;
@@ -281,8 +290,12 @@ export class SessionService
   }
 }
 
-@Global()
+/**
+ * Sessions and the client-transport guard. The policy layer above registers what sessions ask
+ * it (answer filter, session limits) through SessionService, so nothing here imports policy.
+ */
 @Module({
+  imports: [RoutingModule, PoolModule],
   providers: [ClientTransportGuardService, GatewaySessionHooks, SessionService, S3TransportListener],
   exports: [SessionService, ClientTransportGuardService],
 })

@@ -13,9 +13,10 @@ import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node
 import { GATEWAY_CONFIG } from '../../config/config.module';
 import type { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../telemetry/gateway-metrics.service';
-import { AdmissionService } from '../../policy/policy.module';
+import { AdmissionService, PolicyModule } from '../../policy/policy.module';
+import { MessagePolicyModule } from '../../policy/message-policy.module';
 import { MessagePolicy } from '../../policy/message-policy';
-import { SessionService } from '../../session/session.module';
+import { SessionModule, SessionService } from '../../session/session.module';
 import { ErrorCode } from '../../../libs/protocol/src';
 import { ErrorBoundary } from '../error-boundary';
 import { mcpErrorHandler } from '../http/fastify-errors';
@@ -195,5 +196,9 @@ class MessagesRoute implements RawRoute, RawBodyTarget {
   }
 }
 
-@Module({ providers: [LegacySseRoutes] })
+/** The legacy HTTP+SSE client transport (2024-11-05): GET /sse[/:service] and POST /messages. */
+@Module({
+  imports: [SessionModule, PolicyModule, MessagePolicyModule],
+  providers: [LegacySseRoutes],
+})
 export class SseTransportModule {}
