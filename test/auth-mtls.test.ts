@@ -3,15 +3,14 @@
  * subject CN (or SAN); a connection without a verified certificate gets 401.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GatewayMetrics } from '../src/telemetry/gateway-metrics.service';
 import { SessionService } from '../src/session/session.module';
 import { makeSelfSignedCert, type TestCert } from './helpers/certs';
 import { startGateway, type RunningGateway } from './helpers/gateway';
+import { clientCa } from './helpers/client-certs';
 
 const INIT = JSON.stringify({
   jsonrpc: '2.0',
@@ -22,45 +21,8 @@ const INIT = JSON.stringify({
 
 /** A CA and one client certificate it signed (CN client-7, SAN DNS:svc-7.example), made with openssl. */
 function clientCertificate(dir: string): { caFile: string; cert: Buffer; key: Buffer } {
-  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run([
-    'req',
-    '-x509',
-    ...ec,
-    '-days',
-    '2',
-    '-subj',
-    '/CN=test-client-ca',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-  ]);
-  run(['req', ...ec, '-subj', '/CN=client-7', '-keyout', 'client.key', '-out', 'client.csr']);
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:svc-7.example\nextendedKeyUsage=clientAuth\n');
-  run([
-    'x509',
-    '-req',
-    '-in',
-    'client.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    'ext.cnf',
-    '-out',
-    'client.pem',
-  ]);
-  return {
-    caFile: join(dir, 'ca.pem'),
-    cert: readFileSync(join(dir, 'client.pem')),
-    key: readFileSync(join(dir, 'client.key')),
-  };
+  const ca = clientCa(dir);
+  return { caFile: ca.caFile, ...ca.issue('client-7', 'svc-7.example') };
 }
 
 function initialize(

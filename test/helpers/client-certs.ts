@@ -12,9 +12,13 @@ const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes
 
 /**
  * A test CA in `dir` (openssl, made at run time: no key material in the repository) that signs
- * client certificates with any subject CN. `caFile` is what TLS_CA_FILE takes.
+ * client certificates with any subject CN, and a DNS subject alternative name when `dnsName` is
+ * given. `caFile` is what TLS_CA_FILE takes.
  */
-export function clientCa(dir: string): { caFile: string; issue(commonName: string): ClientCert } {
+export function clientCa(dir: string): {
+  caFile: string;
+  issue(commonName: string, dnsName?: string): ClientCert;
+} {
   const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
   run([
     'req',
@@ -29,12 +33,13 @@ export function clientCa(dir: string): { caFile: string; issue(commonName: strin
     '-out',
     'ca.pem',
   ]);
-  writeFileSync(join(dir, 'client-ext.cnf'), 'extendedKeyUsage=clientAuth\n');
   let serial = 0;
   return {
     caFile: join(dir, 'ca.pem'),
-    issue(commonName: string): ClientCert {
+    issue(commonName: string, dnsName?: string): ClientCert {
       const base = `client-${++serial}`;
+      const san = dnsName === undefined ? '' : `subjectAltName=DNS:${dnsName}\n`;
+      writeFileSync(join(dir, `${base}-ext.cnf`), `${san}extendedKeyUsage=clientAuth\n`);
       // -subj takes `/` and `=` as separators: a CN containing them is escaped with a backslash.
       const cn = commonName.replace(/[/=\\]/g, (c) => `\\${c}`);
       run(['req', ...EC, '-subj', `/CN=${cn}`, '-keyout', `${base}.key`, '-out', `${base}.csr`]);
@@ -51,7 +56,7 @@ export function clientCa(dir: string): { caFile: string; issue(commonName: strin
         '-days',
         '2',
         '-extfile',
-        'client-ext.cnf',
+        `${base}-ext.cnf`,
         '-out',
         `${base}.pem`,
       ]);
